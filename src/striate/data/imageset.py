@@ -1,0 +1,120 @@
+"""ImageSet: the one currency between the parts of striate."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from striate.errors import DataError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+@dataclass(frozen=True, eq=False)
+class ImageSet:
+    """Labelled images: uint8 `images` (N×C×H×W), int64 `labels` (N), `classes` names, `source`.
+
+    `ds[i]` gives one `(image, label)` pair; `ds[slice]`, `ds[index_tensor]` or `ds[bool_mask]`
+    give a new ImageSet sharing the class names.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: tuple[str, ...]
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        images, labels = self.images, self.labels
+        if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.ndim != 4:
+            raise DataError(
+                f"ImageSet images must be a uint8 tensor N×C×H×W, got "
+                f"{getattr(images, 'dtype', type(images).__name__)} of shape "
+                f"{tuple(getattr(images, 'shape', ()))} ({self.source or 'no source'})"
+            )
+        if images.shape[1] not in (1, 3):
+            raise DataError(
+                f"ImageSet images must have 1 or 3 channels, got {images.shape[1]} "
+                f"({self.source or 'no source'})"
+            )
+        if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or labels.ndim != 1:
+            raise DataError(
+                f"ImageSet labels must be a 1-D int64 tensor, got "
+                f"{getattr(labels, 'dtype', type(labels).__name__)} ({self.source or 'no source'})"
+            )
+        if len(labels) != len(images):
+            raise DataError(
+                f"{len(images)} images but {len(labels)} labels ({self.source or 'no source'}): "
+                f"each image needs exactly one label"
+            )
+        object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
+        if len(self.classes) == 0:
+            raise DataError(f"ImageSet needs at least one class name ({self.source or 'no source'})")
+        if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= len(self.classes)):
+            raise DataError(
+                f"labels range over {int(labels.min())}..{int(labels.max())} but there are "
+                f"{len(self.classes)} classes ({self.source or 'no source'})"
+            )
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index):
+        if isinstance(index, (int, np.integer)):
+            return self.images[index], int(self.labels[index])
+        if isinstance(index, np.ndarray):
+            index = torch.from_numpy(index)
+        elif isinstance(index, Sequence) and not isinstance(index, (str, bytes)):
+            index = torch.as_tensor(index, dtype=torch.int64)
+        return ImageSet(self.images[index], self.labels[index], self.classes, self.source)
+
+    def __repr__(self) -> str:
+        c, h, w = self.shape
+        return (
+            f"ImageSet({len(self)} images, {c}×{h}×{w}, {self.num_classes} classes"
+            + (f", from {self.source}" if self.source else "")
+            + ")"
+        )
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Shape of one image, C×H×W."""
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def class_counts(self) -> torch.Tensor:
+        """Number of images of each class, indexed like `classes`."""
+        return torch.bincount(self.labels, minlength=self.num_classes)
+
+    def pixel_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel mean and standard deviation of the pixels, on the 0–1 scale."""
+        if len(self) == 0:
+            raise DataError(f"cannot take pixel statistics of an empty ImageSet ({self.source})")
+        c = self.images.shape[1]
+        total = torch.zeros(c, dtype=torch.float64)
+        total_sq = torch.zeros(c, dtype=torch.float64)
+        for start in range(0, len(self), 8192):  # chunks bound the float64 copy
+            chunk = self.images[start : start + 8192].to(torch.float64)
+            total += chunk.sum(dim=(0, 2, 3))
+            total_sq += chunk.square().sum(dim=(0, 2, 3))
+        n = len(self) * self.images.shape[2] * self.images.shape[3]
+        mean = total / n
+        var = (total_sq / n - mean.square()).clamp_min(0)
+        return (mean / 255).float(), (var.sqrt() / 255).float()
+
+    def to(self, device: str | torch.device) -> ImageSet:
+        """The same set with its tensors on `device`."""
+        return ImageSet(self.images.to(device), self.labels.to(device), self.classes, self.source)
+
+    def show(self, n: int = 64, per_class: int | None = None, seed: int = 0) -> Figure:
+        """A matplotlib grid of samples: `n` random images, or `per_class` of each class in rows."""
+        from striate.data.plots import sample_grid
+
+        return sample_grid(self, n=n, per_class=per_class, seed=seed)

@@ -1,0 +1,13 @@
+"""User-facing errors: each says what was wrong and what to do; the CLI prints the message alone."""
+
+
+class StriateError(Exception):
+    """Base class for mistakes a user can fix (bad input, missing files, wrong options)."""
+
+
+class DataError(StriateError):
+    """A dataset file or folder is missing, malformed, truncated or inconsistent."""
+
+
+class DownloadError(StriateError):
+    """A dataset could not be fetched or failed its checksum."""
