@@ -1,5 +1,202 @@
-"""load_dataset and the registry of named sources (being written)."""
+"""`load_dataset` and the registry of named sources (`striate datasets` lists it)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from striate.data.imageset import ImageSet
+from striate.errors import DataError, StriateError
+
+DERIVED_TEST_FRACTION = 0.2
+DERIVED_SEED = 0
 
 
-def load_dataset(name_or_path, split="train", root=None):
-    raise NotImplementedError
+@dataclass(frozen=True)
+class Source:
+    """A named dataset: how to load one split of it, and what it needs on disk."""
+
+    name: str
+    description: str
+    files: str
+    splits: tuple[str, ...]
+    load: Callable[..., ImageSet]  # (root, split, **options) -> ImageSet
+
+
+def _digits(root: Path | None, split: str) -> ImageSet:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    # 8×8 images of values 0..16 (Alpaydin & Kaynak 1998), rescaled to the 0..255 of every source.
+    images = np.rint(bunch.images * (255 / 16)).astype(np.uint8)[:, None]
+    ds = ImageSet(
+        torch.from_numpy(images),
+        torch.from_numpy(bunch.target.astype(np.int64)),
+        tuple(str(c) for c in bunch.target_names),
+        "digits (scikit-learn)",
+    )
+    return ds if split == "all" else derived_split(ds, split)
+
+
+def _mnist(variant: str) -> Callable[..., ImageSet]:
+    def load(root: Path | None, split: str) -> ImageSet:
+        from striate.data.idx import load_mnist
+
+        return load_mnist(root, split, variant)
+
+    return load
+
+
+def _cifar(variant: str) -> Callable[..., ImageSet]:
+    def load(root: Path | None, split: str, **options) -> ImageSet:
+        from striate.data.cifar import load_cifar
+
+        return load_cifar(root, split, variant, **options)
+
+    return load
+
+
+_IDX_FILES = "{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz (IDX; .gz or not)"
+
+SOURCES: dict[str, Source] = {
+    s.name: s
+    for s in (
+        Source(
+            "digits",
+            "scikit-learn's bundled 8×8 handwritten digits, 1,797 images; needs no files",
+            "none (bundled with scikit-learn)",
+            ("train", "test", "all"),
+            _digits,
+        ),
+        Source("mnist", "handwritten digits, 28×28 grey, 60,000 + 10,000", _IDX_FILES,
+               ("train", "test"), _mnist("mnist")),
+        Source("fashion-mnist", "Zalando clothing images, 28×28 grey, 60,000 + 10,000", _IDX_FILES,
+               ("train", "test"), _mnist("fashion-mnist")),
+        Source("cifar10", "10 classes of 32×32 colour images, 50,000 + 10,000",
+               "cifar-10-python.tar.gz, or cifar-10-batches-py/ (-bin/ for the binary batches)",
+               ("train", "test"), _cifar("cifar10")),
+        Source("cifar100",
+               "100 classes (20 superclasses: label_mode='coarse'), 32×32, 50,000 + 10,000",
+               "cifar-100-python.tar.gz, or cifar-100-python/ (cifar-100-binary/)",
+               ("train", "test"), _cifar("cifar100")),
+    )
+}
+
+PATH_KINDS = (
+    ("image folder", "DIR with class/xxx.png, or train/ and test/ tops each holding class folders"),
+    ("zip of an image folder", "FILE.zip in the same layout, read without extracting"),
+    ("arrays", "FILE.npz with x_train, y_train, x_test, y_test (optional classes)"),
+)
+
+
+def load_dataset(
+    name_or_path: str | os.PathLike,
+    split: str = "train",
+    root: str | os.PathLike | None = None,
+    *,
+    size: int | Sequence[int] | None = None,
+    on_bad_image: str = "error",
+    cache: bool = True,
+    progress: bool = True,
+    **options,
+) -> ImageSet:
+    """Load one split of a named dataset (see `SOURCES`) or of a folder, .zip or .npz path.
+
+    `root` is the folder holding a named dataset's files (ROOT or ROOT/NAME is searched; missing
+    files are downloaded there when the network is up). `size` resizes every image to (H, W).
+    `on_bad_image` ('error' or 'skip') and `cache` apply to image folders and zips; `options` go to
+    the source (e.g. ``label_mode='coarse'`` for cifar100).
+    """
+    name = str(name_or_path)
+    if name in SOURCES:
+        source = SOURCES[name]
+        if split not in source.splits:
+            raise DataError(f"{name} has no split '{split}'; it has {', '.join(source.splits)}")
+        ds = source.load(Path(root) if root is not None else None, split, **options)
+        return resize(ds, size) if size is not None else ds
+    path = Path(name_or_path).expanduser()
+    if root is not None and not path.is_absolute() and not path.exists():
+        path = Path(root) / path
+    if not path.exists():
+        raise DataError(
+            f"unknown dataset '{name}': not a known name ({', '.join(SOURCES)}) nor an existing "
+            f"path; give a folder, a .zip or a .npz (see `striate datasets`)"
+        )
+    if options:
+        raise StriateError(f"unexpected options for {path}: {', '.join(options)}")
+    if path.suffix.lower() == ".npz":
+        from striate.data.npz import load_npz
+
+        ds = load_npz(path, split)
+        return resize(ds, size) if size is not None else ds
+    if path.is_dir() or path.suffix.lower() == ".zip":
+        from striate.data.folder import load_folder
+
+        return load_folder(path, split, size, on_bad_image, cache, progress)
+    raise DataError(
+        f"{path}: don't know how to read '{path.suffix or path.name}' files; give an image folder, "
+        f"a .zip of one or a .npz (named datasets: {', '.join(SOURCES)})"
+    )
+
+
+def derived_split(ds: ImageSet, split: str) -> ImageSet:
+    """`train`/`test` of a source that ships as one set: a fixed stratified 80/20 split, seed 0."""
+    from striate.data.splits import stratified_split
+
+    if split not in ("train", "test"):
+        raise DataError(f"no split '{split}' in {ds.source}; use train, test or all")
+    train_idx, test_idx = stratified_split(ds.labels, DERIVED_TEST_FRACTION, seed=DERIVED_SEED)
+    idx = train_idx if split == "train" else test_idx
+    sub = ds[idx]
+    share = 1 - DERIVED_TEST_FRACTION if split == "train" else DERIVED_TEST_FRACTION
+    return ImageSet(sub.images, sub.labels, sub.classes,
+                    f"{ds.source} [{split}: stratified {share:.0%} of all, seed {DERIVED_SEED}]")
+
+
+def resize(ds: ImageSet, size: int | Sequence[int]) -> ImageSet:
+    """Every image resized to `size` (H, W) with antialiased bilinear interpolation, in batches."""
+    from striate.data.folder import parse_size
+
+    h, w = parse_size(size)  # type: ignore[misc]
+    if ds.shape[1:] == (h, w):
+        return ds
+    out = torch.empty((len(ds), ds.shape[0], h, w), dtype=torch.uint8)
+    for start in range(0, len(ds), 4096):  # chunks bound the float copy
+        chunk = ds.images[start : start + 4096].float()
+        out[start : start + 4096] = (
+            F.interpolate(chunk, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+            .round_()
+            .clamp_(0, 255)
+            .to(torch.uint8)
+        )
+    return ImageSet(out, ds.labels, ds.classes, f"{ds.source} [resized to {h}×{w}]")
+
+
+def available_splits(
+    name_or_path: str | os.PathLike, root: str | os.PathLike | None = None
+) -> list[str]:
+    """The splits worth showing for a source: its own (train/test), or `all` for a flat folder."""
+    name = str(name_or_path)
+    if name in SOURCES:
+        return [s for s in SOURCES[name].splits if s != "all"]
+    path = Path(name_or_path).expanduser()
+    if root is not None and not path.is_absolute() and not path.exists():
+        path = Path(root) / path
+    if path.suffix.lower() == ".npz" and path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                keys = set(z.files)
+        except (OSError, ValueError, EOFError) as e:
+            raise DataError(f"{path} is not a readable .npz file ({e})") from e
+        return [s for s in ("train", "test") if f"x_{s}" in keys] or ["train"]
+    if path.is_dir() or (path.suffix.lower() == ".zip" and path.is_file()):
+        from striate.data.folder import scan
+
+        return list(scan(path).splits)
+    return ["train"]  # load_dataset will say what is wrong with it

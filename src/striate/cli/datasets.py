@@ -1,0 +1,99 @@
+"""`striate datasets`: list the sources; `striate datasets show NAME`: what a dataset holds."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from striate._atomic import atomic_path
+from striate.data.registry import PATH_KINDS, SOURCES, available_splits, load_dataset
+
+app = typer.Typer(
+    help="List dataset sources, or show what one holds.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+console = Console()
+
+
+@app.callback()
+def _list(ctx: typer.Context) -> None:
+    """List the named datasets and the kinds of path `load_dataset` reads."""
+    if ctx.invoked_subcommand is not None:
+        return
+    table = Table(title="named datasets", title_justify="left")
+    for col in ("name", "splits", "what", "files (in --root or ROOT/NAME)"):
+        table.add_column(col, overflow="fold")
+    for s in SOURCES.values():
+        table.add_row(s.name, " ".join(s.splits), s.description, s.files)
+    console.print(table)
+    paths = Table(title="paths", title_justify="left")
+    paths.add_column("kind")
+    paths.add_column("layout", overflow="fold")
+    for kind, layout in PATH_KINDS:
+        paths.add_row(kind, layout)
+    console.print(paths)
+    console.print("Example: striate datasets show mnist --root ../shared/data")
+
+
+@app.command()
+def show(
+    name: str = typer.Argument(..., help="A dataset name (see `striate datasets`) or a path."),
+    root: Path | None = typer.Option(None, help="Folder holding the dataset's files."),
+    split: list[str] | None = typer.Option(
+        None, "--split", help="Split(s) to show; default: every split the source has."
+    ),
+    size: int | None = typer.Option(None, help="Resize every image to SIZE×SIZE."),
+    on_bad_image: str = typer.Option(
+        "error", help="'error' stops at an unreadable image; 'skip' leaves it out and counts it."
+    ),
+    out: Path | None = typer.Option(
+        None, help="PNG grid of samples to write [default: runs/datasets/NAME.png]."
+    ),
+    per_class: int = typer.Option(8, help="Samples per class in the grid (classes ≤ 20)."),
+    seed: int = typer.Option(0, help="Seed for the samples shown."),
+) -> None:
+    """Per-split and per-class counts, image shape, pixel mean/std, and a PNG grid of samples."""
+    splits = split or available_splits(name, root)
+    sets = {
+        s: load_dataset(name, s, root, size=size, on_bad_image=on_bad_image) for s in splits
+    }
+    first = next(iter(sets.values()))
+    c, h, w = first.shape
+    summary = Table(title=f"{name}", title_justify="left")
+    for col in ("split", "images", "shape C×H×W", "pixel mean (0–1)", "pixel std (0–1)", "source"):
+        summary.add_column(col, overflow="fold")
+    for s, ds in sets.items():
+        mean, std = ds.pixel_stats()
+        summary.add_row(
+            s, f"{len(ds):,}", "×".join(map(str, ds.shape)),
+            " ".join(f"{v:.4f}" for v in mean.tolist()),
+            " ".join(f"{v:.4f}" for v in std.tolist()), ds.source,
+        )
+    console.print(summary)
+
+    counts = Table(title="images per class", title_justify="left")
+    counts.add_column("class")
+    for s in sets:
+        counts.add_column(s, justify="right")
+    per_split = {s: ds.class_counts().tolist() for s, ds in sets.items()}
+    for k, cls in enumerate(first.classes):
+        counts.add_row(cls, *(f"{per_split[s][k]:,}" for s in sets))
+    console.print(counts)
+
+    out = out or Path("runs") / "datasets" / f"{_slug(name)}.png"
+    grid = first.show(per_class=per_class, seed=seed) if first.num_classes <= 20 else first.show(
+        n=100, seed=seed
+    )
+    with atomic_path(out) as tmp:
+        grid.savefig(tmp, dpi=120, format="png")
+    console.print(f"{c}×{h}×{w} images; samples of '{next(iter(sets))}' written to {out}")
+
+
+def _slug(name: str) -> str:
+    stem = Path(name).name if ("/" in name or "\\" in name) else name
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-") or "dataset"

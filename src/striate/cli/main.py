@@ -1,0 +1,64 @@
+"""The `striate` entry point: registers the command groups and turns user errors into one line."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from striate import __version__
+from striate.cli import datasets
+from striate.errors import StriateError
+
+app = typer.Typer(
+    name="striate",
+    help="Deep learning for computer vision: datasets, classical baselines, networks, training.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(datasets.app, name="datasets")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"striate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """striate: the image-classification pipeline and the vision tasks built on it."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; a StriateError prints `error: <message>` and exits with status 2."""
+    try:
+        app(args=argv, prog_name="striate", standalone_mode=False)
+    except StriateError as e:
+        typer.echo(f"error: {e}", err=True)
+        return 2
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+    except typer.Exit as e:
+        return e.exit_code
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 1
+    except Exception as e:  # click's usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            return e.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

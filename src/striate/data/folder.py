@@ -1,0 +1,442 @@
+"""Image folders in the ImageFolder layout, as a directory or a .zip read without extracting.
+
+Layout: ``class/xxx.png`` (one split, called ``all``), or ``train/class/xxx.png`` and
+``test/class/xxx.png`` (also ``val``/``valid``/``validation``). Files are found recursively inside a
+class folder, classes are sorted by name (as torchvision's ImageFolder does), and a single wrapping
+folder (``mydata/train/...``, as zipping a folder produces) is looked through.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+import zipfile
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import torch
+from PIL import Image
+
+from striate.data.imageset import ImageSet
+from striate.errors import DataError, StriateError
+
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
+)
+SPLIT_NAMES = ("train", "val", "valid", "validation", "test")
+MAX_MEMBER_BYTES = 256 << 20  # a bigger "image" inside a zip is refused rather than read
+BAD_IMAGE_POLICIES = ("error", "skip")
+
+
+class StriateWarning(UserWarning):
+    """Something was skipped or adjusted; the run goes on."""
+
+
+@dataclass
+class FolderIndex:
+    """What a folder or zip holds: per split, the image paths and their class indices."""
+
+    path: Path
+    is_zip: bool
+    classes: tuple[str, ...]
+    splits: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
+
+
+def parse_size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
+    """Normalise a `size` argument (int or (H, W)) to (H, W)."""
+    if size is None:
+        return None
+    if isinstance(size, int):
+        size = (size, size)
+    size = tuple(int(s) for s in size)
+    if len(size) != 2 or min(size) < 1:
+        raise StriateError(f"size must be a positive int or (height, width), got {size!r}")
+    return size  # type: ignore[return-value]
+
+
+def fingerprint(path: Path) -> str:
+    """A key that changes when the source's content does.
+
+    For a zip this hashes every member's name, size and CRC-32 from the central directory (so the
+    content itself, without decompressing). For a directory it hashes each file's relative path,
+    size and modification time, which is what `make` trusts too.
+    """
+    h = hashlib.sha256()
+    if path.is_dir():
+        for rel, full in _walk_files(path):
+            st = full.stat()
+            h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    else:
+        with _open_zip(path) as zf:
+            for info in zf.infolist():
+                h.update(f"{info.filename}\0{info.file_size}\0{info.CRC}\n".encode())
+    return h.hexdigest()
+
+
+def scan(path: Path) -> FolderIndex:
+    """Index an image folder or zip: splits, classes, image paths (DataError on a bad layout)."""
+    path = Path(path)
+    is_zip = path.is_file()
+    if is_zip:
+        with _open_zip(path) as zf:
+            entries = [(i.filename, i.is_dir()) for i in zf.infolist()]
+    elif path.is_dir():
+        entries = [(rel, False) for rel, _ in _walk_files(path)]
+        entries += [(rel + "/", True) for rel in _walk_dirs(path)]
+    else:
+        raise DataError(f"{path} does not exist: give an image folder or a .zip of one")
+    return _index(path, is_zip, entries)
+
+
+def _index(path: Path, is_zip: bool, entries: list[tuple[str, bool]]) -> FolderIndex:
+    files = [PurePosixPath(n) for n, is_dir in entries if not is_dir and _is_image(n)]
+    dirs = {PurePosixPath(n.rstrip("/")) for n, is_dir in entries if is_dir}
+    if not files:
+        raise DataError(
+            f"{path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}): an image folder needs "
+            f"class/xxx.png or train/class/xxx.png"
+        )
+    prefix = PurePosixPath()
+    # Look through single wrapping folders, e.g. a zip of "cifar10/train/cat/1.png".
+    while True:
+        tops = {f.parts[len(prefix.parts)] for f in files}
+        deep = all(len(f.parts) > len(prefix.parts) + 2 for f in files)
+        if len(tops) == 1 and deep and tops.isdisjoint(SPLIT_NAMES):
+            prefix = prefix / tops.pop()
+        else:
+            break
+    depth0 = len(prefix.parts)
+    tops = {f.parts[depth0] for f in files if len(f.parts) > depth0 + 1}
+    split_layout = any(t in SPLIT_NAMES for t in tops)
+
+    grouped: dict[str, dict[str, list[str]]] = {}
+    for f in files:
+        rel = f.parts[depth0:]
+        if split_layout:
+            if rel[0] not in SPLIT_NAMES:
+                raise DataError(
+                    f"{path}: '{f}' is outside the split folders ({', '.join(SPLIT_NAMES)}); "
+                    f"move it into one, or remove it"
+                )
+            split, rel = rel[0], rel[1:]
+        else:
+            split = "all"
+        if len(rel) < 2:
+            raise DataError(
+                f"{path}: image '{f}' is not inside a class folder; the layout is "
+                f"{'split/' if split_layout else ''}class/image"
+            )
+        grouped.setdefault(split, {}).setdefault(rel[0], []).append(str(f))
+
+    # Class folders with no images in them (a zip lists empty folders as entries).
+    for d in dirs:
+        rel = d.parts[depth0:]
+        if split_layout and len(rel) == 2 and rel[0] in SPLIT_NAMES:
+            split, cls = rel
+        elif not split_layout and len(rel) == 1:
+            split, cls = "all", rel[0]
+        else:
+            continue
+        if cls not in grouped.get(split, {}):
+            raise DataError(
+                f"{path}: class folder '{d}' holds no images; add images or remove the folder"
+            )
+
+    class_sets = {split: sorted(by_class) for split, by_class in grouped.items()}
+    reference_split = "train" if "train" in class_sets else next(iter(class_sets))
+    classes = class_sets[reference_split]
+    for split, names in class_sets.items():
+        if names != classes:
+            missing = sorted(set(classes) - set(names))
+            extra = sorted(set(names) - set(classes))
+            raise DataError(
+                f"{path}: split '{split}' has different classes from '{reference_split}'"
+                + (f"; missing {missing}" if missing else "")
+                + (f"; extra {extra}" if extra else "")
+                + ": every split needs the same class folders"
+            )
+    index = FolderIndex(path=path, is_zip=is_zip, classes=tuple(classes))
+    for split in sorted(grouped, key=lambda s: (SPLIT_NAMES + ("all",)).index(s)):
+        names, labels = [], []
+        for c, cls in enumerate(classes):
+            members = sorted(grouped[split][cls])
+            names += members
+            labels += [c] * len(members)
+        index.splits[split] = (names, np.asarray(labels, dtype=np.int64))
+    return index
+
+
+# --- decoding -------------------------------------------------------------------------------------
+
+_worker_zip: zipfile.ZipFile | None = None
+
+
+def _worker_init(path: str, is_zip: bool) -> None:
+    global _worker_zip
+    _worker_zip = zipfile.ZipFile(path) if is_zip else None
+
+
+def read_member(root: Path, name: str, zf: zipfile.ZipFile | None) -> bytes:
+    """The raw bytes of one image file, from the zip or the directory."""
+    if zf is None:
+        return (root / name).read_bytes()
+    info = zf.getinfo(name)
+    if info.file_size > MAX_MEMBER_BYTES:
+        raise ValueError(f"{info.file_size} bytes is too large for an image")
+    return zf.read(info)
+
+
+def decode_image(data: bytes, size: tuple[int, int] | None) -> np.ndarray:
+    """Decode one image file to uint8 H×W×C (C = 1 for greyscale, 3 otherwise), resized if asked."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        img = Image.open(io.BytesIO(data))
+        img.load()
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.int64)
+        shift = 8 if img.mode.startswith("I;16") or arr.max() > 255 else 0
+        img = Image.fromarray((arr >> shift).clip(0, 255).astype(np.uint8))
+    elif img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        img = Image.fromarray((arr.clip(0, 1) * 255).round().astype(np.uint8))
+    elif img.mode in ("1", "L", "LA"):
+        img = img.convert("L")
+    elif img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA").convert("RGB")
+    elif img.mode != "RGB":
+        img = img.convert("RGB")  # alpha is dropped; CMYK/YCbCr/palette converted
+    if size is not None and img.size != (size[1], size[0]):
+        img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    arr = np.asarray(img)
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def _decode_chunk(
+    root: str, names: list[str], size: tuple[int, int] | None
+) -> list[np.ndarray | str]:
+    """Decode a list of files; each entry is an H×W×C array or the reason it failed."""
+    out: list[np.ndarray | str] = []
+    for name in names:
+        try:
+            out.append(decode_image(read_member(Path(root), name, _worker_zip), size))
+        except Exception as e:  # noqa: BLE001 - any decoder failure marks the file bad
+            out.append(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
+    return out
+
+
+@dataclass
+class Decoded:
+    """Decoded images of one split: the uint8 array, labels and the files that were skipped."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    skipped: list[tuple[str, str]]
+
+
+def decode_split(
+    index: FolderIndex,
+    split: str,
+    size: tuple[int, int] | None,
+    on_bad_image: str = "error",
+    workers: int | None = None,
+    progress: bool = True,
+) -> Decoded:
+    """Decode every image of a split into one N×C×H×W uint8 array (worker processes, progress)."""
+    _check_policy(on_bad_image)
+    names, labels = index.splits[split]
+    results = list(_run_decoders(index, names, size, workers, progress, f"decoding {split}"))
+    skipped = [(n, r) for n, r in zip(names, results, strict=True) if isinstance(r, str)]
+    if skipped and on_bad_image == "error":
+        raise DataError(_bad_image_message(index.path, skipped))
+    good = [i for i, r in enumerate(results) if not isinstance(r, str)]
+    if not good:
+        raise DataError(f"{index.path}: none of the {len(names)} images of '{split}' could be read")
+    arrays = [results[i] for i in good]
+    shapes = {a.shape[:2] for a in arrays}  # type: ignore[union-attr]
+    if len(shapes) > 1:
+        first = arrays[0].shape[:2]  # type: ignore[union-attr]
+        j = next(k for k, a in enumerate(arrays) if a.shape[:2] != first)  # type: ignore[union-attr]
+        raise DataError(
+            f"{index.path}: images differ in size ('{names[good[0]]}' is {first[0]}×{first[1]}, "
+            f"'{names[good[j]]}' is {arrays[j].shape[0]}×{arrays[j].shape[1]}); pass "  # type: ignore[union-attr]
+            f"size=(H, W) (--size) to resize them all"
+        )
+    channels = max(a.shape[2] for a in arrays)  # type: ignore[union-attr]
+    h, w = next(iter(shapes))
+    images = np.empty((len(arrays), channels, h, w), dtype=np.uint8)
+    for k, a in enumerate(arrays):
+        images[k] = a.transpose(2, 0, 1)  # a 1-channel image broadcasts to 3 when others are RGB
+    return Decoded(images, labels[good], skipped)
+
+
+def _run_decoders(
+    index: FolderIndex,
+    names: list[str],
+    size: tuple[int, int] | None,
+    workers: int | None,
+    progress: bool,
+    label: str,
+) -> Iterator[np.ndarray | str]:
+    from striate.progress import progress_bar
+
+    workers = workers or min(os.cpu_count() or 1, 8)
+    chunk = 512
+    chunks = [names[i : i + chunk] for i in range(0, len(names), chunk)]
+    with progress_bar(label, total=len(names), unit="img", enabled=progress) as advance:
+        if workers <= 1 or len(names) < 2 * chunk:
+            _worker_init(str(index.path), index.is_zip)
+            try:
+                for c in chunks:
+                    yield from _decode_chunk(str(index.path), c, size)
+                    advance(len(c))
+            finally:
+                _close_worker_zip()
+            return
+        with ProcessPoolExecutor(
+            workers, mp_context=_mp_context(), initializer=_worker_init,
+            initargs=(str(index.path), index.is_zip),
+        ) as pool:
+            futures = [pool.submit(_decode_chunk, str(index.path), c, size) for c in chunks]
+            for c, fut in zip(chunks, futures, strict=True):
+                yield from fut.result()
+                advance(len(c))
+
+
+def _close_worker_zip() -> None:
+    global _worker_zip
+    if _worker_zip is not None:
+        _worker_zip.close()
+        _worker_zip = None
+
+
+def _mp_context():
+    import multiprocessing as mp
+
+    # fork is cheapest and safe here: workers only run PIL and NumPy, never torch ops.
+    return mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def _is_image(name: str) -> bool:
+    p = PurePosixPath(name)
+    return p.suffix.lower() in IMAGE_SUFFIXES and not any(
+        part.startswith(".") or part == "__MACOSX" for part in p.parts
+    )
+
+
+def _walk_files(root: Path) -> Iterator[tuple[str, Path]]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for fn in sorted(filenames):
+            full = Path(dirpath) / fn
+            yield full.relative_to(root).as_posix(), full
+
+
+def _walk_dirs(root: Path) -> Iterator[str]:
+    for dirpath, dirnames, _ in os.walk(root):
+        for d in dirnames:
+            yield (Path(dirpath) / d).relative_to(root).as_posix()
+
+
+def _open_zip(path: Path) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise DataError(
+            f"{path} is not a readable zip file ({e}); re-create it or give the folder instead"
+        ) from e
+
+
+# --- the source -----------------------------------------------------------------------------------
+
+
+def load_folder(
+    path: str | os.PathLike,
+    split: str = "train",
+    size: int | Sequence[int] | None = None,
+    on_bad_image: str = "error",
+    cache: bool = True,
+    progress: bool = True,
+) -> ImageSet:
+    """Load one split of an image folder or zip, decoding once and caching the uint8 result.
+
+    A folder without split tops has one split, ``all``; ``train``/``test`` of it are a fixed
+    stratified 80/20 split (seed 0), see `striate.data.registry.derived_split`.
+    """
+    from striate.data import cache as decode_cache
+    from striate.data.registry import derived_split
+
+    path = Path(path)
+    size = parse_size(size)
+    _check_policy(on_bad_image)
+    if not path.exists():
+        raise DataError(f"{path} does not exist: give an image folder or a .zip of one")
+    fp = fingerprint(path)
+    indexed: list[FolderIndex] = []
+
+    def index() -> FolderIndex:  # scanned at most once per call, and not at all on a cache hit
+        if not indexed:
+            indexed.append(scan(path))
+        return indexed[0]
+
+    def decoded(split_name: str) -> ImageSet | None:
+        key = decode_cache.cache_key(fp, split_name, size)
+        hit = decode_cache.load(key) if cache else None
+        if hit is not None:
+            images, labels, info = hit
+            classes, skipped = tuple(info["classes"]), [tuple(s) for s in info["skipped"]]
+        else:
+            if split_name not in index().splits:
+                return None
+            d = decode_split(index(), split_name, size, on_bad_image, progress=progress)
+            classes, skipped = index().classes, d.skipped
+            if cache:
+                decode_cache.store(
+                    key, d.images, d.labels, {"classes": classes, "skipped": skipped}
+                )
+            images, labels = torch.from_numpy(d.images), torch.from_numpy(d.labels)
+        if skipped:
+            if on_bad_image == "error":
+                raise DataError(_bad_image_message(path, skipped))
+            warnings.warn(
+                f"{path}: skipped {len(skipped)} unreadable image(s) in '{split_name}' "
+                f"(first: {skipped[0][0]}: {skipped[0][1]})",
+                StriateWarning,
+                stacklevel=3,
+            )
+        note = f", {len(skipped)} unreadable skipped" if skipped else ""
+        return ImageSet(images, labels, classes, f"{path} [{split_name}{note}]")
+
+    ds = decoded(split)
+    if ds is not None:
+        return ds
+    available = list(index().splits)
+    if available == ["all"] and split in ("train", "test"):
+        return derived_split(decoded("all"), split)
+    raise DataError(
+        f"{path} has no split '{split}'; it has {', '.join(available)}"
+        + (" (and train/test as a fixed 80/20 split of all)" if available == ["all"] else "")
+    )
+
+
+def _check_policy(on_bad_image: str) -> None:
+    if on_bad_image not in BAD_IMAGE_POLICIES:
+        raise StriateError(
+            f"on_bad_image must be one of {', '.join(BAD_IMAGE_POLICIES)}, got {on_bad_image!r}"
+        )
+
+
+def _bad_image_message(path: Path, skipped: list[tuple[str, str]]) -> str:
+    name, reason = skipped[0]
+    more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
+    return (
+        f"{path}: cannot read image '{name}' ({reason}){more}; fix or remove it, or pass "
+        f"on_bad_image='skip' (--on-bad-image skip) to leave unreadable files out"
+    )

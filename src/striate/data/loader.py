@@ -1,0 +1,272 @@
+"""Minibatches on the training device: from an in-memory ImageSet, or streamed from a folder/zip.
+
+Both loaders yield ``(x, y)``: ``x`` float32 N×C×H×W on the device (values 0–1, then `augment`,
+then `normalize`), ``y`` int64 labels, or soft targets when the augmentation mixes (mixup, cutmix).
+Epoch e is shuffled and augmented from a generator seeded by ``(seed, e)``, so a run is reproducible
+and can resume at any epoch (`state_dict` / `load_state_dict`, or `set_epoch`).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from striate.data.folder import (
+    FolderIndex,
+    StriateWarning,
+    _check_policy,
+    decode_image,
+    parse_size,
+    read_member,
+    scan,
+)
+from striate.data.imageset import ImageSet
+from striate.device import resolve_device
+from striate.errors import DataError, StriateError
+
+Transform = Callable[
+    [torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]
+]
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class _Epochs:
+    """Shared epoch bookkeeping: the seeded order of each epoch and the batch post-processing."""
+
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        shuffle: bool,
+        drop_last: bool,
+        seed: int,
+        augment: Transform | None,
+        normalize: Callable[[torch.Tensor], torch.Tensor] | None,
+        device: str | torch.device,
+    ) -> None:
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise StriateError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if n == 0:
+            raise DataError("cannot make batches of an empty dataset")
+        if drop_last and n < batch_size:
+            raise StriateError(
+                f"drop_last with batch_size {batch_size} > {n} images leaves no batch at all; "
+                f"use a smaller batch_size or drop_last=False"
+            )
+        self.n, self.batch_size, self.shuffle, self.drop_last = n, batch_size, shuffle, drop_last
+        self.seed, self.augment, self.normalize = seed, augment, normalize
+        self.device = resolve_device(device)
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        """The next iteration yields epoch `epoch` (its order and augmentation)."""
+        self.epoch = int(epoch)
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "seed": self.seed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.seed = int(state["epoch"]), int(state["seed"])
+
+    def _generator(self) -> torch.Generator:
+        # One CPU generator per epoch: the same draws on any device, independent of other epochs.
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+
+    def _batches(self, g: torch.Generator) -> list[torch.Tensor]:
+        order = torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)
+        batches = list(order.split(self.batch_size))
+        if self.drop_last and len(batches[-1]) < self.batch_size:
+            batches.pop()
+        return batches
+
+    def _finish(self, images: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> Batch:
+        x = images.to(self.device, non_blocking=True).float().div_(255)
+        y = labels.to(self.device, non_blocking=True)
+        if self.augment is not None:
+            x, y = self.augment(x, y, g)
+        if self.normalize is not None:
+            x = self.normalize(x)
+        return x, y
+
+
+class BatchLoader(_Epochs):
+    """Shuffled minibatches of an in-memory ImageSet, kept as uint8 on the device.
+
+    The whole set moves to `device` once; each batch is gathered there, turned to float and
+    augmented as one tensor operation.
+    """
+
+    def __init__(
+        self,
+        data: ImageSet,
+        batch_size: int = 128,
+        shuffle: bool = True,
+        augment: Transform | None = None,
+        normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        device: str | torch.device = "auto",
+        drop_last: bool = False,
+        seed: int = 0,
+    ) -> None:
+        if not isinstance(data, ImageSet):
+            raise StriateError(f"BatchLoader takes an ImageSet, got {type(data).__name__}")
+        super().__init__(
+            len(data), batch_size, shuffle, drop_last, seed, augment, normalize, device
+        )
+        self.data = data
+        self._images = data.images.to(self.device)
+        self._labels = data.labels.to(self.device)
+
+    def __iter__(self) -> Iterator[Batch]:
+        g = self._generator()
+        self.epoch += 1
+        for idx in self._batches(g):
+            idx = idx.to(self.device)
+            yield self._finish(self._images[idx], self._labels[idx], g)
+
+
+class StreamingLoader(_Epochs):
+    """Minibatches decoded from an image folder or zip by worker processes, for sets too large
+    to hold in memory. Only the batches in flight are in memory; augmentation runs on the device.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        split: str = "train",
+        batch_size: int = 128,
+        size: int | Sequence[int] | None = None,
+        shuffle: bool = True,
+        augment: Transform | None = None,
+        normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        device: str | torch.device = "auto",
+        drop_last: bool = False,
+        seed: int = 0,
+        workers: int = 2,
+        on_bad_image: str = "error",
+    ) -> None:
+        _check_policy(on_bad_image)
+        index = scan(Path(path))
+        if split not in index.splits:
+            raise DataError(f"{path} has no split '{split}'; it has {', '.join(index.splits)}")
+        names, labels = index.splits[split]
+        super().__init__(
+            len(names), batch_size, shuffle, drop_last, seed, augment, normalize, device
+        )
+        self.index, self.split, self.classes = index, split, index.classes
+        self.workers, self.on_bad_image = workers, on_bad_image
+        size = parse_size(size)
+        self.size, self.channels = _probe(index, names, labels, size)
+        self._reader = _BatchReader(
+            index, names, labels, self.size, self.channels, size is not None
+        )
+        self.skipped: list[tuple[str, str]] = []
+
+    def __iter__(self) -> Iterator[Batch]:
+        g = self._generator()
+        self.epoch += 1
+        batches = self._batches(g)
+        loader = DataLoader(
+            self._reader,
+            batch_size=None,
+            sampler=batches,
+            num_workers=self.workers,
+            pin_memory=self.device.type == "cuda",
+            prefetch_factor=4 if self.workers > 0 else None,
+        )
+        self.skipped = []
+        for images, labels, skipped, fatal in loader:
+            if fatal:
+                raise DataError(fatal)
+            if skipped and self.on_bad_image == "error":
+                name, reason = skipped[0]
+                raise DataError(
+                    f"{self.index.path}: cannot read image '{name}' ({reason}); fix or remove it, "
+                    f"or pass on_bad_image='skip' to leave unreadable files out"
+                )
+            self.skipped += skipped
+            if len(labels):
+                yield self._finish(images, labels, g)
+        if self.skipped:
+            warnings.warn(
+                f"{self.index.path}: skipped {len(self.skipped)} unreadable image(s) this epoch "
+                f"(first: {self.skipped[0][0]}: {self.skipped[0][1]})",
+                StriateWarning,
+                stacklevel=2,
+            )
+
+
+def _probe(
+    index: FolderIndex, names: list[str], labels: np.ndarray, size: tuple[int, int] | None
+) -> tuple[tuple[int, int], int]:
+    """Output size and channels of a stream: `size` or the first image's, and 3 if any of the
+    first image of each class is colour (a stream cannot look at every file first)."""
+    zf = zipfile.ZipFile(index.path) if index.is_zip else None
+    try:
+        firsts = np.unique(labels, return_index=True)[1][: len(index.classes)]
+        probes = [decode_image(read_member(index.path, names[0], zf), None)]
+        probes += [decode_image(read_member(index.path, names[i], zf), None) for i in firsts[1:]]
+    except Exception as e:  # noqa: BLE001
+        raise DataError(
+            f"{index.path}: cannot read the first images to size the stream ({e})"
+        ) from e
+    finally:
+        if zf is not None:
+            zf.close()
+    channels = max(p.shape[2] for p in probes)
+    return size or probes[0].shape[:2], channels
+
+
+class _BatchReader(Dataset):
+    """Decodes one batch of files per item, in a DataLoader worker (each opens the zip once)."""
+
+    def __init__(self, index, names, labels, size, channels, resize: bool) -> None:
+        self.root, self.is_zip = index.path, index.is_zip
+        self.names, self.labels = names, labels
+        self.size, self.channels, self.resize = size, channels, resize
+        self._zip: zipfile.ZipFile | None = None
+        self._pid = -1
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(
+        self, batch: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, list, str | None]:
+        if self.is_zip and self._pid != os.getpid():  # a zip handle must not cross a fork
+            self._zip, self._pid = zipfile.ZipFile(self.root), os.getpid()
+        h, w = self.size
+        out = torch.empty((len(batch), self.channels, h, w), dtype=torch.uint8)
+        keep, skipped = [], []
+        for k, i in enumerate(batch.tolist()):
+            name = self.names[i]
+            try:
+                arr = decode_image(
+                    read_member(self.root, name, self._zip), self.size if self.resize else None
+                )
+            except Exception as e:  # noqa: BLE001 - reported (or raised) by the main process
+                skipped.append((name, f"{type(e).__name__}: {e}"))
+                continue
+            if arr.shape[:2] != (h, w):  # raised by the main process: worker tracebacks are noise
+                fatal = (
+                    f"{self.root}: '{name}' is {arr.shape[0]}×{arr.shape[1]}, the stream's first "
+                    f"image {h}×{w}; pass size=(H, W) to resize them all"
+                )
+                return out[:0], torch.empty(0, dtype=torch.int64), skipped, fatal
+            if arr.shape[2] == 3 and self.channels == 1:  # ITU-R 601 luma, as PIL's convert("L")
+                arr = (arr @ np.array([0.299, 0.587, 0.114]))[:, :, None].round().astype(np.uint8)
+            out[k] = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+            keep.append(k)
+        labels = torch.from_numpy(self.labels[batch.numpy()])
+        if len(keep) < len(batch):
+            out, labels = out[keep], labels[keep]
+        return out, labels, skipped, None
