@@ -21,7 +21,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as e:
-        raise StriateError(f"unknown device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from e
+        raise StriateError(
+            f"unknown device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'"
+        ) from e
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise StriateError(f"device {device!r} asked for, but CUDA is not available: use 'cpu' or 'auto'")
+        raise StriateError(
+            f"device {device!r} asked for, but CUDA is not available: use 'cpu' or 'auto'"
+        )
     return dev

@@ -55,7 +55,9 @@ def test_flat_folder_has_all_and_a_fixed_stratified_train_test(tmp_path):
     assert len(train) + len(test) == len(all_) == 25
     assert test.class_counts().tolist() == [2, 2, 1]  # 20% of each class
     rows = {bytes(x.numpy()) for x in all_.images}
-    assert {bytes(x.numpy()) for x in train.images} | {bytes(x.numpy()) for x in test.images} == rows
+    assert {bytes(x.numpy()) for x in train.images} | {
+        bytes(x.numpy()) for x in test.images
+    } == rows
     with pytest.raises(DataError, match="no split 'val'"):
         load_folder(tmp_path / "flat", "val", cache=False, progress=False)
 
@@ -166,7 +168,9 @@ def test_truncated_zip_is_a_data_error(tree, tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore::striate.data.folder.StriateWarning")
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.binary(max_size=400))
 def test_random_bytes_as_zip_or_image_only_raise_data_error(tmp_path, blob):
     z = tmp_path / "fuzz.zip"
@@ -190,8 +194,9 @@ def _png(arr: np.ndarray) -> bytes:
 
 
 def test_worker_processes_decode_like_one_process(tmp_path):
-    make_folder(tmp_path / "big", classes=("a", "b"), per_class=(700, 500), splits=("train",),
-                h=3, w=3)
+    make_folder(
+        tmp_path / "big", classes=("a", "b"), per_class=(700, 500), splits=("train",), h=3, w=3
+    )
     index = scan(tmp_path / "big")
     one = folder_mod.decode_split(index, "train", None, workers=1, progress=False)
     two = folder_mod.decode_split(index, "train", None, workers=2, progress=False)
@@ -253,8 +258,18 @@ def test_directory_fingerprint_changes_with_a_file(tree):
 
 def test_cifar10_jpeg_zip_from_shared_data(shared_data):
     z = shared_data / "cifar10" / "cifar10-jpeg.zip"
-    classes = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-               "truck")
+    classes = (
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    )
     train = load_folder(z, "train", progress=False)
     test = load_folder(z, "test", progress=False)
     assert (len(train), len(test)) == (50_000, 10_000)

@@ -53,7 +53,7 @@ class ImageSet:
             )
         object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
         if len(self.classes) == 0:
-            raise DataError(f"ImageSet needs at least one class name ({self.source or 'no source'})")
+            raise DataError(f"an ImageSet needs class names ({self.source or 'no source'})")
         if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= len(self.classes)):
             raise DataError(
                 f"labels range over {int(labels.min())}..{int(labels.max())} but there are "

@@ -1,4 +1,4 @@
-"""Figures of datasets; matplotlib Figures built without pyplot so they work on headless machines."""
+"""Figures of datasets, built without pyplot so that they work on headless machines."""
 
 from __future__ import annotations
 
