@@ -280,3 +280,26 @@ def test_cifar10_jpeg_zip_from_shared_data(shared_data):
     mean, _ = train.pixel_stats()
     # CIFAR-10's published channel means (0.4914, 0.4822, 0.4465); JPEG re-encoding moves them a bit
     assert torch.allclose(mean, torch.tensor([0.4914, 0.4822, 0.4465]), atol=0.01)
+
+
+def test_zip_fingerprint_reads_zip64_directories_and_agrees_with_content(tmp_path):
+    z = tmp_path / "many.zip"
+    with zipfile.ZipFile(z, "w") as zf:  # more than 65,535 members forces the Zip64 end records
+        for i in range(65_600):
+            zf.writestr(f"a/{i}.png", b"")
+    directory = folder_mod._zip_central_directory(z)
+    assert directory is not None and directory.count(b"PK\1\2") == 65_600
+    with zipfile.ZipFile(z, "a") as zf:
+        zf.writestr("a/extra.png", b"1")
+    assert folder_mod._zip_central_directory(z) != directory
+
+
+def test_zip_with_a_stub_before_it_still_loads(tmp_path):
+    make_folder(tmp_path / "f", splits=("train",))
+    z = zip_folder(tmp_path / "f", tmp_path / "f.zip")
+    stubbed = tmp_path / "stubbed.zip"  # as a self-extracting archive: offsets are off by the stub
+    stubbed.write_bytes(b"#!/bin/sh\nexit 0\n" * 4 + z.read_bytes())
+    assert folder_mod._zip_central_directory(stubbed) is None  # falls back to zipfile
+    a = load_folder(z, "train", progress=False)
+    b = load_folder(stubbed, "train", progress=False)
+    assert torch.equal(a.images, b.images) and folder_mod.fingerprint(stubbed)

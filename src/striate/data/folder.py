@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import struct
 import warnings
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -62,20 +63,55 @@ def parse_size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
 def fingerprint(path: Path) -> str:
     """A key that changes when the source's content does.
 
-    For a zip this hashes every member's name, size and CRC-32 from the central directory (so the
-    content itself, without decompressing). For a directory it hashes each file's relative path,
-    size and modification time, which is what `make` trusts too.
+    For a zip this hashes the central directory, which records every member's name, sizes and
+    CRC-32: the content, without decompressing anything. For a directory it hashes each file's
+    relative path, size and modification time, which is what `make` trusts too.
     """
     h = hashlib.sha256()
     if path.is_dir():
         for rel, full in _walk_files(path):
             st = full.stat()
             h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    else:
-        with _open_zip(path) as zf:
-            for info in zf.infolist():
-                h.update(f"{info.filename}\0{info.file_size}\0{info.CRC}\n".encode())
+        return h.hexdigest()
+    directory = _zip_central_directory(path)
+    if directory is not None:
+        h.update(directory)
+        return h.hexdigest()
+    with _open_zip(path) as zf:  # an unusual zip: let zipfile find the members
+        for info in zf.infolist():
+            h.update(f"{info.filename}\0{info.file_size}\0{info.CRC}\n".encode())
     return h.hexdigest()
+
+
+def _zip_central_directory(path: Path) -> bytes | None:
+    """The raw central directory of a zip (PKWARE APPNOTE 4.3.12-4.3.16), or None if unusual."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            tail_start = max(0, size - (22 + 0xFFFF))  # end record plus the longest comment
+            f.seek(tail_start)
+            tail = f.read()
+            end = tail.rfind(b"PK\x05\x06")
+            if end < 0 or len(tail) - end < 22:
+                return None
+            count, cd_size, cd_offset = struct.unpack_from("<xxxxxxxxxxHII", tail, end)
+            if count == 0xFFFF or 0xFFFFFFFF in (cd_size, cd_offset):  # Zip64 end records
+                loc = end - 20
+                if loc < 0 or tail[loc : loc + 4] != b"PK\x06\x07":
+                    return None
+                (record,) = struct.unpack_from("<Q", tail, loc + 8)
+                f.seek(record)
+                z64 = f.read(56)
+                if len(z64) < 56 or z64[:4] != b"PK\x06\x06":
+                    return None
+                cd_size, cd_offset = struct.unpack_from("<QQ", z64, 40)
+            if cd_offset + cd_size > size or cd_size > 1 << 31:
+                return None
+            f.seek(cd_offset)
+            directory = f.read(cd_size)
+    except OSError:
+        return None
+    return directory if directory[:4] == b"PK\x01\x02" else None
 
 
 def scan(path: Path) -> FolderIndex:
@@ -298,7 +334,9 @@ def _run_decoders(
                 _close_worker_zip()
             return
         with ProcessPoolExecutor(
-            workers, mp_context=_mp_context(), initializer=_worker_init,
+            workers,
+            mp_context=_mp_context(),
+            initializer=_worker_init,
             initargs=(str(index.path), index.is_zip),
         ) as pool:
             futures = [pool.submit(_decode_chunk, str(index.path), c, size) for c in chunks]
