@@ -16,3 +16,17 @@ def cache_root() -> Path:
     """Folder for decoded-image caches: $STRIATE_CACHE, else ~/.cache/striate/decoded."""
     env = os.environ.get("STRIATE_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "striate" / "decoded"
+
+
+def dataset_dirs(root: str | os.PathLike | None, name: str) -> tuple[list[Path], Path]:
+    """Folders to search for a named dataset's files, in order, and where a download should go.
+
+    ROOT/NAME, then ROOT (so both ``--root data`` and ``--root data/mnist`` work); without a root,
+    ``data_root()/NAME``. Downloads go to ROOT/NAME, or ROOT itself when it is already named NAME.
+    """
+    if root is None:
+        dest = data_root() / name
+        return [dest], dest
+    root = Path(root)
+    dest = root if root.name == name else root / name
+    return list(dict.fromkeys([root / name, root])), dest
