@@ -287,3 +287,41 @@ def test_interrupted_temp_file_is_removed(toy, monkeypatch):
     with pytest.raises(DownloadError, match="interrupted"):
         fetch_official("toy", dest, progress=False)
     assert listing(dest) == []
+
+
+def _idx_gz(arr) -> bytes:
+    import gzip
+    import struct
+
+    header = struct.pack(">HBB", 0, 0x08, arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    return gzip.compress(header + arr.tobytes())
+
+
+def test_load_dataset_downloads_missing_files_then_reads_them(tmp_path, monkeypatch, online):
+    import numpy as np
+
+    from striate import load_dataset
+
+    rng = np.random.default_rng(0)
+    arrays = {
+        "train-images-idx3-ubyte.gz": rng.integers(0, 256, (6, 28, 28), dtype=np.uint8),
+        "train-labels-idx1-ubyte.gz": np.arange(6, dtype=np.uint8),
+        "t10k-images-idx3-ubyte.gz": rng.integers(0, 256, (4, 28, 28), dtype=np.uint8),
+        "t10k-labels-idx1-ubyte.gz": np.array([9, 0, 3, 3], dtype=np.uint8),
+    }
+    served = tmp_path / "served" / "base" / "fashion-mnist"
+    served.mkdir(parents=True)
+    table = []
+    for name, arr in arrays.items():
+        (served / name).write_bytes(_idx_gz(arr))
+        table.append(RemoteFile(name, f"https://example.invalid/{name}", md5(_idx_gz(arr))))
+    monkeypatch.setitem(OFFICIAL, "fashion-mnist", tuple(table))
+    server = Server(tmp_path / "served")
+    monkeypatch.setenv(download.MIRROR_ENV, server.url)
+    try:
+        ds = load_dataset("fashion-mnist", "test", root=tmp_path / "data")
+    finally:
+        server.close()
+    assert listing(tmp_path / "data" / "fashion-mnist") == sorted(arrays)
+    assert ds.labels.tolist() == [9, 0, 3, 3] and ds.classes[9] == "Ankle boot"
+    assert np.array_equal(ds.images[:, 0].numpy(), arrays["t10k-images-idx3-ubyte.gz"])
