@@ -12,17 +12,24 @@ chosen ones and prints one table. Absolute numbers vary between machines; compar
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import statistics
+import tempfile
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
 from striate.data.augment import Compose, Cutout, RandomCrop, RandomHorizontalFlip
+from striate.data.folder import load_folder
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -98,7 +105,49 @@ def bench_augment(quick: bool) -> list[Row]:
     ]
 
 
+# --------------------------------------------------------------------------- decode
+
+
+def bench_decode(quick: bool) -> list[Row]:
+    """CIFAR-10 (JPEG copy) from the zip in ../shared/data: striate's first decode (worker
+    processes, into the cache), its cached load, and a plain one-process PIL loop over the zip
+    members (what an ImageFolder-style dataset does on every run).
+    """
+    shared = Path(os.environ.get("STRIATE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+    zip_path = shared / "cifar10" / "cifar10-jpeg.zip"
+    if not zip_path.is_file():
+        raise SystemExit(f"{zip_path} not found: set STRIATE_SHARED_DATA")
+    split = "test" if quick else "train"
+
+    def pil_loop() -> None:
+        with zipfile.ZipFile(zip_path) as zf:
+            names = [n for n in zf.namelist() if n.startswith(f"{split}/") and n.endswith(".jpg")]
+            out = np.empty((len(names), 32, 32, 3), dtype=np.uint8)
+            for i, n in enumerate(names):
+                with Image.open(io.BytesIO(zf.read(n))) as im:
+                    out[i] = np.asarray(im.convert("RGB"))
+
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["STRIATE_CACHE"] = cache
+        t0 = time.perf_counter()
+        ds = load_folder(zip_path, split, progress=False)
+        t_first = time.perf_counter() - t0
+        t_cached = _median_time(lambda: load_folder(zip_path, split, progress=False), 3)
+    t0 = time.perf_counter()
+    pil_loop()
+    t_pil = time.perf_counter() - t0
+    note = f"{len(ds):,} images ({split}), {os.cpu_count()} cores"
+    return [
+        Row("decode", "striate first decode (workers)", t_first, "s", note),
+        Row("decode", "striate cached load", t_cached, "s", note),
+        Row("decode", "one-process PIL loop over the zip", t_pil, "s", note),
+        Row("decode", "ratio PIL loop / striate first decode", t_pil / t_first, "×"),
+        Row("decode", "ratio PIL loop / striate cached load", t_pil / t_cached, "×"),
+    ]
+
+
 SECTIONS: dict[str, Callable[[bool], list[Row]]] = {
+    "decode": bench_decode,
     "augment": bench_augment,
 }
 
@@ -109,7 +158,7 @@ def _print_table(rows: list[Row]) -> None:
         (
             r.section,
             r.program,
-            f"{r.value:,.1f}" if r.unit != "×" else f"{r.value:.2f}",
+            f"{r.value:,.1f}" if r.unit not in ("×", "s") else f"{r.value:.3f}",
             r.unit,
             r.note,
         )

@@ -28,7 +28,7 @@ def _private_striate_dirs(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The real datasets (STRIATE_SHARED_DATA, default ../shared/data). Missing data fails under CI."""
+    """The real datasets (STRIATE_SHARED_DATA, default ../shared/data); missing under CI fails."""
     path = Path(os.environ.get("STRIATE_SHARED_DATA", ROOT.parent / "shared" / "data"))
     if not (path / "mnist").is_dir():
         msg = f"real datasets not found at {path} (set STRIATE_SHARED_DATA)"
