@@ -132,3 +132,24 @@ def test_streaming_bad_images_and_sizes(tmp_path):
     assert next(iter(resized))[0].shape[1:] == (3, 4, 4)
     with pytest.raises(DataError, match="no split 'test'"):
         StreamingLoader(tmp_path / "g", "test", device="cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_batches_equal_cpu_batches_with_augmentation():
+    from striate.data.augment import ColorJitter, Compose, Cutout, RandomAffine, RandomCrop
+
+    ds = _set(n=300, h=16, w=16)
+    augment = Compose(
+        [
+            RandomCrop(16, padding=2, padding_mode="reflect"),
+            Cutout(4),
+            RandomAffine(15, scale=(0.9, 1.1)),
+            ColorJitter(0.2, 0.2, 0.2),
+        ]
+    )
+    cpu = BatchLoader(ds, batch_size=64, augment=augment, device="cpu", seed=5)
+    gpu = BatchLoader(ds, batch_size=64, augment=augment, device="cuda", seed=5)
+    for (xc, yc), (xg, yg) in zip(cpu, gpu, strict=True):
+        assert xg.is_cuda and torch.equal(yc, yg.cpu())
+        torch.testing.assert_close(xc, xg.cpu(), atol=1e-4, rtol=1e-4)
