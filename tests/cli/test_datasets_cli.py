@@ -74,3 +74,13 @@ def test_installed_console_script_runs_and_exits_2_on_user_errors():
         [script, "datasets", "show", "nope"], capture_output=True, text=True, check=False
     )
     assert bad.returncode == 2 and bad.stderr.startswith("error: unknown dataset")
+
+
+def test_show_prints_brackets_literally(capsys, tmp_path):
+    from tests.data.folder_fixtures import make_folder
+
+    make_folder(tmp_path / "odd", classes=("[bold]x", "plain"), per_class=(2, 2))
+    code, out, _ = run(
+        capsys, "datasets", "show", str(tmp_path / "odd"), "--out", str(tmp_path / "odd.png")
+    )
+    assert code == 0 and "[bold]x" in out and "odd [train]" in out

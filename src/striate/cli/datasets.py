@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from striate._atomic import atomic_path
@@ -59,22 +60,24 @@ def show(
 ) -> None:
     """Per-split and per-class counts, image shape, pixel mean/std, and a PNG grid of samples."""
     splits = split or available_splits(name, root)
-    sets = {
-        s: load_dataset(name, s, root, size=size, on_bad_image=on_bad_image) for s in splits
-    }
+    sets = {s: load_dataset(name, s, root, size=size, on_bad_image=on_bad_image) for s in splits}
     first = next(iter(sets.values()))
     c, h, w = first.shape
-    summary = Table(title=f"{name}", title_justify="left")
-    for col in ("split", "images", "shape C×H×W", "pixel mean (0–1)", "pixel std (0–1)", "source"):
+    summary = Table(title=escape(name), title_justify="left")
+    for col in ("split", "images", "shape C×H×W", "pixel mean (0–1)", "pixel std (0–1)"):
         summary.add_column(col, overflow="fold")
     for s, ds in sets.items():
         mean, std = ds.pixel_stats()
         summary.add_row(
-            s, f"{len(ds):,}", "×".join(map(str, ds.shape)),
+            s,
+            f"{len(ds):,}",
+            "×".join(map(str, ds.shape)),
             " ".join(f"{v:.4f}" for v in mean.tolist()),
-            " ".join(f"{v:.4f}" for v in std.tolist()), ds.source,
+            " ".join(f"{v:.4f}" for v in std.tolist()),
         )
     console.print(summary)
+    for s, ds in sets.items():
+        console.print(f"{s}: {ds.source}", markup=False, highlight=False, soft_wrap=True)
 
     counts = Table(title="images per class", title_justify="left")
     counts.add_column("class")
@@ -82,16 +85,20 @@ def show(
         counts.add_column(s, justify="right")
     per_split = {s: ds.class_counts().tolist() for s, ds in sets.items()}
     for k, cls in enumerate(first.classes):
-        counts.add_row(cls, *(f"{per_split[s][k]:,}" for s in sets))
+        counts.add_row(escape(cls), *(f"{per_split[s][k]:,}" for s in sets))
     console.print(counts)
 
     out = out or Path("runs") / "datasets" / f"{_slug(name)}.png"
-    grid = first.show(per_class=per_class, seed=seed) if first.num_classes <= 20 else first.show(
-        n=100, seed=seed
+    grid = (
+        first.show(per_class=per_class, seed=seed)
+        if first.num_classes <= 20
+        else first.show(n=100, seed=seed)
     )
     with atomic_path(out) as tmp:
         grid.savefig(tmp, dpi=120, format="png")
-    console.print(f"{c}×{h}×{w} images; samples of '{next(iter(sets))}' written to {out}")
+    console.print(
+        f"{c}×{h}×{w} images; samples of '{next(iter(sets))}' written to {out}", markup=False
+    )
 
 
 def _slug(name: str) -> str:
