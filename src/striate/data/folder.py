@@ -333,16 +333,19 @@ def _run_decoders(
             finally:
                 _close_worker_zip()
             return
-        with ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             workers,
             mp_context=_mp_context(),
             initializer=_worker_init,
             initargs=(str(index.path), index.is_zip),
-        ) as pool:
+        )
+        try:
             futures = [pool.submit(_decode_chunk, str(index.path), c, size) for c in chunks]
             for c, fut in zip(chunks, futures, strict=True):
                 yield from fut.result()
                 advance(len(c))
+        finally:  # on Ctrl-C or an error, drop the chunks not started rather than decode them
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _close_worker_zip() -> None:
