@@ -11,3 +11,10 @@ class DataError(StriateError):
 
 class DownloadError(StriateError):
     """A dataset could not be fetched or failed its checksum."""
+
+
+class InputError(StriateError, ValueError):
+    """Arrays given to an estimator or function are unusable (shape, NaN/inf, too few samples).
+
+    Also a ValueError, as scikit-learn's estimator contract expects.
+    """
