@@ -5,7 +5,7 @@
     python benchmarks/data.py --quick              # fewer images, a smoke test
     python benchmarks/data.py --threads 1          # fix torch's thread count
 
-Each section is a function ``(quick: bool) -> list[Row]`` registered in SECTIONS; main() runs the
+Each section is a function ``(quick: bool) -> list[dict]`` registered in SECTIONS; main() runs the
 chosen ones and prints one table. Absolute numbers vary between machines; compare the ratio.
 """
 
@@ -19,26 +19,21 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from _table import print_table
 from striate.data.augment import Compose, Cutout, RandomCrop, RandomHorizontalFlip
 from striate.data.folder import load_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@dataclass
-class Row:
-    section: str
-    program: str
-    value: float
-    unit: str
-    note: str = ""
+def row(section: str, program: str, value: float, unit: str, note: str = "") -> dict:
+    return {"section": section, "program": program, "value": value, "unit": unit, "note": note}
 
 
 def _median_time(fn: Callable[[], object], repeats: int) -> float:
@@ -55,7 +50,7 @@ def _median_time(fn: Callable[[], object], repeats: int) -> float:
 # --------------------------------------------------------------------------- augment
 
 
-def bench_augment(quick: bool) -> list[Row]:
+def bench_augment(quick: bool) -> list[dict]:
     """Flip + random crop (padding 4, reflect) + cutout 8 on uint8 3×32×32 images, batch 512.
 
     striate: uint8 batch → float / 255 → batched transforms (one tensor op each).
@@ -99,16 +94,16 @@ def bench_augment(quick: bool) -> list[Row]:
     ips_striate, ips_per_image = total / t_striate, total / t_per_image
     note = f"{total} images, batch {batch}, {torch.get_num_threads()} torch threads"
     return [
-        Row("augment", "striate batched (CPU)", ips_striate, "images/s", note),
-        Row("augment", "per-image PIL/NumPy", ips_per_image, "images/s", note),
-        Row("augment", "ratio striate / per-image", ips_striate / ips_per_image, "×"),
+        row("augment", "striate batched (CPU)", ips_striate, "images/s", note),
+        row("augment", "per-image PIL/NumPy", ips_per_image, "images/s", note),
+        row("augment", "ratio striate / per-image", ips_striate / ips_per_image, "×"),
     ]
 
 
 # --------------------------------------------------------------------------- decode
 
 
-def bench_decode(quick: bool) -> list[Row]:
+def bench_decode(quick: bool) -> list[dict]:
     """CIFAR-10 (JPEG copy) from the zip in ../shared/data: striate's first decode (worker
     processes, into the cache), its cached load, and a plain one-process PIL loop over the zip
     members (what an ImageFolder-style dataset does on every run).
@@ -138,42 +133,18 @@ def bench_decode(quick: bool) -> list[Row]:
     t_pil = time.perf_counter() - t0
     note = f"{len(ds):,} images ({split}), {os.cpu_count()} cores"
     return [
-        Row("decode", "striate first decode (workers)", t_first, "s", note),
-        Row("decode", "striate cached load", t_cached, "s", note),
-        Row("decode", "one-process PIL loop over the zip", t_pil, "s", note),
-        Row("decode", "ratio PIL loop / striate first decode", t_pil / t_first, "×"),
-        Row("decode", "ratio PIL loop / striate cached load", t_pil / t_cached, "×"),
+        row("decode", "striate first decode (workers)", t_first, "s", note),
+        row("decode", "striate cached load", t_cached, "s", note),
+        row("decode", "one-process PIL loop over the zip", t_pil, "s", note),
+        row("decode", "ratio PIL loop / striate first decode", t_pil / t_first, "×"),
+        row("decode", "ratio PIL loop / striate cached load", t_pil / t_cached, "×"),
     ]
 
 
-SECTIONS: dict[str, Callable[[bool], list[Row]]] = {
+SECTIONS: dict[str, Callable[[bool], list[dict]]] = {
     "decode": bench_decode,
     "augment": bench_augment,
 }
-
-
-def _print_table(rows: list[Row]) -> None:
-    header = ("section", "program", "value", "unit", "note")
-    cells = [header] + [
-        (
-            r.section,
-            r.program,
-            f"{r.value:,.1f}" if r.unit not in ("×", "s") else f"{r.value:.3f}",
-            r.unit,
-            r.note,
-        )
-        for r in rows
-    ]
-    widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
-    for k, c in enumerate(cells):
-        print(
-            "  ".join(
-                v.ljust(w) if i != 2 else v.rjust(w)
-                for i, (v, w) in enumerate(zip(c, widths, strict=True))
-            ).rstrip()
-        )
-        if k == 0:
-            print("  ".join("-" * w for w in widths))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -194,12 +165,10 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [s for s in names if s not in SECTIONS]
     if unknown:
         parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
-    rows: list[Row] = []
+    rows: list[dict] = []
     for name in names:
         rows += SECTIONS[name](args.quick)
-    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {load}")
-    _print_table(rows)
+    print_table(rows)
 
 
 if __name__ == "__main__":
