@@ -29,6 +29,18 @@ def image_features(ds: ImageSet) -> torch.Tensor:
     return ds.images.flatten(1).float().div_(255)
 
 
+def _first_line(e: ValueError) -> str:
+    """scikit-learn's message without its paragraph of advice, keeping the reshape hint."""
+    text = str(e)
+    line = text.splitlines()[0]
+    if "Reshape your data" in text:
+        line += (
+            " Reshape your data: X.reshape(-1, 1) if it is one feature, X.reshape(1, -1) if it "
+            "is one sample."
+        )
+    return line
+
+
 class TorchEstimator(BaseEstimator):
     """Base for striate's scikit-learn estimators that compute with torch on `self.device`."""
 
@@ -71,8 +83,10 @@ class TorchEstimator(BaseEstimator):
                     X, y = validate_data(
                         self, X, y, reset=reset, dtype=np_dtype, ensure_min_samples=min_samples
                     )
-            except ValueError as e:  # scikit-learn's first line says it; the rest is advice
-                raise InputError(f"{name}: {str(e).splitlines()[0]}") from e
+            except ValueError as e:
+                raise InputError(f"{name}: {_first_line(e)}") from e
+            if not X.flags.writeable:  # torch warns on read-only memory; such inputs are rare
+                X = X.copy()
             Xt = torch.from_numpy(np.ascontiguousarray(X)).to(self._device(), dtype)
         return Xt, (None if y is None else np.asarray(y))
 

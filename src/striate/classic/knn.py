@@ -1,0 +1,584 @@
+"""k-nearest-neighbour classification (lecture 2): exact, chunked, deterministic search in torch,
+and the choice of k by k-fold cross-validation.
+
+How the search stays exact while the hot path is a float32 GEMM
+---------------------------------------------------------------
+1. **Candidates.** The query and reference sets are both cut into chunks (`batch_size` queries ×
+   `ref_batch_size` references); each chunk pair gives one float32 block of fast distances, whose
+   ``k + max(16, k)`` smallest per query are merged into a running list. Working memory is one
+   block and the two chunks (plus the running lists, queries × candidates), whatever the size of
+   the reference set.
+
+   - l2: ``‖a‖² + ‖b‖² − 2a·b`` (one GEMM per chunk pair). Both sets are first **centred on the
+     reference mean**: distances do not change, but the norms shrink to the spread of the data,
+     so the cancellation of two large, nearly equal terms (data like 10⁴ + noise) no longer eats
+     float32's 24 bits. Fast distances are clamped at 0.
+   - l1: ``torch.cdist(p=1)`` on centred chunks (no cancellation, just smaller magnitudes).
+   - cosine: rows normalised (in float64) to unit length, then ``1 − â·b̂`` by GEMM; a zero row has
+     similarity 0, so distance 1, as in scikit-learn.
+
+2. **Exact re-ranking.** The candidates whose fast distance is within ``2·tol`` of the k-th smallest
+   get their distance recomputed **directly in float64** from the stored float32 data
+   (``Σ(aᵢ−bᵢ)²``, ``Σ|aᵢ−bᵢ|``, ``1 − Σaᵢbᵢ/(‖a‖‖b‖)``) and are sorted by (exact distance,
+   training index). Typically that is about k of them per query, so re-ranking costs nothing.
+
+3. **Certificate.** ``tol`` bounds |fast − exact| rigorously: the standard γ_D = D·u bound for a
+   float32 dot product or sum, plus the roundings of centring, normalising and the norms, scaled
+   by (‖q‖ + max‖r‖)² for l2, ‖q‖₁ + max‖r‖₁ for l1, 1 for cosine (centred norms; u = 2⁻²⁴, or 2⁻⁸
+   when torch may use a reduced-precision matmul such as TF32). Every reference left out of the
+   candidates has a fast distance ≥ T, the largest kept one; when ``T > A_k + 2·tol`` (A_k: the k-th
+   smallest fast distance) nothing left out can come within the exact k-th distance, so the answer
+   is exactly the k smallest by (float64 distance, index). A query that fails (a near-tie at the
+   boundary, many duplicates, a zero vector under cosine) is searched again with four times as
+   many candidates, and at worst against every reference in float64; so is a query whose
+   magnitudes could overflow float32 (≳ 1e18), where the bound does not hold. The result is
+   therefore the same for every chunking, device and thread count: the float64 brute force.
+
+Tie-breaking
+------------
+- Neighbours: ordered by exact distance; among equal distances the **lower training index** wins.
+- Votes: the class with the most votes (or the largest sum of weights) wins; among tied classes the
+  one whose **nearest member is closest**, then the **lower class index** (position in
+  ``classes_``). On a vote tie ``predict`` may therefore differ from the argmax of
+  ``predict_proba``, which gives the tied classes equal probability.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from sklearn.base import ClassifierMixin
+
+from striate.classic._base import ClassifierInputs, TorchEstimator
+from striate.data.imageset import ImageSet
+from striate.data.splits import kfold
+from striate.errors import InputError, StriateError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["KNNClassifier", "KSelection", "select_k"]
+
+METRICS = ("l2", "l1", "cosine")
+WEIGHTS = ("uniform", "distance")
+_MARGIN = 16  # candidates fetched beyond k: makes the certificate pass for nearly every query
+_WIDEN = 4  # a query that fails its certificate is searched again with this many times more
+_EXACT_BUDGET = 1 << 22  # float64 elements per block of exact distances (32 MiB)
+_ROWS = 1024  # rows per block when normalising in float64 (cosine)
+_FLOAT32_SAFE = 1e37  # fast distances of magnitude below this cannot overflow float32
+
+
+class KNNClassifier(ClassifierMixin, ClassifierInputs, TorchEstimator):
+    """k-nearest-neighbour classifier with exact search by l2, l1 or cosine distance.
+
+    ``weights="distance"`` weighs each neighbour by 1/distance (neighbours at distance 0 take all
+    the weight, as in scikit-learn). Search and tie rules are in the module docstring: neighbours
+    are exact and ordered by (distance, training index); a vote tie goes to the class whose
+    nearest member is closest, then to the lower class index. ``batch_size`` queries ×
+    ``ref_batch_size`` training points bound the working memory; they do not change results.
+    """
+
+    def __init__(
+        self,
+        n_neighbors: int = 1,
+        metric: str = "l2",
+        weights: str = "uniform",
+        batch_size: int = 1024,
+        ref_batch_size: int = 8192,
+        device: str | torch.device = "auto",
+    ) -> None:
+        self.n_neighbors = n_neighbors
+        self.metric = metric
+        self.weights = weights
+        self.batch_size = batch_size
+        self.ref_batch_size = ref_batch_size
+        self.device = device
+
+    # ------------------------------------------------------------------ estimator API
+
+    def fit(self, X: Any, y: Any = None) -> KNNClassifier:
+        """Store the training set on the device (float32) with its labels."""
+        name = type(self).__name__
+        self._check_params()
+        if y is None and not isinstance(X, ImageSet):
+            raise InputError(
+                f"{name} requires y to be passed, but the target y is None: give labels y, "
+                f"or an ImageSet, which carries them"
+            )
+        if isinstance(y, torch.Tensor):  # labels may come from any device
+            y = y.detach().cpu().numpy()
+        Xt, yv = self._validate(X, y, reset=True)
+        y_idx = self._encode_labels(yv, torch.device("cpu"))
+        if self.n_neighbors > len(Xt):
+            raise InputError(
+                f"{name}: n_neighbors={self.n_neighbors} but the training set has only "
+                f"{len(Xt)} samples: use n_neighbors <= {len(Xt)}"
+            )
+        self._index = _Index(Xt, self.metric)
+        self._y = y_idx
+        self.n_samples_fit_ = len(Xt)
+        return self
+
+    def kneighbors(
+        self, X: Any = None, n_neighbors: int | None = None, return_distance: bool = True
+    ) -> tuple[np.ndarray, np.ndarray] | np.ndarray:
+        """Distances and training indices of each query's neighbours, nearest first, as NumPy.
+
+        Distances are Euclidean (not squared) for l2. ``X=None`` queries the training points,
+        each excluding itself, as scikit-learn does.
+        """
+        dist, idx = self._kneighbors(X, n_neighbors)
+        if not return_distance:
+            return idx.cpu().numpy()
+        return self._user_distance(dist).cpu().numpy(), idx.cpu().numpy()
+
+    def predict(self, X: Any = None) -> np.ndarray:
+        """The class of each sample by majority (or distance-weighted) vote of its neighbours.
+
+        ``X=None`` predicts the training points, each without its own vote (as scikit-learn).
+        """
+        votes, pred = self._votes(X)
+        return self.classes_[pred.numpy()]
+
+    def predict_proba(self, X: Any = None) -> np.ndarray:
+        """Vote fractions (or shares of the 1/distance weights) per class, in ``classes_`` order."""
+        votes, _ = self._votes(X)
+        return (votes / votes.sum(1, keepdim=True)).numpy()
+
+    def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
+        """Mean accuracy on ``(X, y)``; an ImageSet supplies its own labels."""
+        if y is None and isinstance(X, ImageSet):
+            y = X.labels.numpy()
+        return super().score(X, y, sample_weight=sample_weight)
+
+    # ------------------------------------------------------------------ internals
+
+    def _check_params(self) -> None:
+        name = type(self).__name__
+        for param in ("n_neighbors", "batch_size", "ref_batch_size"):
+            value = getattr(self, param)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise InputError(f"{name}: {param} must be a positive integer, got {value!r}")
+        if self.metric not in METRICS:
+            raise InputError(
+                f"{name}: unknown metric {self.metric!r}; use one of {', '.join(METRICS)}"
+            )
+        if self.weights not in WEIGHTS:
+            raise InputError(
+                f"{name}: unknown weights {self.weights!r}; use one of {', '.join(WEIGHTS)}"
+            )
+
+    def _kneighbors(self, X: Any, n_neighbors: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact (float64, squared for l2) distances and indices on the device, (n, k)."""
+        self._check_fitted()
+        name = type(self).__name__
+        k = self.n_neighbors if n_neighbors is None else n_neighbors
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise InputError(f"{name}: n_neighbors must be a positive integer, got {k!r}")
+        k = int(k)
+        exclude_self = X is None
+        if exclude_self:
+            Q = self._index.X
+            available, what = len(Q) - 1, "other training samples (each point excludes itself)"
+        else:
+            Q, _ = self._validate(X, reset=False)
+            available, what = self.n_samples_fit_, "training samples"
+        if k > available:
+            raise InputError(
+                f"{name}: n_neighbors={k} but there are only {available} {what}: "
+                f"use n_neighbors <= {available}"
+            )
+        return self._index.search(
+            Q,
+            k,
+            batch_size=int(self.batch_size),
+            ref_batch_size=int(self.ref_batch_size),
+            exclude_self=exclude_self,
+        )
+
+    def _user_distance(self, dist: torch.Tensor) -> torch.Tensor:
+        return dist.sqrt() if self.metric == "l2" else dist
+
+    def _votes(self, X: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        dist, idx = self._kneighbors(X, None)
+        dist, idx = self._user_distance(dist).cpu(), idx.cpu()
+        return _vote(self._y[idx], dist, len(self.classes_), self.weights)
+
+
+def _vote(
+    labels: torch.Tensor, dist: torch.Tensor, n_classes: int, weights: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Votes per class (float64, n × C) and the winner under the documented tie rule.
+
+    `labels` and `dist` (n × k, CPU) hold each query's neighbours in (distance, index) order.
+    """
+    if weights == "distance":
+        w = 1.0 / dist
+        zero = torch.isinf(w)
+        hit = zero.any(1)  # a neighbour at distance 0 takes all the weight (scikit-learn's rule)
+        w[hit] = zero[hit].to(w.dtype)
+    else:
+        w = torch.ones_like(dist)
+    n = len(labels)
+    votes = torch.zeros(n, n_classes, dtype=torch.float64).scatter_add_(1, labels, w)
+    nearest = torch.full((n, n_classes), math.inf, dtype=torch.float64)
+    nearest.scatter_reduce_(1, labels, dist, reduce="amin")
+    tied = votes == votes.max(1, keepdim=True).values
+    closest = torch.where(tied, nearest, math.inf).min(1, keepdim=True).values
+    tied &= nearest == closest
+    return votes, tied.to(torch.int8).argmax(1)  # argmax gives the first (lowest) class
+
+
+class _Index:
+    """The stored reference set of one metric, with what the fast pass needs and the exact search.
+
+    `X` is the float32 training data on the device; `center` (l2, l1) is subtracted from both
+    sides in the fast pass.
+    """
+
+    def __init__(self, X: torch.Tensor, metric: str) -> None:
+        self.X, self.metric = X, metric
+        self.n, self.dim = X.shape
+        # any centre keeps distances; the mean makes the centred norms small
+        self.center = X.mean(0) if metric in ("l2", "l1") else None
+
+    # -------------------------------------------------------------- public entry
+
+    def search(
+        self,
+        Q: torch.Tensor,
+        k: int,
+        *,
+        batch_size: int,
+        ref_batch_size: int,
+        exclude_self: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The k nearest references of each query row, ordered by (exact distance, index).
+
+        Returns float64 distances (squared for l2) and int64 indices, both (len(Q), k), on the
+        device. With `exclude_self`, query row i is reference i and never its own neighbour.
+        """
+        device = self.X.device
+        nq = len(Q)
+        out_d = torch.empty(nq, k, dtype=torch.float64, device=device)
+        out_i = torch.empty(nq, k, dtype=torch.int64, device=device)
+        available = self.n - int(exclude_self)
+        rows = torch.arange(nq, device=device)
+        kp = min(k + max(_MARGIN, k), available)
+        while len(rows):
+            if kp >= available:  # nothing left to leave out: exact search over everything
+                d, i = self._exact_all(Q, rows, k, exclude_self)
+                out_d[rows], out_i[rows] = d, i
+                break
+            d, i, ok, safe = self._candidates(
+                Q, rows, k, kp, batch_size, ref_batch_size, exclude_self
+            )
+            out_d[rows[ok]], out_i[rows[ok]] = d[ok], i[ok]
+            unsafe = rows[~safe]  # float32 may overflow: no bound, so float64 straight away
+            if len(unsafe):
+                out_d[unsafe], out_i[unsafe] = self._exact_all(Q, unsafe, k, exclude_self)
+            rows = rows[~ok & safe]
+            kp = min(kp * _WIDEN, available)
+        return out_d, out_i
+
+    # -------------------------------------------------------------- fast pass
+
+    def _unit(self) -> float:
+        """Unit roundoff of the float32 matmul torch will use (TF32 / bf16 when allowed)."""
+        reduced = torch.get_float32_matmul_precision() != "highest"
+        if self.X.device.type == "cuda":
+            reduced = reduced or torch.backends.cuda.matmul.allow_tf32
+        return 2.0**-8 if reduced else 2.0**-24
+
+    def _operand(self, A: torch.Tensor) -> torch.Tensor:
+        """A chunk as the fast pass multiplies it: centred (l2, l1) or unit rows (cosine)."""
+        if self.metric == "cosine":
+            out = torch.empty_like(A)
+            for s in range(0, len(A), _ROWS):
+                a64 = A[s : s + _ROWS].double()
+                norm = a64.norm(dim=1, keepdim=True)
+                out[s : s + _ROWS] = torch.where(norm > 0, a64 / norm, 0.0)
+            return out
+        return A - self.center
+
+    def _tolerance(
+        self, q_scale: torch.Tensor, ref_scale: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A bound on |fast − exact| for each query row (see the module docstring), and whether
+        it holds: the bound assumes that no float32 intermediate overflowed.
+
+        The scales are float32 norms of centred rows, each within a relative (D + 2)·u of the
+        truth; the bound takes the largest they can be.
+        """
+        grow = 1 + 2 * (self.dim + 2) * 2.0**-24
+        if self.metric == "l2":
+            magnitude = ((q_scale + ref_scale) * grow) ** 2
+        elif self.metric == "l1":
+            magnitude = (q_scale + ref_scale) * grow
+        else:
+            magnitude = torch.ones_like(q_scale)
+        return 2 * (self.dim + 8) * self._unit() * magnitude, magnitude < _FLOAT32_SAFE
+
+    def _candidates(
+        self,
+        Q: torch.Tensor,
+        rows: torch.Tensor,
+        k: int,
+        kp: int,
+        batch_size: int,
+        ref_batch_size: int,
+        exclude_self: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Fast pass for `Q[rows]`, then exact re-ranking: (d, i, certified, safe) per row."""
+        device = self.X.device
+        nr = len(rows)
+        whole = nr == len(Q)
+        run_v = torch.full((nr, kp), math.inf, device=device)
+        run_i = torch.zeros(nr, kp, dtype=torch.int64, device=device)
+        q_sq = torch.zeros(nr, dtype=torch.float64, device=device)
+        q_scale = torch.ones(nr, dtype=torch.float64, device=device)
+        ref_scale = 0.0  # the largest centred norm (l2) or l1 norm of a reference
+        # reused buffers: a fresh 32 MiB block per chunk pair costs page faults on the CPU
+        bq, br = min(batch_size, nr), min(ref_batch_size, self.n)
+        q_buf = torch.empty(bq, self.dim, device=device)
+        key_buf = torch.empty(bq * br, device=device)
+        ref_buf = torch.empty(br, self.dim, device=device) if self.center is not None else None
+        for rs in range(0, self.n, ref_batch_size):
+            part = self.X[rs : rs + ref_batch_size]
+            if ref_buf is None:
+                ref = self._operand(part)
+            else:
+                ref = torch.sub(part, self.center, out=ref_buf[: len(part)])
+            if self.metric == "l2":
+                ref_norm = torch.linalg.vector_norm(ref, dim=1)
+                ref_scale = max(ref_scale, float(ref_norm.max()))
+                ref_sq = ref_norm.square_().unsqueeze(0)
+            elif self.metric == "l1":
+                ref_scale = max(ref_scale, float(torch.linalg.vector_norm(ref, 1, dim=1).max()))
+            ref_t = ref.T.neg() if self.metric == "cosine" else ref.T
+            kc = min(kp, len(ref))
+            for qs in range(0, nr, batch_size):
+                qe = min(qs + batch_size, nr)
+                chunk = Q[qs:qe] if whole else Q[rows[qs:qe]]
+                if self.metric == "cosine":
+                    q = self._operand(chunk)
+                else:
+                    q = torch.sub(chunk, self.center, out=q_buf[: qe - qs])
+                    if rs == 0:  # the query's centred size, for ‖a‖² and the error bound
+                        if self.metric == "l2":
+                            sq = torch.linalg.vector_norm(q, dim=1).double().square_()
+                            q_sq[qs:qe], q_scale[qs:qe] = sq, sq.sqrt()
+                        else:
+                            q_scale[qs:qe] = torch.linalg.vector_norm(q, ord=1, dim=1).double()
+                key = key_buf[: (qe - qs) * len(ref)].view(qe - qs, len(ref))
+                if self.metric == "l2":  # ‖b‖² − 2a·b; ‖a‖² is constant along the row
+                    torch.addmm(ref_sq, q, ref_t, alpha=-2, out=key)
+                elif self.metric == "l1":
+                    key = torch.cdist(q, ref, p=1)
+                else:  # −â·b̂
+                    torch.mm(q, ref_t, out=key)
+                if exclude_self:
+                    own = rows[qs:qe]
+                    inside = (own >= rs) & (own < rs + len(ref))
+                    pos = torch.nonzero(inside).squeeze(1)
+                    key[pos, own[pos] - rs] = math.inf
+                v, i = torch.topk(key, kc, dim=1, largest=False, sorted=False)
+                both_v = torch.cat([run_v[qs:qe], v], 1)
+                both_i = torch.cat([run_i[qs:qe], i + rs], 1)
+                v, pos = torch.topk(both_v, kp, dim=1, largest=False, sorted=False)
+                run_v[qs:qe] = v
+                run_i[qs:qe] = both_i.gather(1, pos)
+        # fast distances of the kept candidates, their error bound, and the certificate
+        approx = run_v.double()
+        if self.metric == "l2":
+            approx = (approx + q_sq.unsqueeze(1)).clamp_(min=0)
+        elif self.metric == "cosine":
+            approx = (approx + 1).clamp_(0, 2)
+        approx, order = approx.sort(1)
+        cand = run_i.gather(1, order)
+        tol, safe = self._tolerance(q_scale, ref_scale)
+        a_k = approx[:, k - 1]
+        certified = (approx[:, -1] > a_k + 2 * tol) & safe
+        # exact distances for the candidates that can still be among the k nearest
+        maybe = (approx <= (a_k + 2 * tol).unsqueeze(1)) & certified.unsqueeze(1)
+        r, c = torch.nonzero(maybe, as_tuple=True)
+        exact = torch.full((nr, kp), math.inf, dtype=torch.float64, device=device)
+        exact[r, c] = self._exact_pairs(Q, rows[r], cand[r, c])
+        d, i = _smallest(exact, cand, k)
+        return d, i, certified, safe
+
+    # -------------------------------------------------------------- exact distances
+
+    def _exact(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Float64 distances between broadcastable float32 rows `a` and `b` (last dim features).
+
+        The one formula every exact distance goes through, so equal inputs give equal values.
+        """
+        a, b = a.double(), b.double()
+        if self.metric == "l2":
+            return (a - b).square_().sum(-1)
+        if self.metric == "l1":
+            return (a - b).abs_().sum(-1)
+        na, nb = a.norm(dim=-1), b.norm(dim=-1)
+        den = na * nb
+        sim = torch.where(den > 0, (a * b).sum(-1) / den, 0.0)
+        return (1 - sim).clamp_(0, 2)
+
+    def _exact_pairs(self, Q: torch.Tensor, qi: torch.Tensor, ri: torch.Tensor) -> torch.Tensor:
+        """Exact distances between the pairs (Q[qi[p]], X[ri[p]]), in blocks of bounded size."""
+        step = max(1, _EXACT_BUDGET // max(1, self.dim))
+        out = torch.empty(len(qi), dtype=torch.float64, device=self.X.device)
+        for s in range(0, len(qi), step):
+            out[s : s + step] = self._exact(Q[qi[s : s + step]], self.X[ri[s : s + step]])
+        return out
+
+    def _exact_all(
+        self, Q: torch.Tensor, rows: torch.Tensor, k: int, exclude_self: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Float64 brute force of `Q[rows]` against every reference, streamed in blocks."""
+        device = self.X.device
+        per_pair = max(1, self.dim)
+        cb = max(1, min(self.n, _EXACT_BUDGET // per_pair))
+        rb = max(1, _EXACT_BUDGET // (cb * per_pair))
+        out_d, out_i = [], []
+        for qs in range(0, len(rows), rb):
+            own = rows[qs : qs + rb]
+            q = Q[own].unsqueeze(1)
+            best_d = torch.full((len(own), 0), math.inf, dtype=torch.float64, device=device)
+            best_i = torch.zeros(len(own), 0, dtype=torch.int64, device=device)
+            for rs in range(0, self.n, cb):
+                ref = self.X[rs : rs + cb]
+                d = self._exact(q, ref.unsqueeze(0))
+                idx = torch.arange(rs, rs + len(ref), device=device).expand(len(own), -1)
+                if exclude_self:
+                    d = d.masked_fill(idx == own.unsqueeze(1), math.inf)
+                # running entries have lower indices, so a stable sort keeps (distance, index)
+                both_d = torch.cat([best_d, d], 1)
+                both_i = torch.cat([best_i, idx], 1)
+                both_d, pos = both_d.sort(dim=1, stable=True)
+                best_d, best_i = both_d[:, :k], both_i.gather(1, pos[:, :k])
+            out_d.append(best_d)
+            out_i.append(best_i)
+        return torch.cat(out_d), torch.cat(out_i)
+
+
+def _smallest(d: torch.Tensor, idx: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k smallest entries per row ordered by (d, idx): sort by index, then stably by d."""
+    idx, by_index = idx.sort(1)
+    d = d.gather(1, by_index)
+    d, pos = d.sort(dim=1, stable=True)
+    return d[:, :k], idx.gather(1, pos[:, :k])
+
+
+# ---------------------------------------------------------------------- choosing k
+
+
+@dataclass(frozen=True)
+class KSelection:
+    """Cross-validated accuracy of kNN per k: `accuracy[f, j]` is fold f's accuracy at `ks[j]`."""
+
+    ks: np.ndarray
+    accuracy: np.ndarray
+    metric: str = "l2"
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.accuracy.mean(0)
+
+    @property
+    def std(self) -> np.ndarray:
+        return self.accuracy.std(0)
+
+    @property
+    def best_k(self) -> int:
+        """The k with the highest mean accuracy; on a tie, the smaller k."""
+        return int(self.ks[int(np.argmax(self.mean))])  # ks ascend; argmax takes the first
+
+    def plot(self) -> Figure:
+        """Each fold's accuracy against k, with the mean ± std across folds (lecture 2's figure)."""
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(6, 4), layout="constrained")
+        ax = fig.add_subplot()
+        n_folds = len(self.accuracy)
+        for f in range(n_folds):
+            ax.scatter(self.ks, self.accuracy[f], s=12, color="tab:blue", alpha=0.5)
+        ax.errorbar(
+            self.ks, self.mean, yerr=self.std, color="tab:blue", capsize=3, label="mean ± std"
+        )
+        ax.axvline(self.best_k, color="grey", linestyle=":", label=f"best k = {self.best_k}")
+        ax.set_xlabel("k")
+        ax.set_ylabel("cross-validation accuracy")
+        ax.set_title(f"Cross-validation on k ({n_folds} folds, {self.metric} distance)")
+        ax.legend()
+        return fig
+
+
+def select_k(
+    X: Any,
+    y: Any = None,
+    ks: Iterable[int] = (1, 3, 5, 8, 10, 12, 15, 20, 50, 100),
+    folds: int = 5,
+    metric: str = "l2",
+    random_state: int = 0,
+    device: str | torch.device = "auto",
+) -> KSelection:
+    """Cross-validate k for a uniform-vote kNN on stratified folds (lecture 2).
+
+    Folds come from `striate.data.kfold(labels, folds, seed=random_state)`. Each fold's neighbour
+    lists are computed once, for the largest k, and every k is scored from their prefixes (with
+    `KNNClassifier`'s tie rules), so the cost is that of one search per fold.
+    """
+    probe = KNNClassifier(metric=metric, device=device)
+    probe._check_params()
+    ks_arr = _check_ks(ks)
+    if y is None and not isinstance(X, ImageSet):
+        raise InputError("select_k needs labels y (or an ImageSet, which carries them)")
+    if isinstance(y, torch.Tensor):
+        y = y.detach().cpu().numpy()
+    Xt, yv = probe._validate(X, y, reset=True, min_samples=2)
+    codes = torch.from_numpy(np.unique(yv, return_inverse=True)[1].astype(np.int64).reshape(-1))
+    try:
+        splits = kfold(codes, k=folds, seed=random_state)
+    except StriateError as e:
+        raise InputError(f"select_k: {e}") from e
+    k_max = int(ks_arr[-1])
+    smallest_train = min(len(train) for train, _ in splits)
+    if k_max > smallest_train:
+        raise InputError(
+            f"select_k: k={k_max} but a training fold has only {smallest_train} samples: "
+            f"use ks up to {smallest_train}"
+        )
+    acc = np.zeros((folds, len(ks_arr)))
+    dev = Xt.device
+    for f, (train, val) in enumerate(splits):
+        est = KNNClassifier(n_neighbors=k_max, metric=metric, device=device)
+        est.fit(Xt[train.to(dev)], codes[train].numpy())
+        dist, idx = est._kneighbors(Xt[val.to(dev)], k_max)
+        dist, idx = est._user_distance(dist).cpu(), idx.cpu()
+        labels = est._y[idx]
+        truth = torch.from_numpy(np.searchsorted(est.classes_, codes[val].numpy()))
+        for j, k in enumerate(ks_arr):
+            _, pred = _vote(labels[:, :k], dist[:, :k], len(est.classes_), "uniform")
+            acc[f, j] = float((pred == truth).double().mean())
+    return KSelection(ks=ks_arr, accuracy=acc, metric=metric)
+
+
+def _check_ks(ks: Iterable[int]) -> np.ndarray:
+    try:
+        values = list(ks)
+    except TypeError as e:
+        raise InputError(f"select_k: ks must be a sequence of positive integers, got {ks!r}") from e
+    bad = [
+        k for k in values if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1
+    ]
+    if not values:
+        raise InputError("select_k: ks must be a non-empty sequence of positive integers")
+    if bad:
+        raise InputError(f"select_k: ks must be positive integers; got {bad[0]!r}")
+    return np.unique(np.asarray(values, dtype=np.int64))
