@@ -74,17 +74,34 @@ SOURCES: dict[str, Source] = {
             ("train", "test", "all"),
             _digits,
         ),
-        Source("mnist", "handwritten digits, 28×28 grey, 60,000 + 10,000", _IDX_FILES,
-               ("train", "test"), _mnist("mnist")),
-        Source("fashion-mnist", "Zalando clothing images, 28×28 grey, 60,000 + 10,000", _IDX_FILES,
-               ("train", "test"), _mnist("fashion-mnist")),
-        Source("cifar10", "10 classes of 32×32 colour images, 50,000 + 10,000",
-               "cifar-10-python.tar.gz, or cifar-10-batches-py/ (-bin/ for the binary batches)",
-               ("train", "test"), _cifar("cifar10")),
-        Source("cifar100",
-               "100 classes (20 superclasses: label_mode='coarse'), 32×32, 50,000 + 10,000",
-               "cifar-100-python.tar.gz, or cifar-100-python/ (cifar-100-binary/)",
-               ("train", "test"), _cifar("cifar100")),
+        Source(
+            "mnist",
+            "handwritten digits, 28×28 grey, 60,000 + 10,000",
+            _IDX_FILES,
+            ("train", "test"),
+            _mnist("mnist"),
+        ),
+        Source(
+            "fashion-mnist",
+            "Zalando clothing images, 28×28 grey, 60,000 + 10,000",
+            _IDX_FILES,
+            ("train", "test"),
+            _mnist("fashion-mnist"),
+        ),
+        Source(
+            "cifar10",
+            "10 classes of 32×32 colour images, 50,000 + 10,000",
+            "cifar-10-python.tar.gz, or cifar-10-batches-py/ (-bin/ for the binary batches)",
+            ("train", "test"),
+            _cifar("cifar10"),
+        ),
+        Source(
+            "cifar100",
+            "100 classes (20 superclasses: label_mode='coarse'), 32×32, 50,000 + 10,000",
+            "cifar-100-python.tar.gz, or cifar-100-python/ (cifar-100-binary/)",
+            ("train", "test"),
+            _cifar("cifar100"),
+        ),
     )
 }
 
@@ -155,8 +172,12 @@ def derived_split(ds: ImageSet, split: str) -> ImageSet:
     idx = train_idx if split == "train" else test_idx
     sub = ds[idx]
     share = 1 - DERIVED_TEST_FRACTION if split == "train" else DERIVED_TEST_FRACTION
-    return ImageSet(sub.images, sub.labels, sub.classes,
-                    f"{ds.source} [{split}: stratified {share:.0%} of all, seed {DERIVED_SEED}]")
+    return ImageSet(
+        sub.images,
+        sub.labels,
+        sub.classes,
+        f"{ds.source} [{split}: stratified {share:.0%} of all, seed {DERIVED_SEED}]",
+    )
 
 
 def resize(ds: ImageSet, size: int | Sequence[int]) -> ImageSet:
