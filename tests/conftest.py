@@ -30,7 +30,7 @@ def _private_striate_dirs(tmp_path_factory):
 def shared_data() -> Path:
     """The real datasets (STRIATE_SHARED_DATA, default ../shared/data); missing under CI fails."""
     path = Path(os.environ.get("STRIATE_SHARED_DATA", ROOT.parent / "shared" / "data"))
-    if not (path / "mnist").is_dir():
+    if not (path / "mnist").is_dir() or not (path / "cifar10" / "cifar10-jpeg.zip").is_file():
         msg = f"real datasets not found at {path} (set STRIATE_SHARED_DATA)"
         if os.environ.get("CI") == "true":
             pytest.fail(msg)

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from striate import __version__
-from striate.cli import datasets
+from striate.cli import classic, datasets
 from striate.errors import StriateError
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(datasets.app, name="datasets")
+app.add_typer(classic.app, name="classic")
 
 
 def _version(value: bool) -> None:
