@@ -504,8 +504,8 @@ def test_cuda_matches_cpu(loss, digits):
     kw = {"loss": loss, "max_iter": 300, "random_state": 1}
     cpu = LinearClassifier(device="cpu", **kw).fit(X_train, y_train)
     gpu = LinearClassifier(device="cuda", **kw).fit(X_train, y_train)
-    # the same minibatches (drawn on the CPU); only float rounding differs between the devices
-    assert gpu.learning_rate_ == pytest.approx(cpu.learning_rate_, rel=1e-5)
+    # the same minibatches (drawn on the CPU); only float rounding (reduction order) differs
+    assert gpu.learning_rate_ == pytest.approx(cpu.learning_rate_, rel=1e-4)
     np.testing.assert_allclose(gpu.coef_, cpu.coef_, rtol=1e-3, atol=1e-3)
     np.testing.assert_allclose(gpu.loss_history_, cpu.loss_history_, rtol=1e-3, atol=1e-4)
     agree = (gpu.predict(X_test) == cpu.predict(X_test)).mean()
