@@ -37,6 +37,8 @@ def print_table(rows: Sequence[Mapping[str, object]]) -> None:
 def _fmt(value: float, unit: str) -> str:
     if unit in ("×", "s"):
         return f"{value:.3f}"
+    if unit == "fraction":
+        return f"{value:.4f}"
     if unit == "%":
         return f"{value:.2f}"
     return f"{value:,.1f}"
