@@ -179,16 +179,15 @@ def run_nca(
     """kNN on raw pixels against kNN after NCA to `dim` dimensions: error, query time, storage
     (the columns of the reference post's MNIST table), plus a 2-D NCA embedding of the test set."""
     Xtr, Xte = image_features(train), image_features(test)
-    nca = NCA(
-        dim,
-        init=init,
-        max_iter=max_iter,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        random_state=seed,
-        device=device,
-        verbose=True,
-    )
+    settings = {
+        "init": init,
+        "max_iter": max_iter,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "random_state": seed,
+        "device": device,
+    }
+    nca = NCA(dim, verbose=True, **settings)
     t0 = time.perf_counter()
     nca.fit(Xtr, train.labels)
     fit_seconds = time.perf_counter() - t0
@@ -212,16 +211,9 @@ def run_nca(
         "raw": rows["raw"],
         "nca": rows["nca"],
     }
-    embed = NCA(
-        2,
-        init=init,
-        max_iter=max_iter,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        random_state=seed,
-        device=device,
-    )
-    embed.fit(Xtr[: min(len(Xtr), 5000)], train.labels[: min(len(Xtr), 5000)])
+    # The 2-D map for the figure is fitted on a stratified subset: it is only for looking at.
+    sample = _subset(train, 5000, seed)
+    embed = NCA(2, **settings).fit(image_features(sample), sample.labels)
     figures = {
         "confusion": confusion,
         "embedding": plot_embedding(
