@@ -25,11 +25,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from _common import shared_data, timed
 
 
 def _has_avx512() -> bool:
@@ -47,7 +48,6 @@ if _CORETYPE_SET_HERE:
     os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"  # read by faiss's OpenBLAS when it loads
     _CORETYPE_SET_HERE = True
 
-ROOT = Path(__file__).resolve().parents[1]
 SECTION = "knn"
 
 
@@ -59,7 +59,7 @@ def _cifar(quick: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     from striate import load_dataset
     from striate.classic._base import image_features
 
-    data = Path(os.environ.get("STRIATE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+    data = shared_data()
     zip_path = data / "cifar10" / "cifar10-jpeg.zip"
     train = load_dataset(zip_path, "train", progress=False)
     test = load_dataset(zip_path, "test", progress=False)
@@ -73,12 +73,6 @@ def _cifar(quick: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
         image_features(test).numpy(),
         test.labels.numpy(),
     )
-
-
-def _timed(fn):
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
 
 
 def _faiss_predict(X: np.ndarray, y: np.ndarray, Q: np.ndarray) -> np.ndarray:
@@ -125,11 +119,11 @@ def bench(quick: bool, repeats: int = 1) -> list[dict]:
 
     t_striate = t_faiss = float("inf")
     for _ in range(max(1, repeats)):
-        p_striate, t = _timed(striate_run)
+        p_striate, t = timed(striate_run)
         t_striate = min(t_striate, t)
-        p_faiss, t = _timed(lambda: _faiss_predict(X, y, Q))
+        p_faiss, t = timed(lambda: _faiss_predict(X, y, Q))
         t_faiss = min(t_faiss, t)
-    p_sklearn, t_sklearn = _timed(sklearn_run)
+    p_sklearn, t_sklearn = timed(sklearn_run)
     t_faiss_plain, p_faiss_plain = _faiss_as_installed(quick)
     load_after = os.getloadavg()
 
@@ -178,7 +172,7 @@ def _agreement(name: str, pred: np.ndarray, reference: np.ndarray) -> dict:
 
 def _faiss_child(out: str, quick: bool) -> None:
     X, y, Q, _ = _cifar(quick)
-    pred, seconds = _timed(lambda: _faiss_predict(X, y, Q))
+    pred, seconds = timed(lambda: _faiss_predict(X, y, Q))
     Path(out).write_text(json.dumps({"seconds": seconds, "pred": pred.tolist()}))
 
 

@@ -43,12 +43,12 @@ import os
 import statistics
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import shared_data
+
 SECTION = "linear"
 
 
@@ -62,7 +62,7 @@ def _cifar(quick: bool) -> tuple[np.ndarray, ...]:
     from striate.classic._base import image_features
     from striate.data.splits import stratified_split
 
-    data = Path(os.environ.get("STRIATE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+    data = shared_data()
     zip_path = data / "cifar10" / "cifar10-jpeg.zip"
     full = load_dataset(zip_path, "train", progress=False)
     test = load_dataset(zip_path, "test", progress=False)

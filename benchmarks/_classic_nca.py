@@ -26,13 +26,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import shared_data, timed
+
 N_COMPONENTS = 32
 
 
@@ -45,7 +44,7 @@ def _mnist(n_train: int | None, n_test: int | None):
     from striate import load_dataset
     from striate.classic._base import image_features
 
-    data = Path(os.environ.get("STRIATE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+    data = shared_data()
     train = load_dataset("mnist", "train", root=data)
     test = load_dataset("mnist", "test", root=data)
     gen = torch.Generator().manual_seed(0)
@@ -59,12 +58,6 @@ def _mnist(n_train: int | None, n_test: int | None):
         image_features(test).numpy(),
         test.labels.numpy(),
     )
-
-
-def _timed(fn):
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
 
 
 def _knn(X: np.ndarray, y: np.ndarray):
@@ -96,10 +89,10 @@ def bench_vs_sklearn(quick: bool) -> list[dict]:
 
     NCA(N_COMPONENTS, device="cpu", max_iter=5).fit(X[:300], y[:300])  # warm-ups
     NeighborhoodComponentsAnalysis(N_COMPONENTS, max_iter=2).fit(X[:300], y[:300])
-    runs = [_timed(ours) for _ in range(3)]
+    runs = [timed(ours) for _ in range(3)]
     t_ours = statistics.median(t for _, t in runs)
     model = runs[0][0]
-    sk, t_sk = _timed(theirs)
+    sk, t_sk = timed(theirs)
 
     acc_ours = _knn(model.transform(X), y).score(model.transform(Q), yq)
     acc_sk = _knn(sk.transform(X), y).score(sk.transform(Q), yq)
@@ -137,19 +130,19 @@ def bench_mnist_table(quick: bool) -> list[dict]:
     load_before = _load()
 
     raw = _knn(X, y)
-    pred_raw, t_raw = _timed(lambda: raw.predict(Q))
+    pred_raw, t_raw = timed(lambda: raw.predict(Q))
 
     variants = [("NCA-32", {})]
     if not quick:  # more steps than the default, to see what longer training buys
         variants.append(("NCA-32, 1,000 steps", {"max_iter": 1000}))
     runs = []
     for name, kw in variants:
-        model, t_fit = _timed(
+        model, t_fit = timed(
             lambda kw=kw: NCA(N_COMPONENTS, device="cpu", random_state=0, **kw).fit(X, y)
         )
         Z, ZQ = model.transform(X), model.transform(Q)
         knn = _knn(Z, y)
-        pred, t_query = _timed(lambda knn=knn, ZQ=ZQ: knn.predict(ZQ))
+        pred, t_query = timed(lambda knn=knn, ZQ=ZQ: knn.predict(ZQ))
         runs.append({"name": name, "model": model, "fit": t_fit, "query": t_query, "pred": pred})
     load_after = _load()
 

@@ -12,32 +12,20 @@ scikit-learn on CIFAR-10 pixels. Needs `pip install -e .[bench]` for faiss-cpu.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 
-import torch
+from _common import run_sections
 
-from _table import print_table
-
-SECTIONS = {"knn": "_classic_knn", "nca": "_classic_nca", "linear": "_classic_linear"}
+MODULES = {"knn": "_classic_knn", "nca": "_classic_nca", "linear": "_classic_linear"}
+# Imported when chosen: each section pulls in its own peers (faiss, scikit-learn).
+SECTIONS = {
+    name: (lambda quick, module=module: importlib.import_module(module).bench(quick))
+    for name, module in MODULES.items()
+}
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated sections")
-    parser.add_argument("--quick", action="store_true", help="subsets: a smoke test")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads")
-    args = parser.parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    names = [s.strip() for s in args.sections.split(",") if s.strip()]
-    unknown = [s for s in names if s not in SECTIONS]
-    if unknown:
-        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
-    rows: list[dict] = []
-    for name in names:
-        rows += importlib.import_module(SECTIONS[name]).bench(args.quick)
-    print_table(rows)
+    run_sections(__doc__, SECTIONS, argv)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ chosen ones and prints one table. Absolute numbers vary between machines; compar
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import statistics
@@ -19,17 +18,14 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from _table import print_table
+from _common import run_sections, shared_data
 from striate.data.augment import Compose, Cutout, RandomCrop, RandomHorizontalFlip
 from striate.data.folder import load_folder
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def row(section: str, program: str, value: float, unit: str, note: str = "") -> dict:
@@ -108,8 +104,7 @@ def bench_decode(quick: bool) -> list[dict]:
     processes, into the cache), its cached load, and a plain one-process PIL loop over the zip
     members (what an ImageFolder-style dataset does on every run).
     """
-    shared = Path(os.environ.get("STRIATE_SHARED_DATA", ROOT.parent / "shared" / "data"))
-    zip_path = shared / "cifar10" / "cifar10-jpeg.zip"
+    zip_path = shared_data() / "cifar10" / "cifar10-jpeg.zip"
     if not zip_path.is_file():
         raise SystemExit(f"{zip_path} not found: set STRIATE_SHARED_DATA")
     split = "test" if quick else "train"
@@ -148,27 +143,7 @@ SECTIONS: dict[str, Callable[[bool], list[dict]]] = {
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--sections",
-        default=",".join(SECTIONS),
-        help=f"comma-separated sections to run (default all: {', '.join(SECTIONS)})",
-    )
-    parser.add_argument("--quick", action="store_true", help="fewer images: a smoke test")
-    parser.add_argument(
-        "--threads", type=int, default=None, help="torch threads (default: torch's own choice)"
-    )
-    args = parser.parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    names = [s.strip() for s in args.sections.split(",") if s.strip()]
-    unknown = [s for s in names if s not in SECTIONS]
-    if unknown:
-        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
-    rows: list[dict] = []
-    for name in names:
-        rows += SECTIONS[name](args.quick)
-    print_table(rows)
+    run_sections(__doc__, SECTIONS, argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,93 @@
+"""What the benchmark scripts share: the table they print, the command line, timing, data."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import torch
+
+T = TypeVar("T")
+
+
+def print_table(rows: Sequence[Mapping[str, object]]) -> None:
+    """Print rows as aligned columns, after a line naming torch, its threads and the load."""
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {load}")
+    header = ("section", "program", "value", "unit", "note")
+    cells = [header] + [
+        (
+            str(r["section"]),
+            str(r["program"]),
+            _fmt(float(r["value"]), str(r["unit"])),  # type: ignore[arg-type]
+            str(r["unit"]),
+            str(r.get("note", "")),
+        )
+        for r in rows
+    ]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
+    for k, c in enumerate(cells):
+        line = "  ".join(
+            v.ljust(w) if i != 2 else v.rjust(w)
+            for i, (v, w) in enumerate(zip(c, widths, strict=True))
+        )
+        print(line.rstrip())
+        if k == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def _fmt(value: float, unit: str) -> str:
+    if unit in ("×", "s"):
+        return f"{value:.3f}"
+    if unit == "fraction":
+        return f"{value:.4f}"
+    if unit == "%":
+        return f"{value:.2f}"
+    return f"{value:,.1f}"
+
+
+def shared_data() -> Path:
+    """The real datasets: $STRIATE_SHARED_DATA, default ../shared/data beside the repository."""
+    return Path(
+        os.environ.get(
+            "STRIATE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"
+        )
+    )
+
+
+def timed(fn: Callable[[], T]) -> tuple[T, float]:
+    """fn's result and its wall time in seconds."""
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def run_sections(
+    doc: str, sections: Mapping[str, Callable[[bool], list[dict]]], argv: list[str] | None = None
+) -> None:
+    """The command line every benchmark script shares: --sections, --quick, --threads."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument(
+        "--sections",
+        default=",".join(sections),
+        help=f"comma-separated sections (default all: {', '.join(sections)})",
+    )
+    parser.add_argument("--quick", action="store_true", help="subsets: a smoke test")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's own choice)"
+    )
+    args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    names = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = [s for s in names if s not in sections]
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(sections)}")
+    rows: list[dict] = []
+    for name in names:
+        rows += sections[name](args.quick)
+    print_table(rows)
