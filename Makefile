@@ -27,7 +27,9 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[bench]"
 	$(BIN)/python benchmarks/data.py
+	$(BIN)/python benchmarks/classic.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache runs

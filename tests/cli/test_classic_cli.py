@@ -95,3 +95,9 @@ def test_subsets_are_stratified():
     expected = full.class_counts().double() * 500 / len(full)
     assert (train.class_counts() - expected).abs().max() <= 1
     assert "500 stratified" in train.source
+
+
+@pytest.mark.parametrize("command", ["knn", "nca", "linear"])
+def test_help(capsys, command):
+    code, out, _ = run(capsys, "classic", command, "--help")
+    assert code == 0 and "--data" in out and "--seed" in out
