@@ -38,7 +38,6 @@ the ratios, which are measured in one run on one machine.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import time
@@ -47,7 +46,7 @@ import warnings
 import numpy as np
 import torch
 
-from _common import shared_data
+from _common import run_sections, shared_data
 
 SECTION = "linear"
 
@@ -157,17 +156,7 @@ def bench(quick: bool) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="5,000 × 2,000 subset: a smoke test")
-    parser.add_argument(
-        "--threads", type=int, default=None, help="torch threads (default: torch's)"
-    )
-    args = parser.parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    for row in bench(args.quick):
-        value = f"{row['value']:.4g}"
-        print(f"{row['section']:6} {row['program']:82} {value:>10} {row['unit']:9} {row['note']}")
+    run_sections(__doc__, {"linear": bench}, argv)
 
 
 if __name__ == "__main__":

@@ -23,14 +23,13 @@ OpenMP threads wait on each other at every operation: `--threads 1` is then the 
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 
 import numpy as np
 import torch
 
-from _common import shared_data, timed
+from _common import run_sections, shared_data, timed
 
 N_COMPONENTS = 32
 
@@ -173,22 +172,7 @@ def bench(quick: bool) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from _table import print_table
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small subsets: a smoke test")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads")
-    parser.add_argument(
-        "--sections", default="nca,nca-mnist", help="comma-separated: nca, nca-mnist"
-    )
-    args = parser.parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    runs = {"nca": bench_vs_sklearn, "nca-mnist": bench_mnist_table}
-    rows: list[dict] = []
-    for name in args.sections.split(","):
-        rows += runs[name.strip()](args.quick)
-    print_table(rows)
+    run_sections(__doc__, {"nca": bench_vs_sklearn, "nca-mnist": bench_mnist_table}, argv)
 
 
 if __name__ == "__main__":
