@@ -18,3 +18,7 @@ class InputError(StriateError, ValueError):
 
     Also a ValueError, as scikit-learn's estimator contract expects.
     """
+
+
+class ConfigError(StriateError, ValueError):
+    """A training option is unknown or out of range (model, optimiser or schedule name, lr < 0)."""
