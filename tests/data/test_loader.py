@@ -62,6 +62,31 @@ def test_seeded_epochs_repeat_and_resume():
     assert not torch.equal(_gather(d)[1], epochs[0])
 
 
+def test_a_state_taken_mid_epoch_resumes_after_the_last_batch_with_the_same_draws(tmp_path):
+    from striate.data.augment import RandomCrop
+    from striate.train.state import load_state, save_state
+
+    ds = _set(n=30)
+    kw = dict(batch_size=4, device="cpu", seed=5, augment=RandomCrop(4, padding=1))
+    full = BatchLoader(ds, **kw)
+    reference = [list(full) for _ in range(2)]
+    a = BatchLoader(ds, **kw)
+    list(a)
+    it = iter(a)
+    for _ in range(3):
+        next(it)
+    save_state(tmp_path / "s.safetensors", {"loader": a.state_dict()})  # survives a file
+    b = BatchLoader(ds, **kw)
+    b.load_state_dict(load_state(tmp_path / "s.safetensors")["loader"])
+    rest = list(b)
+    assert len(rest) == len(reference[1]) - 3
+    for (xb, yb), (xr, yr) in zip(rest, reference[1][3:], strict=True):
+        assert torch.equal(xb, xr) and torch.equal(yb, yr)
+    assert b.state_dict() == {"epoch": 2, "seed": 5}  # the epoch finished: no position left
+    b.set_epoch(1)  # set_epoch starts an epoch from its beginning
+    assert torch.equal(torch.cat([y for _, y in b]), torch.cat([y for _, y in reference[1]]))
+
+
 def test_augment_gets_the_epoch_generator_and_normalize_comes_last():
     ds = _set()
     seen = []

@@ -64,19 +64,27 @@ class _Epochs:
         self.seed, self.augment, self.normalize = seed, augment, normalize
         self.device = resolve_device(device)
         self.epoch = 0
+        self._position: tuple[int, torch.Generator] | None = None  # inside the running epoch
+        self._resume: tuple[int, torch.Tensor] | None = None  # (batches done, generator state)
 
     def __len__(self) -> int:
         return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
 
     def set_epoch(self, epoch: int) -> None:
-        """The next iteration yields epoch `epoch` (its order and augmentation)."""
-        self.epoch = int(epoch)
+        """The next iteration yields epoch `epoch` (its order and augmentation) from its start."""
+        self.epoch, self._resume = int(epoch), None
 
     def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "seed": self.seed}
+        """Where the loader is; taken in the middle of an epoch, it resumes after the last batch
+        handed out, with the same order and the same augmentation draws."""
+        if self._position is None:
+            return {"epoch": self.epoch, "seed": self.seed}
+        done, g = self._position
+        return {"epoch": self.epoch - 1, "seed": self.seed, "batch": done, "rng": g.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch, self.seed = int(state["epoch"]), int(state["seed"])
+        self._resume = (int(state["batch"]), state["rng"]) if "batch" in state else None
 
     def _generator(self) -> torch.Generator:
         # One CPU generator per epoch: the same draws on any device, independent of other epochs.
@@ -88,6 +96,21 @@ class _Epochs:
         if self.drop_last and len(batches[-1]) < self.batch_size:
             batches.pop()
         return batches
+
+    def _start_epoch(self) -> tuple[torch.Generator, list[torch.Tensor], int]:
+        """The generator and batches of the epoch to run, and how many of them are already done."""
+        g = self._generator()
+        batches = self._batches(g)
+        done = 0
+        if self._resume is not None:
+            done, rng = self._resume
+            g.set_state(rng)
+            self._resume = None
+        self.epoch += 1
+        return g, batches, done
+
+    def _track(self, done: int, g: torch.Generator) -> None:
+        self._position = (done, g) if done < len(self) else None
 
     def _finish(self, images: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> Batch:
         x = images.to(self.device, non_blocking=True).float().div_(255)
@@ -127,11 +150,13 @@ class BatchLoader(_Epochs):
         self._labels = data.labels.to(self.device)
 
     def __iter__(self) -> Iterator[Batch]:
-        g = self._generator()
-        self.epoch += 1
-        for idx in self._batches(g):
+        g, batches, done = self._start_epoch()
+        for i, idx in enumerate(batches[done:], start=done + 1):
             idx = idx.to(self.device)
-            yield self._finish(self._images[idx], self._labels[idx], g)
+            batch = self._finish(self._images[idx], self._labels[idx], g)
+            self._track(i, g)
+            yield batch
+        self._position = None
 
 
 class StreamingLoader(_Epochs):
@@ -172,19 +197,17 @@ class StreamingLoader(_Epochs):
         self.skipped: list[tuple[str, str]] = []
 
     def __iter__(self) -> Iterator[Batch]:
-        g = self._generator()
-        self.epoch += 1
-        batches = self._batches(g)
+        g, batches, done = self._start_epoch()
         loader = DataLoader(
             self._reader,
             batch_size=None,
-            sampler=batches,
+            sampler=batches[done:],
             num_workers=self.workers,
             pin_memory=self.device.type == "cuda",
             prefetch_factor=4 if self.workers > 0 else None,
         )
         self.skipped = []
-        for images, labels, skipped, fatal in loader:
+        for i, (images, labels, skipped, fatal) in enumerate(loader, start=done + 1):
             if fatal:
                 raise DataError(fatal)
             if skipped and self.on_bad_image == "error":
@@ -195,7 +218,10 @@ class StreamingLoader(_Epochs):
                 )
             self.skipped += skipped
             if len(labels):
-                yield self._finish(images, labels, g)
+                batch = self._finish(images, labels, g)
+                self._track(i, g)
+                yield batch
+        self._position = None
         if self.skipped:
             warnings.warn(
                 f"{self.index.path}: skipped {len(self.skipped)} unreadable image(s) this epoch "

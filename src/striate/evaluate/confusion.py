@@ -1,4 +1,5 @@
-"""Confusion matrices: counted in one bincount, drawn as a matplotlib figure."""
+"""Confusion matrices: counted in one bincount, drawn as a matplotlib figure, summarised per
+class (accuracy within each true class) and as the most frequent mistakes."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from striate.errors import InputError
+from striate.errors import ConfigError, InputError
 
 
 def confusion_matrix(y_true, y_pred, num_classes: int | None = None) -> np.ndarray:
@@ -65,3 +66,53 @@ def plot_confusion(
     ax.set_title(f"{title + ' — ' if title else ''}accuracy {accuracy:.1%}", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def _check_cm(cm) -> np.ndarray:
+    """`cm` as a square float64 matrix of non-negative finite values, or a ConfigError."""
+    try:
+        m = np.asarray(cm.detach().cpu() if isinstance(cm, torch.Tensor) else cm, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(f"cm must be a K×K matrix of counts, got {type(cm).__name__}") from None
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise ConfigError(
+            f"cm must be a square K×K matrix (rows true, columns predicted), got shape {m.shape}; "
+            "build it with confusion_matrix(y_true, y_pred)"
+        )
+    if not np.isfinite(m).all() or (m < 0).any():
+        raise ConfigError("cm must hold non-negative finite counts; found a negative, NaN or inf")
+    return m
+
+
+def per_class_accuracy(cm) -> np.ndarray:
+    """Accuracy within each true class, C[i, i] / Σ_j C[i, j] (the recall of class i); NaN for a
+    class with no samples."""
+    m = _check_cm(cm)
+    support = m.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, np.diag(m) / support, np.nan)
+
+
+def most_confused(cm, classes: Sequence[str], n: int = 10) -> list[tuple[str, str, int]]:
+    """The `n` largest off-diagonal counts as (true class, predicted class, count), largest first
+    (ties in row-major order); zero counts are left out."""
+    m = _check_cm(cm)
+    classes = [str(c) for c in classes]
+    if len(classes) != len(m):
+        raise ConfigError(
+            f"{len(classes)} class names for a {len(m)}×{len(m)} confusion matrix: "
+            "give one name per row"
+        )
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ConfigError(f"n must be a whole number ≥ 0 (how many pairs to list), got {n!r}")
+    if (m != np.round(m)).any():
+        raise ConfigError("cm must hold whole counts; pass the matrix before normalising it")
+    off = m.copy()
+    np.fill_diagonal(off, 0)
+    flat = off.ravel()
+    order = np.argsort(-flat, kind="stable")[:n]
+    order = order[flat[order] > 0]
+    rows, cols = np.divmod(order, len(m))
+    return [
+        (classes[i], classes[j], int(flat[k])) for i, j, k in zip(rows, cols, order, strict=True)
+    ]

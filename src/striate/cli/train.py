@@ -1,0 +1,253 @@
+"""`striate train`, `striate evaluate`, `striate predict` and `striate lr-find`.
+
+Options left out fall back to `--config FILE.toml`, then to TrainConfig's defaults, so
+`striate train` alone trains the small ConvNet on the bundled digits set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+console = Console()
+
+_D = "[default: from TrainConfig]"
+
+
+def _opt(flag: str, help: str) -> typer.Option:  # noqa: A002
+    return typer.Option(None, flag, help=help, show_default=False)
+
+
+DATA = _opt("--data", "Dataset name (see `striate datasets`) or path [default: digits].")
+ROOT = _opt("--root", "Folder holding the dataset's files.")
+MODEL = _opt(
+    "--model",
+    "Model name (see `striate models` / striate.models.available()) [default: convnet-small].",
+)
+EPOCHS = _opt("--epochs", "Epochs to train [default: 30].")
+STEPS = _opt("--steps", "Optimiser steps to train (instead of --epochs).")
+BATCH = _opt("--batch-size", "Images per batch [default: 64].")
+OPT = _opt("--opt", "sgd, nesterov, adagrad, rmsprop, adam, adamw or lbfgs [default: sgd].")
+LR = _opt("--lr", "Learning rate (the peak for onecycle) [default: 0.1].")
+WD = _opt("--wd", "Weight decay (not on biases and norm layers) [default: 5e-4].")
+SCHEDULE = _opt(
+    "--schedule",
+    "constant, step, exponential, inverse-time, cosine, linear, rsqrt, "
+    "sgdr or onecycle [default: onecycle].",
+)
+AUGMENT = _opt("--augment", "none, auto, or e.g. flip,crop:4,cutout:8,mixup:0.2 [default: auto].")
+PRECISION = _opt("--precision", "auto, fp32, bf16 or fp16 [default: auto].")
+SEED = _opt("--seed", "Seed for the split, initialisation, order and augmentation [default: 0].")
+DEVICE = _opt("--device", "auto, cpu, cuda or cuda:N [default: auto].")
+CONFIG = typer.Option(None, "--config", help="TOML file of options; command-line options win.")
+
+
+def train(
+    config: Path | None = CONFIG,
+    data: str | None = DATA,
+    root: str | None = ROOT,
+    model: str | None = MODEL,
+    epochs: int | None = EPOCHS,
+    steps: int | None = STEPS,
+    batch_size: int | None = BATCH,
+    opt: str | None = OPT,
+    lr: float | None = LR,
+    wd: float | None = WD,
+    momentum: float | None = _opt(
+        "--momentum", "Momentum (SGD, RMSProp) or Adam's beta1 [default: 0.9]."
+    ),
+    schedule: str | None = SCHEDULE,
+    loss: str | None = _opt("--loss", "cross_entropy or hinge [default: cross_entropy]."),
+    label_smoothing: float | None = _opt("--label-smoothing", "Label smoothing [default: 0]."),
+    augment: str | None = AUGMENT,
+    init: str | None = _opt("--init", "default, normal, xavier or kaiming [default: default]."),
+    precision: str | None = PRECISION,
+    clip_grad: float | None = _opt("--clip-grad", "Clip the gradient norm to this value."),
+    ema: float | None = _opt(
+        "--ema",
+        "Evaluate an exponential moving average of the weights with this decay (e.g. 0.999).",
+    ),
+    early_stopping: int | None = _opt(
+        "--early-stopping", "Stop after this many epochs without validation improvement."
+    ),
+    tta: bool | None = typer.Option(None, "--tta/--no-tta", help="Flip test-time augmentation."),
+    val_size: float | None = _opt(
+        "--val-size",
+        "Validation fraction (or count) held out of the training split [default: 0.1].",
+    ),
+    train_size: int | None = _opt("--train-size", "Stratified subset of the training split."),
+    seed: int | None = SEED,
+    device: str | None = DEVICE,
+    out: Path | None = _opt("--out", "Run folder [default: runs/train/DATA-MODEL]."),
+    resume: Path | None = typer.Option(
+        None,
+        "--resume",
+        help="Continue the run in this folder from its last checkpoint, with its saved settings.",
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Live progress bar."),
+) -> None:
+    """Train a network and write a run folder with metrics, checkpoints, plots and report.html."""
+    from striate.train.config import TrainConfig
+    from striate.train.run import train_run
+
+    options = dict(
+        data=data,
+        root=root,
+        model=model,
+        epochs=epochs,
+        steps=steps,
+        batch_size=batch_size,
+        opt=opt,
+        lr=lr,
+        wd=wd,
+        momentum=momentum,
+        schedule=schedule,
+        loss=loss,
+        label_smoothing=label_smoothing,
+        augment=augment,
+        init=init,
+        precision=precision,
+        clip_grad=clip_grad,
+        ema=ema,
+        early_stopping=early_stopping,
+        tta=tta,
+        val_size=val_size,
+        train_size=train_size,
+        seed=seed,
+        device=device,
+        out=str(out) if out else None,
+    )
+    if resume is not None:
+        given = sorted(k for k, v in options.items() if v is not None)
+        if given or config is not None:
+            from striate.errors import ConfigError
+
+            raise ConfigError(
+                f"--resume continues a run with its saved settings; leave out "
+                f"{', '.join('--' + k.replace('_', '-') for k in given) or '--config'}"
+            )
+        cfg = None
+    else:
+        cfg = TrainConfig.load(config, **options)
+    result = (
+        train_run(cfg, resume=resume, progress=progress)
+        if cfg
+        else train_run(TrainConfig(), resume=resume, progress=progress)
+    )
+    if result.interrupted:
+        console.print(
+            f"interrupted after step {result.history[-1]['step'] if result.history else '?'}; "
+            f"continue with: striate train --resume {escape(str(result.out))}"
+        )
+        raise typer.Exit(130)
+    if result.stop_reason:
+        console.print(escape(result.stop_reason))
+    test = result.test
+    console.print(
+        f"test accuracy {test['acc']:.2%}"
+        + (f", top-5 {test['top5']:.2%}" if "top5" in test else "")
+        + f", loss {test['loss']:.4f}  ({result.seconds:.0f} s)"
+    )
+    console.print(f"report: {escape(str(result.out / 'report.html'))}")
+
+
+def evaluate(
+    model: Path = typer.Argument(..., help="Run folder, its model/ folder, or a model.json."),
+    data: str = typer.Option("digits", "--data", help="Dataset name or path."),
+    root: str | None = ROOT,
+    split: str = typer.Option("test", "--split", help="Split to evaluate on."),
+    tta: bool = typer.Option(False, "--tta/--no-tta", help="Flip test-time augmentation."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+) -> None:
+    """Accuracy, top-5 accuracy, loss and per-class accuracy of a trained model on a dataset."""
+    from striate.train.run import evaluate_run
+
+    m = evaluate_run(model, data, root, split, tta=tta, device=device)
+    console.print(
+        f"{m['images']} images: accuracy {m['acc']:.2%}"
+        + (f", top-5 {m['top5']:.2%}" if "top5" in m else "")
+        + f", loss {m['loss']:.4f}"
+    )
+    table = Table("class", "accuracy")
+    for name, acc in m["per_class"].items():
+        table.add_row(escape(str(name)), "n/a" if acc != acc else f"{acc:.2%}")
+    console.print(table)
+
+
+def predict(
+    model: Path = typer.Argument(..., help="Run folder, its model/ folder, or a model.json."),
+    images: list[Path] = typer.Argument(..., help="Image files (any size; resized to fit)."),
+    k: int = typer.Option(3, "--k", "--top", help="How many classes to show per image."),
+    device: str = typer.Option("cpu", "--device", help="auto, cpu, cuda or cuda:N."),
+) -> None:
+    """Top-k classes with probabilities for each image."""
+    from striate.data.folder import decode_image
+    from striate.device import resolve_device
+    from striate.errors import DataError
+    from striate.models.io import load_model
+
+    if k < 1:
+        from striate.errors import ConfigError
+
+        raise ConfigError(f"--k must be at least 1, got {k}")
+    net = load_model(model, device=resolve_device(device))
+    arrays = []
+    for path in images:
+        try:
+            arrays.append(decode_image(path.read_bytes(), None))
+        except OSError as e:
+            raise DataError(f"cannot read {path}: {e.strerror or e}") from e
+        except Exception as e:  # noqa: BLE001 - PIL raises many kinds for a bad file
+            raise DataError(f"{path} is not a readable image ({type(e).__name__}: {e})") from e
+    for path, top in zip(images, net.predict(arrays, k=k), strict=True):
+        ranked = "  ".join(f"{escape(str(c))} {p:.1%}" for c, p in top)
+        console.print(f"{escape(str(path))}: {ranked}")
+
+
+def lr_find(
+    config: Path | None = CONFIG,
+    data: str | None = DATA,
+    root: str | None = ROOT,
+    model: str | None = MODEL,
+    batch_size: int | None = BATCH,
+    opt: str | None = OPT,
+    wd: float | None = WD,
+    augment: str | None = AUGMENT,
+    precision: str | None = PRECISION,
+    seed: int | None = SEED,
+    device: str | None = DEVICE,
+    start: float = typer.Option(1e-8, "--start", help="First learning rate."),
+    end: float = typer.Option(10.0, "--end", help="Last learning rate."),
+    num_steps: int = typer.Option(100, "--num-steps", help="Steps of the sweep."),
+    out: Path = typer.Option(Path("runs/lr-find"), "--out", help="Folder for the plot and JSON."),
+) -> None:
+    """The LR finder (Smith 2017): loss against a geometrically growing lr, and a suggestion."""
+    from striate.train.config import TrainConfig
+    from striate.train.run import lr_find_run
+
+    cfg = TrainConfig.load(
+        config,
+        data=data,
+        root=root,
+        model=model,
+        batch_size=batch_size,
+        opt=opt,
+        wd=wd,
+        augment=augment,
+        precision=precision,
+        seed=seed,
+        device=device,
+        schedule="constant",
+    )
+    result = lr_find_run(cfg, start=start, end=end, num_steps=num_steps, out=out)
+    if result.suggestion is None:
+        console.print("too few points to suggest a learning rate; widen --start/--end")
+    else:
+        console.print(
+            f"suggested lr {result.suggestion:.3g} (steepest descent at {result.steepest:.3g})"
+        )
+    console.print(f"plot: {escape(str(out / 'lr_find.png'))}")

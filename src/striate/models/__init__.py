@@ -1,0 +1,28 @@
+"""Neural network models: a registry of named architectures and the layers they share.
+
+``models.create("convnet-small", num_classes=10, in_shape=(1, 8, 8))`` builds a model by name;
+``models.available()`` lists the names and ``models.describe(name)`` says what each is. A model
+built by `create` carries ``model.spec``, from which `from_spec` rebuilds it.
+
+Each architecture family is one file that registers its variants; importing it here makes the
+names available.
+"""
+
+from striate.models import convnet, mlp  # noqa: F401  (registers the families)
+from striate.models.convnet import ConvNet
+from striate.models.init import INIT_SCHEMES, init_weights
+from striate.models.mlp import ACTIVATIONS, MLP
+from striate.models.registry import available, create, describe, from_spec, register
+
+__all__ = [
+    "ACTIVATIONS",
+    "INIT_SCHEMES",
+    "MLP",
+    "ConvNet",
+    "available",
+    "create",
+    "describe",
+    "from_spec",
+    "init_weights",
+    "register",
+]

@@ -1,0 +1,190 @@
+"""A configurable ConvNet of the common pattern ``[(CONV-RELU)×N - POOL?]×M - (FC-RELU)×K - FC``.
+
+The pattern of CS231n lecture 5 (the softmax is in the loss). Stage ``i`` of M = len(channels)
+has N = ``convs_per_stage`` convolutions of width ``channels[i]``, each ``kernel_size`` with
+padding ``kernel_size // 2`` (the size is kept), followed by [BatchNorm2d] and the activation; a
+2×2 pool with stride 2 ends the stage and halves the size (rounding down). Then the features are
+flattened (or averaged over space with ``global_pool``) and pass K hidden FC layers and a final
+Linear to the class scores.
+
+Registered as ``"convnet"`` (these defaults) and ``"convnet-small"`` (one conv per stage: trains
+on the 8×8 digits in seconds and works on 28×28 and 32×32 too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from striate.errors import ConfigError
+from striate.models.mlp import make_activation
+from striate.models.registry import (
+    check_bool,
+    check_dropout,
+    check_in_shape,
+    check_int,
+    check_ints,
+    check_num_classes,
+    register,
+)
+
+__all__ = ["ConvNet", "convnet", "convnet_small"]
+
+_POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
+
+
+class ConvNet(nn.Module):
+    """``[(CONV-[BN]-ACT)×N - POOL?]×M - (FC-ACT-[DROPOUT])×K - FC`` for C×H×W inputs."""
+
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        num_classes: int,
+        channels: Sequence[int] = (32, 64),
+        convs_per_stage: int = 2,
+        pool: bool | str | None = True,
+        kernel_size: int = 3,
+        batchnorm: bool = True,
+        fc: Sequence[int] = (128,),
+        dropout: float = 0.0,
+        activation: str = "relu",
+        global_pool: bool = False,
+    ) -> None:
+        super().__init__()
+        owner = "ConvNet"
+        c, h, w = check_in_shape(in_shape, owner)
+        num_classes = check_num_classes(num_classes, owner)
+        channels = check_ints(channels, "channels", owner, min_len=1)
+        convs_per_stage = check_int(convs_per_stage, "convs_per_stage", owner)
+        kernel_size = check_int(kernel_size, "kernel_size", owner)
+        if kernel_size % 2 == 0:
+            raise ConfigError(
+                f"{owner}: kernel_size must be odd (1, 3, 5...) so that padding kernel_size // 2 "
+                f"keeps the image size, got {kernel_size}"
+            )
+        batchnorm = check_bool(batchnorm, "batchnorm", owner)
+        fc = check_ints(fc, "fc", owner)
+        dropout = check_dropout(dropout, owner)
+        global_pool = check_bool(global_pool, "global_pool", owner)
+        make_activation(activation, owner)
+        pool_kind = _pool_kind(pool, owner)
+        if pool_kind is not None and min(h, w) >> len(channels) < 1:
+            allowed = min(h, w).bit_length() - 1  # floor(log2(min(h, w)))
+            raise ConfigError(
+                f"{owner}: {len(channels)} pooled stages would shrink a {h}×{w} input below 1×1; "
+                f"this input size allows at most {allowed} stage(s): use fewer channels entries, "
+                f"pool=None, or larger images"
+            )
+
+        layers: list[nn.Module] = []
+        width = c
+        for out in channels:
+            for _ in range(convs_per_stage):
+                # no conv bias before BatchNorm: its shift would cancel it
+                layers.append(
+                    nn.Conv2d(width, out, kernel_size, padding=kernel_size // 2, bias=not batchnorm)
+                )
+                if batchnorm:
+                    layers.append(nn.BatchNorm2d(out))
+                layers.append(make_activation(activation))
+                width = out
+            if pool_kind is not None:
+                layers.append(_POOLS[pool_kind](2))
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1) if global_pool else nn.Identity()
+
+        stages = len(channels) if pool_kind is not None else 0
+        # a 2×2/stride-2 pool maps size s to floor(s / 2)
+        self.feature_shape = (width, 1, 1) if global_pool else (width, h >> stages, w >> stages)
+        self.flat_features = width * self.feature_shape[1] * self.feature_shape[2]
+
+        head: list[nn.Module] = []
+        n_in = self.flat_features
+        for n_out in fc:
+            head += [nn.Linear(n_in, n_out), make_activation(activation)]
+            if dropout > 0:
+                head.append(nn.Dropout(dropout))
+            n_in = n_out
+        if not fc and dropout > 0:
+            head.append(nn.Dropout(dropout))
+        head.append(nn.Linear(n_in, num_classes))
+        self.classifier = nn.Sequential(*head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores (logits), N×num_classes, for a batch N×C×H×W."""
+        x = self.pool(self.features(x))
+        return self.classifier(torch.flatten(x, 1))  # flatten: works on channels_last too
+
+
+def _pool_kind(pool: bool | str | None, owner: str) -> str | None:
+    if pool is True:
+        return "max"
+    if pool is None or pool is False:
+        return None
+    if isinstance(pool, str) and pool in _POOLS:
+        return pool
+    raise ConfigError(
+        f"{owner}: pool must be True (max), 'max', 'avg', or None/False (no pooling), got {pool!r}"
+    )
+
+
+@register("convnet")
+def convnet(
+    num_classes: int,
+    in_shape: tuple[int, int, int],
+    channels: Sequence[int] = (32, 64),
+    convs_per_stage: int = 2,
+    pool: bool | str | None = True,
+    kernel_size: int = 3,
+    batchnorm: bool = True,
+    fc: Sequence[int] = (128,),
+    dropout: float = 0.0,
+    activation: str = "relu",
+    global_pool: bool = False,
+) -> ConvNet:
+    """Configurable ConvNet [(CONV-BN-RELU)x2-POOL]x2-FC-RELU-FC, widths 32 and 64."""
+    return ConvNet(
+        in_shape,
+        num_classes,
+        channels=channels,
+        convs_per_stage=convs_per_stage,
+        pool=pool,
+        kernel_size=kernel_size,
+        batchnorm=batchnorm,
+        fc=fc,
+        dropout=dropout,
+        activation=activation,
+        global_pool=global_pool,
+    )
+
+
+@register("convnet-small")
+def convnet_small(
+    num_classes: int,
+    in_shape: tuple[int, int, int],
+    channels: Sequence[int] = (32, 64),
+    convs_per_stage: int = 1,
+    pool: bool | str | None = True,
+    kernel_size: int = 3,
+    batchnorm: bool = True,
+    fc: Sequence[int] = (128,),
+    dropout: float = 0.0,
+    activation: str = "relu",
+    global_pool: bool = False,
+) -> ConvNet:
+    """Small ConvNet [CONV-BN-RELU-POOL]x2-FC-RELU-FC for 8x8 digits up to 32x32 images."""
+    return convnet(
+        num_classes,
+        in_shape,
+        channels,
+        convs_per_stage,
+        pool,
+        kernel_size,
+        batchnorm,
+        fc,
+        dropout,
+        activation,
+        global_pool,
+    )

@@ -1,0 +1,189 @@
+"""Model files: `weights.safetensors` plus `model.json` (architecture, classes, normalisation).
+
+`load_model(path)` rebuilds the network from the registry and gives back an `ImageClassifier`
+that takes images as they come (uint8 or 0–1 floats, any size, grey or colour), normalises and
+resizes them as the network expects, and answers with class probabilities. Nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from striate._atomic import atomic_path, atomic_write
+from striate.errors import StriateError
+
+FORMAT = "striate-model/1"
+
+
+class ImageClassifier(nn.Module):
+    """A trained network with what it needs to be used: class names, input shape, normalisation.
+
+    `forward` takes a float batch on the 0–1 scale in the network's input shape and returns
+    logits; `predict_proba` and `predict` take images as they come.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        classes: Sequence[str],
+        in_shape: Sequence[int],
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.net, self.classes, self.in_shape = net, tuple(classes), tuple(in_shape)
+        c = self.in_shape[0]
+        mean = torch.zeros(c) if mean is None else torch.as_tensor(mean, dtype=torch.float32)
+        std = torch.ones(c) if std is None else torch.as_tensor(std, dtype=torch.float32)
+        self.register_buffer("mean", mean.reshape(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", std.reshape(1, -1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.std)
+
+    def prepare(self, images: Any) -> torch.Tensor:
+        """Images (a uint8 or 0–1 float tensor/array N×C×H×W, or a list of H×W×C / H×W arrays
+        of any sizes) as a float 0–1 batch of the network's input shape."""
+        c, h, w = self.in_shape
+        if isinstance(images, (list, tuple)):
+            return torch.cat([self.prepare(_as_chw(im)[None]) for im in images])
+        x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
+        if x.dim() == 3:
+            x = x[None]
+        if x.dim() != 4 or x.shape[1] not in (1, 3, 4):
+            raise StriateError(
+                f"expected images N×C×H×W with 1, 3 or 4 channels, got shape {tuple(x.shape)}"
+            )
+        x = x.to(self.mean.device)
+        x = x.float().div(255) if x.dtype == torch.uint8 else x.float()
+        x = x[:, :3]  # alpha is dropped
+        if x.shape[1] == 3 and c == 1:  # ITU-R 601 luma, as PIL's convert("L")
+            x = (x * x.new_tensor([0.299, 0.587, 0.114]).reshape(1, 3, 1, 1)).sum(1, keepdim=True)
+        elif x.shape[1] == 1 and c == 3:
+            x = x.expand(-1, 3, -1, -1)
+        if x.shape[-2:] != (h, w):
+            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+        return x.clamp(0, 1)
+
+    @torch.no_grad()
+    def predict_proba(self, images: Any, batch_size: int = 256) -> torch.Tensor:
+        """Class probabilities, N×len(classes), float32 on the CPU."""
+        self.eval()
+        x = self.prepare(images)
+        return torch.cat([self(b).float().softmax(1).cpu() for b in x.split(batch_size)])
+
+    def predict(self, images: Any, k: int = 1) -> list[list[tuple[str, float]]]:
+        """The top-k (class name, probability) pairs of each image."""
+        probs = self.predict_proba(images)
+        top = probs.topk(min(k, probs.shape[1]), dim=1)
+        return [
+            [(self.classes[i], float(p)) for p, i in zip(ps, idx, strict=True)]
+            for ps, idx in zip(top.values.tolist(), top.indices.tolist(), strict=True)
+        ]
+
+
+def _as_chw(image: Any) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(image) if not isinstance(image, torch.Tensor) else image)
+    if t.dim() == 2:
+        return t[None]
+    if t.dim() == 3 and t.shape[-1] in (1, 3, 4) and t.shape[0] not in (1, 3, 4):
+        return t.permute(2, 0, 1)
+    return t
+
+
+def save_model(
+    folder: str | os.PathLike,
+    net: nn.Module,
+    *,
+    classes: Sequence[str],
+    in_shape: Sequence[int],
+    normalization: dict[str, list[float]] | None = None,
+    metrics: dict[str, float] | None = None,
+) -> Path:
+    """Write `weights.safetensors` and `model.json` into `folder` (atomically, each)."""
+    from striate import __version__
+
+    spec = getattr(net, "spec", None)
+    if spec is None:
+        raise StriateError(
+            "only models built by striate.models.create can be saved as a model file "
+            "(their architecture is recorded in model.spec)"
+        )
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    with atomic_path(folder / "weights.safetensors") as tmp:
+        save_file(weights, str(tmp))
+    info = {
+        "format": FORMAT,
+        "striate_version": __version__,
+        "architecture": spec,
+        "classes": list(classes),
+        "in_shape": list(in_shape),
+        "normalization": normalization,
+        "metrics": metrics or {},
+    }
+    with atomic_write(folder / "model.json", "w") as f:
+        json.dump(info, f, indent=2)
+    return folder
+
+
+def model_folder(path: str | os.PathLike) -> Path:
+    """The folder holding model.json: given itself, its model.json, or a run folder."""
+    p = Path(path)
+    if p.is_file() and p.name == "model.json":
+        p = p.parent
+    if (p / "model").is_dir() and not (p / "model.json").is_file():
+        p = p / "model"
+    if not (p / "model.json").is_file():
+        raise StriateError(
+            f"no model at {path}: give a run folder (runs/train/...), its model/ folder or a "
+            f"model.json"
+        )
+    return p
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> ImageClassifier:
+    """The trained model in `path` (a run folder, its model folder or model.json), ready to use."""
+    from striate.models.registry import from_spec
+
+    folder = model_folder(path)
+    try:
+        info = json.loads((folder / "model.json").read_text())
+        if info.get("format") != FORMAT:
+            raise ValueError(f"format {info.get('format')!r}, expected {FORMAT!r}")
+        net = from_spec(info["architecture"])
+        weights = load_file(str(folder / "weights.safetensors"))
+    except (OSError, ValueError, KeyError, TypeError, SafetensorError) as e:
+        raise StriateError(f"{folder} does not hold a readable striate model ({e})") from e
+    missing, unexpected = _mismatch(net.state_dict(), weights)
+    if missing or unexpected:
+        raise StriateError(
+            f"{folder / 'weights.safetensors'} does not match the architecture in model.json: "
+            f"missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    net.load_state_dict(weights)
+    norm = info.get("normalization") or {}
+    model = ImageClassifier(
+        net, info["classes"], info["in_shape"], norm.get("mean"), norm.get("std")
+    )
+    model.metrics = info.get("metrics", {})
+    return model.to(device).eval()
+
+
+def _mismatch(expected: dict[str, torch.Tensor], got: dict[str, torch.Tensor]):
+    missing = [k for k in expected if k not in got]
+    unexpected = [k for k in got if k not in expected]
+    missing += [k for k in expected if k in got and expected[k].shape != got[k].shape]
+    return missing, unexpected

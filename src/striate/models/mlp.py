@@ -1,0 +1,78 @@
+"""The multi-layer perceptron: fully connected layers on flattened images ("mlp" in the registry).
+
+``MLP([784, 100, 10])`` is the classic MNIST net: 784 pixels → 100 hidden ReLU units → 10 class
+scores (logits; the softmax is in the loss). Between hidden layers: [BatchNorm1d] → activation →
+[Dropout]; nothing after the last layer. Activations are chosen by name from `ACTIVATIONS`, which
+the ConvNet shares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from torch import nn
+
+from striate.errors import ConfigError
+from striate.models.registry import check_bool, check_dropout, check_ints, register
+
+__all__ = ["ACTIVATIONS", "MLP", "make_activation", "mlp"]
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,  # negative slope 0.01
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+}
+
+
+def make_activation(name: str, owner: str = "model") -> nn.Module:
+    """A fresh activation module by name (one of `ACTIVATIONS`)."""
+    if not isinstance(name, str) or name not in ACTIVATIONS:
+        raise ConfigError(
+            f"{owner}: unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}"
+        )
+    return ACTIVATIONS[name]()
+
+
+class MLP(nn.Sequential):
+    """Flatten, then Linear layers ``sizes[0] → sizes[1] → ... → sizes[-1]`` (logits last)."""
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        activation: str = "relu",
+        dropout: float = 0.0,
+        batchnorm: bool = False,
+    ) -> None:
+        sizes = check_ints(sizes, "sizes", "MLP", min_len=2)
+        dropout = check_dropout(dropout, "MLP")
+        batchnorm = check_bool(batchnorm, "batchnorm", "MLP")
+        make_activation(activation, "MLP")  # checks the name before anything is built
+        layers: list[nn.Module] = [nn.Flatten()]
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+            layers.append(nn.Linear(n_in, n_out))
+            if i < len(sizes) - 2:  # hidden layer
+                if batchnorm:
+                    layers.append(nn.BatchNorm1d(n_out))
+                layers.append(make_activation(activation))
+                if dropout > 0:
+                    layers.append(nn.Dropout(dropout))
+        super().__init__(*layers)
+        self.sizes = sizes
+
+
+@register("mlp")
+def mlp(
+    num_classes: int,
+    in_shape: tuple[int, int, int],
+    hidden: Sequence[int] = (100,),
+    activation: str = "relu",
+    dropout: float = 0.0,
+    batchnorm: bool = False,
+) -> MLP:
+    """Multi-layer perceptron on flattened pixels: C·H·W → hidden... → classes."""
+    hidden = check_ints(hidden, "hidden", "model 'mlp'")
+    c, h, w = in_shape
+    return MLP([c * h * w, *hidden, num_classes], activation, dropout, batchnorm)

@@ -1,0 +1,289 @@
+"""The model registry: architectures by name, built with their arguments checked at the door.
+
+A family file (``mlp.py``, ``convnet.py``, later ``resnet.py``...; timm's layout) defines plain
+``nn.Module`` classes and registers a *builder* per named variant::
+
+    @register("convnet-small")
+    def convnet_small(num_classes: int, in_shape: tuple[int, int, int], channels=(32, 64)):
+        \"\"\"One line that `describe` and `striate models` show.\"\"\"
+        return ConvNet(in_shape, num_classes, channels=channels)
+
+and ``striate/models/__init__.py`` imports the file so the name exists. A builder takes
+``num_classes`` and ``in_shape`` (C, H, W) first, then named options with JSON-friendly defaults;
+no ``*args``/``**kwargs``, so `create` can check every option against the signature.
+
+``create(name, ...)`` builds the model, applies the weight initialisation ``init`` and records
+``model.spec``: the name, ``num_classes``, ``in_shape``, every option with its default filled in,
+and the init, all JSON values, so that ``from_spec(model.spec)`` (and ``striate.load_model``)
+rebuilds the same architecture from a ``model.json`` without unpickling anything.
+
+The ``check_*`` helpers validate common builder arguments with messages in house style.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import math
+import numbers
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from torch import nn
+
+from striate.errors import ConfigError
+from striate.models.init import INIT_SCHEMES, init_weights
+
+__all__ = ["available", "create", "describe", "from_spec", "register"]
+
+Builder = Callable[..., nn.Module]
+
+_MODELS: dict[str, Builder] = {}
+_LEADING = ("num_classes", "in_shape")
+_RESERVED = ("name", "init", "init_std")  # arguments of create itself
+_SPEC_KEYS = ("name", "num_classes", "in_shape", "kwargs", "init", "init_std")
+_REQUIRED = inspect.Parameter.empty  # the "default" of an option without one
+
+
+def register(name: str) -> Callable[[Builder], Builder]:
+    """Decorator: make ``fn(num_classes, in_shape, **options) -> nn.Module`` buildable by name."""
+    if not isinstance(name, str) or not name or name != name.strip():
+        raise ConfigError(
+            f"a model name must be a non-empty string without spaces around it, got {name!r}"
+        )
+
+    def decorate(fn: Builder) -> Builder:
+        if name in _MODELS:
+            raise ConfigError(
+                f"model {name!r} is already registered (by {_MODELS[name].__module__}."
+                f"{_MODELS[name].__qualname__}); choose another name"
+            )
+        params = list(inspect.signature(fn).parameters.values())
+        if tuple(p.name for p in params[:2]) != _LEADING:
+            raise ConfigError(
+                f"builder {fn.__qualname__} for {name!r} must take (num_classes, in_shape, ...) "
+                f"first, got ({', '.join(p.name for p in params[:2])})"
+            )
+        for p in params:
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY):
+                raise ConfigError(
+                    f"builder {fn.__qualname__} for {name!r}: every option must be a named "
+                    f"argument (no *args, **kwargs or positional-only), so create can check it "
+                    f"and the spec can record it; got {p}"
+                )
+            if p.name in _RESERVED:
+                raise ConfigError(
+                    f"builder {fn.__qualname__} for {name!r}: {p.name!r} is an argument of "
+                    f"create itself; rename the option"
+                )
+        _MODELS[name] = fn
+        return fn
+
+    return decorate
+
+
+def available() -> list[str]:
+    """The registered model names, sorted."""
+    return sorted(_MODELS)
+
+
+def describe(name: str) -> str:
+    """The first line of the builder's docstring: what the model is, in one line."""
+    doc = inspect.getdoc(_builder(name)) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def create(
+    name: str,
+    num_classes: int = 10,
+    in_shape: Sequence[int] = (3, 32, 32),
+    *,
+    init: str = "default",
+    init_std: float = 0.01,
+    **kwargs: Any,
+) -> nn.Module:
+    """Build the registered model ``name`` for ``num_classes`` classes and C×H×W inputs.
+
+    ``kwargs`` are the builder's options (``describe``/the builder's signature list them);
+    ``init`` is a weight initialisation of `init_weights` ("default" keeps PyTorch's),
+    ``init_std`` the standard deviation of ``init="normal"``. The model's ``spec`` attribute
+    records everything `from_spec` needs to build it again.
+    """
+    fn = _builder(name)
+    num_classes = check_num_classes(num_classes, f"model {name!r}")
+    in_shape = check_in_shape(in_shape, f"model {name!r}")
+    if init not in INIT_SCHEMES:
+        raise ConfigError(
+            f"model {name!r}: unknown init {init!r}; choose one of {', '.join(INIT_SCHEMES)}"
+        )
+    init_std = check_positive_float(init_std, "init_std", f"model {name!r}")
+    options = _options(fn)
+    unknown = [k for k in kwargs if k not in options]
+    if unknown:
+        hints = [m for k in unknown for m in difflib.get_close_matches(k, options, n=1)]
+        hint = f" (did you mean {', '.join(map(repr, hints))}?)" if hints else ""
+        raise ConfigError(
+            f"model {name!r} has no option {', '.join(map(repr, unknown))}{hint}; its options "
+            f"are {', '.join(options) or 'none'}"
+        )
+    missing = [k for k, default in options.items() if default is _REQUIRED and k not in kwargs]
+    if missing:
+        raise ConfigError(f"model {name!r} needs the option(s) {', '.join(missing)}")
+    # built from the JSON form, so that from_spec(model.spec) calls the builder identically
+    filled = {k: _to_json(kwargs.get(k, default), k, name) for k, default in options.items()}
+    model = fn(num_classes, in_shape, **filled)
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"the builder of {name!r} returned {type(model).__name__}, not a module")
+    init_weights(model, init, std=init_std)
+    model.spec = {
+        "name": name,
+        "num_classes": num_classes,
+        "in_shape": list(in_shape),
+        "kwargs": {k: _to_json(v, k, name) for k, v in filled.items()},  # a copy
+        "init": init,
+        "init_std": init_std,
+    }
+    return model
+
+
+def from_spec(spec: Mapping[str, Any]) -> nn.Module:
+    """Rebuild a model from its ``model.spec`` (as read back from JSON): same architecture.
+
+    The weights are freshly initialised; load the state dict to get the trained ones.
+    """
+    if not isinstance(spec, Mapping) or "name" not in spec:
+        raise ConfigError(
+            f"a model spec must be a mapping with at least a 'name' (keys: "
+            f"{', '.join(_SPEC_KEYS)}), got {type(spec).__name__}"
+        )
+    unknown = [k for k in spec if k not in _SPEC_KEYS]
+    if unknown:
+        raise ConfigError(
+            f"model spec has unknown key(s) {', '.join(map(repr, unknown))}; valid keys are "
+            f"{', '.join(_SPEC_KEYS)}"
+        )
+    kwargs = spec.get("kwargs", {})
+    if not isinstance(kwargs, Mapping):
+        raise ConfigError(f"model spec 'kwargs' must be a mapping, got {type(kwargs).__name__}")
+    return create(
+        spec["name"],
+        spec.get("num_classes", 10),
+        spec.get("in_shape", (3, 32, 32)),
+        init=spec.get("init", "default"),
+        init_std=spec.get("init_std", 0.01),
+        **kwargs,
+    )
+
+
+# --------------------------------------------------------------------------- internals
+
+def _builder(name: str) -> Builder:
+    if not isinstance(name, str) or name not in _MODELS:
+        close = difflib.get_close_matches(str(name), list(_MODELS), n=3)
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else "."
+        raise ConfigError(
+            f"unknown model {name!r}{hint} Available models: {', '.join(available())}"
+        )
+    return _MODELS[name]
+
+
+def _options(fn: Builder) -> dict[str, Any]:
+    """The builder's options after (num_classes, in_shape), with their defaults."""
+    params = list(inspect.signature(fn).parameters.values())[2:]
+    return {p.name: p.default for p in params}
+
+
+def _to_json(value: Any, arg: str, name: str) -> Any:
+    """``value`` as a JSON value (tuples become lists, NumPy scalars Python ones)."""
+    if isinstance(value, (list, tuple)):
+        return [_to_json(v, arg, name) for v in value]
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    raise ConfigError(
+        f"model {name!r}: option {arg}={value!r} is not a JSON value (a number, string, bool, "
+        f"None or a list of them), so the model could not be saved and rebuilt; pass it by "
+        f"name or number"
+    )
+
+
+# --------------------------------------------------------------------------- argument checks
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def check_int(value: Any, arg: str, owner: str, minimum: int = 1) -> int:
+    """``value`` as an int ≥ ``minimum``, else a ConfigError naming ``arg``."""
+    if not _is_int(value) or value < minimum:
+        raise ConfigError(f"{owner}: {arg} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_ints(value: Any, arg: str, owner: str, *, minimum: int = 1, min_len: int = 0) -> tuple:
+    """A sequence of ints ≥ ``minimum`` (at least ``min_len`` of them) as a tuple."""
+    if (
+        isinstance(value, (str, bytes))
+        or not isinstance(value, Sequence)
+        or len(value) < min_len
+        or not all(_is_int(v) and v >= minimum for v in value)
+    ):
+        many = f"at least {min_len} " if min_len else ""
+        raise ConfigError(
+            f"{owner}: {arg} must be a list of {many}ints >= {minimum}, got {value!r}"
+        )
+    return tuple(int(v) for v in value)
+
+
+def check_positive_float(value: Any, arg: str, owner: str) -> float:
+    """A finite number > 0 as a float."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not (
+        math.isfinite(value) and value > 0
+    ):
+        raise ConfigError(f"{owner}: {arg} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def check_dropout(value: Any, owner: str) -> float:
+    """A dropout probability in [0, 1)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 <= value < 1:
+        raise ConfigError(
+            f"{owner}: dropout must be a probability in [0, 1) (0 turns it off), got {value!r}"
+        )
+    return float(value)
+
+
+def check_bool(value: Any, arg: str, owner: str) -> bool:
+    """A real bool (so that a string like "false" is not silently true)."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{owner}: {arg} must be True or False, got {value!r}")
+    return value
+
+
+def check_num_classes(value: Any, owner: str) -> int:
+    """At least two classes."""
+    if not _is_int(value) or value < 2:
+        raise ConfigError(
+            f"{owner}: num_classes must be an int >= 2 (a classifier needs two classes), got "
+            f"{value!r}"
+        )
+    return int(value)
+
+
+def check_in_shape(value: Any, owner: str) -> tuple[int, int, int]:
+    """An input shape (C, H, W) of three positive ints."""
+    if (
+        isinstance(value, (str, bytes))
+        or not isinstance(value, Sequence)
+        or len(value) != 3
+        or not all(_is_int(v) and v >= 1 for v in value)
+    ):
+        raise ConfigError(
+            f"{owner}: in_shape must be (channels, height, width), three positive ints such as "
+            f"(3, 32, 32) or (1, 28, 28), without the batch dimension; got {value!r}"
+        )
+    return int(value[0]), int(value[1]), int(value[2])

@@ -1,0 +1,59 @@
+"""Training neural networks: the Trainer and its callbacks, optimisers, schedules, LR finder.
+
+    from striate.train import Trainer
+    Trainer(epochs=10, opt="sgd", lr=0.1, schedule="onecycle", out="runs/x").fit(model, train, val)
+
+`train_run(TrainConfig(...))` is the whole job behind `striate train` (data, model, run folder).
+"""
+
+from striate.train.callbacks import (
+    EMA,
+    Callback,
+    Checkpoint,
+    CSVLogger,
+    EarlyStopping,
+    GradientClipping,
+    ProgressBar,
+    TensorBoard,
+)
+from striate.train.config import TrainConfig
+from striate.train.losses import LOSSES, cross_entropy, make_loss, multiclass_hinge
+from striate.train.lr_finder import LRFinderResult, lr_find
+from striate.train.metrics import MetricTracker, accuracy, topk_accuracy
+from striate.train.optim import OPTIMIZERS, make_optimizer, param_groups
+from striate.train.precision import PRECISIONS, resolve_precision
+from striate.train.schedules import SCHEDULES, Schedule, Scheduler, make_schedule, plot_schedule
+from striate.train.trainer import Trainer, TrainingDiverged
+
+__all__ = [
+    "EMA",
+    "LOSSES",
+    "OPTIMIZERS",
+    "PRECISIONS",
+    "SCHEDULES",
+    "CSVLogger",
+    "Callback",
+    "Checkpoint",
+    "EarlyStopping",
+    "GradientClipping",
+    "LRFinderResult",
+    "MetricTracker",
+    "ProgressBar",
+    "Schedule",
+    "Scheduler",
+    "TensorBoard",
+    "TrainConfig",
+    "Trainer",
+    "TrainingDiverged",
+    "accuracy",
+    "cross_entropy",
+    "lr_find",
+    "make_loss",
+    "make_optimizer",
+    "make_schedule",
+    "multiclass_hinge",
+    "param_groups",
+    "plot_schedule",
+    "resolve_precision",
+    "topk_accuracy",
+]

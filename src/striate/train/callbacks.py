@@ -1,0 +1,399 @@
+"""Features of a training run as callbacks on the Trainer's one fixed loop.
+
+A callback overrides the hooks it needs; the Trainer calls them in list order:
+
+    on_fit_start → [on_epoch_start → (on_before_step → on_step_end)×steps → on_epoch_end]×epochs
+    → on_fit_end          (on_interrupt when Ctrl-C stops the run after a finished step)
+
+`state_dict`/`load_state_dict` let a callback's state travel in the checkpoint, so resuming
+continues it too. Callbacks read the trainer's state: `model`, `optimizer`, `step`, `epoch`,
+`history`, `lr`, `momentum`, `out`; they may set `should_stop`.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from striate._atomic import atomic_write
+from striate.errors import ConfigError
+
+if TYPE_CHECKING:
+    from striate.train.trainer import Trainer
+
+
+class Callback:
+    """Base class: every hook does nothing."""
+
+    def on_fit_start(self, trainer: Trainer) -> None: ...
+    def on_epoch_start(self, trainer: Trainer) -> None: ...
+    def on_before_step(self, trainer: Trainer) -> None: ...  # gradients ready, unscaled
+    def on_step_end(self, trainer: Trainer, loss: float) -> None: ...
+    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None: ...
+    def on_interrupt(self, trainer: Trainer) -> None: ...
+    def on_fit_end(self, trainer: Trainer) -> None: ...
+    def on_exception(self, trainer: Trainer, error: BaseException) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+def _fmt(metrics: dict[str, float], keys: tuple[str, ...]) -> str:
+    parts = []
+    for k in keys:
+        v = metrics.get(k)
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        parts.append(f"{k} {v:.2%}" if k.endswith(("acc", "top5")) else f"{k} {v:.4g}")
+    return "  ".join(parts)
+
+
+class ProgressBar(Callback):
+    """A live bar per epoch with the running loss, accuracy, lr and speed; one summary line after.
+
+    Values are read from the device at most every `refresh` seconds, so the bar costs no
+    synchronisation on most steps.
+    """
+
+    def __init__(self, refresh: float = 0.2) -> None:
+        self.refresh = refresh
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.console = Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self.progress.start()
+        self.task = None
+
+    def on_epoch_start(self, trainer: Trainer) -> None:
+        total = trainer.steps_in_epoch()
+        label = f"epoch {trainer.epoch + 1}/{trainer.epochs}"
+        self.task = self.progress.add_task(label, total=total, stats="")
+        self._last = self._start = time.perf_counter()
+        self._images = 0
+
+    def on_step_end(self, trainer: Trainer, loss: float) -> None:
+        self._images += trainer.last_batch_size
+        now = time.perf_counter()
+        if self.task is None:
+            return
+        if now - self._last < self.refresh:
+            self.progress.advance(self.task)
+            return
+        self._last = now
+        running = trainer.running_metrics()
+        speed = self._images / max(now - self._start, 1e-9)
+        stats = (
+            f"loss {running['loss']:.4f}  acc {running['acc']:.1%}  "
+            f"lr {trainer.lr:.2e}  {speed:,.0f} img/s"
+        )
+        self.progress.update(self.task, advance=1, stats=stats)
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+            self.task = None
+        keys = ("train_loss", "train_acc", "val_loss", "val_acc", "val_top5")
+        self.console.print(
+            f"epoch {trainer.epoch}/{trainer.epochs}  {_fmt(metrics, keys)}  "
+            f"lr {trainer.lr:.2e}  {metrics.get('time', 0):.1f}s"
+        )
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        self.progress.stop()
+
+    on_interrupt = on_fit_end
+
+    def on_exception(self, trainer: Trainer, error: BaseException) -> None:
+        self.progress.stop()
+
+
+class CSVLogger(Callback):
+    """`metrics.csv` (one row per epoch) and `steps.csv` (lr, momentum, loss per step) in the run
+    folder, rewritten atomically at each epoch end so a resumed run continues the same files."""
+
+    def write(self, trainer: Trainer) -> None:
+        if trainer.out is not None:
+            write_csv(trainer.out / "metrics.csv", trainer.history)
+            write_csv(trainer.out / "steps.csv", rows_of(trainer.steps_log))
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+        self.write(trainer)
+
+    def on_interrupt(self, trainer: Trainer) -> None:
+        self.write(trainer)
+
+    def on_exception(self, trainer: Trainer, error: BaseException) -> None:
+        self.write(trainer)
+
+
+def rows_of(columns: dict[str, list]) -> list[dict[str, Any]]:
+    keys = list(columns)
+    return [dict(zip(keys, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=keys, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    with atomic_write(path, "w") as f:
+        f.write(buffer.getvalue())
+
+
+class TensorBoard(Callback):
+    """Scalars per epoch and lr/loss per step for TensorBoard (needs the `tensorboard` package)."""
+
+    def __init__(self, log_dir: str | Path | None = None) -> None:
+        self.log_dir = log_dir
+
+    @staticmethod
+    def available() -> bool:
+        try:
+            from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+        except ImportError:
+            return False
+        return True
+
+    def _writer(self, log_dir: Path) -> Any:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as e:
+            raise ConfigError(
+                "TensorBoard logging needs the tensorboard package: pip install tensorboard"
+            ) from e
+        return SummaryWriter(str(log_dir))
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        log_dir = self.log_dir or (trainer.out / "tensorboard" if trainer.out else None)
+        if log_dir is None:
+            raise ConfigError("TensorBoard needs a log_dir or a run folder (Trainer(out=...))")
+        self.writer = self._writer(Path(log_dir))
+
+    def on_step_end(self, trainer: Trainer, loss: float) -> None:
+        self.writer.add_scalar("step/loss", loss, trainer.step)
+        self.writer.add_scalar("step/lr", trainer.lr, trainer.step)
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+        for k, v in metrics.items():
+            if k not in ("epoch", "step") and isinstance(v, float) and not math.isnan(v):
+                self.writer.add_scalar(f"epoch/{k}", v, trainer.epoch)
+        self.writer.flush()
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        self.writer.close()
+
+    on_interrupt = on_fit_end
+
+    def on_exception(self, trainer: Trainer, error: BaseException) -> None:
+        self.writer.close()
+
+
+class Checkpoint(Callback):
+    """`last.safetensors` (the whole training state, for --resume) after every epoch and on
+    Ctrl-C; `best.safetensors` (the evaluated weights) when `monitor` improves. Each comes with a
+    JSON file saying what it holds. Writes are atomic; a run that diverges keeps the last good one.
+    """
+
+    def __init__(self, monitor: str = "val_acc", mode: str = "auto") -> None:
+        self.monitor, self.mode = monitor, _mode(monitor, mode)
+        self.best: float | None = None
+
+    def _dir(self, trainer: Trainer) -> Path | None:
+        return None if trainer.out is None else trainer.out / "checkpoints"
+
+    def save_last(self, trainer: Trainer) -> None:
+        from striate.train.state import save_state
+
+        folder = self._dir(trainer)
+        if folder is None:
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        save_state(folder / "last.safetensors", trainer.training_state())
+        _write_json(folder / "last.json", {"epoch": trainer.epoch, "step": trainer.step})
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+        folder = self._dir(trainer)
+        if folder is None:
+            return
+        value = metrics.get(self.monitor, metrics.get("train_" + self.monitor.removeprefix("val_")))
+        if value is not None and not math.isnan(value) and _better(value, self.best, self.mode):
+            from safetensors.torch import save_file
+
+            from striate._atomic import atomic_path
+
+            self.best = float(value)
+            folder.mkdir(parents=True, exist_ok=True)
+            weights = {
+                k: v.detach().cpu().contiguous() for k, v in trainer.eval_model.state_dict().items()
+            }
+            with atomic_path(folder / "best.safetensors") as tmp:
+                save_file(weights, str(tmp))
+            info = {"epoch": trainer.epoch, "step": trainer.step, self.monitor: self.best}
+            _write_json(folder / "best.json", info)
+        self.save_last(trainer)  # after `best`, so the saved state knows the best so far
+
+    def on_interrupt(self, trainer: Trainer) -> None:
+        self.save_last(trainer)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = state["best"]
+
+
+class EarlyStopping(Callback):
+    """Stop when `monitor` has not improved by `min_delta` for `patience` epochs."""
+
+    def __init__(
+        self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0, mode="auto"
+    ) -> None:
+        if not isinstance(patience, int) or patience < 1:
+            raise ConfigError(
+                f"early stopping patience must be a positive integer, got {patience!r}"
+            )
+        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
+        self.mode = _mode(monitor, mode)
+        self.best: float | None = None
+        self.bad_epochs = 0
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+        if self.monitor not in metrics:
+            raise ConfigError(
+                f"early stopping watches '{self.monitor}', which this run does not report "
+                f"(it reports {', '.join(sorted(metrics))}); give validation data or another "
+                f"monitor"
+            )
+        value = metrics[self.monitor]
+        sign = 1.0 if self.mode == "max" else -1.0
+        if self.best is None or sign * (value - self.best) > self.min_delta:
+            self.best, self.bad_epochs = value, 0
+        else:
+            self.bad_epochs += 1
+            if self.bad_epochs >= self.patience:
+                trainer.should_stop = True
+                trainer.stop_reason = (
+                    f"early stopping: {self.monitor} has not improved for {self.patience} epochs "
+                    f"(best {self.best:.4g})"
+                )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.bad_epochs = state["best"], int(state["bad_epochs"])
+
+
+class GradientClipping(Callback):
+    """Clip the gradients before each step: by total norm (`max_norm`) or elementwise (`value`)."""
+
+    def __init__(self, max_norm: float | None = None, value: float | None = None) -> None:
+        if (max_norm is None) == (value is None):
+            raise ConfigError("gradient clipping takes exactly one of max_norm or value")
+        limit = max_norm if max_norm is not None else value
+        if not (isinstance(limit, (int, float)) and limit > 0 and math.isfinite(limit)):
+            raise ConfigError(f"gradient clipping limit must be a positive number, got {limit!r}")
+        self.max_norm, self.value = max_norm, value
+
+    def on_before_step(self, trainer: Trainer) -> None:
+        params = [p for p in trainer.model.parameters() if p.grad is not None]
+        if self.max_norm is not None:
+            torch.nn.utils.clip_grad_norm_(params, self.max_norm, foreach=True)
+        else:
+            torch.nn.utils.clip_grad_value_(params, self.value, foreach=True)
+
+
+class EMA(Callback):
+    """Polyak/exponential moving average of the weights (Polyak & Juditsky 1992); evaluation,
+    the best checkpoint and the saved model use the averaged weights.
+
+    The effective decay min(decay, (1 + t) / (10 + t)) lets the average forget the random
+    initialisation quickly in the first steps. Buffers (batch-norm statistics) are copied.
+    """
+
+    def __init__(self, decay: float = 0.999, every: int = 1) -> None:
+        if not 0.0 < decay < 1.0:
+            raise ConfigError(f"EMA decay must lie in (0, 1), got {decay!r}")
+        if not isinstance(every, int) or every < 1:
+            raise ConfigError(f"EMA every must be a positive integer, got {every!r}")
+        self.decay, self.every = decay, every
+        self.module: nn.Module | None = None
+        self.updates = 0
+        self._pending: dict[str, torch.Tensor] | None = None
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        if self.module is None:
+            self.module = copy.deepcopy(trainer.model).eval().requires_grad_(False)
+        if self._pending is not None:  # resuming: the average so far, from the checkpoint
+            self.module.load_state_dict(self._pending)
+            self._pending = None
+
+    @torch.no_grad()
+    def on_step_end(self, trainer: Trainer, loss: float) -> None:
+        if trainer.step % self.every:
+            return
+        self.updates += 1
+        t = self.updates
+        decay = min(self.decay, (1 + t) / (10 + t))
+        model_params = [p.detach() for p in trainer.model.parameters()]
+        torch._foreach_lerp_(list(self.module.parameters()), model_params, 1.0 - decay)
+        for b_ema, b in zip(self.module.buffers(), trainer.model.buffers(), strict=True):
+            b_ema.copy_(b)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"updates": self.updates, "weights": self.module.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.updates = int(state["updates"])
+        self._pending = state["weights"]
+
+
+def _mode(monitor: str, mode: str) -> str:
+    if mode == "auto":
+        return "min" if monitor.endswith("loss") else "max"
+    if mode not in ("min", "max"):
+        raise ConfigError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
+    return mode
+
+
+def _better(value: float, best: float | None, mode: str) -> bool:
+    return best is None or (value > best if mode == "max" else value < best)
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    with atomic_write(path, "w") as f:
+        json.dump(obj, f, indent=2)

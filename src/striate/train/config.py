@@ -1,0 +1,160 @@
+"""The settings of a training run, in one place: defaults, a TOML file, command-line overrides.
+
+    config = TrainConfig.load("run.toml", lr=0.1)      # the file, then overrides on top
+
+Names follow the command line (`--batch-size` is `batch_size`). Tables `[model_options]` and
+`[schedule_options]` pass keyword arguments to the model builder and the schedule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from striate.errors import ConfigError
+
+
+@dataclass
+class TrainConfig:
+    """Every option of `striate train`; the defaults train the small ConvNet on digits."""
+
+    data: str = "digits"
+    root: str | None = None
+    model: str = "convnet-small"
+    model_options: dict[str, Any] = field(default_factory=dict)
+    init: str = "default"
+    epochs: int | None = 30
+    steps: int | None = None
+    batch_size: int = 64
+    opt: str = "sgd"
+    lr: float = 0.1
+    wd: float = 5e-4
+    momentum: float = 0.9
+    nesterov: bool = True
+    schedule: str = "onecycle"
+    schedule_options: dict[str, Any] = field(default_factory=dict)
+    loss: str = "cross_entropy"
+    label_smoothing: float = 0.0
+    augment: str = "auto"
+    precision: str = "auto"
+    channels_last: bool | str = "auto"
+    clip_grad: float | None = None
+    ema: float | None = None
+    early_stopping: int | None = None
+    tta: bool = False
+    val_size: float = 0.1
+    train_size: int | None = None
+    test_size: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    out: str | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None, **overrides: Any) -> TrainConfig:
+        """Defaults, then the TOML file at `path`, then `overrides` (None values are skipped)."""
+        values: dict[str, Any] = {}
+        if path is not None:
+            values.update(read_toml(path))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_dict(values)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ConfigError(
+                f"unknown option(s) {', '.join(unknown)}; the options are "
+                f"{', '.join(sorted(names))}"
+            )
+        if values.get("steps") is not None and "epochs" not in values:
+            values = {**values, "epochs": None}  # steps given alone replace the default epochs
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> None:
+        def positive_int(name: str, allow_none: bool = False) -> None:
+            v = getattr(self, name)
+            if v is None and allow_none:
+                return
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+
+        def number(name: str, low: float, high: float = math.inf, *, open_low=False) -> None:
+            v = getattr(self, name)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            ok = ok and (v > low if open_low else v >= low) and v <= high
+            if not ok:
+                bound = f"> {low}" if open_low else f">= {low}"
+                raise ConfigError(
+                    f"{name} must be a number {bound}"
+                    + (f" and <= {high}" if high < math.inf else "")
+                    + f", got {v!r}"
+                )
+
+        for name in (
+            "data",
+            "model",
+            "init",
+            "opt",
+            "schedule",
+            "loss",
+            "augment",
+            "precision",
+            "device",
+        ):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name} must be a string, got {getattr(self, name)!r}")
+        for name in ("model_options", "schedule_options"):
+            if not isinstance(getattr(self, name), dict):
+                raise ConfigError(f"{name} must be a table of keyword arguments")
+        if (self.epochs is None) == (self.steps is None):
+            raise ConfigError("give exactly one of epochs or steps")
+        positive_int("epochs", allow_none=True)
+        positive_int("steps", allow_none=True)
+        positive_int("batch_size")
+        positive_int("train_size", allow_none=True)
+        positive_int("test_size", allow_none=True)
+        positive_int("early_stopping", allow_none=True)
+        number("lr", 0.0, open_low=True)
+        number("wd", 0.0)
+        number("momentum", 0.0, 1.0)
+        number("label_smoothing", 0.0, 1.0)
+        number("val_size", 0.0, 1.0)
+        if self.label_smoothing >= 1.0:
+            raise ConfigError(f"label_smoothing must be below 1, got {self.label_smoothing}")
+        if self.val_size >= 1.0 and not float(self.val_size).is_integer():
+            raise ConfigError(f"val_size is a fraction below 1 or a count, got {self.val_size}")
+        if self.clip_grad is not None:
+            number("clip_grad", 0.0, open_low=True)
+        if self.ema is not None:
+            number("ema", 0.0, 1.0, open_low=True)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+
+
+def read_toml(path: str | os.PathLike) -> dict[str, Any]:
+    """The options in a TOML file, with a clear error for a missing or malformed one."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError as e:
+        raise ConfigError(f"config file {p} does not exist") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config file {p}: {e}") from e
+    try:
+        values = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p} is not valid TOML: {e}") from e
+    return {k.replace("-", "_"): v for k, v in values.items()}

@@ -1,0 +1,79 @@
+"""Mixed precision: which autocast dtype to train in, and the gradient scaler fp16 needs.
+
+`precision="auto"` picks bf16 autocast on a CPU with native bf16 (AVX512-BF16 or AMX; elsewhere it
+is emulated and slower than fp32), bf16 on a CUDA GPU that supports it and fp16 with gradient
+scaling on one that does not; fp32 otherwise. Parameters and optimiser state stay fp32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from striate.errors import ConfigError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX tiles)."""
+    cpu = torch.cpu
+    return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
+
+
+@dataclass(frozen=True)
+class Precision:
+    """A resolved precision: the autocast dtype (None for fp32) on one device type."""
+
+    name: str  # "fp32", "bf16" or "fp16"
+    device_type: str
+
+    @property
+    def dtype(self) -> torch.dtype | None:
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.name)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def scaler(self) -> torch.amp.GradScaler | None:
+        """fp16 gradients underflow without loss scaling (Micikevicius et al. 2018); bf16 do not."""
+        return torch.amp.GradScaler(self.device_type) if self.name == "fp16" else None
+
+
+def resolve_precision(precision: str, device: torch.device) -> Precision:
+    """Check `precision` against the device and turn "auto" into a concrete choice."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    kind = device.type
+    if precision == "auto":
+        if kind == "cuda":
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        elif kind == "cpu" and cpu_has_bf16():
+            precision = "bf16"
+        else:
+            precision = "fp32"
+    if precision == "fp16" and kind != "cuda":
+        raise ConfigError(
+            f"precision 'fp16' needs a CUDA device (got {kind}); use 'bf16' or 'fp32' on {kind}"
+        )
+    if precision == "bf16" and kind not in ("cpu", "cuda"):
+        raise ConfigError(f"precision 'bf16' is not supported on {kind}; use 'fp32'")
+    return Precision(precision, kind)
+
+
+def has_conv(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
+def resolve_channels_last(channels_last: bool | str, model: nn.Module) -> bool:
+    """ "auto": channels-last memory format whenever the model has 2-D convolutions."""
+    if channels_last == "auto":
+        return has_conv(model)
+    if not isinstance(channels_last, bool):
+        raise ConfigError(f"channels_last must be True, False or 'auto', got {channels_last!r}")
+    return channels_last

@@ -1,0 +1,354 @@
+"""A training run from a TrainConfig: data → model → Trainer → run folder with report.
+
+The library side of `striate train`, `striate evaluate` and `striate lr-find`:
+
+    result = train_run(TrainConfig(epochs=5))
+    result.out / "report.html"
+
+The run folder holds `config.json` (the resolved settings), `metrics.csv`, `steps.csv`,
+`checkpoints/`, `model/` (for `load_model`), the plots as PNG and `report.html`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from striate._atomic import atomic_write
+from striate.data import BatchLoader, ImageSet, Normalizer, load_dataset, train_val_split
+from striate.data.splits import stratified_split
+from striate.errors import ConfigError
+from striate.train.augment_spec import parse_augment
+from striate.train.config import TrainConfig
+from striate.train.trainer import Trainer
+
+
+@dataclass
+class RunData:
+    train: ImageSet
+    val: ImageSet | None
+    test: ImageSet
+    normalizer: Normalizer
+
+
+@dataclass
+class RunResult:
+    out: Path
+    config: TrainConfig
+    history: list[dict[str, float]]
+    test: dict[str, float] = field(default_factory=dict)
+    interrupted: bool = False
+    stop_reason: str | None = None
+    seconds: float = 0.0
+
+
+def _subset(ds: ImageSet, size: int | None, seed: int) -> ImageSet:
+    if size is None or size >= len(ds):
+        return ds
+    _, keep = stratified_split(ds, size, seed)
+    return ds[keep]
+
+
+def load_run_data(config: TrainConfig) -> RunData:
+    """Train/val/test sets and the normaliser fitted on the training part."""
+    full = _subset(load_dataset(config.data, "train", config.root), config.train_size, config.seed)
+    test = _subset(load_dataset(config.data, "test", config.root), config.test_size, config.seed)
+    val = None
+    if config.val_size > 0:
+        size = int(config.val_size) if config.val_size >= 1 else config.val_size
+        train, val = train_val_split(full, size, seed=config.seed)
+    else:
+        train = full
+    if test.shape != train.shape:
+        raise ConfigError(
+            f"{config.data}: test images are {test.shape}, training images {train.shape}"
+        )
+    return RunData(train, val, test, Normalizer().fit(train))
+
+
+def build_model(config: TrainConfig, data: ImageSet) -> torch.nn.Module:
+    from striate import models
+
+    torch.manual_seed(config.seed)
+    return models.create(
+        config.model,
+        num_classes=data.num_classes,
+        in_shape=data.shape,
+        init=config.init,
+        **config.model_options,
+    )
+
+
+def build_trainer(config: TrainConfig, out: Path | None, progress: bool, **extra: Any) -> Trainer:
+    return Trainer(
+        epochs=config.epochs,
+        steps=config.steps,
+        opt=config.opt,
+        lr=config.lr,
+        weight_decay=config.wd,
+        momentum=config.momentum,
+        nesterov=config.nesterov,
+        schedule=config.schedule,
+        schedule_options=config.schedule_options,
+        loss=config.loss,
+        label_smoothing=config.label_smoothing,
+        precision=config.precision,
+        channels_last=config.channels_last,
+        device=config.device,
+        seed=config.seed,
+        clip_grad_norm=config.clip_grad,
+        ema=config.ema,
+        early_stopping=config.early_stopping,
+        tta=config.tta,
+        out=out,
+        progress=progress,
+        **extra,
+    )
+
+
+def loaders(
+    config: TrainConfig, data: RunData, device: torch.device
+) -> tuple[BatchLoader, BatchLoader | None, BatchLoader]:
+    augment = parse_augment(config.augment, data.train.shape, data.train.num_classes)
+    norm = data.normalizer
+    train = BatchLoader(
+        data.train,
+        config.batch_size,
+        shuffle=True,
+        augment=augment,
+        normalize=norm,
+        device=device,
+        seed=config.seed,
+    )
+    evaluation = max(config.batch_size, 256)
+    val = (
+        None
+        if data.val is None
+        else BatchLoader(data.val, evaluation, shuffle=False, normalize=norm, device=device)
+    )
+    test = BatchLoader(data.test, evaluation, shuffle=False, normalize=norm, device=device)
+    return train, val, test
+
+
+def default_out(config: TrainConfig, base: Path = Path("runs/train")) -> Path:
+    """runs/train/DATA-MODEL, or -2, -3, ... when that holds an earlier run."""
+    data = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(config.data).stem) or "data"
+    out = base / f"{data}-{config.model}"
+    n = 2
+    while out.exists() and any(out.iterdir()):
+        out = base / f"{data}-{config.model}-{n}"
+        n += 1
+    return out
+
+
+def train_run(
+    config: TrainConfig, *, resume: str | Path | None = None, progress: bool = True
+) -> RunResult:
+    """Train as `config` says and write the run folder; `resume` continues a stopped run
+    (its folder, with the settings saved in its config.json)."""
+    start = time.perf_counter()
+    if resume is not None:
+        out = Path(resume)
+        saved = out / "config.json"
+        if not saved.is_file():
+            raise ConfigError(f"cannot resume: {out} is not a run folder (no config.json)")
+        config = TrainConfig.from_dict(json.loads(saved.read_text())["config"])
+        if not (out / "checkpoints" / "last.safetensors").is_file():
+            raise ConfigError(f"cannot resume: {out} has no checkpoints/last.safetensors")
+    else:
+        out = Path(config.out) if config.out else default_out(config)
+    data = load_run_data(config)
+    model = build_model(config, data.train)
+    trainer = build_trainer(config, out, progress)
+    train, val, test = loaders(config, data, trainer.device)
+    out.mkdir(parents=True, exist_ok=True)
+    if resume is None:
+        _write_json(
+            out / "config.json",
+            {
+                "config": config.to_dict(),
+                "resolved": {
+                    "device": str(trainer.device),
+                    "precision": trainer.precision.name,
+                    "classes": list(data.train.classes),
+                    "in_shape": list(data.train.shape),
+                    "train_images": len(data.train),
+                    "val_images": 0 if data.val is None else len(data.val),
+                    "test_images": len(data.test),
+                    "parameters": sum(p.numel() for p in model.parameters()),
+                    "normalization": data.normalizer.state_dict(),
+                    "striate_version": _version(),
+                },
+            },
+        )
+    history = trainer.fit(model, train, val, resume=out if resume is not None else None)
+    result = RunResult(
+        out, config, history, interrupted=trainer.interrupted, stop_reason=trainer.stop_reason
+    )
+    if trainer.interrupted:
+        result.seconds = time.perf_counter() - start
+        return result
+    final = trainer.eval_model
+    result.test = trainer.evaluate(final, test)
+    from striate.models.io import save_model
+
+    save_model(
+        out / "model",
+        final,
+        classes=data.train.classes,
+        in_shape=data.train.shape,
+        normalization=data.normalizer.state_dict(),
+        metrics={f"test_{k}": v for k, v in result.test.items()},
+    )
+    write_run_report(out, config, trainer, final, test, data)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def write_run_report(
+    out: Path,
+    config: TrainConfig,
+    trainer: Trainer,
+    model: torch.nn.Module,
+    test: BatchLoader,
+    data: RunData,
+    worst: int = 16,
+) -> Path:
+    """Plots (PNG) and report.html for a finished run: curves, confusion, hardest test images."""
+    from striate.evaluate.confusion import confusion_matrix, plot_confusion
+    from striate.evaluate.curves import plot_history, plot_steps
+    from striate.evaluate.report import write_report
+
+    probs, labels, losses = per_sample(trainer, model, test)
+    pred = probs.argmax(1)
+    classes = data.test.classes
+    cm = confusion_matrix(labels.numpy(), pred.numpy(), len(classes))
+    steps = {k: v for k, v in trainer.steps_log.items() if not all(map(_nan, v))}
+    for name, fig in (
+        ("history.png", plot_history(trainer.history)),
+        ("steps.png", plot_steps(steps)),
+        ("confusion.png", plot_confusion(cm, classes)),
+    ):
+        fig.savefig(out / name, dpi=100, bbox_inches="tight")
+    order = losses.argsort(descending=True)[:worst]
+    final = {f"test_{k}": v for k, v in trainer.evaluate(model, test).items()}
+    if trainer.history:
+        last = trainer.history[-1]
+        final.update(
+            {k: last[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc") if k in last}
+        )
+    final["epochs"] = trainer.epoch
+    final["steps"] = trainer.step
+    return write_report(
+        out / "report.html",
+        title=f"striate train: {config.model} on {config.data}",
+        config=config.to_dict(),
+        history=trainer.history,
+        steps=steps,
+        final=final,
+        classes=classes,
+        confusion=cm,
+        worst={
+            "images": data.test.images[order].numpy(),
+            "true": labels[order].tolist(),
+            "pred": pred[order].tolist(),
+            "loss": losses[order].tolist(),
+            "prob": probs[order, pred[order]].tolist(),
+        },
+    )
+
+
+def per_sample(
+    trainer: Trainer, model: torch.nn.Module, data: BatchLoader
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Probabilities, labels and cross-entropy of every sample (in loader order, on the CPU)."""
+    probs = trainer.predict(model, data)
+    labels = torch.cat([y.cpu() for _, y in data])
+    losses = -probs.clamp_min(1e-12).log().gather(1, labels[:, None]).squeeze(1)
+    return probs, labels, losses
+
+
+def evaluate_run(
+    model_path: str | Path,
+    data: str,
+    root: str | None = None,
+    split: str = "test",
+    batch_size: int = 256,
+    tta: bool = False,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Accuracy, top-5, loss and per-class accuracy of a saved model on a dataset split."""
+    from striate.evaluate.confusion import confusion_matrix, per_class_accuracy
+    from striate.models.io import load_model
+
+    model = load_model(model_path, device="cpu")
+    ds = load_dataset(data, split, root)
+    if tuple(ds.classes) != tuple(model.classes):
+        raise ConfigError(
+            f"{data} has classes {list(ds.classes)[:10]}, the model {list(model.classes)[:10]}: "
+            f"evaluate on data with the model's classes"
+        )
+    trainer = Trainer(epochs=1, device=device, progress=False, tta=tta)
+    model.to(trainer.device)
+    x = BatchLoader(
+        ds, batch_size, shuffle=False, device=trainer.device, normalize=lambda b: model.prepare(b)
+    )
+    metrics = trainer.evaluate(model, x)
+    probs, labels, _ = per_sample(trainer, model, x)
+    cm = confusion_matrix(labels.numpy(), probs.argmax(1).numpy(), len(ds.classes))
+    metrics["per_class"] = dict(zip(ds.classes, per_class_accuracy(cm).tolist(), strict=True))
+    metrics["images"] = len(ds)
+    return metrics
+
+
+def lr_find_run(
+    config: TrainConfig,
+    *,
+    start: float = 1e-8,
+    end: float = 10.0,
+    num_steps: int = 100,
+    out: Path | None = None,
+    progress: bool = True,
+):
+    """The LR finder on the training data of `config`; saves lr_find.png/json in `out`."""
+    data = load_run_data(config)
+    model = build_model(config, data.train)
+    trainer = build_trainer(config, None, progress=False)
+    train, _, _ = loaders(config, data, trainer.device)
+    result = trainer.lr_find(model, train, start=start, end=end, num_steps=num_steps)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        result.plot().savefig(out / "lr_find.png", dpi=100, bbox_inches="tight")
+        _write_json(out / "lr_find.json", result.to_dict())
+    return result
+
+
+def _nan(v: float) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+def _version() -> str:
+    from striate import __version__
+
+    return __version__
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    with atomic_write(path, "w") as f:
+        json.dump(obj, f, indent=2, default=_jsonable)
+
+
+def _jsonable(o: Any) -> Any:
+    if isinstance(o, (np.generic,)):
+        return o.item()
+    if isinstance(o, (tuple, set)):
+        return list(o)
+    raise TypeError(f"cannot write {type(o).__name__} to JSON")

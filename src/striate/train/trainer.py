@@ -1,0 +1,587 @@
+"""The Trainer: one fixed training loop; every feature plugs in as a callback.
+
+    trainer = Trainer(epochs=10, opt="sgd", lr=0.1, schedule="onecycle", out="runs/x")
+    trainer.fit(model, train_loader, val_loader)      # resume="runs/x" continues a stopped run
+    trainer.evaluate(model, test_loader)              # {"loss", "acc", "top5"}
+    trainer.predict(model, test_loader)               # class probabilities, N×C
+
+A step: forward under autocast → loss → backward (scaled for fp16) → non-finite loss check →
+`on_before_step` (clipping) → optimiser step → schedule step. Epochs end with validation and
+`on_epoch_end` (logging, checkpoints, early stopping). Ctrl-C finishes the running step, saves
+`last.safetensors` and returns; resuming from it continues exactly as the uninterrupted run would
+(same weights, data order and augmentation).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from striate.device import resolve_device
+from striate.errors import ConfigError, StriateError
+from striate.train.callbacks import (
+    EMA,
+    Callback,
+    Checkpoint,
+    CSVLogger,
+    EarlyStopping,
+    GradientClipping,
+    ProgressBar,
+    TensorBoard,
+)
+from striate.train.losses import make_loss
+from striate.train.metrics import MetricTracker
+from striate.train.optim import make_optimizer
+from striate.train.precision import resolve_channels_last, resolve_precision
+from striate.train.schedules import Scheduler, make_schedule
+from striate.train.state import load_state
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class TrainingDiverged(StriateError):
+    """The loss became NaN or infinite; the message carries the diagnosis."""
+
+
+class Trainer:
+    """Trains a classifier with the practice of the reference lectures; see the module docstring.
+
+    Give `epochs` or `steps` (optimiser steps). `opt`, `schedule` and `loss` are names
+    (see OPTIMIZERS, SCHEDULES, LOSSES); `schedule_options` go to `make_schedule` (durations in
+    epochs). `out` is the run folder for metrics, checkpoints and plots (None: write nothing).
+    """
+
+    def __init__(
+        self,
+        *,
+        epochs: int | None = None,
+        steps: int | None = None,
+        opt: str = "sgd",
+        lr: float = 0.01,
+        weight_decay: float = 0.0,
+        momentum: float = 0.9,
+        nesterov: bool = False,
+        schedule: str = "constant",
+        schedule_options: dict[str, Any] | None = None,
+        loss: str = "cross_entropy",
+        label_smoothing: float = 0.0,
+        precision: str = "auto",
+        channels_last: bool | str = "auto",
+        device: str | torch.device = "auto",
+        seed: int | None = 0,
+        clip_grad_norm: float | None = None,
+        clip_grad_value: float | None = None,
+        ema: float | None = None,
+        early_stopping: int | None = None,
+        monitor: str = "val_acc",
+        tta: bool = False,
+        topk: Sequence[int] = (1, 5),
+        out: str | Path | None = None,
+        progress: bool = True,
+        tensorboard: bool | str = "auto",
+        callbacks: Iterable[Callback] = (),
+    ) -> None:
+        if (epochs is None) == (steps is None):
+            raise ConfigError("give the length of training as exactly one of epochs or steps")
+        for name, v in (("epochs", epochs), ("steps", steps)):
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+            raise ConfigError(f"learning rate must be a positive number, got {lr!r}")
+        self.epochs_arg, self.steps_arg = epochs, steps
+        self.opt, self.lr_arg, self.weight_decay = opt, float(lr), float(weight_decay)
+        self.momentum, self.nesterov = momentum, nesterov
+        self.schedule, self.schedule_options = schedule, dict(schedule_options or {})
+        self.loss_fn = make_loss(loss, label_smoothing=label_smoothing)
+        self.loss_name = loss
+        self.precision_arg, self.channels_last_arg = precision, channels_last
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.seed, self.tta, self.topk = seed, tta, tuple(topk)
+        self.monitor = monitor
+        self.out = Path(out) if out is not None else None
+
+        self.callbacks: list[Callback] = []
+        if progress:
+            self.callbacks.append(ProgressBar())
+        if clip_grad_norm is not None or clip_grad_value is not None:
+            self.callbacks.append(GradientClipping(clip_grad_norm, clip_grad_value))
+        if ema is not None:
+            self.callbacks.append(EMA(ema))
+        if self.out is not None:
+            self.callbacks += [CSVLogger(), Checkpoint(monitor)]
+            if tensorboard is True or (tensorboard == "auto" and TensorBoard.available()):
+                self.callbacks.append(TensorBoard())
+        if early_stopping is not None:
+            self.callbacks.append(EarlyStopping(monitor, patience=early_stopping))
+        self.callbacks += list(callbacks)
+        self._reset()
+
+    # ------------------------------------------------------------------ state seen by callbacks
+
+    def _reset(self) -> None:
+        self.model: nn.Module | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler: Scheduler | None = None
+        self.scaler: torch.amp.GradScaler | None = None
+        self.train_loader: Any = None
+        self.epoch = 0  # epochs finished
+        self.step = 0  # optimiser steps taken
+        self.history: list[dict[str, float]] = []
+        self.steps_log: dict[str, list[float]] = {"step": [], "lr": [], "momentum": [], "loss": []}
+        self.should_stop = False
+        self.stop_reason: str | None = None
+        self.interrupted = False
+        self.last_batch_size = 0
+        self._running = torch.zeros(3, device=self.device)  # loss·n, correct, n this epoch
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"]) if self.optimizer else self.lr_arg
+
+    @property
+    def momentum_now(self) -> float | None:
+        group = self.optimizer.param_groups[0] if self.optimizer else {}
+        if "betas" in group:
+            return float(group["betas"][0])
+        return float(group["momentum"]) if "momentum" in group else None
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights that are evaluated and saved: the EMA average when there is one."""
+        for cb in self.callbacks:
+            if isinstance(cb, EMA) and cb.module is not None:
+                return cb.module
+        return self.model
+
+    def steps_in_epoch(self) -> int:
+        left = self.total_steps - self.step
+        return min(len(self.train_loader) - self._skip, left)
+
+    def running_metrics(self) -> dict[str, float]:
+        loss_n, correct, n = self._running.tolist()
+        return {"loss": loss_n / max(n, 1), "acc": correct / max(n, 1)}
+
+    # ------------------------------------------------------------------ setup
+
+    def _setup(self, model: nn.Module, train: Any, resume: str | Path | None) -> None:
+        self._reset()
+        if self.seed is not None:
+            torch.manual_seed(self.seed)
+        try:
+            self.steps_per_epoch = len(train)
+        except TypeError as e:
+            raise ConfigError("the training loader must have a length (batches per epoch)") from e
+        if self.steps_per_epoch == 0:
+            raise ConfigError("the training loader yields no batches")
+        self.train_loader = train
+        if self.steps_arg is not None:
+            self.total_steps = self.steps_arg
+            self.epochs = -(-self.steps_arg // self.steps_per_epoch)
+        else:
+            self.epochs = self.epochs_arg
+            self.total_steps = self.epochs_arg * self.steps_per_epoch
+        self.channels_last = resolve_channels_last(self.channels_last_arg, model)
+        memory = torch.channels_last if self.channels_last else torch.contiguous_format
+        self.model = model.to(self.device, memory_format=memory)
+        if isinstance(self.opt, torch.optim.Optimizer):
+            self.optimizer = self.opt
+        else:
+            self.optimizer = make_optimizer(
+                self.opt,
+                self.model,
+                self.lr_arg,
+                weight_decay=self.weight_decay,
+                momentum=self.momentum,
+                nesterov=self.nesterov,
+            )
+        self.lbfgs = isinstance(self.optimizer, torch.optim.LBFGS)
+        if self.lbfgs:
+            if getattr(train, "augment", None) is not None:
+                raise ConfigError(
+                    "L-BFGS runs full-batch on a fixed objective: turn augmentation off"
+                )
+            if self.schedule != "constant":
+                raise ConfigError("L-BFGS chooses its own step sizes: use schedule 'constant'")
+            self.total_steps = self.epochs  # one full-batch step per epoch
+        schedule = make_schedule(
+            self.schedule, self.total_steps, self.steps_per_epoch, **self.schedule_options
+        )
+        self.scheduler = Scheduler(self.optimizer, schedule)
+        self.scaler = self.precision.scaler()
+        self._skip = 0
+        if resume is not None:
+            self._restore(resume)
+
+    # ------------------------------------------------------------------ checkpoint state
+
+    def training_state(self) -> dict[str, Any]:
+        """Everything `fit(resume=...)` needs to continue exactly (saved by `Checkpoint`)."""
+        rng = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "loader": self.train_loader.state_dict()
+            if hasattr(self.train_loader, "state_dict")
+            else None,
+            "rng": rng,
+            "trainer": {
+                "epoch": self.epoch,
+                "step": self.step,
+                "history": self.history,
+                "steps_log": self.steps_log,
+                "running": self._running,
+                "total_steps": self.total_steps,
+            },
+            "callbacks": {
+                f"{i}:{type(cb).__name__}": cb.state_dict() for i, cb in enumerate(self.callbacks)
+            },
+        }
+
+    def _restore(self, resume: str | Path) -> None:
+        path = Path(resume)
+        if path.is_dir():
+            path = (
+                path / "checkpoints" / "last.safetensors"
+                if (path / "checkpoints").is_dir()
+                else path / "last.safetensors"
+            )
+        state = load_state(path)
+        t = state["trainer"]
+        if t["total_steps"] != self.total_steps:
+            raise ConfigError(
+                f"{path} belongs to a run of {t['total_steps']} steps, this one has "
+                f"{self.total_steps}: resume with the same epochs, batch size and data"
+            )
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise ConfigError(
+                f"{path} does not fit this model or optimiser ({e}); resume with the same "
+                f"model and optimiser options as the run that wrote it"
+            ) from e
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state["scaler"] is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        if state["loader"] is not None and hasattr(self.train_loader, "load_state_dict"):
+            self.train_loader.load_state_dict(state["loader"])
+            self._skip = int(state["loader"].get("batch", 0))
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        self.epoch, self.step = int(t["epoch"]), int(t["step"])
+        self.history, self.steps_log = list(t["history"]), dict(t["steps_log"])
+        self._running = t["running"].to(self.device)
+        saved = state["callbacks"]
+        for i, cb in enumerate(self.callbacks):
+            key = f"{i}:{type(cb).__name__}"
+            if key in saved:
+                cb.load_state_dict(saved[key])
+
+    # ------------------------------------------------------------------ the loop
+
+    def fit(
+        self,
+        model: nn.Module,
+        train: Iterable[Batch],
+        val: Iterable[Batch] | None = None,
+        *,
+        resume: str | Path | None = None,
+    ) -> list[dict[str, float]]:
+        """Train `model` on `train`, validating on `val` after each epoch; returns the history."""
+        self._setup(model, train, resume)
+        self._call("on_fit_start")
+        try:
+            with self._graceful_interrupt():
+                while self.step < self.total_steps and not self.should_stop:
+                    start = time.perf_counter()
+                    self._call("on_epoch_start")
+                    self.model.train()
+                    if self.lbfgs:
+                        self._lbfgs_epoch()
+                    else:
+                        self._epoch()
+                    if self.interrupted:
+                        self.stop_reason = "interrupted"
+                        self._call("on_interrupt")
+                        return self.history
+                    self._end_epoch(val, time.perf_counter() - start)
+        except BaseException as e:
+            for cb in self.callbacks:
+                cb.on_exception(self, e)
+            raise
+        self._call("on_fit_end")
+        return self.history
+
+    def _epoch(self) -> None:
+        left = self.total_steps - self.step
+        for i, (x, y) in enumerate(self.train_loader):
+            lr, momentum = self.lr, self.momentum_now  # what this step uses
+            loss = self._train_step(x, y)
+            self.step += 1
+            self._log_step(loss, lr, momentum)
+            self._call("on_step_end", loss)
+            if self.interrupted or self.should_stop or i + 1 >= left:
+                break
+        self._skip = 0
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self.precision.autocast():
+            logits = self.model(x)
+            loss = self.loss_fn(logits, y)
+        value = self._optimise(loss)
+        self.scheduler.step()
+        labels = y.argmax(1) if y.dim() == 2 else y
+        self.last_batch_size = n = len(labels)
+        self._running[0] += loss.detach().float() * n
+        self._running[1] += (logits.detach().argmax(1) == labels).sum()
+        self._running[2] += n
+        return value
+
+    def _optimise(self, loss: torch.Tensor) -> float:
+        """Backward, the non-finite check, `on_before_step` hooks and the optimiser step."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise TrainingDiverged(self._diagnose(value))
+        self._call("on_before_step")
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        return value
+
+    def _lbfgs_epoch(self) -> None:
+        """One full-batch L-BFGS step: the closure sums the loss over every training batch."""
+        loader, n_total = self.train_loader, None
+
+        def closure() -> torch.Tensor:
+            nonlocal n_total
+            self.optimizer.zero_grad(set_to_none=True)
+            if hasattr(loader, "set_epoch"):
+                loader.set_epoch(self.epoch)  # the same batches at every evaluation
+            total, n = torch.zeros((), device=self.device), 0
+            stats = torch.zeros(3, device=self.device)
+            batches = list(loader)
+            n_total = sum(len(y) for _, y in batches)
+            for x, y in batches:
+                with self.precision.autocast():
+                    logits = self.model(x)
+                    loss = self.loss_fn(logits, y) * (len(y) / n_total)
+                loss.backward()
+                total = total + loss.detach()
+                n += len(y)
+                labels = y.argmax(1) if y.dim() == 2 else y
+                stats[0] += loss.detach().float() * n_total
+                stats[1] += (logits.detach().argmax(1) == labels).sum()
+                stats[2] += len(y)
+            self._running = stats
+            return total
+
+        lr = self.lr
+        loss = self.optimizer.step(closure)
+        value = float(loss)
+        if not math.isfinite(value):
+            raise TrainingDiverged(self._diagnose(value))
+        self.step += 1
+        self.last_batch_size = n_total or 0
+        self._log_step(value, lr, None)
+        self._call("on_step_end", value)
+
+    def _log_step(self, loss: float, lr: float, momentum: float | None) -> None:
+        log = self.steps_log
+        log["step"].append(self.step)
+        log["lr"].append(lr)
+        log["momentum"].append(float("nan") if momentum is None else momentum)
+        log["loss"].append(loss)
+
+    def _end_epoch(self, val: Iterable[Batch] | None, seconds: float) -> None:
+        self.epoch += 1
+        train = self.running_metrics()
+        metrics: dict[str, float] = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "train_loss": train["loss"],
+            "train_acc": train["acc"],
+        }
+        if val is not None:
+            metrics.update({f"val_{k}": v for k, v in self.evaluate(self.eval_model, val).items()})
+        metrics["lr"] = self.lr
+        metrics["time"] = seconds
+        self.history.append(metrics)
+        self._running = torch.zeros(3, device=self.device)
+        self._call("on_epoch_end", metrics)
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            getattr(cb, hook)(self, *args)
+
+    @contextlib.contextmanager
+    def _graceful_interrupt(self) -> Iterator[None]:
+        """The first Ctrl-C stops after the running step (then the checkpoint is saved); a
+        second one interrupts at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, frame):  # noqa: ARG001
+            if self.interrupted:
+                raise KeyboardInterrupt
+            self.interrupted = True
+
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _diagnose(self, value: float) -> str:
+        """Why the loss became non-finite, as far as the gradients and weights show it."""
+        grads, weights = [], []
+        for name, p in self.model.named_parameters():
+            weights.append((name, float(p.detach().float().norm())))
+            if p.grad is not None:
+                grads.append((name, float(p.grad.detach().float().norm())))
+        total = math.sqrt(sum(g * g for _, g in grads)) if grads else float("nan")
+        grads.sort(key=lambda t: -t[1] if math.isfinite(t[1]) else -math.inf)
+        bad = [n for n, g in grads if not math.isfinite(g)]
+        finite = [v for v in self.steps_log["loss"] if math.isfinite(v)]
+        lines = [
+            f"the loss became {value} at step {self.step + 1} (epoch {self.epoch + 1}) "
+            f"with lr {self.lr:.3g}",
+            f"gradient norm {total:.3g}"
+            + (f"; non-finite gradients in {', '.join(bad[:5])}" if bad else "")
+            + "; largest: "
+            + ", ".join(f"{n} {g:.3g}" for n, g in grads[:3] if math.isfinite(g)),
+            "largest weight norms: "
+            + ", ".join(f"{n} {w:.3g}" for n, w in sorted(weights, key=lambda t: -t[1])[:3]),
+        ]
+        if finite:
+            lines.append(f"last finite losses: {', '.join(f'{v:.4g}' for v in finite[-5:])}")
+        if self.out is not None and (self.out / "checkpoints" / "last.safetensors").is_file():
+            lines.append(f"last good checkpoint: {self.out / 'checkpoints' / 'last.safetensors'}")
+        lines.append(
+            "advice: lower the learning rate (try `striate lr-find`), clip gradients "
+            "(--clip-grad), or train in fp32"
+        )
+        return "\n  ".join(lines)
+
+    # ------------------------------------------------------------------ evaluation
+
+    def _outputs(
+        self, model: nn.Module, data: Iterable[Batch], tta: bool | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(log-probabilities or logits, targets) per batch; TTA averages the probabilities of
+        the images and their mirror images."""
+        tta = self.tta if tta is None else tta
+        model.eval()
+        with torch.no_grad():
+            for x, y in data:
+                x = x.to(self.device)
+                if self.channels_last and x.dim() == 4:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with self.precision.autocast():
+                    out = model(x).float()
+                    if tta:
+                        flipped = model(x.flip(-1)).float()
+                        if self.loss_name in ("hinge", "svm"):
+                            out = (out + flipped) / 2
+                        else:
+                            out = torch.logsumexp(
+                                torch.stack([out.log_softmax(1), flipped.log_softmax(1)]), 0
+                            ) - math.log(2)
+                yield out, y.to(self.device)
+
+    def evaluate(
+        self, model: nn.Module, data: Iterable[Batch], *, tta: bool | None = None
+    ) -> dict[str, float]:
+        """Loss, accuracy and top-k accuracy of `model` on `data` (flip TTA when asked)."""
+        self._prepare_eval(model)
+        tracker: MetricTracker | None = None
+        for out, y in self._outputs(model, data, tta):
+            if tracker is None:
+                tracker = MetricTracker(out.shape[1], self.topk)
+            tracker.update(out, y, self.loss_fn(out, y))
+        if tracker is None:
+            raise ConfigError("the evaluation data yields no batches")
+        return tracker.compute()
+
+    def predict(
+        self, model: nn.Module, data: Iterable[Batch] | torch.Tensor, *, tta: bool | None = None
+    ) -> torch.Tensor:
+        """Class probabilities (N×C float32, on the CPU) for a loader or a batch of images."""
+        self._prepare_eval(model)
+        if isinstance(data, torch.Tensor):
+            data = [(data, torch.zeros(len(data), dtype=torch.int64))]
+        probs = []
+        for out, _ in self._outputs(model, data, tta):
+            probs.append(out.softmax(1).cpu())
+        return torch.cat(probs)
+
+    def _prepare_eval(self, model: nn.Module) -> None:
+        if not hasattr(self, "channels_last"):
+            self.channels_last = resolve_channels_last(self.channels_last_arg, model)
+        memory = torch.channels_last if self.channels_last else torch.contiguous_format
+        model.to(self.device, memory_format=memory)
+
+    # ------------------------------------------------------------------ LR finder
+
+    def lr_find(
+        self,
+        model: nn.Module,
+        train: Iterable[Batch],
+        *,
+        start: float = 1e-8,
+        end: float = 10.0,
+        num_steps: int = 100,
+        beta: float = 0.98,
+        diverge: float = 4.0,
+    ):
+        """Sweep the lr geometrically from `start` to `end` with this trainer's optimiser, loss
+        and precision; model and optimiser are restored afterwards. Returns an LRFinderResult."""
+        from striate.train.lr_finder import lr_find
+
+        self._setup(model, train, None)
+
+        def step(batch: Batch) -> float:
+            x, y = batch
+            if self.channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            self.model.train()
+            with self.precision.autocast():
+                loss = self.loss_fn(self.model(x), y)
+            return self._optimise(loss)
+
+        return lr_find(
+            self.model,
+            self.optimizer,
+            train,
+            step,
+            start=start,
+            end=end,
+            num_steps=num_steps,
+            beta=beta,
+            diverge=diverge,
+        )

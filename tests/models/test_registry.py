@@ -1,0 +1,215 @@
+"""The model registry: names, option checking, spec round trip, and the init argument."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from striate import models
+from striate.errors import ConfigError, StriateError
+from striate.models import registry
+
+
+@pytest.fixture
+def private_registry(monkeypatch):
+    """A copy of the registry, so test models do not leak into other tests."""
+    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
+
+
+def test_available_lists_the_built_in_models_sorted():
+    names = models.available()
+    assert {"mlp", "convnet", "convnet-small"} <= set(names)
+    assert names == sorted(names)
+
+
+def test_describe_is_the_first_docstring_line():
+    from striate.models.mlp import mlp
+
+    assert models.describe("mlp") == mlp.__doc__.strip().splitlines()[0]
+    assert all(models.describe(n) for n in models.available())
+
+
+def test_unknown_name_lists_available_and_suggests():
+    with pytest.raises(ConfigError) as e:
+        models.create("convnet_small")
+    msg = str(e.value)
+    assert "'convnet_small'" in msg and "did you mean 'convnet-small'" in msg
+    assert all(n in msg for n in models.available())
+    with pytest.raises(ConfigError, match="Available models"):
+        models.describe("resnet9000")
+    assert isinstance(e.value, StriateError) and isinstance(e.value, ValueError)
+
+
+def test_unknown_option_names_it_and_the_valid_ones():
+    with pytest.raises(ConfigError) as e:
+        models.create("mlp", hiden=(50,))
+    msg = str(e.value)
+    assert "'hiden'" in msg and "did you mean 'hidden'" in msg
+    for valid in ("hidden", "activation", "dropout", "batchnorm"):
+        assert valid in msg
+    with pytest.raises(ConfigError, match="'width'.*options are channels"):
+        models.create("convnet", width=3)
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        (dict(dropout=1.5), "dropout"),
+        (dict(dropout=-0.1), "dropout"),
+        (dict(hidden=(100, -3)), "hidden"),
+        (dict(hidden="100"), "hidden"),
+        (dict(activation="swishy"), "relu, leaky_relu, elu, gelu, tanh, sigmoid"),
+        (dict(batchnorm="yes"), "batchnorm"),
+    ],
+)
+def test_invalid_option_values(options, needle):
+    with pytest.raises(ConfigError, match=needle):
+        models.create("mlp", **options)
+
+
+def test_option_that_is_not_json_is_refused():
+    with pytest.raises(ConfigError, match="activation=.*JSON"):
+        models.create("mlp", activation=nn.ReLU)
+
+
+@pytest.mark.parametrize("num_classes", [1, 0, -3, 2.5, True, "10"])
+def test_bad_num_classes(num_classes):
+    with pytest.raises(ConfigError, match="num_classes must be an int >= 2"):
+        models.create("mlp", num_classes=num_classes)
+
+
+@pytest.mark.parametrize("in_shape", [(28, 28), (1, 0, 28), (1, -2, 3), (1, 2, 3, 4), "1x8x8",
+                                      (1.0, 8, 8)])
+def test_bad_in_shape(in_shape):
+    with pytest.raises(ConfigError, match=r"in_shape must be \(channels, height, width\)"):
+        models.create("convnet", in_shape=in_shape)
+
+
+def test_numpy_integers_are_accepted_and_stored_as_python_ints():
+    m = models.create("mlp", np.int64(3), (np.int64(1), 8, 8), hidden=(np.int64(7),))
+    assert m.spec["num_classes"] == 3 and m.spec["kwargs"]["hidden"] == [7]
+    assert type(m.spec["kwargs"]["hidden"][0]) is int
+    json.dumps(m.spec)
+
+
+def test_spec_has_every_default_filled_in():
+    m = models.create("mlp", num_classes=10, in_shape=(1, 28, 28))
+    assert m.spec == {
+        "name": "mlp",
+        "num_classes": 10,
+        "in_shape": [1, 28, 28],
+        "kwargs": {"hidden": [100], "activation": "relu", "dropout": 0.0, "batchnorm": False},
+        "init": "default",
+        "init_std": 0.01,
+    }
+    assert set(models.create("convnet").spec["kwargs"]) == {
+        "channels", "convs_per_stage", "pool", "kernel_size", "batchnorm", "fc", "dropout",
+        "activation", "global_pool",
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "in_shape", "options"),
+    [
+        ("mlp", (1, 28, 28), dict(hidden=(64, 32), batchnorm=True, dropout=0.2)),
+        ("convnet", (3, 32, 32), dict(channels=(8, 16, 16), pool="avg", fc=(24, 12))),
+        ("convnet-small", (1, 8, 8), dict(global_pool=True, activation="gelu")),
+    ],
+)
+def test_from_spec_round_trip_through_json(name, in_shape, options):
+    torch.manual_seed(0)
+    model = models.create(name, num_classes=7, in_shape=in_shape, init="kaiming", **options)
+    spec = json.loads(json.dumps(model.spec))
+    twin = models.from_spec(spec)
+    assert twin.spec == model.spec
+    a, b = model.state_dict(), twin.state_dict()
+    assert list(a) == list(b)
+    assert all(a[k].shape == b[k].shape for k in a)
+    twin.load_state_dict(a)
+    model.eval()
+    twin.eval()
+    x = torch.randn(5, *in_shape)
+    with torch.no_grad():
+        torch.testing.assert_close(twin(x), model(x), rtol=0, atol=0)
+
+
+def test_from_spec_rejects_bad_specs():
+    with pytest.raises(ConfigError, match="'name'"):
+        models.from_spec({"num_classes": 10})
+    with pytest.raises(ConfigError, match="'name'"):
+        models.from_spec(["mlp"])
+    with pytest.raises(ConfigError, match="'nmae'.*valid keys are name"):
+        models.from_spec({"name": "mlp", "nmae": "x"})
+    with pytest.raises(ConfigError, match="kwargs"):
+        models.from_spec({"name": "mlp", "kwargs": [1]})
+    with pytest.raises(ConfigError, match="no option 'depth'"):
+        models.from_spec({"name": "mlp", "kwargs": {"depth": 3}})
+
+
+def test_init_is_applied_and_recorded():
+    torch.manual_seed(0)
+    m = models.create("mlp", in_shape=(1, 28, 28), hidden=(400,), init="normal", init_std=0.05)
+    assert m.spec["init"] == "normal" and m.spec["init_std"] == 0.05
+    w = m[1].weight
+    assert abs(w.std().item() - 0.05) < 0.05 * 0.02  # 313,600 draws: ~0.1% sampling error
+    assert torch.all(m[1].bias == 0)
+    twin = models.from_spec(json.loads(json.dumps(m.spec)))
+    assert abs(twin[1].weight.std().item() - 0.05) < 0.05 * 0.02
+
+
+def test_bad_init_arguments():
+    with pytest.raises(ConfigError, match="unknown init 'he'.*default, normal, xavier, kaiming"):
+        models.create("mlp", init="he")
+    with pytest.raises(ConfigError, match="init_std must be a positive number"):
+        models.create("mlp", init="normal", init_std=-1.0)
+
+
+def test_register_custom_builder(private_registry):
+    @models.register("tiny-linear")
+    def tiny(num_classes: int, in_shape: tuple[int, int, int], bias: bool = True) -> nn.Module:
+        """One Linear layer on the pixels."""
+        c, h, w = in_shape
+        return nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, num_classes, bias=bias))
+
+    assert "tiny-linear" in models.available()
+    assert models.describe("tiny-linear") == "One Linear layer on the pixels."
+    m = models.create("tiny-linear", 3, (1, 2, 2), bias=False)
+    assert m(torch.zeros(1, 1, 2, 2)).shape == (1, 3)
+    assert m.spec["kwargs"] == {"bias": False}
+    assert models.from_spec(m.spec)[1].bias is None
+
+
+def test_register_rejects_bad_builders(private_registry):
+    with pytest.raises(ConfigError, match="already registered"):
+        models.register("mlp")(lambda num_classes, in_shape: nn.Identity())
+    with pytest.raises(ConfigError, match=r"\(num_classes, in_shape, \.\.\.\) first"):
+        models.register("swapped")(lambda in_shape, num_classes: nn.Identity())
+    with pytest.raises(ConfigError, match=r"\*\*kwargs"):
+        models.register("loose")(lambda num_classes, in_shape, **kw: nn.Identity())
+    with pytest.raises(ConfigError, match="'init' is an argument of create"):
+        models.register("clash")(lambda num_classes, in_shape, init=0: nn.Identity())
+    with pytest.raises(ConfigError, match="non-empty string"):
+        models.register("")
+
+
+def test_required_option_and_non_module_builder(private_registry):
+    @models.register("needs-width")
+    def needs(num_classes, in_shape, width):
+        """Needs a width."""
+        return nn.Linear(width, num_classes)
+
+    with pytest.raises(ConfigError, match="needs the option.*width"):
+        models.create("needs-width")
+    assert models.create("needs-width", width=4).spec["kwargs"] == {"width": 4}
+
+    @models.register("not-a-module")
+    def bad(num_classes, in_shape):
+        """Returns a number."""
+        return 3
+
+    with pytest.raises(ConfigError, match="returned int"):
+        models.create("not-a-module")
