@@ -311,15 +311,13 @@ class Trainer:
                     start = time.perf_counter()
                     self._call("on_epoch_start")
                     self.model.train()
-                    if self.lbfgs:
-                        self._lbfgs_epoch()
-                    else:
-                        self._epoch()
+                    complete = self._lbfgs_epoch() if self.lbfgs else self._epoch()
+                    if complete:
+                        self._end_epoch(val, time.perf_counter() - start)
                     if self.interrupted:
                         self.stop_reason = "interrupted"
                         self._call("on_interrupt")
                         return self.history
-                    self._end_epoch(val, time.perf_counter() - start)
         except BaseException as e:
             for cb in self.callbacks:
                 cb.on_exception(self, e)
@@ -327,17 +325,22 @@ class Trainer:
         self._call("on_fit_end")
         return self.history
 
-    def _epoch(self) -> None:
+    def _epoch(self) -> bool:
+        """Train one epoch (or what is left of it); False when Ctrl-C cut it short."""
         left = self.total_steps - self.step
-        for i, (x, y) in enumerate(self.train_loader):
+        todo = self.steps_in_epoch()
+        done = 0
+        for x, y in self.train_loader:
             lr, momentum = self.lr, self.momentum_now  # what this step uses
             loss = self._train_step(x, y)
             self.step += 1
             self._log_step(loss, lr, momentum)
             self._call("on_step_end", loss)
-            if self.interrupted or self.should_stop or i + 1 >= left:
+            done += 1
+            if self.interrupted or self.should_stop or done >= left:
                 break
         self._skip = 0
+        return done >= todo or not self.interrupted
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
         if self.channels_last and x.dim() == 4:
@@ -373,7 +376,7 @@ class Trainer:
             self.optimizer.step()
         return value
 
-    def _lbfgs_epoch(self) -> None:
+    def _lbfgs_epoch(self) -> bool:
         """One full-batch L-BFGS step: the closure sums the loss over every training batch."""
         loader, n_total = self.train_loader, None
 
@@ -409,6 +412,7 @@ class Trainer:
         self.last_batch_size = n_total or 0
         self._log_step(value, lr, None)
         self._call("on_step_end", value)
+        return True
 
     def _log_step(self, loss: float, lr: float, momentum: float | None) -> None:
         log = self.steps_log

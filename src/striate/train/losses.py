@@ -1,0 +1,151 @@
+"""Classification losses for the training engine: softmax cross-entropy and multiclass hinge.
+
+Both take ``logits`` N×C and a target that is either int64 class indices (N,) or, for
+cross-entropy only, soft targets N×C (rows summing to 1, as mixup and cutmix make them), and
+return the mean over the batch as a 0-d tensor. Half-precision logits (bf16/fp16 under autocast)
+are evaluated in float32 so the log-sum-exp does not lose the small differences between scores;
+float64 logits stay float64 (gradient checks).
+
+- Cross-entropy (CS231n lecture 3): ``L_i = -Σ_j q_ij log softmax(s_i)_j`` with ``q_i`` the
+  one-hot or soft target. Label smoothing (Szegedy et al. 2016, arXiv:1512.00567, §7) replaces
+  ``q_i`` by ``(1 - ε)·q_i + ε/C``, for hard and soft targets alike (as
+  ``torch.nn.functional.cross_entropy`` does).
+- Multiclass hinge (Weston & Watkins 1999; CS231n's multiclass SVM):
+  ``L_i = Σ_{j≠y_i} max(0, s_j - s_{y_i} + Δ)``. ``torch.nn.functional.multi_margin_loss``
+  divides this sum by C; this one does not, so its values match the lectures'.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import partial
+from numbers import Real
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from striate.errors import ConfigError
+
+__all__ = ["LOSSES", "cross_entropy", "make_loss", "multiclass_hinge"]
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+LOSSES = ("cross_entropy", "hinge")
+_ALIASES = {
+    "cross_entropy": "cross_entropy",
+    "ce": "cross_entropy",
+    "softmax": "cross_entropy",
+    "hinge": "hinge",
+    "svm": "hinge",
+}
+
+
+def _compute_dtype(logits: torch.Tensor) -> torch.dtype:
+    """float32 for half-precision logits, their own dtype otherwise."""
+    return torch.float32 if logits.dtype in (torch.float16, torch.bfloat16) else logits.dtype
+
+
+def _check_logits(logits: Any, owner: str) -> None:
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or not logits.is_floating_point():
+        got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ConfigError(f"{owner}: logits must be a float tensor N×C, got {got}")
+
+
+def _is_soft(logits: torch.Tensor, target: Any, owner: str) -> bool:
+    """Whether ``target`` is soft (N×C float); raise if it fits neither form."""
+    if not isinstance(target, torch.Tensor):
+        raise ConfigError(f"{owner}: target must be a tensor, got {type(target).__name__}")
+    n, c = logits.shape
+    if target.ndim == 1 and target.shape[0] == n and not target.is_floating_point():
+        return False
+    if target.ndim == 2 and target.shape == logits.shape and target.is_floating_point():
+        return True
+    raise ConfigError(
+        f"{owner}: target must be int64 class indices of shape ({n},) or float soft targets of "
+        f"shape ({n}, {c}) matching the logits; got {target.dtype} of shape {tuple(target.shape)}"
+    )
+
+
+def _check_smoothing(label_smoothing: Any) -> float:
+    if (
+        not isinstance(label_smoothing, Real)
+        or isinstance(label_smoothing, bool)
+        or not 0.0 <= float(label_smoothing) < 1.0
+    ):
+        raise ConfigError(
+            f"label_smoothing must be a number in [0, 1) (0.1 is usual), got {label_smoothing!r}"
+        )
+    return float(label_smoothing)
+
+
+def _check_margin(margin: Any) -> float:
+    if (
+        not isinstance(margin, Real)
+        or isinstance(margin, bool)
+        or not math.isfinite(margin)
+        or margin <= 0
+    ):
+        raise ConfigError(
+            f"hinge margin must be a finite number > 0 (1.0 is usual), got {margin!r}"
+        )
+    return float(margin)
+
+
+def cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Mean softmax cross-entropy of N×C ``logits`` against class indices or soft targets."""
+    _check_logits(logits, "cross_entropy")
+    soft = _is_soft(logits, target, "cross_entropy")
+    eps = _check_smoothing(label_smoothing)
+    logp = F.log_softmax(logits.to(_compute_dtype(logits)), dim=1)
+    if soft:
+        q = target.to(logp.dtype)
+        if eps:
+            q = q * (1.0 - eps) + eps / logits.shape[1]
+        return -(q * logp).sum(1).mean()
+    nll = -logp.gather(1, target.long().unsqueeze(1)).squeeze(1)
+    if eps:
+        # (1-ε)·(-log p_y) + ε·mean_j(-log p_j): the smoothed target without building it
+        nll = nll * (1.0 - eps) - logp.mean(1) * eps
+    return nll.mean()
+
+
+def multiclass_hinge(
+    logits: torch.Tensor, target: torch.Tensor, margin: float = 1.0
+) -> torch.Tensor:
+    """Mean Weston–Watkins multiclass hinge loss ``Σ_{j≠y} max(0, s_j - s_y + margin)``."""
+    _check_logits(logits, "multiclass_hinge")
+    if _is_soft(logits, target, "multiclass_hinge"):
+        raise ConfigError(
+            "multiclass_hinge needs hard labels (int64 class indices), got soft targets: turn off "
+            "mixup/cutmix (they make soft targets) or use the cross_entropy loss"
+        )
+    delta = _check_margin(margin)
+    s = logits.to(_compute_dtype(logits))
+    yi = target.long().unsqueeze(1)
+    margins = (s - s.gather(1, yi) + delta).clamp(min=0.0)
+    margins = margins.scatter(1, yi, 0.0)  # j = y is not a term of the sum
+    return margins.sum(1).mean()
+
+
+def make_loss(
+    name: str = "cross_entropy", label_smoothing: float = 0.0, margin: float = 1.0
+) -> LossFn:
+    """The loss ``name`` as a function ``(logits, target) -> mean loss``, options bound."""
+    key = _ALIASES.get(name.strip().lower()) if isinstance(name, str) else None
+    if key is None:
+        aliases = ", ".join(f"{a} → {k}" for a, k in _ALIASES.items() if a != k)
+        raise ConfigError(
+            f"unknown loss {name!r}; choose one of {', '.join(LOSSES)} (aliases: {aliases})"
+        )
+    eps = _check_smoothing(label_smoothing)
+    if key == "cross_entropy":
+        return partial(cross_entropy, label_smoothing=eps)
+    if eps:
+        raise ConfigError(
+            f"label_smoothing={eps} applies to cross_entropy only; set it to 0 for the hinge loss"
+        )
+    return partial(multiclass_hinge, margin=_check_margin(margin))
