@@ -44,7 +44,7 @@ def _model(seed=0, dropout=0.0):
 
 
 def test_the_loop_is_a_plain_pytorch_loop(digits):
-    """Same init, data order and constant-lr SGD: the Trainer's weights equal a hand-written loop's."""
+    """Same init, data order and constant-lr SGD: the weights equal a hand-written loop's."""
     train, _ = digits
     a, b = _model(), _model()
     loader = BatchLoader(train, 64, device="cpu", seed=3)
