@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/striate datasets show digits
+	$(BIN)/striate train
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -43,7 +43,9 @@ def _root(
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; a StriateError prints `error: <message>` and exits with status 2."""
     try:
-        app(args=argv, prog_name="striate", standalone_mode=False)
+        code = app(args=argv, prog_name="striate", standalone_mode=False)
+        if isinstance(code, int):  # a command's typer.Exit(code) arrives as a return value
+            return code
     except StriateError as e:
         typer.echo(f"error: {e}", err=True)
         return 2

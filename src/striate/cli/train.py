@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-console = Console()
+console = Console(soft_wrap=True)
 
 _D = "[default: from TrainConfig]"
 
@@ -198,9 +198,11 @@ def predict(
     arrays = []
     for path in images:
         try:
-            arrays.append(decode_image(path.read_bytes(), None))
+            raw = path.read_bytes()
         except OSError as e:
             raise DataError(f"cannot read {path}: {e.strerror or e}") from e
+        try:
+            arrays.append(decode_image(raw, None))
         except Exception as e:  # noqa: BLE001 - PIL raises many kinds for a bad file
             raise DataError(f"{path} is not a readable image ({type(e).__name__}: {e})") from e
     for path, top in zip(images, net.predict(arrays, k=k), strict=True):

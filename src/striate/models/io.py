@@ -58,7 +58,7 @@ class ImageClassifier(nn.Module):
         c, h, w = self.in_shape
         if isinstance(images, (list, tuple)):
             return torch.cat([self.prepare(_as_chw(im)[None]) for im in images])
-        x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
+        x = torch.as_tensor(np.array(images) if not isinstance(images, torch.Tensor) else images)
         if x.dim() == 3:
             x = x[None]
         if x.dim() != 4 or x.shape[1] not in (1, 3, 4):
@@ -94,7 +94,7 @@ class ImageClassifier(nn.Module):
 
 
 def _as_chw(image: Any) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(image) if not isinstance(image, torch.Tensor) else image)
+    t = torch.as_tensor(np.array(image) if not isinstance(image, torch.Tensor) else image)
     if t.dim() == 2:
         return t[None]
     if t.dim() == 3 and t.shape[-1] in (1, 3, 4) and t.shape[0] not in (1, 3, 4):

@@ -1,0 +1,211 @@
+"""`striate train`, `evaluate`, `predict` and `lr-find` end to end on the bundled digits."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+from html.parser import HTMLParser
+
+import pytest
+import torch
+from PIL import Image
+
+from striate.cli.main import main
+from striate.data import load_dataset
+from striate.models.io import load_model
+from striate.train import Callback
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """`striate train` with no options but the folder: the default job, run once."""
+    out = tmp_path_factory.mktemp("run") / "digits"
+    code = main(["train", "--out", str(out), "--no-progress"])
+    assert code == 0
+    return out
+
+
+def test_default_train_beats_97_percent_and_writes_the_run_folder(trained):
+    info = json.loads((trained / "model" / "model.json").read_text())
+    assert info["metrics"]["test_acc"] > 0.97
+    config = json.loads((trained / "config.json").read_text())
+    assert config["config"]["model"] == "convnet-small" and config["config"]["data"] == "digits"
+    assert config["resolved"]["classes"] == [str(i) for i in range(10)]
+    with open(trained / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == config["config"]["epochs"]
+    assert {"train_loss", "train_acc", "val_loss", "val_acc", "lr"} <= rows[0].keys()
+    for name in ("history.png", "steps.png", "confusion.png"):
+        with Image.open(trained / name) as im:
+            assert im.format == "PNG"
+    assert (trained / "checkpoints" / "best.safetensors").is_file()
+    assert (trained / "checkpoints" / "last.safetensors").is_file()
+
+    class Collect(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.srcs = []
+
+        def handle_starttag(self, tag, attrs):
+            self.srcs += [v for k, v in attrs if k in ("src", "href")]
+
+    page = Collect()
+    page.feed((trained / "report.html").read_text())
+    assert len(page.srcs) >= 4 and all(s.startswith("data:image/png;base64,") for s in page.srcs)
+
+
+def test_load_model_gives_the_reported_accuracy_from_raw_images(trained):
+    model = load_model(trained)
+    test = load_dataset("digits", "test")
+    probs = model.predict_proba(test.images)  # uint8 in, normalisation inside
+    acc = (probs.argmax(1) == test.labels).float().mean().item()
+    info = json.loads((trained / "model" / "model.json").read_text())
+    assert acc == pytest.approx(info["metrics"]["test_acc"], abs=1e-6)
+    assert model.classes == tuple(str(i) for i in range(10))
+
+
+def test_evaluate_prints_accuracy_and_per_class(capsys, trained):
+    code, out, _ = run(capsys, "evaluate", str(trained), "--data", "digits")
+    assert code == 0
+    info = json.loads((trained / "model" / "model.json").read_text())
+    assert f"accuracy {info['metrics']['test_acc']:.2%}" in out
+    assert out.count("%") >= 10
+
+
+def test_predict_resizes_images_of_any_size_and_colour(capsys, trained, tmp_path):
+    test = load_dataset("digits", "test")
+    paths = []
+    for i, size in enumerate([8, 40, 17]):
+        img = test.images[i, 0].numpy()
+        pil = Image.fromarray(img).resize((size, size), Image.Resampling.NEAREST)
+        if i == 2:
+            pil = pil.convert("RGB")
+        paths.append(tmp_path / f"digit{i}.png")
+        pil.save(paths[-1])
+    code, out, _ = run(capsys, "predict", str(trained), *map(str, paths), "--k", "2")
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert len(lines) == 3
+    for line, label in zip(lines, test.labels[:3].tolist(), strict=True):
+        first = line.split(": ", 1)[1].split()[0]
+        assert first == str(label)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    code, _, err = run(capsys, "predict", str(trained), str(bad))
+    assert code == 2 and "not a readable image" in err
+
+
+def test_config_file_with_command_line_overrides(capsys, tmp_path):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(
+        'model = "mlp"\nepochs = 2\nlr = 0.5\nschedule = "cosine"\n'
+        "[model_options]\nhidden = [16]\n"
+    )
+    out = tmp_path / "run"
+    code, stdout, _ = run(
+        capsys, "train", "--config", str(cfg), "--lr", "0.05", "--out", str(out), "--no-progress"
+    )
+    assert code == 0 and "test accuracy" in stdout
+    config = json.loads((out / "config.json").read_text())["config"]
+    assert config["lr"] == 0.05 and config["model"] == "mlp" and config["epochs"] == 2
+    assert config["model_options"] == {"hidden": [16]}
+    spec = json.loads((out / "model" / "model.json").read_text())["architecture"]
+    assert spec["kwargs"]["hidden"] == [16]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "resnet9000"], "unknown model"),
+        (["--opt", "sgdd"], "sgd"),
+        (["--schedule", "1cycle"], "onecycle"),
+        (["--lr", "-0.1"], "lr must be a number > 0"),
+        (["--epochs", "0"], "epochs must be a positive integer"),
+        (["--data", "no/such/folder"], "unknown dataset"),
+        (["--augment", "flip,spin"], "unknown augmentation"),
+        (["--precision", "fp16"], "needs a CUDA device"),
+        (["--loss", "hinge", "--augment", "mixup"], "hinge"),
+    ],
+)
+def test_bad_options_give_one_line_and_status_2(capsys, tmp_path, args, message):
+    code, _, err = run(capsys, "train", *args, "--epochs", "1", "--out", str(tmp_path / "x"),
+                       "--no-progress") if "--epochs" not in args else run(
+        capsys, "train", *args, "--out", str(tmp_path / "x"), "--no-progress")
+    assert code == 2, err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_bad_config_files(capsys, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("epochs = [")
+    code, _, err = run(capsys, "train", "--config", str(bad))
+    assert code == 2 and "not valid TOML" in err
+    bad.write_text("epoch = 3\n")
+    code, _, err = run(capsys, "train", "--config", str(bad))
+    assert code == 2 and "unknown option(s) epoch" in err
+    code, _, err = run(capsys, "train", "--config", str(tmp_path / "missing.toml"))
+    assert code == 2 and "does not exist" in err
+
+
+class _Interrupt(Callback):
+    def on_step_end(self, trainer, loss):
+        if trainer.step == 30:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_interrupted_run_resumes_from_the_command_line(capsys, tmp_path, monkeypatch):
+    import striate.train.run as run_module
+
+    args = ["train", "--model", "mlp", "--epochs", "3", "--no-progress"]
+    code, _, _ = run(capsys, *args, "--out", str(tmp_path / "full"))
+    assert code == 0
+    build = run_module.build_trainer
+    monkeypatch.setattr(
+        run_module, "build_trainer",
+        lambda *a, **k: build(*a, **k, callbacks=[_Interrupt()]),
+    )
+    code, out, _ = run(capsys, *args, "--out", str(tmp_path / "cut"))
+    assert code == 130 and "--resume" in out
+    monkeypatch.setattr(run_module, "build_trainer", build)
+    code, _, err = run(capsys, "train", "--resume", str(tmp_path / "cut"), "--lr", "1")
+    assert code == 2 and "leave out --lr" in err
+    code, _, _ = run(capsys, "train", "--resume", str(tmp_path / "cut"), "--no-progress")
+    assert code == 0
+    a = load_model(tmp_path / "full")
+    b = load_model(tmp_path / "cut")
+    for (name, p), q in zip(a.net.state_dict().items(), b.net.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
+    code, _, err = run(capsys, "train", "--resume", str(tmp_path / "nothing"))
+    assert code == 2 and "not a run folder" in err
+
+
+def test_lr_find_writes_plot_and_suggestion(capsys, tmp_path):
+    code, out, _ = run(
+        capsys, "lr-find", "--model", "mlp", "--start", "1e-5", "--end", "10",
+        "--num-steps", "60", "--out", str(tmp_path),
+    )
+    assert code == 0 and "suggested lr" in out
+    data = json.loads((tmp_path / "lr_find.json").read_text())
+    assert 1e-5 < data["suggestion"] < 10
+    with Image.open(tmp_path / "lr_find.png") as im:
+        assert im.format == "PNG"
+
+
+def test_help_lists_every_training_option(capsys):
+    code, out, _ = run(capsys, "train", "--help")
+    assert code == 0
+    for flag in ("--data", "--root", "--model", "--epochs", "--batch-size", "--opt", "--lr",
+                 "--wd", "--schedule", "--augment", "--precision", "--seed", "--out",
+                 "--resume", "--config"):
+        assert flag in out, flag
+    for command in ("evaluate", "predict", "lr-find"):
+        code, out, _ = run(capsys, command, "--help")
+        assert code == 0 and "Usage" in out
