@@ -137,7 +137,7 @@ def bench_reference(quick: bool) -> list[dict]:
             accs.append(acc)
             print(
                 f"reference {label} seed {seed}: test {acc:.2f}%, train (running, last epoch) "
-                f"{train_acc:.2f}%, {seconds:.1f} s",
+                f"{train_acc:.2f}%, {seconds:.2f} s",
                 flush=True,
             )
             rows.append(
@@ -147,7 +147,7 @@ def bench_reference(quick: bool) -> list[dict]:
                     acc,
                     "%",
                     f"test acc; train acc (running, epoch {epochs}) {train_acc:.2f}%; "
-                    f"{seconds:.1f} s",
+                    f"{seconds:.2f} s",
                 )
             )
         spread = f" ± {statistics.stdev(accs):.2f} (sd)" if len(accs) > 1 else ""
@@ -194,12 +194,12 @@ def bench_variants(quick: bool) -> list[dict]:
         acc = 100 * metrics["acc"]
         print(
             f"sgd-variants {name}: final smoothed loss {final:.4f}, test {acc:.2f}%, "
-            f"{seconds:.1f} s",
+            f"{seconds:.2f} s",
             flush=True,
         )
         steps = f"{len(losses)} steps ({epochs} epoch{'s' if epochs > 1 else ''})"
         rows.append(row("sgd-variants", name, final, "fraction", f"final smoothed loss, {steps}"))
-        rows.append(row("sgd-variants", name, acc, "%", f"test acc; {seconds:.1f} s"))
+        rows.append(row("sgd-variants", name, acc, "%", f"test acc; {seconds:.2f} s"))
     out = _results_dir(quick) / "mnist_sgd_variants.png"
     fig = plot_losses(
         curves,

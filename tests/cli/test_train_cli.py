@@ -106,8 +106,7 @@ def test_predict_resizes_images_of_any_size_and_colour(capsys, trained, tmp_path
 def test_config_file_with_command_line_overrides(capsys, tmp_path):
     cfg = tmp_path / "run.toml"
     cfg.write_text(
-        'model = "mlp"\nepochs = 2\nlr = 0.5\nschedule = "cosine"\n'
-        "[model_options]\nhidden = [16]\n"
+        'model = "mlp"\nepochs = 2\nlr = 0.5\nschedule = "cosine"\n[model_options]\nhidden = [16]\n'
     )
     out = tmp_path / "run"
     code, stdout, _ = run(
@@ -136,9 +135,11 @@ def test_config_file_with_command_line_overrides(capsys, tmp_path):
     ],
 )
 def test_bad_options_give_one_line_and_status_2(capsys, tmp_path, args, message):
-    code, _, err = run(capsys, "train", *args, "--epochs", "1", "--out", str(tmp_path / "x"),
-                       "--no-progress") if "--epochs" not in args else run(
-        capsys, "train", *args, "--out", str(tmp_path / "x"), "--no-progress")
+    code, _, err = (
+        run(capsys, "train", *args, "--epochs", "1", "--out", str(tmp_path / "x"), "--no-progress")
+        if "--epochs" not in args
+        else run(capsys, "train", *args, "--out", str(tmp_path / "x"), "--no-progress")
+    )
     assert code == 2, err
     assert err.startswith("error: ") and message in err and "Traceback" not in err
 
@@ -169,7 +170,8 @@ def test_interrupted_run_resumes_from_the_command_line(capsys, tmp_path, monkeyp
     assert code == 0
     build = run_module.build_trainer
     monkeypatch.setattr(
-        run_module, "build_trainer",
+        run_module,
+        "build_trainer",
         lambda *a, **k: build(*a, **k, callbacks=[_Interrupt()]),
     )
     code, out, _ = run(capsys, *args, "--out", str(tmp_path / "cut"))
@@ -189,8 +191,18 @@ def test_interrupted_run_resumes_from_the_command_line(capsys, tmp_path, monkeyp
 
 def test_lr_find_writes_plot_and_suggestion(capsys, tmp_path):
     code, out, _ = run(
-        capsys, "lr-find", "--model", "mlp", "--start", "1e-5", "--end", "10",
-        "--num-steps", "60", "--out", str(tmp_path),
+        capsys,
+        "lr-find",
+        "--model",
+        "mlp",
+        "--start",
+        "1e-5",
+        "--end",
+        "10",
+        "--num-steps",
+        "60",
+        "--out",
+        str(tmp_path),
     )
     assert code == 0 and "suggested lr" in out
     data = json.loads((tmp_path / "lr_find.json").read_text())
@@ -202,9 +214,23 @@ def test_lr_find_writes_plot_and_suggestion(capsys, tmp_path):
 def test_help_lists_every_training_option(capsys):
     code, out, _ = run(capsys, "train", "--help")
     assert code == 0
-    for flag in ("--data", "--root", "--model", "--epochs", "--batch-size", "--opt", "--lr",
-                 "--wd", "--schedule", "--augment", "--precision", "--seed", "--out",
-                 "--resume", "--config"):
+    for flag in (
+        "--data",
+        "--root",
+        "--model",
+        "--epochs",
+        "--batch-size",
+        "--opt",
+        "--lr",
+        "--wd",
+        "--schedule",
+        "--augment",
+        "--precision",
+        "--seed",
+        "--out",
+        "--resume",
+        "--config",
+    ):
         assert flag in out, flag
     for command in ("evaluate", "predict", "lr-find"):
         code, out, _ = run(capsys, command, "--help")

@@ -46,8 +46,13 @@ def test_xavier_std_is_sqrt_2_over_fan_in_plus_fan_out_times_the_next_gain():
     body = nn.Linear(400, 600)
     conv = nn.Conv2d(32, 64, 3)
     model = nn.Sequential(
-        conv, nn.BatchNorm2d(64), nn.Tanh(), nn.Flatten(),  # gain 5/3, BN skipped
-        head, nn.Dropout(0.5), nn.ReLU(),  # gain √2, dropout skipped
+        conv,
+        nn.BatchNorm2d(64),
+        nn.Tanh(),
+        nn.Flatten(),  # gain 5/3, BN skipped
+        head,
+        nn.Dropout(0.5),
+        nn.ReLU(),  # gain √2, dropout skipped
         body,  # last layer: gain 1
     )
     init_weights(model, "xavier")

@@ -58,8 +58,14 @@ def test_mlp_forward_matches_the_formula():
 
 @pytest.mark.parametrize(
     ("name", "kind"),
-    [("relu", nn.ReLU), ("leaky_relu", nn.LeakyReLU), ("elu", nn.ELU), ("gelu", nn.GELU),
-     ("tanh", nn.Tanh), ("sigmoid", nn.Sigmoid)],
+    [
+        ("relu", nn.ReLU),
+        ("leaky_relu", nn.LeakyReLU),
+        ("elu", nn.ELU),
+        ("gelu", nn.GELU),
+        ("tanh", nn.Tanh),
+        ("sigmoid", nn.Sigmoid),
+    ],
 )
 def test_activations_by_name(name, kind):
     assert isinstance(MLP([4, 4, 2], activation=name)[2], kind)
@@ -98,8 +104,9 @@ def test_convnet_parameter_count_by_hand():
     fc = (32 * 8 * 8) * 64 + 64 + 64 * 10 + 10  # two 2×2 pools: 32 → 8
     assert n_params(net) == convs + bn + fc
 
-    plain = ConvNet((1, 28, 28), 10, channels=(8,), convs_per_stage=1, batchnorm=False,
-                    pool=None, fc=())
+    plain = ConvNet(
+        (1, 28, 28), 10, channels=(8,), convs_per_stage=1, batchnorm=False, pool=None, fc=()
+    )
     assert n_params(plain) == (1 * 8 * 9 + 8) + (8 * 28 * 28 * 10 + 10)
 
 

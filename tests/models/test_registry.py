@@ -82,8 +82,9 @@ def test_bad_num_classes(num_classes):
         models.create("mlp", num_classes=num_classes)
 
 
-@pytest.mark.parametrize("in_shape", [(28, 28), (1, 0, 28), (1, -2, 3), (1, 2, 3, 4), "1x8x8",
-                                      (1.0, 8, 8)])
+@pytest.mark.parametrize(
+    "in_shape", [(28, 28), (1, 0, 28), (1, -2, 3), (1, 2, 3, 4), "1x8x8", (1.0, 8, 8)]
+)
 def test_bad_in_shape(in_shape):
     with pytest.raises(ConfigError, match=r"in_shape must be \(channels, height, width\)"):
         models.create("convnet", in_shape=in_shape)
@@ -107,8 +108,15 @@ def test_spec_has_every_default_filled_in():
         "init_std": 0.01,
     }
     assert set(models.create("convnet").spec["kwargs"]) == {
-        "channels", "convs_per_stage", "pool", "kernel_size", "batchnorm", "fc", "dropout",
-        "activation", "global_pool",
+        "channels",
+        "convs_per_stage",
+        "pool",
+        "kernel_size",
+        "batchnorm",
+        "fc",
+        "dropout",
+        "activation",
+        "global_pool",
     }
 
 

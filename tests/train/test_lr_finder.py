@@ -21,7 +21,10 @@ from striate.train.lr_finder import LRFinderResult, lr_find
 def tiny_model(seed=0):
     torch.manual_seed(seed)
     return torch.nn.Sequential(
-        torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(16, 8),
+        torch.nn.BatchNorm1d(8),
+        torch.nn.ReLU(),
         torch.nn.Linear(8, 4),
     )
 
@@ -86,8 +89,15 @@ def smoothed_reference(losses, beta):
 def test_lr_sequence_is_geometric_and_keeps_group_ratios():
     opt = dummy_optimizer(groups=(0.1, 0.3, 0.05))
     seen = []
-    res = lr_find(torch.nn.Linear(1, 1), opt, [0], fake([1.0] * 50, opt, seen),
-                  start=1e-6, end=1.0, num_steps=50)
+    res = lr_find(
+        torch.nn.Linear(1, 1),
+        opt,
+        [0],
+        fake([1.0] * 50, opt, seen),
+        start=1e-6,
+        end=1.0,
+        num_steps=50,
+    )
     assert res.stop_reason == "num_steps" and len(res.lrs) == 50
     expected = np.geomspace(1e-6, 1.0, 50)
     assert np.allclose(res.lrs, expected, rtol=1e-12)
@@ -104,8 +114,15 @@ def test_lr_sequence_is_geometric_and_keeps_group_ratios():
 
 def test_smoothing_matches_hand_computation():
     raw = [2.0, 1.0, 3.0, 0.5, 0.7, 1.2, 0.9, 0.4, 0.6, 0.8]
-    res = lr_find(torch.nn.Linear(1, 1), dummy_optimizer(), [0], fake(raw), num_steps=10,
-                  beta=0.7, diverge=1e9)
+    res = lr_find(
+        torch.nn.Linear(1, 1),
+        dummy_optimizer(),
+        [0],
+        fake(raw),
+        num_steps=10,
+        beta=0.7,
+        diverge=1e9,
+    )
     assert res.raw_losses == raw
     assert res.losses == pytest.approx(smoothed_reference(raw, 0.7), rel=1e-12)
     assert res.losses[0] == 2.0  # the bias correction makes the first value the first loss
@@ -122,22 +139,31 @@ def test_stops_when_smoothed_loss_exceeds_four_times_the_minimum():
     beta = 0.5
     sm = smoothed_reference(raw, beta)
     stop = next(i for i in range(5, len(sm)) if sm[i] > 4 * min(sm[:i]))
-    res = lr_find(torch.nn.Linear(1, 1), dummy_optimizer(), [0], fake(raw), num_steps=len(raw),
-                  beta=beta)
+    res = lr_find(
+        torch.nn.Linear(1, 1), dummy_optimizer(), [0], fake(raw), num_steps=len(raw), beta=beta
+    )
     assert res.stop_reason == "diverged"
     assert len(res.losses) == stop + 1  # the point that crossed is recorded, then the test ends
     assert res.losses[-1] > 4 * min(res.losses[:-1])
     assert max(res.losses[:-1]) <= 5.0 and res.stop_lr == res.lrs[-1]
     # With diverge=8 it runs further.
-    res8 = lr_find(torch.nn.Linear(1, 1), dummy_optimizer(), [0], fake(raw), num_steps=len(raw),
-                   beta=beta, diverge=8.0)
+    res8 = lr_find(
+        torch.nn.Linear(1, 1),
+        dummy_optimizer(),
+        [0],
+        fake(raw),
+        num_steps=len(raw),
+        beta=beta,
+        diverge=8.0,
+    )
     assert len(res8.losses) > len(res.losses)
 
 
 def test_no_stop_during_the_first_steps_and_stop_on_nan():
     raw = [1.0, 10.0, 10.0] + [1.0] * 17 + [math.nan] + [1.0] * 10
-    res = lr_find(torch.nn.Linear(1, 1), dummy_optimizer(), [0], fake(raw), num_steps=len(raw),
-                  beta=0.0)
+    res = lr_find(
+        torch.nn.Linear(1, 1), dummy_optimizer(), [0], fake(raw), num_steps=len(raw), beta=0.0
+    )
     assert res.stop_reason == "non-finite" and len(res.lrs) == 20
     assert res.stop_lr == pytest.approx(1e-8 * (1e9) ** (20 / (len(raw) - 1)))
     json.dumps(res.to_dict())  # valid JSON
@@ -180,10 +206,13 @@ def assert_same_state(a, b):
         assert a == b
 
 
-@pytest.mark.parametrize("make_opt", [
-    lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-4),
-    lambda p: torch.optim.Adam(p, lr=1e-3, betas=(0.8, 0.99)),
-])
+@pytest.mark.parametrize(
+    "make_opt",
+    [
+        lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-4),
+        lambda p: torch.optim.Adam(p, lr=1e-3, betas=(0.8, 0.99)),
+    ],
+)
 def test_model_optimizer_and_loader_restored_exactly(make_opt):
     data = separable_set(256)
     loader = BatchLoader(data, batch_size=32, device="cpu", seed=3)
@@ -271,8 +300,17 @@ def designed(n=60, k_min=40):
     i = np.arange(n)
     loss = 3 - np.tanh((i - 20) / 4.0) + 0.002 * (i - k_min) ** 2
     raw = [float(v) for v in loss]
-    return lr_find(torch.nn.Linear(1, 1), dummy_optimizer(), [0], fake(raw), start=1e-6,
-                   end=1.0, num_steps=n, beta=0.0, diverge=100.0), lrs
+    return lr_find(
+        torch.nn.Linear(1, 1),
+        dummy_optimizer(),
+        [0],
+        fake(raw),
+        start=1e-6,
+        end=1.0,
+        num_steps=n,
+        beta=0.0,
+        diverge=100.0,
+    ), lrs
 
 
 def test_suggestion_is_a_tenth_of_the_minimum_and_steepest_is_the_fastest_fall():
@@ -280,8 +318,7 @@ def test_suggestion_is_a_tenth_of_the_minimum_and_steepest_is_the_fastest_fall()
     assert res.suggestion == pytest.approx(lrs[40] / 10)
     assert res.steepest == pytest.approx(lrs[20], rel=0.3)
     # Few points: nothing to suggest.
-    short = lr_find(torch.nn.Linear(1, 1), dummy_optimizer(), [0], fake([1.0] * 12),
-                    num_steps=12)
+    short = lr_find(torch.nn.Linear(1, 1), dummy_optimizer(), [0], fake([1.0] * 12), num_steps=12)
     assert short.suggestion is None and short.steepest is None
     assert json.loads(json.dumps(short.to_dict()))["suggestion"] is None
 

@@ -67,7 +67,8 @@ def test_soft_targets_count_as_their_argmax():
     assert accuracy(logits, soft) == accuracy(logits, target)
     assert topk_accuracy(logits, soft, 3) == topk_accuracy(logits, target, 3)
     torch.testing.assert_close(
-        per_class_accuracy(logits, soft, 10), per_class_accuracy(logits, target, 10),
+        per_class_accuracy(logits, soft, 10),
+        per_class_accuracy(logits, target, 10),
         equal_nan=True,
     )
 

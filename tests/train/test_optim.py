@@ -45,9 +45,19 @@ def _expected(net):
     no_decay = {
         id(p)
         for p in (
-            net.conv.bias, net.bn.weight, net.bn.bias, net.gn.weight, net.gn.bias,
-            net.inorm.weight, net.inorm.bias, net.ln.weight, net.ln.bias, net.fc.bias, net.scale,
-            net.ln2d.weight, net.ln2d.bias,
+            net.conv.bias,
+            net.bn.weight,
+            net.bn.bias,
+            net.gn.weight,
+            net.gn.bias,
+            net.inorm.weight,
+            net.inorm.bias,
+            net.ln.weight,
+            net.ln.bias,
+            net.fc.bias,
+            net.scale,
+            net.ln2d.weight,
+            net.ln2d.bias,
         )
     }
     return decay, no_decay
@@ -171,7 +181,12 @@ def test_each_name_builds_the_right_optimizer():
     assert set(cases) | {"lbfgs"} == set(OPTIMIZERS)
     for name, (cls, settings) in cases.items():
         opt = make_optimizer(
-            name.upper(), net, lr=0.02, weight_decay=1e-3, momentum=0.8, betas=(0.8, 0.99),
+            name.upper(),
+            net,
+            lr=0.02,
+            weight_decay=1e-3,
+            momentum=0.8,
+            betas=(0.8, 0.99),
             eps=1e-6,
         )
         assert type(opt) is cls, name
@@ -274,7 +289,11 @@ def test_discriminative_groups_lrs_and_split():
     groups = discriminative_groups(parts, lr=0.09, factor=3, weight_decay=0.01)
     got = [(g["name"], g["lr"], g["weight_decay"]) for g in groups]
     assert [name for name, *_ in got] == [
-        "group0/decay", "group0/no_decay", "group1/no_decay", "group2/decay", "group2/no_decay",
+        "group0/decay",
+        "group0/no_decay",
+        "group1/no_decay",
+        "group2/decay",
+        "group2/no_decay",
     ]
     lrs = {name.split("/")[0]: lr for name, lr, _ in got}
     assert lrs == pytest.approx({"group0": 0.01, "group1": 0.03, "group2": 0.09})

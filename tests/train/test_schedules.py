@@ -33,8 +33,9 @@ from striate.train.schedules import (
 
 def sgd(lr=0.1, momentum=0.9, groups=1):
     """A real SGD optimizer over tiny parameters; group i has lr * (i + 1)."""
-    params = [{"params": [torch.nn.Parameter(torch.ones(2))], "lr": lr * (i + 1)}
-              for i in range(groups)]
+    params = [
+        {"params": [torch.nn.Parameter(torch.ones(2))], "lr": lr * (i + 1)} for i in range(groups)
+    ]
     return torch.optim.SGD(params, lr=lr, momentum=momentum)
 
 
@@ -103,6 +104,7 @@ def test_linear_formula_and_hold():
 
 def test_sgdr_cycles():
     s = SGDR(T_0=4, T_mult=2, min_factor=0.0)
+
     # Cycles [0, 4), [4, 12), [12, 28): restart to 1 at 4 and 12.
     def ref(t_cur, t_i):
         return 0.5 * (1 + math.cos(math.pi * t_cur / t_i))
@@ -169,8 +171,14 @@ def test_onecycle_matches_torch_three_phase():
     got = drive(opt, ours, T)
     opt2 = sgd(lr=lr_max)
     ref = torch.optim.lr_scheduler.OneCycleLR(
-        opt2, max_lr=lr_max, total_steps=T, pct_start=0.3, anneal_strategy="linear",
-        div_factor=25, final_div_factor=1e4, three_phase=True,
+        opt2,
+        max_lr=lr_max,
+        total_steps=T,
+        pct_start=0.3,
+        anneal_strategy="linear",
+        div_factor=25,
+        final_div_factor=1e4,
+        three_phase=True,
     )
     want = drive(opt2, ref, T)
     assert [g[0] for g in got[0]] == pytest.approx([w[0] for w in want[0]], rel=1e-9)
@@ -186,14 +194,23 @@ LR = torch.optim.lr_scheduler
     ("schedule", "make_ref", "n"),
     [
         (StepDecay(0.3, step_size=7), lambda o: LR.StepLR(o, step_size=7, gamma=0.3), 40),
-        (StepDecay(0.5, milestones=[3, 10, 11]),
-         lambda o: LR.MultiStepLR(o, milestones=[3, 10, 11], gamma=0.5), 20),
+        (
+            StepDecay(0.5, milestones=[3, 10, 11]),
+            lambda o: LR.MultiStepLR(o, milestones=[3, 10, 11], gamma=0.5),
+            20,
+        ),
         (Exponential(0.95), lambda o: LR.ExponentialLR(o, gamma=0.95), 40),
         (Cosine(30, 0.05), lambda o: LR.CosineAnnealingLR(o, T_max=30, eta_min=0.05 * 0.1), 31),
-        (Linear(25, 0.1),
-         lambda o: LR.LinearLR(o, start_factor=1.0, end_factor=0.1, total_iters=25), 40),
-        (SGDR(5, 2, 0.01),
-         lambda o: LR.CosineAnnealingWarmRestarts(o, T_0=5, T_mult=2, eta_min=0.001), 60),
+        (
+            Linear(25, 0.1),
+            lambda o: LR.LinearLR(o, start_factor=1.0, end_factor=0.1, total_iters=25),
+            40,
+        ),
+        (
+            SGDR(5, 2, 0.01),
+            lambda o: LR.CosineAnnealingWarmRestarts(o, T_0=5, T_mult=2, eta_min=0.001),
+            60,
+        ),
         (InverseTime(0.2), lambda o: LR.LambdaLR(o, lambda t: 1 / (1 + 0.2 * t)), 20),
     ],
 )
@@ -280,8 +297,13 @@ def test_scheduler_rejects_non_schedule():
 
 
 def test_factory_builds_every_name():
-    opts = {"step": {"step_size": 2}, "exponential": {"gamma": 0.99},
-            "inverse-time": {"k": 0.01}, "rsqrt": {"timescale": 1}, "sgdr": {"T_0": 2}}
+    opts = {
+        "step": {"step_size": 2},
+        "exponential": {"gamma": 0.99},
+        "inverse-time": {"k": 0.01},
+        "rsqrt": {"timescale": 1},
+        "sgdr": {"T_0": 2},
+    }
     for name in SCHEDULES:
         s = make_schedule(name, 200, 10, **opts.get(name, {}))
         assert isinstance(s, Schedule)

@@ -39,7 +39,15 @@ INIT_SCHEMES = ("default", "normal", "xavier", "kaiming")
 _WEIGHTED = (nn.modules.conv._ConvNd, nn.Linear)
 _NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
 _ACTIVATIONS = (
-    nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.SELU, nn.Sigmoid, nn.ELU, nn.GELU, nn.SiLU, nn.Softplus
+    nn.ReLU,
+    nn.LeakyReLU,
+    nn.Tanh,
+    nn.SELU,
+    nn.Sigmoid,
+    nn.ELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Softplus,
 )
 
 

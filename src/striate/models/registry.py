@@ -177,6 +177,7 @@ def from_spec(spec: Mapping[str, Any]) -> nn.Module:
 
 # --------------------------------------------------------------------------- internals
 
+
 def _builder(name: str) -> Builder:
     if not isinstance(name, str) or name not in _MODELS:
         close = difflib.get_close_matches(str(name), list(_MODELS), n=3)
@@ -241,8 +242,10 @@ def check_ints(value: Any, arg: str, owner: str, *, minimum: int = 1, min_len: i
 
 def check_positive_float(value: Any, arg: str, owner: str) -> float:
     """A finite number > 0 as a float."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not (
-        math.isfinite(value) and value > 0
+    if (
+        not isinstance(value, numbers.Real)
+        or isinstance(value, bool)
+        or not (math.isfinite(value) and value > 0)
     ):
         raise ConfigError(f"{owner}: {arg} must be a positive number, got {value!r}")
     return float(value)

@@ -140,6 +140,8 @@ class TrainConfig:
             number("clip_grad", 0.0, open_low=True)
         if self.ema is not None:
             number("ema", 0.0, 1.0, open_low=True)
+            if self.ema >= 1.0:
+                raise ConfigError(f"ema must be a decay below 1 (e.g. 0.999), got {self.ema}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ConfigError(f"seed must be an integer, got {self.seed!r}")
 

@@ -90,9 +90,7 @@ def topk_accuracy(logits: torch.Tensor, target: torch.Tensor, k: int) -> float:
     return (top == y[:, None]).any(1).double().mean().item()
 
 
-def per_class_accuracy(
-    pred: torch.Tensor, target: torch.Tensor, num_classes: int
-) -> torch.Tensor:
+def per_class_accuracy(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Recall of each class: correct / present, float64 on the CPU; NaN where a class is absent.
 
     ``pred`` is predicted class indices (N,) or scores N×C (argmax is taken).

@@ -172,9 +172,7 @@ def make_optimizer(
             f"betas must be two numbers in [0, 1) (0.9, 0.999 are usual), got {betas!r}"
         )
     if eps is not None and (not _is_number(eps) or not math.isfinite(eps) or eps <= 0):
-        raise ConfigError(
-            f"eps must be a small number > 0 (or None for the default), got {eps!r}"
-        )
+        raise ConfigError(f"eps must be a small number > 0 (or None for the default), got {eps!r}")
     if key == "nesterov":
         nesterov = True
     if nesterov and key != "sgd" and key != "nesterov":
@@ -190,9 +188,7 @@ def make_optimizer(
     params = _as_params(params_or_model, wd, exempt)
     eps_kw = {} if eps is None else {"eps": float(eps)}
     if key in ("sgd", "nesterov"):
-        return torch.optim.SGD(
-            params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=wd
-        )
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=wd)
     if key == "adagrad":
         return torch.optim.Adagrad(params, lr=lr, weight_decay=wd, **eps_kw)
     if key == "rmsprop":

@@ -518,8 +518,12 @@ _BUILDERS: dict[str, tuple[type[Schedule], tuple[str, ...], tuple[str, ...]]] = 
         (),
     ),
 }
-_REQUIRED = {"exponential": ("gamma",), "inverse-time": ("k",), "rsqrt": ("timescale",),
-             "sgdr": ("T_0",)}
+_REQUIRED = {
+    "exponential": ("gamma",),
+    "inverse-time": ("k",),
+    "rsqrt": ("timescale",),
+    "sgdr": ("T_0",),
+}
 _TAKES_TOTAL = ("cosine", "linear", "onecycle")
 
 
@@ -551,9 +555,7 @@ def make_schedule(
     if not isinstance(name, str) or name not in _BUILDERS:
         close = difflib.get_close_matches(str(name), SCHEDULES, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(
-            f"unknown schedule {name!r}{hint}; choose one of: {', '.join(SCHEDULES)}"
-        )
+        raise ConfigError(f"unknown schedule {name!r}{hint}; choose one of: {', '.join(SCHEDULES)}")
     if not _is_int(total_steps) or total_steps < 1:
         raise ConfigError(f"total_steps must be a positive whole number, got {total_steps!r}")
     if not _is_int(steps_per_epoch) or steps_per_epoch < 1:
@@ -589,9 +591,7 @@ def make_schedule(
         value = kwargs[key]
         if key == "milestones":
             if isinstance(value, str) or not isinstance(value, Sequence) or not value:
-                raise ConfigError(
-                    f"milestones must be a non-empty list of epochs, got {value!r}"
-                )
+                raise ConfigError(f"milestones must be a non-empty list of epochs, got {value!r}")
             steps = [_to_steps("milestones", v, steps_per_epoch) for v in value]
             if any(a >= b for a, b in zip(steps[:-1], steps[1:], strict=True)):
                 raise ConfigError(

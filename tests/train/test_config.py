@@ -1,0 +1,70 @@
+"""TrainConfig: defaults, TOML files, overrides and validation; the --augment spec."""
+
+from __future__ import annotations
+
+import pytest
+
+from striate.data.augment import Compose, Mixup, RandomCrop, RandomHorizontalFlip
+from striate.errors import ConfigError
+from striate.train.augment_spec import parse_augment
+from striate.train.config import TrainConfig
+
+
+def test_file_then_overrides(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('lr = 0.3\nbatch-size = 32\nmodel = "mlp"\n[schedule_options]\nwarmup = 1\n')
+    cfg = TrainConfig.load(path, lr=0.01, seed=None)
+    assert cfg.lr == 0.01 and cfg.batch_size == 32 and cfg.model == "mlp" and cfg.seed == 0
+    assert cfg.schedule_options == {"warmup": 1}
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_steps_replace_the_default_epochs():
+    cfg = TrainConfig.load(steps=100)
+    assert cfg.steps == 100 and cfg.epochs is None
+    with pytest.raises(ConfigError, match="exactly one"):
+        TrainConfig(epochs=3, steps=100)
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"lr": 0}, "lr must be a number > 0"),
+        ({"lr": float("inf")}, "lr must be"),
+        ({"wd": -1}, "wd must be"),
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
+        ({"epochs": 2.5}, "epochs must be a positive integer"),
+        ({"momentum": 1.5}, "momentum must be"),
+        ({"label_smoothing": 1.0}, "label_smoothing must be below 1"),
+        ({"val_size": 0.5, "ema": 1.0}, "ema must be a decay below 1"),
+        ({"model": 3}, "model must be a string"),
+        ({"model_options": [1]}, "model_options must be a table"),
+        ({"seed": "x"}, "seed must be an integer"),
+        ({"learning_rate": 0.1}, "unknown option(s) learning_rate"),
+    ],
+)
+def test_bad_values_are_refused(values, message):
+    with pytest.raises(ConfigError) as e:
+        TrainConfig.from_dict(values)
+    assert message in str(e.value)
+
+
+def test_augment_spec():
+    assert parse_augment("none", (3, 32, 32), 10) is None
+    assert parse_augment("auto", (1, 8, 8), 10) is None  # digits must not be mirrored
+    auto = parse_augment("auto", (3, 32, 32), 10)
+    assert isinstance(auto, Compose)
+    assert isinstance(auto[0], RandomHorizontalFlip) and isinstance(auto[1], RandomCrop)
+    assert auto[1].padding == 4  # size/8
+    crop = parse_augment("crop:2", (3, 32, 32), 10)
+    assert isinstance(crop, RandomCrop) and crop.padding == 2
+    mix = parse_augment("flip:0.3,mixup:0.4", (3, 32, 32), 10)
+    assert mix[0].p == 0.3 and isinstance(mix[1], Mixup) and mix[1].alpha == 0.4
+    for bad, message in [
+        ("spin", "unknown augmentation"),
+        ("crop:x", "not a number"),
+        ("mixup,flip", "must be the last"),
+        ("flip:2", "probability"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            parse_augment(bad, (3, 32, 32), 10)
