@@ -406,3 +406,32 @@ def test_lr_find_restores_the_model(digits):
         assert torch.equal(v, before[k])
     assert result.suggestion is not None and 1e-5 < result.suggestion < result.lrs[-1]
     assert result.stop_reason in ("diverged", "non-finite", "num_steps")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("precision", ["auto", "bf16", "fp16", "fp32"])
+def test_cuda_mixed_precision_trains_and_resumes(digits, tmp_path, precision):
+    train, test = digits
+
+    def run(out, callbacks=(), resume=None):
+        torch.manual_seed(0)
+        model = models.create("convnet-small", num_classes=10, in_shape=(1, 8, 8))
+        loader = BatchLoader(train, 64, device="cuda", seed=1, augment=RandomTranslate(1))
+        trainer = Trainer(epochs=6, lr=0.1, schedule="onecycle", precision=precision,
+                          device="cuda", progress=False, tensorboard=False, out=out,
+                          callbacks=callbacks)
+        trainer.fit(model, loader, BatchLoader(test, 128, device="cuda"), resume=resume)
+        return trainer, model
+
+    full, model = run(tmp_path / "full")
+    assert next(model.parameters()).is_cuda
+    assert full.precision.name == {"auto": "bf16"}.get(precision, precision)
+    assert (full.scaler is not None) == (precision == "fp16")
+    assert full.history[-1]["val_acc"] > 0.85
+    stopped, _ = run(tmp_path / "cut", callbacks=[_StopAt(20)])
+    assert stopped.interrupted
+    resumed, resumed_model = run(tmp_path / "cut", resume=tmp_path / "cut")
+    assert resumed.step == full.step
+    for p, q in zip(model.parameters(), resumed_model.parameters(), strict=True):
+        torch.testing.assert_close(p, q, atol=1e-4, rtol=1e-3)
