@@ -130,7 +130,9 @@ def test_config_file_with_command_line_overrides(capsys, tmp_path):
         (["--epochs", "0"], "epochs must be a positive integer"),
         (["--data", "no/such/folder"], "unknown dataset"),
         (["--augment", "flip,spin"], "unknown augmentation"),
-        (["--precision", "fp16"], "needs a CUDA device"),
+        pytest.param(
+            ["--precision", "fp16", "--device", "cpu"], "needs a CUDA device", id="fp16-on-cpu"
+        ),
         (["--loss", "hinge", "--augment", "mixup"], "hinge"),
     ],
 )
