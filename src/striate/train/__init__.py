@@ -22,6 +22,7 @@ from striate.train.lr_finder import LRFinderResult, lr_find
 from striate.train.metrics import MetricTracker, accuracy, topk_accuracy
 from striate.train.optim import OPTIMIZERS, make_optimizer, param_groups
 from striate.train.precision import PRECISIONS, resolve_precision
+from striate.train.run import RunResult, train_run
 from striate.train.schedules import SCHEDULES, Schedule, Scheduler, make_schedule, plot_schedule
 from striate.train.trainer import Trainer, TrainingDiverged
 
@@ -39,6 +40,7 @@ __all__ = [
     "LRFinderResult",
     "MetricTracker",
     "ProgressBar",
+    "RunResult",
     "Schedule",
     "Scheduler",
     "TensorBoard",
@@ -56,4 +58,5 @@ __all__ = [
     "plot_schedule",
     "resolve_precision",
     "topk_accuracy",
+    "train_run",
 ]
