@@ -1,22 +1,46 @@
-"""striate: deep learning for computer vision, from the data to trained and understood models."""
+"""striate: deep learning for computer vision, from the data to trained and understood models.
 
-from striate import models
-from striate.data import ImageSet, load_dataset
+The names below are imported on first use, so `striate --help` does not wait for torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from striate.errors import ConfigError, DataError, DownloadError, StriateError
-from striate.models.io import load_model
-from striate.train import Trainer
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ConfigError",
-    "DataError",
-    "DownloadError",
-    "ImageSet",
-    "StriateError",
-    "Trainer",
-    "__version__",
-    "load_dataset",
-    "load_model",
-    "models",
-]
+_LAZY = {
+    "ImageSet": "striate.data",
+    "load_dataset": "striate.data",
+    "load_model": "striate.models.io",
+    "Trainer": "striate.train",
+    "models": None,
+    "classic": None,
+    "data": None,
+    "evaluate": None,
+    "train": None,
+}
+
+__all__ = ["ConfigError", "DataError", "DownloadError", "StriateError", "__version__", *_LAZY]
+
+if TYPE_CHECKING:
+    from striate import classic, data, evaluate, models, train
+    from striate.data import ImageSet, load_dataset
+    from striate.models.io import load_model
+    from striate.train import Trainer
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'striate' has no attribute {name!r}")
+    module = _LAZY[name]
+    value = (
+        importlib.import_module(f"striate.{name}")
+        if module is None
+        else getattr(importlib.import_module(module), name)
+    )
+    globals()[name] = value
+    return value

@@ -11,7 +11,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from striate._atomic import atomic_path
-from striate.data.registry import PATH_KINDS, SOURCES, available_splits, load_dataset
 
 app = typer.Typer(
     help="List dataset sources, or show what one holds.",
@@ -26,6 +25,8 @@ def _list(ctx: typer.Context) -> None:
     """List the named datasets and the kinds of path `load_dataset` reads."""
     if ctx.invoked_subcommand is not None:
         return
+    from striate.data.registry import PATH_KINDS, SOURCES
+
     table = Table(title="named datasets", title_justify="left")
     for col in ("name", "splits", "what", "files (in --root or ROOT/NAME)"):
         table.add_column(col, overflow="fold")
@@ -59,6 +60,8 @@ def show(
     seed: int = typer.Option(0, help="Seed for the samples shown."),
 ) -> None:
     """Per-split and per-class counts, image shape, pixel mean/std, and a PNG grid of samples."""
+    from striate.data.registry import available_splits, load_dataset
+
     splits = split or available_splits(name, root)
     sets = {s: load_dataset(name, s, root, size=size, on_bad_image=on_bad_image) for s in splits}
     first = next(iter(sets.values()))
