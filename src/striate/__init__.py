@@ -24,7 +24,22 @@ _LAZY = {
     "train": None,
 }
 
-__all__ = ["ConfigError", "DataError", "DownloadError", "StriateError", "__version__", *_LAZY]
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "DownloadError",
+    "ImageSet",
+    "StriateError",
+    "Trainer",
+    "__version__",
+    "classic",
+    "data",
+    "evaluate",
+    "load_dataset",
+    "load_model",
+    "models",
+    "train",
+]
 
 if TYPE_CHECKING:
     from striate import classic, data, evaluate, models, train
