@@ -237,3 +237,12 @@ def test_help_lists_every_training_option(capsys):
     for command in ("evaluate", "predict", "lr-find"):
         code, out, _ = run(capsys, command, "--help")
         assert code == 0 and "Usage" in out
+
+
+def test_the_cli_starts_without_importing_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, striate.cli.main; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
