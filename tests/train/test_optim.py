@@ -386,3 +386,11 @@ def test_discriminative_errors():
         discriminative_groups([], lr=0.1)
     with pytest.raises(ConfigError, match="shares parameters"):
         discriminative_groups([net, net.fc], lr=0.1)
+
+
+def test_momentum_defaults_per_optimiser_and_sets_adams_beta1():
+    p = [torch.nn.Parameter(torch.zeros(2))]
+    assert make_optimizer("sgd", p, lr=0.1).param_groups[0]["momentum"] == 0.9
+    assert make_optimizer("rmsprop", p, lr=0.1).param_groups[0]["momentum"] == 0.0
+    assert make_optimizer("adam", p, lr=0.1).param_groups[0]["betas"] == (0.9, 0.999)
+    assert make_optimizer("adamw", p, lr=0.1, momentum=0.8).param_groups[0]["betas"] == (0.8, 0.999)

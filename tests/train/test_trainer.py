@@ -446,3 +446,16 @@ def test_cuda_mixed_precision_trains_and_resumes(digits, tmp_path, precision, mo
     assert resumed.step == full.step
     for p, q in zip(model.parameters(), resumed_model.parameters(), strict=True):
         torch.testing.assert_close(p, q, atol=1e-4, rtol=1e-3)
+
+
+def test_lr_find_ends_its_sweep_on_a_non_finite_loss(digits):
+    train, _ = digits
+    result = Trainer(epochs=1, **QUIET).lr_find(
+        _model(),
+        BatchLoader(train, 32, device="cpu"),
+        start=1e-3,
+        end=1e38,
+        num_steps=80,
+        diverge=1e300,
+    )
+    assert result.stop_reason == "non-finite" and result.stop_lr is not None

@@ -58,7 +58,8 @@ def train(
     lr: float | None = LR,
     wd: float | None = WD,
     momentum: float | None = _opt(
-        "--momentum", "Momentum (SGD, RMSProp) or Adam's beta1 [default: 0.9]."
+        "--momentum",
+        "Momentum of SGD/RMSProp, or Adam's beta1 [default: 0.9 for SGD, 0 for RMSProp].",
     ),
     schedule: str | None = SCHEDULE,
     loss: str | None = _opt("--loss", "cross_entropy or hinge [default: cross_entropy]."),

@@ -35,7 +35,7 @@ class TrainConfig:
     opt: str = "sgd"
     lr: float = 0.1
     wd: float = 5e-4
-    momentum: float = 0.9
+    momentum: float | None = None  # the optimiser's usual value (0.9 for SGD, 0 for RMSProp)
     nesterov: bool = True
     schedule: str = "onecycle"
     schedule_options: dict[str, Any] = field(default_factory=dict)
@@ -129,7 +129,8 @@ class TrainConfig:
         positive_int("early_stopping", allow_none=True)
         number("lr", 0.0, open_low=True)
         number("wd", 0.0)
-        number("momentum", 0.0, 1.0)
+        if self.momentum is not None:
+            number("momentum", 0.0, 1.0)
         number("label_smoothing", 0.0, 1.0)
         number("val_size", 0.0, 1.0)
         if self.label_smoothing >= 1.0:

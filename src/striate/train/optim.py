@@ -141,7 +141,7 @@ def make_optimizer(
     params_or_model: nn.Module | Iterable[Any],
     lr: float,
     weight_decay: float = 0.0,
-    momentum: float = 0.9,
+    momentum: float | None = None,
     nesterov: bool = False,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float | None = None,
@@ -149,7 +149,9 @@ def make_optimizer(
 ) -> torch.optim.Optimizer:
     """A torch optimiser by name, settings checked; a model's norm and bias params get no decay.
 
-    ``momentum`` is used by "sgd", "nesterov" and "rmsprop"; ``betas`` by "adam" and "adamw";
+    ``momentum`` (None: each optimiser's usual value, 0.9 for SGD and 0 for RMSProp) is used by
+    "sgd", "nesterov" and "rmsprop", and given for "adam"/"adamw" it replaces beta1; ``betas`` by
+    "adam" and "adamw";
     ``eps`` (None: torch's default for that optimiser) by the adaptive ones. Given a model and
     ``exempt=True`` the parameters are split by :func:`param_groups`; an iterable of parameters
     or of groups is used as it is.
@@ -159,7 +161,7 @@ def make_optimizer(
         raise ConfigError(f"unknown optimiser {name!r}; choose one of {', '.join(OPTIMIZERS)}")
     lr = _check_lr(lr, f"{key} optimiser")
     wd = _check_weight_decay(weight_decay, f"{key} optimiser")
-    if not _is_number(momentum) or not 0.0 <= momentum < 1.0:
+    if momentum is not None and (not _is_number(momentum) or not 0.0 <= momentum < 1.0):
         raise ConfigError(
             f"momentum must be a number in [0, 1) (0.9 is usual; 0 turns it off), got {momentum!r}"
         )
@@ -175,6 +177,10 @@ def make_optimizer(
         raise ConfigError(f"eps must be a small number > 0 (or None for the default), got {eps!r}")
     if key == "nesterov":
         nesterov = True
+    if momentum is None:
+        momentum = 0.9 if key in ("sgd", "nesterov") else 0.0
+    elif key in ("adam", "adamw"):
+        betas = (momentum, betas[1])
     if nesterov and key != "sgd" and key != "nesterov":
         raise ConfigError(
             f"nesterov applies to SGD only, not to {key}; use the 'nesterov' optimiser or set "

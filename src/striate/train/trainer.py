@@ -68,7 +68,7 @@ class Trainer:
         opt: str = "sgd",
         lr: float = 0.01,
         weight_decay: float = 0.0,
-        momentum: float = 0.9,
+        momentum: float | None = None,
         nesterov: bool = False,
         schedule: str = "constant",
         schedule_options: dict[str, Any] | None = None,
@@ -357,8 +357,11 @@ class Trainer:
         self._running[2] += n
         return value
 
-    def _optimise(self, loss: torch.Tensor) -> float:
-        """Backward, the non-finite check, `on_before_step` hooks and the optimiser step."""
+    def _optimise(self, loss: torch.Tensor, diverged: str = "raise") -> float:
+        """Backward, the non-finite check, `on_before_step` hooks and the optimiser step.
+
+        A non-finite loss raises TrainingDiverged, or with `diverged="return"` skips the step
+        and returns it (the LR finder ends its sweep on it)."""
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -367,6 +370,8 @@ class Trainer:
             loss.backward()
         value = float(loss.detach())
         if not math.isfinite(value):
+            if diverged == "return":
+                return value
             raise TrainingDiverged(self._diagnose(value))
         self._call("on_before_step")
         if self.scaler is not None:
@@ -576,7 +581,7 @@ class Trainer:
             self.model.train()
             with self.precision.autocast():
                 loss = self.loss_fn(self.model(x), y)
-            return self._optimise(loss)
+            return self._optimise(loss, diverged="return")
 
         return lr_find(
             self.model,
