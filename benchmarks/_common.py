@@ -45,6 +45,8 @@ def _fmt(value: float, unit: str) -> str:
         return f"{value:.3f}"
     if unit == "fraction":
         return f"{value:.4f}"
+    if unit in ("lr", "loss"):
+        return f"{value:.4g}"
     if unit == "%":
         return f"{value:.2f}"
     return f"{value:,.1f}"

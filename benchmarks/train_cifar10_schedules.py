@@ -27,7 +27,9 @@ lr_max follows the 1cycle post: "the value picked with the Learning Rate Finder"
 minimum, where the loss still improves", and 1cycle "allows us to pick larger maximum learning
 rates, closer to the minimum". The rule used: lr_max = ONECYCLE_FACTOR x suggestion, i.e. the
 minimum's lr / 3.3, half-way (on the log axis) between the suggestion and the minimum. The lr and
-momentum of every step of the 1cycle run go to results/cifar10_onecycle_steps.png.
+momentum of every step of the 1cycle run go to results/cifar10_onecycle_steps.png. Both runs take
+the same number of steps; a difference in their times is the shared machine's load, not the
+schedule.
 
 The lr-find result is computed once per process and shared by both sections. torch runs one
 thread unless --threads says otherwise (on the shared 2-core machine one thread was 2x faster
@@ -171,7 +173,7 @@ def bench_lr_find(quick: bool) -> list[dict]:
     ):
         value = math.nan if lr is None else lr
         note = "none: the test ran all its steps" if lr is None else f"lr {value:.3g}"
-        rows.append(row("lr-find", name, value, "fraction", note))
+        rows.append(row("lr-find", name, value, "lr", note))
     rows.append(row("lr-find", "time", seconds, "s", where))
     return rows
 
@@ -213,7 +215,9 @@ def bench_onecycle(quick: bool) -> list[dict]:
         if schedule == "onecycle":
             out = _results_dir(quick) / "cifar10_onecycle_steps.png"
             fig = plot_steps(t.steps_log)
-            fig.suptitle(f"1cycle, lr_max {lr_max:.3g}: lr, momentum, training loss", fontsize=9)
+            fig.suptitle(
+                f"1cycle, lr_max {lr_max:.3g}: lr, momentum, training loss", fontsize=9, y=1.03
+            )
             fig.savefig(out, dpi=80, bbox_inches="tight")
             print(f"onecycle: wrote {out} ({out.stat().st_size / 1024:.0f} KB)", flush=True)
     return rows

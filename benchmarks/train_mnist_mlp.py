@@ -199,7 +199,7 @@ def bench_variants(quick: bool) -> list[dict]:
             flush=True,
         )
         steps = f"{len(losses)} steps ({epochs} epoch{'s' if epochs > 1 else ''})"
-        rows.append(row("sgd-variants", name, final, "fraction", f"final smoothed loss, {steps}"))
+        rows.append(row("sgd-variants", name, final, "loss", f"final smoothed loss, {steps}"))
         rows.append(row("sgd-variants", name, acc, "%", f"test acc; {seconds:.2f} s"))
     out = _results_dir(quick) / "mnist_sgd_variants.png"
     fig = plot_losses(
