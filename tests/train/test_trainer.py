@@ -277,6 +277,7 @@ def test_label_smoothing_hinge_and_adam_variants_train(digits):
         dict(opt="adamw", lr=1e-3),
         dict(opt="rmsprop", lr=1e-3),
         dict(opt="adagrad", lr=0.05),
+        dict(opt="adagrad", lr=0.05, schedule="onecycle"),  # no momentum to cycle
     ):
         trainer = Trainer(epochs=3, **{"lr": 0.05, **kw}, **QUIET)
         history = trainer.fit(_model(), loader)

@@ -213,9 +213,12 @@ class Trainer:
             if self.schedule != "constant":
                 raise ConfigError("L-BFGS chooses its own step sizes: use schedule 'constant'")
             self.total_steps = self.epochs  # one full-batch step per epoch
-        schedule = make_schedule(
-            self.schedule, self.total_steps, self.steps_per_epoch, **self.schedule_options
-        )
+        options = dict(self.schedule_options)
+        group = self.optimizer.param_groups[0]
+        if self.schedule == "onecycle" and "momentum" not in group and "betas" not in group:
+            options.setdefault("max_momentum", None)  # e.g. Adagrad: cycle the lr alone
+            options.setdefault("min_momentum", None)
+        schedule = make_schedule(self.schedule, self.total_steps, self.steps_per_epoch, **options)
         self.scheduler = Scheduler(self.optimizer, schedule)
         self.scaler = self.precision.scaler()
         self._skip = 0
