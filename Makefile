@@ -30,6 +30,9 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[bench]"
 	$(BIN)/python benchmarks/data.py
 	$(BIN)/python benchmarks/classic.py
+	$(BIN)/python benchmarks/trainer_overhead.py --threads 1
+	$(BIN)/python benchmarks/train_mnist_mlp.py
+	$(BIN)/python benchmarks/train_cifar10_schedules.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache runs

@@ -91,6 +91,7 @@ class ProgressBar(Callback):
             TimeRemainingColumn(),
             console=self.console,
             transient=True,
+            auto_refresh=False,  # redrawn from on_step_end, at most every `refresh` seconds
         )
         self.progress.start()
         self.task = None
@@ -118,6 +119,7 @@ class ProgressBar(Callback):
             f"lr {trainer.lr:.2e}  {speed:,.0f} img/s"
         )
         self.progress.update(self.task, advance=1, stats=stats)
+        self.progress.refresh()
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         if self.task is not None:
