@@ -71,7 +71,11 @@ def has_conv(model: nn.Module) -> bool:
 
 
 def resolve_channels_last(channels_last: bool | str, model: nn.Module) -> bool:
-    """ "auto": channels-last memory format whenever the model has 2-D convolutions."""
+    """Channels-last memory format for models with 2-D convolutions when "auto".
+
+    Faster convolutions on CPU (oneDNN) and on tensor-core GPUs; on CPU torch's fp32 batch norm is
+    less exact in this format (see BENCHMARKS.md), so pass False to match a contiguous run.
+    """
     if channels_last == "auto":
         return has_conv(model)
     if not isinstance(channels_last, bool):
