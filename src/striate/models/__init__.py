@@ -8,16 +8,21 @@ Each architecture family is one file that registers its variants; importing it h
 names available.
 """
 
-from striate.models import convnet, mlp  # noqa: F401  (registers the families)
+from striate.models import convnet, mlp, resnet, resnet_cifar  # noqa: F401  (registers them)
 from striate.models.convnet import ConvNet
 from striate.models.init import INIT_SCHEMES, init_weights
 from striate.models.mlp import ACTIVATIONS, MLP
 from striate.models.registry import available, create, describe, from_spec, register
+from striate.models.resnet import ResNet
+from striate.models.resnet_cifar import CifarResNet, PreActResNet
 
 __all__ = [
     "ACTIVATIONS",
+    "CifarResNet",
     "INIT_SCHEMES",
     "MLP",
+    "PreActResNet",
+    "ResNet",
     "ConvNet",
     "available",
     "create",

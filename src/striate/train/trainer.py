@@ -312,8 +312,8 @@ class Trainer:
             with self._graceful_interrupt():
                 while self.step < self.total_steps and not self.should_stop:
                     start = time.perf_counter()
+                    self.model.train()  # before the hook, so callbacks may freeze parts
                     self._call("on_epoch_start")
-                    self.model.train()
                     complete = self._lbfgs_epoch() if self.lbfgs else self._epoch()
                     if complete:
                         self._end_epoch(val, time.perf_counter() - start)
