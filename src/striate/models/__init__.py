@@ -8,8 +8,17 @@ Each architecture family is one file that registers its variants; importing it h
 names available.
 """
 
-from striate.models import convnet, mlp, resnet, resnet_cifar  # noqa: F401  (registers them)
+from striate.models import (  # noqa: F401  (registers the families)
+    convnet,
+    densenet,
+    googlenet,
+    mlp,
+    resnet,
+    resnet_cifar,
+)
 from striate.models.convnet import ConvNet
+from striate.models.densenet import DenseNet
+from striate.models.googlenet import GoogLeNet, googlenet_loss
 from striate.models.init import INIT_SCHEMES, init_weights
 from striate.models.mlp import ACTIVATIONS, MLP
 from striate.models.registry import available, create, describe, from_spec, register
@@ -24,10 +33,13 @@ __all__ = [
     "PreActResNet",
     "ResNet",
     "ConvNet",
+    "DenseNet",
+    "GoogLeNet",
     "available",
     "create",
     "describe",
     "from_spec",
+    "googlenet_loss",
     "init_weights",
     "register",
 ]
