@@ -9,29 +9,42 @@ names available.
 """
 
 from striate.models import (  # noqa: F401  (registers the families)
+    alexnet,
     convnet,
     densenet,
     googlenet,
+    lenet,
     mlp,
     resnet,
     resnet_cifar,
+    squeezenet,
+    vgg,
 )
+from striate.models.alexnet import AlexNet, AlexNet2012
 from striate.models.convnet import ConvNet
 from striate.models.densenet import DenseNet
 from striate.models.googlenet import GoogLeNet, googlenet_loss
 from striate.models.init import INIT_SCHEMES, init_weights
+from striate.models.lenet import LeNet5
 from striate.models.mlp import ACTIVATIONS, MLP
 from striate.models.registry import available, create, describe, from_spec, register
 from striate.models.resnet import ResNet
 from striate.models.resnet_cifar import CifarResNet, PreActResNet
+from striate.models.squeezenet import SqueezeNet
+from striate.models.vgg import VGG
 
 __all__ = [
     "ACTIVATIONS",
+    "VGG",
+    "AlexNet",
+    "AlexNet2012",
     "CifarResNet",
     "INIT_SCHEMES",
+    "LeNet5",
     "MLP",
     "PreActResNet",
     "ResNet",
+    "SqueezeNet",
     "ConvNet",
     "DenseNet",
     "GoogLeNet",
