@@ -7,7 +7,7 @@ import sys
 import typer
 
 from striate import __version__
-from striate.cli import classic, datasets, train
+from striate.cli import classic, datasets, models, train
 from striate.errors import StriateError
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(classic.app, name="classic")
+app.add_typer(models.app, name="models")
 app.command("train")(train.train)
 app.command("evaluate")(train.evaluate)
 app.command("predict")(train.predict)

@@ -31,6 +31,7 @@ from striate.models.registry import available, create, describe, from_spec, regi
 from striate.models.resnet import ResNet
 from striate.models.resnet_cifar import CifarResNet, PreActResNet
 from striate.models.squeezenet import SqueezeNet
+from striate.models.summary import Summary, parameter_count, summary
 from striate.models.vgg import VGG
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "PreActResNet",
     "ResNet",
     "SqueezeNet",
+    "Summary",
     "ConvNet",
     "DenseNet",
     "GoogLeNet",
@@ -54,5 +56,7 @@ __all__ = [
     "from_spec",
     "googlenet_loss",
     "init_weights",
+    "parameter_count",
     "register",
+    "summary",
 ]
