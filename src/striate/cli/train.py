@@ -66,6 +66,21 @@ def train(
     label_smoothing: float | None = _opt("--label-smoothing", "Label smoothing [default: 0]."),
     augment: str | None = AUGMENT,
     init: str | None = _opt("--init", "default, normal, xavier or kaiming [default: default]."),
+    weights: str | None = _opt(
+        "--weights",
+        "Start from these weights: a .safetensors file, a torch state dict (read with "
+        "weights_only=True) or a run folder; a head of another size starts afresh.",
+    ),
+    finetune: str | None = _opt(
+        "--finetune",
+        "head (train the classifier on frozen features), last:N (the last N layer groups) or "
+        "all [default: all].",
+    ),
+    lr_factor: float | None = _opt(
+        "--lr-factor",
+        "Discriminative learning rates: each layer group before the head gets lr / F^k "
+        "[default: 1].",
+    ),
     precision: str | None = PRECISION,
     clip_grad: float | None = _opt("--clip-grad", "Clip the gradient norm to this value."),
     ema: float | None = _opt(
@@ -110,6 +125,9 @@ def train(
         loss=loss,
         label_smoothing=label_smoothing,
         augment=augment,
+        weights=weights,
+        finetune=finetune,
+        lr_factor=lr_factor,
         init=init,
         precision=precision,
         clip_grad=clip_grad,

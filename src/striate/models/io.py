@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -187,3 +188,83 @@ def _mismatch(expected: dict[str, torch.Tensor], got: dict[str, torch.Tensor]):
     unexpected = [k for k in got if k not in expected]
     missing += [k for k in expected if k in got and expected[k].shape != got[k].shape]
     return missing, unexpected
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Weights from a file: safetensors, a striate run/model folder or checkpoint, or a torch
+    state dict (read with `weights_only=True`, so no code is unpickled). A "module." prefix
+    (DataParallel) and a {"state_dict": ...} / {"model": ...} wrapper are taken off."""
+    p = Path(path)
+    if p.is_dir():
+        try:
+            p = model_folder(p) / "weights.safetensors"
+        except StriateError as e:
+            raise StriateError(f"no weights in {path}: give a weights file or a run folder") from e
+    if not p.is_file():
+        raise StriateError(f"weights file {p} does not exist")
+    try:
+        if p.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(p), framework="pt") as f:
+                is_state = "striate_state" in (f.metadata() or {})
+            if is_state:  # a training checkpoint: its model part
+                from striate.train.state import load_state
+
+                weights = load_state(p)["model"]
+            else:
+                weights = load_file(str(p))
+        else:
+            weights = torch.load(p, map_location="cpu", weights_only=True)
+    except (OSError, SafetensorError, RuntimeError, ValueError, EOFError, pickle.PickleError) as e:
+        raise StriateError(
+            f"cannot read weights from {p} ({type(e).__name__}: {e}); give a .safetensors file "
+            f"or a torch state dict saved with torch.save(model.state_dict(), ...)"
+        ) from e
+    for key in ("state_dict", "model"):
+        if isinstance(weights, dict) and isinstance(weights.get(key), dict):
+            weights = weights[key]
+    if not isinstance(weights, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()
+    ):
+        raise StriateError(f"{p} does not hold a state dict (names → tensors)")
+    if weights and all(k.startswith("module.") for k in weights):
+        weights = {k.removeprefix("module."): v for k, v in weights.items()}
+    return weights
+
+
+def load_weights(
+    model: nn.Module,
+    path: str | os.PathLike | dict[str, torch.Tensor],
+    *,
+    skip: Sequence[str] = (),
+    source: str | None = None,
+) -> list[str]:
+    """Load the weights in `path` (or a state dict) into `model`, every key checked: missing,
+    unexpected or mis-shaped keys are an error that lists them. Keys starting with a prefix in
+    `skip` (a head that is replaced) are left as the model has them. Returns the keys left out."""
+    weights = path if isinstance(path, dict) else read_state_dict(path)
+    source = source or ("the weights" if isinstance(path, dict) else str(path))
+    expected = model.state_dict()
+    skipped = [k for k in expected if any(k.startswith(s) for s in skip)]
+    weights = {k: v for k, v in weights.items() if not any(k.startswith(s) for s in skip)}
+    wanted = {k: v for k, v in expected.items() if k not in skipped}
+    missing = [k for k in wanted if k not in weights]
+    unexpected = [k for k in weights if k not in wanted]
+    shapes = [
+        f"{k} {tuple(weights[k].shape)} for {tuple(v.shape)}"
+        for k, v in wanted.items()
+        if k in weights and weights[k].shape != v.shape
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape", shapes)):
+            if keys:
+                more = f" and {len(keys) - 8} more" if len(keys) > 8 else ""
+                parts.append(f"{label}: {', '.join(keys[:8])}{more}")
+        raise StriateError(
+            f"{source} does not fit this model ({'; '.join(parts)}); use weights saved from the "
+            f"same architecture (and --finetune to replace a head with another number of classes)"
+        )
+    model.load_state_dict(weights, strict=False)
+    return skipped

@@ -29,6 +29,9 @@ class TrainConfig:
     model: str = "convnet-small"
     model_options: dict[str, Any] = field(default_factory=dict)
     init: str = "default"
+    weights: str | None = None
+    finetune: str = "all"
+    lr_factor: float = 1.0
     epochs: int | None = 30
     steps: int | None = None
     batch_size: int = 64
@@ -133,6 +136,9 @@ class TrainConfig:
             number("momentum", 0.0, 1.0)
         number("label_smoothing", 0.0, 1.0)
         number("val_size", 0.0, 1.0)
+        number("lr_factor", 1.0)
+        if not isinstance(self.finetune, str):
+            raise ConfigError(f"finetune must be 'head', 'last:N' or 'all', got {self.finetune!r}")
         if self.label_smoothing >= 1.0:
             raise ConfigError(f"label_smoothing must be below 1, got {self.label_smoothing}")
         if self.val_size >= 1.0 and not float(self.val_size).is_integer():

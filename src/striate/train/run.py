@@ -74,17 +74,63 @@ def load_run_data(config: TrainConfig) -> RunData:
     return RunData(train, val, test, Normalizer().fit(train))
 
 
+def source_normalizer(config: TrainConfig, data: RunData) -> Normalizer:
+    """Fine-tuning a striate model keeps the normalisation it was trained with; otherwise the
+    statistics of the training data."""
+    if config.weights is not None:
+        from striate.errors import StriateError
+        from striate.models.io import model_folder
+
+        try:
+            info = json.loads((model_folder(config.weights) / "model.json").read_text())
+        except (StriateError, OSError, ValueError):
+            info = {}
+        norm = info.get("normalization")
+        if norm and len(norm.get("mean", ())) == data.train.shape[0]:
+            return Normalizer.from_state_dict(norm)
+    return data.normalizer
+
+
 def build_model(config: TrainConfig, data: ImageSet) -> torch.nn.Module:
+    """The model of `config`, with `config.weights` loaded: every key checked, except a head
+    whose shape differs (another number of classes), which starts afresh."""
     from striate import models
+    from striate.models.io import load_weights, read_state_dict
+    from striate.train.transfer import head_name
 
     torch.manual_seed(config.seed)
-    return models.create(
+    model = models.create(
         config.model,
         num_classes=data.num_classes,
         in_shape=data.shape,
         init=config.init,
         **config.model_options,
     )
+    if config.weights is not None:
+        weights = read_state_dict(config.weights)
+        head = head_name(model)
+        own = model.state_dict()
+        replaced = any(
+            k.startswith(head + ".") and k in own and own[k].shape != v.shape
+            for k, v in weights.items()
+        )
+        skip = (head + ".",) if replaced else ()
+        load_weights(model, weights, skip=skip, source=str(config.weights))
+        model.replaced_head = head if replaced else None
+    return model
+
+
+def finetune_setup(config: TrainConfig, model: torch.nn.Module) -> dict[str, Any]:
+    """Trainer arguments for `config.finetune` and `config.lr_factor` (nothing for the default
+    of training every layer at one lr)."""
+    if config.finetune == "all" and config.lr_factor == 1.0:
+        return {}
+    from striate.train.transfer import FreezeFrozen, finetune_parameters
+
+    groups, frozen = finetune_parameters(
+        model, config.finetune, config.lr, config.lr_factor, config.wd
+    )
+    return {"param_groups": groups, "callbacks": [FreezeFrozen(frozen)] if frozen else []}
 
 
 def build_trainer(config: TrainConfig, out: Path | None, progress: bool, **extra: Any) -> Trainer:
@@ -166,8 +212,9 @@ def train_run(
     else:
         out = Path(config.out) if config.out else default_out(config)
     data = load_run_data(config)
+    data.normalizer = source_normalizer(config, data)
     model = build_model(config, data.train)
-    trainer = build_trainer(config, out, progress)
+    trainer = build_trainer(config, out, progress, **finetune_setup(config, model))
     train, val, test = loaders(config, data, trainer.device)
     out.mkdir(parents=True, exist_ok=True)
     if resume is None:
@@ -184,6 +231,10 @@ def train_run(
                     "val_images": 0 if data.val is None else len(data.val),
                     "test_images": len(data.test),
                     "parameters": sum(p.numel() for p in model.parameters()),
+                    "trainable_parameters": sum(
+                        p.numel() for p in model.parameters() if p.requires_grad
+                    ),
+                    "replaced_head": getattr(model, "replaced_head", None),
                     "normalization": data.normalizer.state_dict(),
                     "striate_version": _version(),
                 },
@@ -320,8 +371,9 @@ def lr_find_run(
 ):
     """The LR finder on the training data of `config`; saves lr_find.png/json in `out`."""
     data = load_run_data(config)
+    data.normalizer = source_normalizer(config, data)
     model = build_model(config, data.train)
-    trainer = build_trainer(config, None, progress=False)
+    trainer = build_trainer(config, None, progress=False, **finetune_setup(config, model))
     train, _, _ = loaders(config, data, trainer.device)
     result = trainer.lr_find(model, train, start=start, end=end, num_steps=num_steps)
     if out is not None:

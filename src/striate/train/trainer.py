@@ -58,6 +58,8 @@ class Trainer:
     Give `epochs` or `steps` (optimiser steps). `opt`, `schedule` and `loss` are names
     (see OPTIMIZERS, SCHEDULES, LOSSES); `schedule_options` go to `make_schedule` (durations in
     epochs). `out` is the run folder for metrics, checkpoints and plots (None: write nothing).
+    `param_groups` (torch optimiser groups of the model's parameters, with their own "lr" if
+    wanted) replace the default groups: all parameters, biases and norm layers without decay.
     """
 
     def __init__(
@@ -89,6 +91,7 @@ class Trainer:
         progress: bool = True,
         tensorboard: bool | str = "auto",
         callbacks: Iterable[Callback] = (),
+        param_groups: list[dict[str, Any]] | None = None,
     ) -> None:
         if (epochs is None) == (steps is None):
             raise ConfigError("give the length of training as exactly one of epochs or steps")
@@ -98,6 +101,7 @@ class Trainer:
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
             raise ConfigError(f"learning rate must be a positive number, got {lr!r}")
         self.epochs_arg, self.steps_arg = epochs, steps
+        self.param_groups = param_groups  # e.g. discriminative lrs; default: the whole model
         self.opt, self.lr_arg, self.weight_decay = opt, float(lr), float(weight_decay)
         self.momentum, self.nesterov = momentum, nesterov
         self.schedule, self.schedule_options = schedule, dict(schedule_options or {})
@@ -198,7 +202,7 @@ class Trainer:
         else:
             self.optimizer = make_optimizer(
                 self.opt,
-                self.model,
+                self.model if self.param_groups is None else self.param_groups,
                 self.lr_arg,
                 weight_decay=self.weight_decay,
                 momentum=self.momentum,
