@@ -246,3 +246,36 @@ def test_the_cli_starts_without_importing_torch():
     code = "import sys, striate.cli.main; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_torchrun_two_processes_train_like_one(tmp_path, capsys):
+    """`torchrun --nproc-per-node 2 striate train`: each process takes half of every batch;
+    process 0 alone writes the run folder, which matches the single-process run's."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bin_dir = Path(sys.executable).parent
+    args = ["train", "--model", "mlp", "--epochs", "2", "--no-progress"]
+    cmd = [
+        str(bin_dir / "torchrun"),
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "--no-python",
+        str(bin_dir / "striate"),
+        *args,
+        "--out",
+        str(tmp_path / "ddp"),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("test accuracy") == 1  # one report, from process 0
+    assert run(capsys, *args, "--out", str(tmp_path / "one"))[0] == 0
+    ddp = json.loads((tmp_path / "ddp" / "model" / "model.json").read_text())["metrics"]
+    one = json.loads((tmp_path / "one" / "model" / "model.json").read_text())["metrics"]
+    assert ddp["test_acc"] == pytest.approx(one["test_acc"], abs=0.01)
+    assert ddp["test_loss"] == pytest.approx(one["test_loss"], rel=1e-3)
+    config = json.loads((tmp_path / "ddp" / "config.json").read_text())
+    assert config["resolved"]["processes"] == 2

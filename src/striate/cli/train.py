@@ -166,6 +166,8 @@ def train(
     if result.stop_reason:
         console.print(escape(result.stop_reason))
     test = result.test
+    if not test:  # a process other than 0 under torchrun: process 0 reports
+        return
     console.print(
         f"test accuracy {test['acc']:.2%}"
         + (f", top-5 {test['top5']:.2%}" if "top5" in test else "")

@@ -4,6 +4,17 @@ Both loaders yield ``(x, y)``: ``x`` float32 N×C×H×W on the device (values 0�
 then `normalize`), ``y`` int64 labels, or soft targets when the augmentation mixes (mixup, cutmix).
 Epoch e is shuffled and augmented from a generator seeded by ``(seed, e)``, so a run is reproducible
 and can resume at any epoch (`state_dict` / `load_state_dict`, or `set_epoch`).
+
+Data-parallel training (torchrun, see `striate.train.distributed`): with ``world_size`` W > 1
+(by default the process group's), ``batch_size`` stays the global batch and must be a multiple of
+W. Every process draws the same order, and process ``rank`` takes its contiguous share of each
+global batch, so the union of the shares is the batch one process would see. The in-memory
+loader augments the whole global batch in every process and keeps its share: the same draws as
+in one process, mixup partners included, at the cost of W× the (elementwise) augmentation work.
+The streaming loader decodes its share only and augments it with draws of its own (reproducible,
+not those of one process). A short last batch is split as evenly as possible (shares differ by
+at most one image; `global_size` tells the Trainer the whole batch's size, for the weighting);
+one with fewer images than processes is left out, so every process yields `len(loader)` batches.
 """
 
 from __future__ import annotations
@@ -29,7 +40,7 @@ from striate.data.folder import (
 )
 from striate.data.imageset import ImageSet
 from striate.device import resolve_device
-from striate.errors import DataError, StriateError
+from striate.errors import ConfigError, DataError, StriateError
 
 Transform = Callable[
     [torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]
@@ -50,11 +61,14 @@ class _Epochs:
         augment: Transform | None,
         normalize: Callable[[torch.Tensor], torch.Tensor] | None,
         device: str | torch.device,
+        rank: int | None = None,
+        world_size: int | None = None,
     ) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise StriateError(f"batch_size must be a positive integer, got {batch_size!r}")
         if n == 0:
             raise DataError("cannot make batches of an empty dataset")
+        self.rank, self.world_size = _shard_of(rank, world_size, n, batch_size)
         if drop_last and n < batch_size:
             raise StriateError(
                 f"drop_last with batch_size {batch_size} > {n} images leaves no batch at all; "
@@ -64,11 +78,13 @@ class _Epochs:
         self.seed, self.augment, self.normalize = seed, augment, normalize
         self.device = resolve_device(device)
         self.epoch = 0
+        self.global_size = 0  # images of the global batch whose share was yielded last
         self._position: tuple[int, torch.Generator] | None = None  # inside the running epoch
         self._resume: tuple[int, torch.Tensor] | None = None  # (batches done, generator state)
 
     def __len__(self) -> int:
-        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+        full, rest = divmod(self.n, self.batch_size)
+        return full + (0 if self.drop_last or rest < self.world_size else 1)
 
     def set_epoch(self, epoch: int) -> None:
         """The next iteration yields epoch `epoch` (its order and augmentation) from its start."""
@@ -93,9 +109,16 @@ class _Epochs:
     def _batches(self, g: torch.Generator) -> list[torch.Tensor]:
         order = torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)
         batches = list(order.split(self.batch_size))
-        if self.drop_last and len(batches[-1]) < self.batch_size:
+        last = len(batches[-1])
+        if last < self.batch_size and (self.drop_last or last < self.world_size):
             batches.pop()
         return batches
+
+    def _share(self, size: int) -> slice:
+        """This process's part of a global batch of `size` images (as `tensor_split` cuts it)."""
+        q, r = divmod(size, self.world_size)
+        start = self.rank * q + min(self.rank, r)
+        return slice(start, start + q + (self.rank < r))
 
     def _start_epoch(self) -> tuple[torch.Generator, list[torch.Tensor], int]:
         """The generator and batches of the epoch to run, and how many of them are already done."""
@@ -109,14 +132,31 @@ class _Epochs:
         self.epoch += 1
         return g, batches, done
 
+    def _augment_generator(self, g: torch.Generator) -> torch.Generator:
+        """`g` in one process; with several, a generator of this process's own, seeded from one
+        draw of `g` (the same draw everywhere, so `g` stays in step across processes)."""
+        if self.world_size == 1 or self.augment is None:
+            return g
+        seed = int(torch.randint(0, 2**62, (1,), generator=g))
+        return torch.Generator().manual_seed(seed + self.rank)
+
     def _track(self, done: int, g: torch.Generator) -> None:
         self._position = (done, g) if done < len(self) else None
 
-    def _finish(self, images: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> Batch:
+    def _finish(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        g: torch.Generator,
+        share: slice | None = None,
+    ) -> Batch:
+        """Float, augmented (then cut to `share`, when given) and normalised batch."""
         x = images.to(self.device, non_blocking=True).float().div_(255)
         y = labels.to(self.device, non_blocking=True)
         if self.augment is not None:
             x, y = self.augment(x, y, g)
+        if share is not None:
+            x, y = x[share], y[share]
         if self.normalize is not None:
             x = self.normalize(x)
         return x, y
@@ -126,7 +166,8 @@ class BatchLoader(_Epochs):
     """Shuffled minibatches of an in-memory ImageSet, kept as uint8 on the device.
 
     The whole set moves to `device` once; each batch is gathered there, turned to float and
-    augmented as one tensor operation.
+    augmented as one tensor operation. Under torchrun each process yields its share of every
+    global batch of `batch_size` (see the module docstring).
     """
 
     def __init__(
@@ -139,11 +180,22 @@ class BatchLoader(_Epochs):
         device: str | torch.device = "auto",
         drop_last: bool = False,
         seed: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
     ) -> None:
         if not isinstance(data, ImageSet):
             raise StriateError(f"BatchLoader takes an ImageSet, got {type(data).__name__}")
         super().__init__(
-            len(data), batch_size, shuffle, drop_last, seed, augment, normalize, device
+            len(data),
+            batch_size,
+            shuffle,
+            drop_last,
+            seed,
+            augment,
+            normalize,
+            device,
+            rank,
+            world_size,
         )
         self.data = data
         self._images = data.images.to(self.device)
@@ -153,7 +205,13 @@ class BatchLoader(_Epochs):
         g, batches, done = self._start_epoch()
         for i, idx in enumerate(batches[done:], start=done + 1):
             idx = idx.to(self.device)
-            batch = self._finish(self._images[idx], self._labels[idx], g)
+            share = None
+            if self.world_size > 1:
+                share = self._share(len(idx))
+                if self.augment is None:
+                    idx, share = idx[share], None
+            self.global_size = len(batches[i - 1])
+            batch = self._finish(self._images[idx], self._labels[idx], g, share)
             self._track(i, g)
             yield batch
         self._position = None
@@ -178,6 +236,8 @@ class StreamingLoader(_Epochs):
         seed: int = 0,
         workers: int = 2,
         on_bad_image: str = "error",
+        rank: int | None = None,
+        world_size: int | None = None,
     ) -> None:
         _check_policy(on_bad_image)
         index = scan(Path(path))
@@ -185,7 +245,16 @@ class StreamingLoader(_Epochs):
             raise DataError(f"{path} has no split '{split}'; it has {', '.join(index.splits)}")
         names, labels = index.splits[split]
         super().__init__(
-            len(names), batch_size, shuffle, drop_last, seed, augment, normalize, device
+            len(names),
+            batch_size,
+            shuffle,
+            drop_last,
+            seed,
+            augment,
+            normalize,
+            device,
+            rank,
+            world_size,
         )
         self.index, self.split, self.classes = index, split, index.classes
         self.workers, self.on_bad_image = workers, on_bad_image
@@ -198,10 +267,13 @@ class StreamingLoader(_Epochs):
 
     def __iter__(self) -> Iterator[Batch]:
         g, batches, done = self._start_epoch()
+        todo = batches[done:]
+        if self.world_size > 1:  # decode this process's share only
+            todo = [b[self._share(len(b))] for b in todo]
         loader = DataLoader(
             self._reader,
             batch_size=None,
-            sampler=batches[done:],
+            sampler=todo,
             num_workers=self.workers,
             pin_memory=self.device.type == "cuda",
             prefetch_factor=4 if self.workers > 0 else None,
@@ -217,8 +289,15 @@ class StreamingLoader(_Epochs):
                     f"or pass on_bad_image='skip' to leave unreadable files out"
                 )
             self.skipped += skipped
+            if not len(labels) and self.world_size > 1:
+                raise DataError(
+                    f"{self.index.path}: every image of process {self.rank}'s share of batch {i} "
+                    f"is unreadable, and under torchrun every process must take each step; "
+                    f"fix or remove the unreadable files"
+                )
             if len(labels):
-                batch = self._finish(images, labels, g)
+                self.global_size = len(batches[i - 1])
+                batch = self._finish(images, labels, self._augment_generator(g))
                 self._track(i, g)
                 yield batch
         self._position = None
@@ -229,6 +308,41 @@ class StreamingLoader(_Epochs):
                 StriateWarning,
                 stacklevel=2,
             )
+
+
+def _shard_of(rank: int | None, world_size: int | None, n: int, batch_size: int) -> tuple[int, int]:
+    """(rank, world_size): as given, or the running process group's (0, 1 without one)."""
+    if world_size is None:
+        import torch.distributed as dist
+
+        running = dist.is_available() and dist.is_initialized()
+        world_size = dist.get_world_size() if running else 1
+        if rank is None:
+            rank = dist.get_rank() if running else 0
+    if rank is None:
+        rank = 0
+    for name, v in (("rank", rank), ("world_size", world_size)):
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise ConfigError(f"{name} must be an integer, got {v!r}")
+    if world_size < 1:
+        raise ConfigError(f"world_size (the number of processes) must be ≥ 1, got {world_size}")
+    if not 0 <= rank < world_size:
+        raise ConfigError(
+            f"rank must lie in 0..{world_size - 1} (world_size {world_size}), got {rank}"
+        )
+    if batch_size % world_size:
+        lower = batch_size // world_size * world_size
+        options = f"{lower} or {lower + world_size}" if lower else f"{world_size}"
+        raise ConfigError(
+            f"batch_size is the global batch of all {world_size} processes and must be a "
+            f"multiple of {world_size}, got {batch_size}; use e.g. {options}"
+        )
+    if n < world_size:
+        raise ConfigError(
+            f"{n} image(s) cannot be shared by {world_size} processes: use fewer processes or "
+            f"more data"
+        )
+    return rank, world_size
 
 
 def _probe(

@@ -8,6 +8,11 @@ A callback overrides the hooks it needs; the Trainer calls them in list order:
 `state_dict`/`load_state_dict` let a callback's state travel in the checkpoint, so resuming
 continues it too. Callbacks read the trainer's state: `model`, `optimizer`, `step`, `epoch`,
 `history`, `lr`, `momentum`, `out`; they may set `should_stop`.
+
+Under torchrun (several processes), a callback with `main_only = True` (those that print or write
+files: ProgressBar, CSVLogger, TensorBoard, Checkpoint) runs in process 0 alone; the others run
+in every process and see the same state there (the step loss and epoch metrics are reduced across
+processes), so what they decide, such as early stopping, agrees.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ if TYPE_CHECKING:
 
 class Callback:
     """Base class: every hook does nothing."""
+
+    main_only = False  # True: under torchrun, only process 0 runs it
 
     def on_fit_start(self, trainer: Trainer) -> None: ...
     def on_epoch_start(self, trainer: Trainer) -> None: ...
@@ -66,6 +73,8 @@ class ProgressBar(Callback):
     Values are read from the device at most every `refresh` seconds, so the bar costs no
     synchronisation on most steps.
     """
+
+    main_only = True
 
     def __init__(self, refresh: float = 0.2) -> None:
         self.refresh = refresh
@@ -144,6 +153,8 @@ class CSVLogger(Callback):
     """`metrics.csv` (one row per epoch) and `steps.csv` (lr, momentum, loss per step) in the run
     folder, rewritten atomically at each epoch end so a resumed run continues the same files."""
 
+    main_only = True
+
     def write(self, trainer: Trainer) -> None:
         if trainer.out is not None:
             write_csv(trainer.out / "metrics.csv", trainer.history)
@@ -178,6 +189,8 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 class TensorBoard(Callback):
     """Scalars per epoch and lr/loss per step for TensorBoard (needs the `tensorboard` package)."""
+
+    main_only = True
 
     def __init__(self, log_dir: str | Path | None = None) -> None:
         self.log_dir = log_dir
@@ -229,6 +242,8 @@ class Checkpoint(Callback):
     Ctrl-C; `best.safetensors` (the evaluated weights) when `monitor` improves. Each comes with a
     JSON file saying what it holds. Writes are atomic; a run that diverges keeps the last good one.
     """
+
+    main_only = True
 
     def __init__(self, monitor: str = "val_acc", mode: str = "auto") -> None:
         self.monitor, self.mode = monitor, _mode(monitor, mode)
@@ -345,6 +360,8 @@ class EMA(Callback):
 
     The effective decay min(decay, (1 + t) / (10 + t)) lets the average forget the random
     initialisation quickly in the first steps. Buffers (batch-norm statistics) are copied.
+    Under torchrun each process averages the underlying module's weights, which are the same in
+    every process after each step.
     """
 
     def __init__(self, decay: float = 0.999, every: int = 1) -> None:

@@ -134,6 +134,7 @@ def finetune_setup(config: TrainConfig, model: torch.nn.Module) -> dict[str, Any
 
 
 def build_trainer(config: TrainConfig, out: Path | None, progress: bool, **extra: Any) -> Trainer:
+    extra.setdefault("device", config.device)
     return Trainer(
         epochs=config.epochs,
         steps=config.steps,
@@ -148,7 +149,6 @@ def build_trainer(config: TrainConfig, out: Path | None, progress: bool, **extra
         label_smoothing=config.label_smoothing,
         precision=config.precision,
         channels_last=config.channels_last,
-        device=config.device,
         seed=config.seed,
         clip_grad_norm=config.clip_grad,
         ema=config.ema,
@@ -180,7 +180,10 @@ def loaders(
         if data.val is None
         else BatchLoader(data.val, evaluation, shuffle=False, normalize=norm, device=device)
     )
-    test = BatchLoader(data.test, evaluation, shuffle=False, normalize=norm, device=device)
+    # every process evaluates the whole test set (process 0 reports it): no collective needed
+    test = BatchLoader(
+        data.test, evaluation, shuffle=False, normalize=norm, device=device, rank=0, world_size=1
+    )
     return train, val, test
 
 
@@ -199,7 +202,25 @@ def train_run(
     config: TrainConfig, *, resume: str | Path | None = None, progress: bool = True
 ) -> RunResult:
     """Train as `config` says and write the run folder; `resume` continues a stopped run
-    (its folder, with the settings saved in its config.json)."""
+    (its folder, with the settings saved in its config.json).
+
+    Under `torchrun` every process runs this: each trains on its share of every batch, and only
+    process 0 chooses and writes the run folder.
+    """
+    from striate.train import distributed
+
+    ctx = distributed.init_from_env(device=config.device)
+    try:
+        return _train_run(config, resume, progress, ctx)
+    finally:
+        distributed.cleanup()
+
+
+def _train_run(
+    config: TrainConfig, resume: str | Path | None, progress: bool, ctx: Any
+) -> RunResult:
+    from striate.train import distributed
+
     start = time.perf_counter()
     if resume is not None:
         out = Path(resume)
@@ -210,41 +231,27 @@ def train_run(
         if not (out / "checkpoints" / "last.safetensors").is_file():
             raise ConfigError(f"cannot resume: {out} has no checkpoints/last.safetensors")
     else:
-        out = Path(config.out) if config.out else default_out(config)
+        out = Path(config.out) if config.out else default_out(config) if ctx.is_main else None
+        out = distributed.broadcast_object(out)
+    if not ctx.is_main:
+        distributed.barrier()  # process 0 downloads and decodes first; the others read its cache
     data = load_run_data(config)
     data.normalizer = source_normalizer(config, data)
+    if ctx.is_main:
+        distributed.barrier()
     model = build_model(config, data.train)
-    trainer = build_trainer(config, out, progress, **finetune_setup(config, model))
+    device = str(ctx.device) if ctx.distributed else config.device
+    trainer = build_trainer(config, out, progress, device=device, **finetune_setup(config, model))
     train, val, test = loaders(config, data, trainer.device)
-    out.mkdir(parents=True, exist_ok=True)
-    if resume is None:
-        _write_json(
-            out / "config.json",
-            {
-                "config": config.to_dict(),
-                "resolved": {
-                    "device": str(trainer.device),
-                    "precision": trainer.precision.name,
-                    "classes": list(data.train.classes),
-                    "in_shape": list(data.train.shape),
-                    "train_images": len(data.train),
-                    "val_images": 0 if data.val is None else len(data.val),
-                    "test_images": len(data.test),
-                    "parameters": sum(p.numel() for p in model.parameters()),
-                    "trainable_parameters": sum(
-                        p.numel() for p in model.parameters() if p.requires_grad
-                    ),
-                    "replaced_head": getattr(model, "replaced_head", None),
-                    "normalization": data.normalizer.state_dict(),
-                    "striate_version": _version(),
-                },
-            },
-        )
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        if resume is None:
+            _write_config(out, config, trainer, data, model)
     history = trainer.fit(model, train, val, resume=out if resume is not None else None)
     result = RunResult(
         out, config, history, interrupted=trainer.interrupted, stop_reason=trainer.stop_reason
     )
-    if trainer.interrupted:
+    if trainer.interrupted or not ctx.is_main:
         result.seconds = time.perf_counter() - start
         return result
     final = trainer.eval_model
@@ -262,6 +269,29 @@ def train_run(
     write_run_report(out, config, trainer, final, test, data)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _write_config(
+    out: Path, config: TrainConfig, trainer: Trainer, data: RunData, model: torch.nn.Module
+) -> None:
+    """config.json: the settings, and what they resolved to on this machine."""
+    params = list(model.parameters())
+    resolved = {
+        "device": str(trainer.device),
+        "precision": trainer.precision.name,
+        "processes": trainer.world_size,
+        "classes": list(data.train.classes),
+        "in_shape": list(data.train.shape),
+        "train_images": len(data.train),
+        "val_images": 0 if data.val is None else len(data.val),
+        "test_images": len(data.test),
+        "parameters": sum(p.numel() for p in params),
+        "trainable_parameters": sum(p.numel() for p in params if p.requires_grad),
+        "replaced_head": getattr(model, "replaced_head", None),
+        "normalization": data.normalizer.state_dict(),
+        "striate_version": _version(),
+    }
+    _write_json(out / "config.json", {"config": config.to_dict(), "resolved": resolved})
 
 
 def write_run_report(

@@ -10,6 +10,13 @@ A step: forward under autocast → loss → backward (scaled for fp16) → non-f
 `on_epoch_end` (logging, checkpoints, early stopping). Ctrl-C finishes the running step, saves
 `last.safetensors` and returns; resuming from it continues exactly as the uninterrupted run would
 (same weights, data order and augmentation).
+
+Under torchrun (see `striate.train.distributed`) `fit` trains data-parallel: the model is wrapped
+in DistributedDataParallel (`model` stays the plain module, so saved weights have their own
+names), each process takes its share of every global batch, the step loss and the epoch metrics
+are reduced across processes, `main_only` callbacks (printing, logging, checkpoints) run in
+process 0 alone, and the processes agree after every step whether to stop (Ctrl-C, a non-finite
+loss, `should_stop`), so none is left waiting. Every process resumes from the same checkpoint.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from torch import nn
 
 from striate.device import resolve_device
 from striate.errors import ConfigError, StriateError
+from striate.train import distributed
 from striate.train.callbacks import (
     EMA,
     Callback,
@@ -147,6 +155,23 @@ class Trainer:
         self.interrupted = False
         self.last_batch_size = 0
         self._running = torch.zeros(3, device=self.device)  # loss·n, correct, n this epoch
+        self.ddp: nn.Module | None = None  # the DistributedDataParallel wrapper while fitting
+        self._ctrl_c = False  # Ctrl-C seen here, acted on once all processes agree
+        self._ranks: dict[str, torch.Tensor] | None = None  # gathered for the next checkpoint
+
+    @property
+    def rank(self) -> int:
+        """This process's rank under torchrun (0 in a single process)."""
+        return distributed.rank()
+
+    @property
+    def world_size(self) -> int:
+        return distributed.world_size()
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process prints and writes files (process 0, or the only one)."""
+        return distributed.is_main()
 
     @property
     def lr(self) -> float:
@@ -177,14 +202,28 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup
 
-    def _setup(self, model: nn.Module, train: Any, resume: str | Path | None) -> None:
+    def _setup(
+        self, model: nn.Module, train: Any, resume: str | Path | None, parallel: bool = True
+    ) -> None:
         self._reset()
+        parallel = parallel and distributed.is_distributed()
         if self.seed is not None:
-            torch.manual_seed(self.seed)
+            # under torchrun each process draws its own dropout masks
+            torch.manual_seed(self.seed + (self.rank if parallel else 0))
         try:
             self.steps_per_epoch = len(train)
         except TypeError as e:
             raise ConfigError("the training loader must have a length (batches per epoch)") from e
+        shared = getattr(train, "world_size", None)
+        if shared is not None and shared != self.world_size:
+            running = f"{self.world_size} {'is' if self.world_size == 1 else 'are'} running"
+            raise ConfigError(
+                f"the training loader shares its batches among {shared} processes but "
+                f"{running}: launch with torchrun and call init_from_env() first, or make the "
+                f"loader with world_size={self.world_size} (the default is the process group's)"
+            )
+        if parallel:
+            self._check_parallel(train)
         if self.steps_per_epoch == 0:
             raise ConfigError("the training loader yields no batches")
         self.train_loader = train
@@ -209,6 +248,10 @@ class Trainer:
                 nesterov=self.nesterov,
             )
         self.lbfgs = isinstance(self.optimizer, torch.optim.LBFGS)
+        if self.lbfgs and parallel:
+            raise ConfigError(
+                "L-BFGS takes full-batch steps on one process: run it without torchrun"
+            )
         if self.lbfgs:
             if getattr(train, "augment", None) is not None:
                 raise ConfigError(
@@ -228,6 +271,35 @@ class Trainer:
         self._skip = 0
         if resume is not None:
             self._restore(resume)
+        if parallel:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp = DistributedDataParallel(self.model, device_ids=ids)
+
+    def _check_parallel(self, train: Any) -> None:
+        """What data-parallel training needs of the device and the training loader."""
+        rank = self.rank
+        if self.device.type == "cuda":
+            if self.device.index is None:
+                self.device = torch.device("cuda", torch.cuda.current_device())
+                self._running = self._running.to(self.device)
+            if torch.distributed.get_backend() == "nccl" and self.device.index != (
+                torch.cuda.current_device()
+            ):
+                raise ConfigError(
+                    f"process {rank} trains on {self.device} but its GPU is "
+                    f"cuda:{torch.cuda.current_device()}: pass device='auto' (or the device "
+                    f"from init_from_env()) under torchrun"
+                )
+        lengths = torch.tensor([self.steps_per_epoch, -self.steps_per_epoch], device=self.device)
+        longest, shortest = distributed.all_reduce_max(lengths).tolist()
+        if longest != -shortest:
+            raise ConfigError(
+                f"the processes' training loaders have {-shortest} to {longest} batches per "
+                f"epoch: every process must take the same number of steps (give each the same "
+                f"data and batch size, and a loader that shares each batch among them)"
+            )
 
     # ------------------------------------------------------------------ checkpoint state
 
@@ -236,6 +308,11 @@ class Trainer:
         rng = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        running, ranks = self._running, {}
+        if self._ranks is not None:  # under DDP: every process's generators and running sums
+            rng.update({k: v for k, v in self._ranks.items() if k != "running_ranks"})
+            ranks = {"running_ranks": self._ranks["running_ranks"]}
+            running = ranks["running_ranks"].sum(0)
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -250,7 +327,8 @@ class Trainer:
                 "step": self.step,
                 "history": self.history,
                 "steps_log": self.steps_log,
-                "running": self._running,
+                "running": running,
+                **ranks,
                 "total_steps": self.total_steps,
             },
             "callbacks": {
@@ -287,17 +365,46 @@ class Trainer:
         if state["loader"] is not None and hasattr(self.train_loader, "load_state_dict"):
             self.train_loader.load_state_dict(state["loader"])
             self._skip = int(state["loader"].get("batch", 0))
-        torch.set_rng_state(state["rng"]["torch"])
-        if "cuda" in state["rng"] and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        self._restore_rng(state["rng"])
         self.epoch, self.step = int(t["epoch"]), int(t["step"])
         self.history, self.steps_log = list(t["history"]), dict(t["steps_log"])
         self._running = t["running"].to(self.device)
+        if distributed.is_distributed():
+            mine = t.get("running_ranks")
+            if mine is not None and len(mine) == self.world_size:
+                self._running = mine[self.rank].to(self.device)
+            elif not self.is_main:
+                self._running.zero_()  # process 0 carries the sum of all
         saved = state["callbacks"]
         for i, cb in enumerate(self.callbacks):
             key = f"{i}:{type(cb).__name__}"
             if key in saved:
                 cb.load_state_dict(saved[key])
+
+    def _restore_rng(self, rng: dict[str, torch.Tensor]) -> None:
+        rank, parallel = self.rank, distributed.is_distributed()
+        mine = parallel and len(rng.get("torch_ranks", ())) == self.world_size
+        # a row of a stacked state must be copied out: set_rng_state ignores a view's offset
+        torch.set_rng_state(rng["torch_ranks"][rank].clone() if mine else rng["torch"])
+        if self.device.type == "cuda":
+            if mine and "cuda_ranks" in rng:
+                torch.cuda.set_rng_state(rng["cuda_ranks"][rank].clone(), self.device)
+            elif "cuda" in rng:
+                torch.cuda.set_rng_state(rng["cuda"], self.device)
+        if parallel and not mine and rank > 0:
+            # a checkpoint of another number of processes: same data, fresh dropout draws
+            torch.manual_seed(int(torch.randint(0, 2**62, (1,))) + rank)
+
+    def _gather_ranks(self) -> None:
+        """Every process's generator states and running sums, for the checkpoint process 0
+        writes next: resuming gives each process its own back, so it continues exactly."""
+        self._ranks = {
+            "torch_ranks": distributed.all_gather(torch.get_rng_state()),
+            "running_ranks": distributed.all_gather(self._running),
+        }
+        if self.device.type == "cuda":
+            cuda = torch.cuda.get_rng_state(self.device)
+            self._ranks["cuda_ranks"] = distributed.all_gather(cuda)
 
     # ------------------------------------------------------------------ the loop
 
@@ -311,26 +418,34 @@ class Trainer:
     ) -> list[dict[str, float]]:
         """Train `model` on `train`, validating on `val` after each epoch; returns the history."""
         self._setup(model, train, resume)
-        self._call("on_fit_start")
         try:
-            with self._graceful_interrupt():
-                while self.step < self.total_steps and not self.should_stop:
-                    start = time.perf_counter()
-                    self.model.train()  # before the hook, so callbacks may freeze parts
-                    self._call("on_epoch_start")
-                    complete = self._lbfgs_epoch() if self.lbfgs else self._epoch()
-                    if complete:
-                        self._end_epoch(val, time.perf_counter() - start)
-                    if self.interrupted:
-                        self.stop_reason = "interrupted"
-                        self._call("on_interrupt")
-                        return self.history
-        except BaseException as e:
-            for cb in self.callbacks:
-                cb.on_exception(self, e)
-            raise
-        self._call("on_fit_end")
-        return self.history
+            self._call("on_fit_start")
+            try:
+                with self._graceful_interrupt():
+                    while self.step < self.total_steps and not self.should_stop:
+                        start = time.perf_counter()
+                        self.model.train()  # before the hook, so callbacks may freeze parts
+                        self._call("on_epoch_start")
+                        complete = self._lbfgs_epoch() if self.lbfgs else self._epoch()
+                        if complete:
+                            self._end_epoch(val, time.perf_counter() - start)
+                        if self.interrupted:
+                            self.stop_reason = "interrupted"
+                            if self.ddp is not None:
+                                self._gather_ranks()
+                            self._call("on_interrupt")
+                            self._ranks = None
+                            distributed.barrier()  # process 0 has saved the checkpoint
+                            return self.history
+            except BaseException as e:
+                for cb in self._callbacks():
+                    cb.on_exception(self, e)
+                raise
+            self._call("on_fit_end")
+            distributed.barrier()  # process 0 has written its files
+            return self.history
+        finally:
+            self.ddp = None  # the wrapper's hooks go with it; `model` is the plain module
 
     def _epoch(self) -> bool:
         """Train one epoch (or what is left of it); False when Ctrl-C cut it short."""
@@ -343,6 +458,8 @@ class Trainer:
             self.step += 1
             self._log_step(loss, lr, momentum)
             self._call("on_step_end", loss)
+            if self.ddp is not None:
+                self._agree()
             done += 1
             if self.interrupted or self.should_stop or done >= left:
                 break
@@ -352,6 +469,8 @@ class Trainer:
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
+        if self.ddp is not None:
+            return self._parallel_step(x, y)
         with self.precision.autocast():
             logits = self.model(x)
             loss = self.loss_fn(logits, y)
@@ -364,18 +483,50 @@ class Trainer:
         self._running[2] += n
         return value
 
-    def _optimise(self, loss: torch.Tensor, diverged: str = "raise") -> float:
+    def _parallel_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        """A step on this process's share of the global batch, through the DDP wrapper.
+
+        DDP averages the processes' gradients; weighting each process's mean loss by its share
+        of the batch, n_r·W/n, makes that average the gradient of the global batch's mean loss
+        when a short last batch is split unevenly (the weight is 1 for every other batch)."""
+        labels = y.argmax(1) if y.dim() == 2 else y
+        n = len(labels)
+        total = getattr(self.train_loader, "global_size", 0) or n * self.world_size
+        with self.precision.autocast():
+            logits = self.ddp(x)
+            loss = self.loss_fn(logits, y)
+        weight = n * self.world_size / total
+        value = self._optimise(loss, n=n, weight=weight)
+        self.scheduler.step()
+        self.last_batch_size = total
+        self._running[0] += loss.detach().float() * n
+        self._running[1] += (logits.detach().argmax(1) == labels).sum()
+        self._running[2] += n
+        return value
+
+    def _optimise(
+        self, loss: torch.Tensor, diverged: str = "raise", n: int = 0, weight: float = 1.0
+    ) -> float:
         """Backward, the non-finite check, `on_before_step` hooks and the optimiser step.
 
         A non-finite loss raises TrainingDiverged, or with `diverged="return"` skips the step
-        and returns it (the LR finder ends its sweep on it)."""
+        and returns it (the LR finder ends its sweep on it). Under DDP the returned loss is the
+        mean over all processes' `n` samples, so all of them see the same value and agree."""
         self.optimizer.zero_grad(set_to_none=True)
+        scaled = loss if weight == 1.0 else loss * weight
         if self.scaler is not None:
-            self.scaler.scale(loss).backward()
+            self.scaler.scale(scaled).backward()
             self.scaler.unscale_(self.optimizer)
         else:
-            loss.backward()
-        value = float(loss.detach())
+            scaled.backward()
+        if self.ddp is not None:
+            sums = torch.tensor(
+                [float(loss.detach()) * n, n], dtype=torch.float64, device=self.device
+            )
+            loss_n, count = distributed.all_reduce_sum(sums).tolist()
+            value = loss_n / count
+        else:
+            value = float(loss.detach())
         if not math.isfinite(value):
             if diverged == "return":
                 return value
@@ -435,6 +586,12 @@ class Trainer:
 
     def _end_epoch(self, val: Iterable[Batch] | None, seconds: float) -> None:
         self.epoch += 1
+        if self.ddp is not None:
+            distributed.all_reduce_sum(self._running)
+            # each process's batch-norm statistics saw its own batches: evaluate process 0's
+            distributed.broadcast_buffers(self.model)
+            if self.eval_model is not self.model:
+                distributed.broadcast_buffers(self.eval_model)
         train = self.running_metrics()
         metrics: dict[str, float] = {
             "epoch": self.epoch,
@@ -448,11 +605,33 @@ class Trainer:
         metrics["time"] = seconds
         self.history.append(metrics)
         self._running = torch.zeros(3, device=self.device)
+        if self.ddp is not None:
+            self._gather_ranks()
         self._call("on_epoch_end", metrics)
+        self._ranks = None
+        if self.ddp is not None:
+            self._agree()
+
+    def _callbacks(self) -> list[Callback]:
+        """The callbacks this process runs: under torchrun, `main_only` ones in process 0."""
+        if self.is_main:
+            return self.callbacks
+        return [cb for cb in self.callbacks if not cb.main_only]
 
     def _call(self, hook: str, *args: Any) -> None:
-        for cb in self.callbacks:
+        for cb in self._callbacks():
             getattr(cb, hook)(self, *args)
+
+    def _agree(self) -> None:
+        """Stop every process when one saw Ctrl-C or set `should_stop` (no process may be left
+        waiting for the others in the next step's collectives)."""
+        flags = torch.tensor([self._ctrl_c, self.should_stop], device=self.device)
+        ctrl_c, stop = distributed.all_reduce_max(flags.float()).tolist()
+        if ctrl_c:
+            self.interrupted = True
+        if stop and not self.should_stop:
+            self.should_stop = True
+            self.stop_reason = self.stop_reason or "stopped by another process"
 
     @contextlib.contextmanager
     def _graceful_interrupt(self) -> Iterator[None]:
@@ -463,9 +642,12 @@ class Trainer:
             return
 
         def handler(signum, frame):  # noqa: ARG001
-            if self.interrupted:
+            if self.interrupted or self._ctrl_c:
                 raise KeyboardInterrupt
-            self.interrupted = True
+            if self.ddp is not None:
+                self._ctrl_c = True  # stop after the step on which all processes agree
+            else:
+                self.interrupted = True
 
         previous = signal.signal(signal.SIGINT, handler)
         try:
@@ -533,7 +715,10 @@ class Trainer:
     def evaluate(
         self, model: nn.Module, data: Iterable[Batch], *, tta: bool | None = None
     ) -> dict[str, float]:
-        """Loss, accuracy and top-k accuracy of `model` on `data` (flip TTA when asked)."""
+        """Loss, accuracy and top-k accuracy of `model` on `data` (flip TTA when asked).
+
+        Under torchrun, with a loader that shares its batches among the processes, every
+        process must call it: the sums are reduced, and all get the metrics of the whole set."""
         self._prepare_eval(model)
         tracker: MetricTracker | None = None
         for out, y in self._outputs(model, data, tta):
@@ -542,12 +727,15 @@ class Trainer:
             tracker.update(out, y, self.loss_fn(out, y))
         if tracker is None:
             raise ConfigError("the evaluation data yields no batches")
+        if getattr(data, "world_size", 1) > 1 and distributed.is_distributed():
+            distributed.all_reduce_tracker(tracker)
         return tracker.compute()
 
     def predict(
         self, model: nn.Module, data: Iterable[Batch] | torch.Tensor, *, tta: bool | None = None
     ) -> torch.Tensor:
-        """Class probabilities (N×C float32, on the CPU) for a loader or a batch of images."""
+        """Class probabilities (N×C float32, on the CPU) for a loader or a batch of images
+        (under torchrun, of this process's share of a loader that shares its batches)."""
         self._prepare_eval(model)
         if isinstance(data, torch.Tensor):
             data = [(data, torch.zeros(len(data), dtype=torch.int64))]
@@ -579,7 +767,7 @@ class Trainer:
         and precision; model and optimiser are restored afterwards. Returns an LRFinderResult."""
         from striate.train.lr_finder import lr_find
 
-        self._setup(model, train, None)
+        self._setup(model, train, None, parallel=False)  # each process sweeps on its own
 
         def step(batch: Batch) -> float:
             x, y = batch
