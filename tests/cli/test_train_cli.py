@@ -279,3 +279,10 @@ def test_torchrun_two_processes_train_like_one(tmp_path, capsys):
     assert ddp["test_loss"] == pytest.approx(one["test_loss"], rel=1e-3)
     config = json.loads((tmp_path / "ddp" / "config.json").read_text())
     assert config["resolved"]["processes"] == 2
+
+
+def test_recipe_names_are_checked(capsys, tmp_path):
+    code, _, err = run(capsys, "train", "--recipe", "cifar10-fastest", "--out", str(tmp_path))
+    assert code == 2 and "unknown recipe" in err and "cifar10-fast" in err
+    code, _, err = run(capsys, "train", "--resume", str(tmp_path), "--recipe", "cifar10-fast")
+    assert code == 2 and "leave out --recipe" in err

@@ -48,6 +48,9 @@ CONFIG = typer.Option(None, "--config", help="TOML file of options; command-line
 
 def train(
     config: Path | None = CONFIG,
+    recipe: str | None = _opt(
+        "--recipe", "Start from a named recipe's settings (cifar10-fast); options given win."
+    ),
     data: str | None = DATA,
     root: str | None = ROOT,
     model: str | None = MODEL,
@@ -96,6 +99,7 @@ def train(
         "Validation fraction (or count) held out of the training split [default: 0.1].",
     ),
     train_size: int | None = _opt("--train-size", "Stratified subset of the training split."),
+    test_size: int | None = _opt("--test-size", "Stratified subset of the test split."),
     seed: int | None = SEED,
     device: str | None = DEVICE,
     out: Path | None = _opt("--out", "Run folder [default: runs/train/DATA-MODEL]."),
@@ -136,12 +140,15 @@ def train(
         tta=tta,
         val_size=val_size,
         train_size=train_size,
+        test_size=test_size,
         seed=seed,
         device=device,
         out=str(out) if out else None,
     )
     if resume is not None:
         given = sorted(k for k, v in options.items() if v is not None)
+        if recipe is not None:
+            given.append("recipe")
         if given or config is not None:
             from striate.errors import ConfigError
 
@@ -150,6 +157,11 @@ def train(
                 f"{', '.join('--' + k.replace('_', '-') for k in given) or '--config'}"
             )
         cfg = None
+    elif recipe is not None:
+        from striate.train.config import read_toml
+        from striate.train.recipes import recipe_config
+
+        cfg = recipe_config(recipe, **{**(read_toml(config) if config else {}), **options})
     else:
         cfg = TrainConfig.load(config, **options)
     result = (

@@ -12,6 +12,7 @@ from striate.models import (  # noqa: F401  (registers the families)
     alexnet,
     convnet,
     densenet,
+    fastnet,
     googlenet,
     lenet,
     mlp,

@@ -28,6 +28,7 @@ from striate.data.splits import stratified_split
 from striate.errors import ConfigError
 from striate.train.augment_spec import parse_augment
 from striate.train.config import TrainConfig
+from striate.train.recipes import model_callbacks
 from striate.train.trainer import Trainer
 
 
@@ -241,7 +242,9 @@ def _train_run(
         distributed.barrier()
     model = build_model(config, data.train)
     device = str(ctx.device) if ctx.distributed else config.device
-    trainer = build_trainer(config, out, progress, device=device, **finetune_setup(config, model))
+    extra = finetune_setup(config, model)
+    extra["callbacks"] = extra.get("callbacks", []) + model_callbacks(model)
+    trainer = build_trainer(config, out, progress, device=device, **extra)
     train, val, test = loaders(config, data, trainer.device)
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
