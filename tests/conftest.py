@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# Before anything imports torch: OpenMP threads sleep instead of spinning while they wait, which
+# keeps the suite from stalling on a loaded 2-core machine (see striate/__init__.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]

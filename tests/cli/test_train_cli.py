@@ -174,7 +174,7 @@ def test_interrupted_run_resumes_from_the_command_line(capsys, tmp_path, monkeyp
     monkeypatch.setattr(
         run_module,
         "build_trainer",
-        lambda *a, **k: build(*a, **k, callbacks=[_Interrupt()]),
+        lambda *a, **k: build(*a, **{**k, "callbacks": [*k.get("callbacks", []), _Interrupt()]}),
     )
     code, out, _ = run(capsys, *args, "--out", str(tmp_path / "cut"))
     assert code == 130 and "--resume" in out

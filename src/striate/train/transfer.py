@@ -40,12 +40,26 @@ def head_name(model: nn.Module) -> str:
     return last
 
 
+_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+
+
 def layer_groups(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """(name, module) of each layer group, from the input side to the head."""
+    """(name, module) of each layer group, from the input side to the head; a normalisation
+    layer joins the group before it (a ResNet's stem is conv1+bn1, one group)."""
     custom = getattr(model, "layer_groups", None)
     if callable(custom):
         return list(custom())
-    return [(n, m) for n, m in model.named_children() if any(True for _ in m.parameters())]
+    groups: list[tuple[str, nn.Module]] = []
+    for name, m in model.named_children():
+        if not any(True for _ in m.parameters()):
+            continue
+        if isinstance(m, _NORMS) and groups:
+            prev_name, prev = groups[-1]
+            members = list(prev) if isinstance(prev, nn.ModuleList) else [prev]
+            groups[-1] = (f"{prev_name}+{name}", nn.ModuleList([*members, m]))
+        else:
+            groups.append((name, m))
+    return groups
 
 
 def parse_finetune(mode: str, n_groups: int) -> int:
@@ -85,18 +99,20 @@ def finetune_parameters(
     if not any(head is m or any(head is s for s in m.modules()) for m in trained):
         trained.append(head)
     trained_params = {id(p) for m in trained for p in m.parameters()}
-    frozen = []
-    for _, m in groups:
-        if not any(m is t or any(s is t for s in m.modules()) for t in trained):
-            frozen.append(m)
     for p in model.parameters():
         p.requires_grad_(id(p) in trained_params)
+    # every layer whose own parameters are all frozen, wherever it sits (e.g. beside the head)
+    frozen = [
+        m
+        for m in model.modules()
+        if (own := list(m.parameters(recurse=False))) and not any(p.requires_grad for p in own)
+    ]
     return discriminative_groups(trained, lr, factor=lr_factor, weight_decay=weight_decay), frozen
 
 
 class FreezeFrozen(Callback):
-    """Keeps frozen layer groups in eval mode while training, so their batch-norm statistics
-    stay those of the pretrained network."""
+    """Keeps frozen layers in eval mode while training, so their batch-norm statistics stay
+    those of the pretrained network."""
 
     def __init__(self, modules: list[nn.Module]) -> None:
         self.modules = modules
