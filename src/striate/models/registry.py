@@ -34,7 +34,7 @@ from torch import nn
 from striate.errors import ConfigError
 from striate.models.init import INIT_SCHEMES, init_weights
 
-__all__ = ["available", "create", "describe", "from_spec", "register"]
+__all__ = ["available", "create", "describe", "from_spec", "register", "register_variant"]
 
 Builder = Callable[..., nn.Module]
 
@@ -80,6 +80,25 @@ def register(name: str) -> Callable[[Builder], Builder]:
         return fn
 
     return decorate
+
+
+def register_variant(name: str, builder: Builder, doc: str, **fixed: Any) -> None:
+    """Register `name` as `builder` with some options fixed (a family's configuration or depth),
+    so that a family of variants needs one builder; the variant's options are the others."""
+    sig = inspect.signature(builder)
+    unknown = sorted(set(fixed) - set(sig.parameters))
+    if unknown:
+        raise ConfigError(f"variant {name!r}: {builder.__qualname__} has no option {unknown}")
+
+    def variant(num_classes: int, in_shape: tuple[int, int, int], **options: Any) -> nn.Module:
+        return builder(num_classes, in_shape, **fixed, **options)
+
+    variant.__signature__ = sig.replace(  # type: ignore[attr-defined]
+        parameters=[p for p in sig.parameters.values() if p.name not in fixed]
+    )
+    variant.__doc__, variant.__name__, variant.__qualname__ = doc, name, name
+    variant.__module__ = builder.__module__
+    register(name)(variant)
 
 
 def available() -> list[str]:

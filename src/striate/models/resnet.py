@@ -61,7 +61,7 @@ from striate.models.registry import (
     check_int,
     check_ints,
     check_num_classes,
-    register,
+    register_variant,
 )
 
 __all__ = [
@@ -70,14 +70,7 @@ __all__ = [
     "Bottleneck",
     "ResNet",
     "SqueezeExcitation",
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "resnet101",
-    "resnet152",
-    "resnext50_32x4d",
-    "resnext101_32x8d",
-    "wide_resnet50_2",
+    "resnet",
 ]
 
 STEMS = ("imagenet", "cifar")
@@ -90,9 +83,7 @@ SE_REDUCTION = 16  # Hu et al. 2018, section 6.1
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
     """3×3 convolution, padding 1, no bias (a BatchNorm follows)."""
-    return nn.Conv2d(
-        in_planes, out_planes, 3, stride=stride, padding=1, groups=groups, bias=False
-    )
+    return nn.Conv2d(in_planes, out_planes, 3, stride=stride, padding=1, groups=groups, bias=False)
 
 
 def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
@@ -326,8 +317,7 @@ def check_min_size(h: int, w: int, minimum: int, owner: str, stem: str | None = 
         return
     if stem == "imagenet":
         hint = (
-            "; for small images use stem='cifar' (3x3/1 conv, no max-pool), or resize the "
-            "images up"
+            "; for small images use stem='cifar' (3x3/1 conv, no max-pool), or resize the images up"
         )
     else:
         hint = "; use larger images (resize or pad them)"
@@ -353,20 +343,21 @@ def kaiming_init(model: nn.Module) -> None:
 # --------------------------------------------------------------------------- registered variants
 
 
-def _resnet(
-    block: str,
-    layers: list[int],
+def resnet(
     num_classes: int,
     in_shape: tuple[int, int, int],
-    stem: str,
-    se: bool,
-    zero_init_residual: bool,
+    block: str = "basic",
+    layers: tuple[int, ...] = (2, 2, 2, 2),
     groups: int = 1,
     width_per_group: int = 64,
+    stem: str = "imagenet",
+    se: bool = False,
+    zero_init_residual: bool = False,
 ) -> ResNet:
+    """A ResNet of `block`s ("basic" or "bottleneck") in four stages of `layers` blocks."""
     return ResNet(
         block,
-        layers,
+        list(layers),
         in_shape,
         num_classes,
         groups=groups,
@@ -377,107 +368,55 @@ def _resnet(
     )
 
 
-@register("resnet18")
-def resnet18(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    stem: str = "imagenet",
-    se: bool = False,
-    zero_init_residual: bool = False,
-) -> ResNet:
-    """ResNet-18 (He et al. 2016), torchvision layout; stem='cifar' for 32x32 images."""
-    return _resnet("basic", [2, 2, 2, 2], num_classes, in_shape, stem, se, zero_init_residual)
-
-
-@register("resnet34")
-def resnet34(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    stem: str = "imagenet",
-    se: bool = False,
-    zero_init_residual: bool = False,
-) -> ResNet:
-    """ResNet-34 (He et al. 2016), torchvision layout; stem='cifar' for 32x32 images."""
-    return _resnet("basic", [3, 4, 6, 3], num_classes, in_shape, stem, se, zero_init_residual)
-
-
-@register("resnet50")
-def resnet50(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    stem: str = "imagenet",
-    se: bool = False,
-    zero_init_residual: bool = False,
-) -> ResNet:
-    """ResNet-50 (He et al. 2016; bottlenecks, v1.5), torchvision layout."""
-    return _resnet("bottleneck", [3, 4, 6, 3], num_classes, in_shape, stem, se, zero_init_residual)
-
-
-@register("resnet101")
-def resnet101(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    stem: str = "imagenet",
-    se: bool = False,
-    zero_init_residual: bool = False,
-) -> ResNet:
-    """ResNet-101 (He et al. 2016; bottlenecks, v1.5), torchvision layout."""
-    return _resnet(
-        "bottleneck", [3, 4, 23, 3], num_classes, in_shape, stem, se, zero_init_residual
-    )
-
-
-@register("resnet152")
-def resnet152(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    stem: str = "imagenet",
-    se: bool = False,
-    zero_init_residual: bool = False,
-) -> ResNet:
-    """ResNet-152 (He et al. 2016; bottlenecks, v1.5), torchvision layout."""
-    return _resnet(
-        "bottleneck", [3, 8, 36, 3], num_classes, in_shape, stem, se, zero_init_residual
-    )
-
-
-@register("resnext50_32x4d")
-def resnext50_32x4d(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    stem: str = "imagenet",
-    se: bool = False,
-    zero_init_residual: bool = False,
-) -> ResNet:
-    """ResNeXt-50 32x4d (Xie et al. 2017): grouped 3x3 bottlenecks, torchvision layout."""
-    return _resnet(
-        "bottleneck", [3, 4, 6, 3], num_classes, in_shape, stem, se, zero_init_residual, 32, 4
-    )
-
-
-@register("resnext101_32x8d")
-def resnext101_32x8d(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    stem: str = "imagenet",
-    se: bool = False,
-    zero_init_residual: bool = False,
-) -> ResNet:
-    """ResNeXt-101 32x8d (Xie et al. 2017): grouped 3x3 bottlenecks, torchvision layout."""
-    return _resnet(
-        "bottleneck", [3, 4, 23, 3], num_classes, in_shape, stem, se, zero_init_residual, 32, 8
-    )
-
-
-@register("wide_resnet50_2")
-def wide_resnet50_2(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    stem: str = "imagenet",
-    se: bool = False,
-    zero_init_residual: bool = False,
-) -> ResNet:
-    """Wide ResNet-50-2 (Zagoruyko & Komodakis 2016): 2x wider bottlenecks, torchvision layout."""
-    return _resnet(
-        "bottleneck", [3, 4, 6, 3], num_classes, in_shape, stem, se, zero_init_residual, 1, 128
+_BOTTLENECK = "bottlenecks, v1.5"
+# name: (block, layers, groups, width per group, what it is)
+_VARIANTS = {
+    "resnet18": ("basic", (2, 2, 2, 2), 1, 64, "ResNet-18 (He et al. 2016)"),
+    "resnet34": ("basic", (3, 4, 6, 3), 1, 64, "ResNet-34 (He et al. 2016)"),
+    "resnet50": ("bottleneck", (3, 4, 6, 3), 1, 64, f"ResNet-50 (He et al. 2016; {_BOTTLENECK})"),
+    "resnet101": (
+        "bottleneck",
+        (3, 4, 23, 3),
+        1,
+        64,
+        f"ResNet-101 (He et al. 2016; {_BOTTLENECK})",
+    ),
+    "resnet152": (
+        "bottleneck",
+        (3, 8, 36, 3),
+        1,
+        64,
+        f"ResNet-152 (He et al. 2016; {_BOTTLENECK})",
+    ),
+    "resnext50_32x4d": (
+        "bottleneck",
+        (3, 4, 6, 3),
+        32,
+        4,
+        "ResNeXt-50 32x4d (Xie et al. 2017): grouped 3x3",
+    ),
+    "resnext101_32x8d": (
+        "bottleneck",
+        (3, 4, 23, 3),
+        32,
+        8,
+        "ResNeXt-101 32x8d (Xie et al. 2017): grouped 3x3",
+    ),
+    "wide_resnet50_2": (
+        "bottleneck",
+        (3, 4, 6, 3),
+        1,
+        128,
+        "Wide ResNet-50-2 (Zagoruyko & Komodakis 2016): 2x wider bottlenecks",
+    ),
+}
+for _name, (_block, _layers, _groups, _width, _what) in _VARIANTS.items():
+    register_variant(
+        _name,
+        resnet,
+        f"{_what}, torchvision layout; stem='cifar' for 32x32 images.",
+        block=_block,
+        layers=_layers,
+        groups=_groups,
+        width_per_group=_width,
     )

@@ -35,20 +35,13 @@ from striate.models.registry import (
     check_in_shape,
     check_int,
     check_num_classes,
-    register,
+    register_variant,
 )
 
 __all__ = [
     "VGG",
     "VGG_CFGS",
-    "vgg11",
-    "vgg11_bn",
-    "vgg13",
-    "vgg13_bn",
-    "vgg16",
-    "vgg16_bn",
-    "vgg19",
-    "vgg19_bn",
+    "vgg",
 ]
 
 # widths of the 3×3 convolutions; "M" a 2×2/2 max-pool (torchvision's cfgs, the paper's table 1)
@@ -147,15 +140,16 @@ class VGG(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
-def _vgg(
-    cfg: str,
-    batchnorm: bool,
+def vgg(
     num_classes: int,
-    in_shape: Sequence[int],
-    stem: str,
-    classifier_width: int,
-    dropout: float,
+    in_shape: tuple[int, int, int],
+    cfg: str = "D",
+    batchnorm: bool = False,
+    stem: str = "imagenet",
+    classifier_width: int = 4096,
+    dropout: float = 0.5,
 ) -> VGG:
+    """VGG of configuration `cfg` (A, B, D, E: 11, 13, 16, 19 layers), torchvision's layout."""
     return VGG(
         cfg,
         in_shape,
@@ -167,97 +161,20 @@ def _vgg(
     )
 
 
-@register("vgg11")
-def vgg11(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    stem: str = "imagenet",
-    classifier_width: int = 4096,
-    dropout: float = 0.5,
-) -> VGG:
-    """VGG-11 (configuration A, Simonyan & Zisserman 2014), torchvision's layout."""
-    return _vgg("A", False, num_classes, in_shape, stem, classifier_width, dropout)
-
-
-@register("vgg11_bn")
-def vgg11_bn(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    stem: str = "imagenet",
-    classifier_width: int = 4096,
-    dropout: float = 0.5,
-) -> VGG:
-    """VGG-11 (configuration A) with batch norm after each convolution, torchvision's layout."""
-    return _vgg("A", True, num_classes, in_shape, stem, classifier_width, dropout)
-
-
-@register("vgg13")
-def vgg13(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    stem: str = "imagenet",
-    classifier_width: int = 4096,
-    dropout: float = 0.5,
-) -> VGG:
-    """VGG-13 (configuration B, Simonyan & Zisserman 2014), torchvision's layout."""
-    return _vgg("B", False, num_classes, in_shape, stem, classifier_width, dropout)
-
-
-@register("vgg13_bn")
-def vgg13_bn(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    stem: str = "imagenet",
-    classifier_width: int = 4096,
-    dropout: float = 0.5,
-) -> VGG:
-    """VGG-13 (configuration B) with batch norm after each convolution, torchvision's layout."""
-    return _vgg("B", True, num_classes, in_shape, stem, classifier_width, dropout)
-
-
-@register("vgg16")
-def vgg16(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    stem: str = "imagenet",
-    classifier_width: int = 4096,
-    dropout: float = 0.5,
-) -> VGG:
-    """VGG-16 (configuration D, Simonyan & Zisserman 2014; ~138M parameters), torchvision's."""
-    return _vgg("D", False, num_classes, in_shape, stem, classifier_width, dropout)
-
-
-@register("vgg16_bn")
-def vgg16_bn(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    stem: str = "imagenet",
-    classifier_width: int = 4096,
-    dropout: float = 0.5,
-) -> VGG:
-    """VGG-16 (configuration D) with batch norm after each convolution, torchvision's layout."""
-    return _vgg("D", True, num_classes, in_shape, stem, classifier_width, dropout)
-
-
-@register("vgg19")
-def vgg19(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    stem: str = "imagenet",
-    classifier_width: int = 4096,
-    dropout: float = 0.5,
-) -> VGG:
-    """VGG-19 (configuration E, Simonyan & Zisserman 2014), torchvision's layout."""
-    return _vgg("E", False, num_classes, in_shape, stem, classifier_width, dropout)
-
-
-@register("vgg19_bn")
-def vgg19_bn(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    stem: str = "imagenet",
-    classifier_width: int = 4096,
-    dropout: float = 0.5,
-) -> VGG:
-    """VGG-19 (configuration E) with batch norm after each convolution, torchvision's layout."""
-    return _vgg("E", True, num_classes, in_shape, stem, classifier_width, dropout)
+for _depth, _cfg in (("11", "A"), ("13", "B"), ("16", "D"), ("19", "E")):
+    _paper = "Simonyan & Zisserman 2014" + ("; ~138M parameters" if _depth == "16" else "")
+    register_variant(
+        f"vgg{_depth}",
+        vgg,
+        f"VGG-{_depth} (configuration {_cfg}, {_paper}), torchvision's layout.",
+        cfg=_cfg,
+        batchnorm=False,
+    )
+    register_variant(
+        f"vgg{_depth}_bn",
+        vgg,
+        f"VGG-{_depth} (configuration {_cfg}) with batch norm after each "
+        "convolution, torchvision's layout.",
+        cfg=_cfg,
+        batchnorm=True,
+    )
