@@ -1,0 +1,132 @@
+"""The `cifar10-fast` recipe against the clock: CIFAR-10 (JPEG copy) test accuracy after a budget
+of training wall time, over seeds.
+
+    python benchmarks/cifar10_speed.py                          # 2.5, 5 and 10 min, seeds 0-2
+    python benchmarks/cifar10_speed.py --budgets 45 --seeds 0   # the long budget
+    python benchmarks/cifar10_speed.py --widths 32,128,128      # a narrower network for a CPU
+    python benchmarks/cifar10_speed.py --quick                  # a smoke test: 5 s, 2,000 images
+
+Each budget is a run of its own, because the recipe's warm-up/decay schedule is laid over the whole
+run: the steps that fit in the budget are estimated from a short probe (a few timed steps after
+one warm-up step), and the run trains for that many steps. The same script runs unchanged on a GPU
+(`--device cuda`). Training time is the sum of the epoch times (evaluation excluded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from _common import print_table, shared_data
+from striate.train import Callback
+from striate.train.config import TrainConfig
+from striate.train.recipes import model_callbacks, recipe_config
+from striate.train.run import build_model, build_trainer, load_run_data, loaders
+
+
+def seconds_per_step(config, data, probe_steps: int = 4) -> float:
+    """Wall time of one training step of `config`'s model on this machine."""
+    times: list[float] = []
+
+    class Clock(Callback):
+        def on_step_end(self, trainer, loss):
+            times.append(time.perf_counter())
+
+    probe = TrainConfig.from_dict(
+        {
+            **config.to_dict(),
+            "epochs": None,
+            "steps": probe_steps + 1,
+            "schedule": "constant",
+            "schedule_options": {},
+        }
+    )
+    model = build_model(probe, data.train)
+    trainer = build_trainer(probe, None, False, callbacks=[*model_callbacks(model), Clock()])
+    train, _, _ = loaders(probe, data, trainer.device)
+    trainer.fit(model, train)
+    return (times[-1] - times[0]) / probe_steps
+
+
+def run(config, data, budget_s: float) -> dict:
+    per_step = seconds_per_step(config, data)
+    steps = max(1, int(budget_s / per_step))
+    cfg = TrainConfig.from_dict({**config.to_dict(), "epochs": None, "steps": steps})
+    model = build_model(cfg, data.train)
+    trainer = build_trainer(cfg, None, False, callbacks=model_callbacks(model))
+    train, _, test = loaders(cfg, data, trainer.device)
+    history = trainer.fit(model, train)
+    trained = sum(h["time"] for h in history)
+    metrics = trainer.evaluate(trainer.eval_model, test)
+    return {
+        "acc": metrics["acc"],
+        "seconds": trained,
+        "steps": steps,
+        "per_step": per_step,
+        "epochs": steps / len(train),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budgets", default="2.5,5,10", help="minutes of training per run")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--widths", default=None, help="the network's widths, e.g. 32,128,128")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    overrides = {
+        "data": str(shared_data() / "cifar10" / "cifar10-jpeg.zip"),
+        "device": args.device,
+        "batch_size": args.batch_size,
+    }
+    if args.widths:
+        overrides["model_options"] = {"widths": [int(w) for w in args.widths.split(",")]}
+    budgets = [float(b) * 60 for b in args.budgets.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    if args.quick:
+        overrides.update(
+            train_size=2000,
+            test_size=500,
+            batch_size=args.batch_size or 256,
+            model_options={"widths": [16, 32, 32]},
+        )
+        budgets, seeds = [5.0], [0]
+    rows = []
+    for budget in budgets:
+        results = []
+        for seed in seeds:
+            config = recipe_config("cifar10-fast", **overrides, seed=seed)
+            data = load_run_data(config)
+            r = run(config, data, budget)
+            results.append(r)
+            print(
+                f"budget {budget / 60:g} min, seed {seed}: {r['acc']:.2%} in {r['seconds']:.0f} s "
+                f"({r['steps']} steps, {r['epochs']:.2f} epochs, {r['per_step']:.3f} s/step)",
+                flush=True,
+            )
+        accs = [r["acc"] * 100 for r in results]
+        spread = f" ± {statistics.stdev(accs):.2f}" if len(accs) > 1 else ""
+        rows.append(
+            {
+                "section": f"{budget / 60:g} min",
+                "program": "cifar10-fast",
+                "value": statistics.mean(accs),
+                "unit": "%",
+                "note": f"mean of {len(accs)} seed(s){spread}; "
+                f"{statistics.mean(r['epochs'] for r in results):.2f} epochs, "
+                f"{statistics.mean(r['seconds'] for r in results):.0f} s trained",
+            }
+        )
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()
