@@ -28,9 +28,10 @@ from striate.models.registry import (
     check_ints,
     check_num_classes,
     register,
+    register_variant,
 )
 
-__all__ = ["ConvNet", "convnet", "convnet_small"]
+__all__ = ["ConvNet", "convnet"]
 
 _POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
 
@@ -160,31 +161,9 @@ def convnet(
     )
 
 
-@register("convnet-small")
-def convnet_small(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    channels: Sequence[int] = (32, 64),
-    convs_per_stage: int = 1,
-    pool: bool | str | None = True,
-    kernel_size: int = 3,
-    batchnorm: bool = True,
-    fc: Sequence[int] = (128,),
-    dropout: float = 0.0,
-    activation: str = "relu",
-    global_pool: bool = False,
-) -> ConvNet:
-    """Small ConvNet [CONV-BN-RELU-POOL]x2-FC-RELU-FC for 8x8 digits up to 32x32 images."""
-    return convnet(
-        num_classes,
-        in_shape,
-        channels,
-        convs_per_stage,
-        pool,
-        kernel_size,
-        batchnorm,
-        fc,
-        dropout,
-        activation,
-        global_pool,
-    )
+register_variant(
+    "convnet-small",
+    convnet,
+    "Small ConvNet [CONV-BN-RELU-POOL]x2-FC-RELU-FC for 8x8 digits up to 32x32 images.",
+    defaults={"convs_per_stage": 1},
+)

@@ -40,7 +40,7 @@ from striate.models.registry import (
     check_int,
     check_ints,
     check_num_classes,
-    register,
+    register_variant,
 )
 
 __all__ = [
@@ -49,10 +49,7 @@ __all__ = [
     "DenseLayer",
     "DenseNet",
     "Transition",
-    "densenet121",
-    "densenet161",
-    "densenet169",
-    "densenet201",
+    "densenet",
     "min_input_size",
 ]
 
@@ -243,17 +240,18 @@ def _check_stem(stem: object, owner: str) -> None:
         )
 
 
-def _densenet(
+def densenet(
     num_classes: int,
     in_shape: tuple[int, int, int],
-    growth_rate: int,
-    block_config: Sequence[int],
-    num_init_features: int,
-    bn_size: int,
-    dropout: float,
-    stem: str,
-    memory_efficient: bool,
+    growth_rate: int = 32,
+    block_config: Sequence[int] = (6, 12, 24, 16),
+    num_init_features: int = 64,
+    bn_size: int = 4,
+    dropout: float = 0.0,
+    stem: str = "imagenet",
+    memory_efficient: bool = False,
 ) -> DenseNet:
+    """A DenseNet-BC (Huang et al. 2017) in torchvision's layout."""
     return DenseNet(
         in_shape,
         num_classes,
@@ -267,105 +265,18 @@ def _densenet(
     )
 
 
-@register("densenet121")
-def densenet121(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    growth_rate: int = 32,
-    block_config: Sequence[int] = (6, 12, 24, 16),
-    num_init_features: int = 64,
-    bn_size: int = 4,
-    dropout: float = 0.0,
-    stem: str = "imagenet",
-    memory_efficient: bool = False,
-) -> DenseNet:
-    """DenseNet-121 (BC, k=32), torchvision layout; 8.0M parameters for 1000 classes."""
-    return _densenet(
-        num_classes,
-        in_shape,
-        growth_rate,
-        block_config,
-        num_init_features,
-        bn_size,
-        dropout,
-        stem,
-        memory_efficient,
-    )
-
-
-@register("densenet169")
-def densenet169(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    growth_rate: int = 32,
-    block_config: Sequence[int] = (6, 12, 32, 32),
-    num_init_features: int = 64,
-    bn_size: int = 4,
-    dropout: float = 0.0,
-    stem: str = "imagenet",
-    memory_efficient: bool = False,
-) -> DenseNet:
-    """DenseNet-169 (BC, k=32), torchvision layout; 14.1M parameters for 1000 classes."""
-    return _densenet(
-        num_classes,
-        in_shape,
-        growth_rate,
-        block_config,
-        num_init_features,
-        bn_size,
-        dropout,
-        stem,
-        memory_efficient,
-    )
-
-
-@register("densenet201")
-def densenet201(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    growth_rate: int = 32,
-    block_config: Sequence[int] = (6, 12, 48, 32),
-    num_init_features: int = 64,
-    bn_size: int = 4,
-    dropout: float = 0.0,
-    stem: str = "imagenet",
-    memory_efficient: bool = False,
-) -> DenseNet:
-    """DenseNet-201 (BC, k=32), torchvision layout; 20.0M parameters for 1000 classes."""
-    return _densenet(
-        num_classes,
-        in_shape,
-        growth_rate,
-        block_config,
-        num_init_features,
-        bn_size,
-        dropout,
-        stem,
-        memory_efficient,
-    )
-
-
-@register("densenet161")
-def densenet161(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    growth_rate: int = 48,
-    block_config: Sequence[int] = (6, 12, 36, 24),
-    num_init_features: int = 96,
-    bn_size: int = 4,
-    dropout: float = 0.0,
-    stem: str = "imagenet",
-    memory_efficient: bool = False,
-) -> DenseNet:
-    """DenseNet-161 (BC, k=48), torchvision layout; 28.7M parameters for 1000 classes."""
-    return _densenet(
-        num_classes,
-        in_shape,
-        growth_rate,
-        block_config,
-        num_init_features,
-        bn_size,
-        dropout,
-        stem,
-        memory_efficient,
+# name: (growth rate, blocks, initial features, parameters for 1000 classes)
+_VARIANTS = {
+    "densenet121": (32, (6, 12, 24, 16), 64, "8.0M"),
+    "densenet169": (32, (6, 12, 32, 32), 64, "14.1M"),
+    "densenet201": (32, (6, 12, 48, 32), 64, "20.0M"),
+    "densenet161": (48, (6, 12, 36, 24), 96, "28.7M"),
+}
+for _name, (_k, _blocks, _features, _params) in _VARIANTS.items():
+    register_variant(
+        _name,
+        densenet,
+        f"DenseNet-{_name.removeprefix('densenet')} (BC, k={_k}), torchvision layout; "
+        f"{_params} parameters for 1000 classes.",
+        defaults={"growth_rate": _k, "block_config": _blocks, "num_init_features": _features},
     )

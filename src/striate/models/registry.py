@@ -82,19 +82,27 @@ def register(name: str) -> Callable[[Builder], Builder]:
     return decorate
 
 
-def register_variant(name: str, builder: Builder, doc: str, **fixed: Any) -> None:
-    """Register `name` as `builder` with some options fixed (a family's configuration or depth),
-    so that a family of variants needs one builder; the variant's options are the others."""
+def register_variant(
+    name: str, builder: Builder, doc: str, *, defaults: Mapping[str, Any] = (), **fixed: Any
+) -> None:
+    """Register `name` as `builder` with some options fixed (a family's configuration or depth)
+    and others given new `defaults`, so that a family of variants needs one builder; the
+    variant's options are the builder's others."""
     sig = inspect.signature(builder)
-    unknown = sorted(set(fixed) - set(sig.parameters))
+    defaults = dict(defaults)
+    unknown = sorted((set(fixed) | set(defaults)) - set(sig.parameters))
     if unknown:
         raise ConfigError(f"variant {name!r}: {builder.__qualname__} has no option {unknown}")
 
     def variant(num_classes: int, in_shape: tuple[int, int, int], **options: Any) -> nn.Module:
-        return builder(num_classes, in_shape, **fixed, **options)
+        return builder(num_classes, in_shape, **fixed, **{**defaults, **options})
 
     variant.__signature__ = sig.replace(  # type: ignore[attr-defined]
-        parameters=[p for p in sig.parameters.values() if p.name not in fixed]
+        parameters=[
+            p.replace(default=defaults.get(p.name, p.default))
+            for p in sig.parameters.values()
+            if p.name not in fixed
+        ]
     )
     variant.__doc__, variant.__name__, variant.__qualname__ = doc, name, name
     variant.__module__ = builder.__module__
