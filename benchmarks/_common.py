@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -12,6 +14,23 @@ from typing import TypeVar
 import torch
 
 T = TypeVar("T")
+
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def row(section: str, program: str, value: float, unit: str, note: str = "") -> dict:
+    """One line of the table `print_table` prints."""
+    return {"section": section, "program": program, "value": value, "unit": unit, "note": note}
+
+
+@functools.cache
+def results_dir(quick: bool) -> Path:
+    """benchmarks/results for a real run; a temporary folder for --quick (keeps the real PNGs)."""
+    if quick:
+        return Path(tempfile.mkdtemp(prefix="striate-bench-"))
+    RESULTS.mkdir(exist_ok=True)
+    return RESULTS
 
 
 def print_table(rows: Sequence[Mapping[str, object]]) -> None:

@@ -23,13 +23,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from _common import run_sections, shared_data
+from _common import row, run_sections, shared_data
 from striate.data.augment import Compose, Cutout, RandomCrop, RandomHorizontalFlip
 from striate.data.folder import load_folder
-
-
-def row(section: str, program: str, value: float, unit: str, note: str = "") -> dict:
-    return {"section": section, "program": program, "value": value, "unit": unit, "note": note}
 
 
 def _median_time(fn: Callable[[], object], repeats: int) -> float:

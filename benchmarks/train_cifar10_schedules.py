@@ -40,13 +40,11 @@ from __future__ import annotations
 
 import functools
 import math
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
-from _common import run_sections, shared_data, timed
+from _common import results_dir, row, run_sections, shared_data, timed
 from striate import load_dataset, models
 from striate.data import BatchLoader, ImageSet, Normalizer, stratified_split
 from striate.device import resolve_device
@@ -54,7 +52,6 @@ from striate.evaluate.curves import plot_steps
 from striate.train import LRFinderResult, Trainer
 from striate.train.augment_spec import parse_augment
 
-RESULTS = Path(__file__).resolve().parent / "results"
 CIFAR = "cifar10/cifar10-jpeg.zip"
 TRAIN_SIZE, EPOCHS, BATCH, SEED = 20_000, 5, 128, 0
 MOMENTUM, WEIGHT_DECAY, AUGMENT = 0.9, 5e-4, "flip,crop"
@@ -62,10 +59,6 @@ FIND_START, FIND_END, FIND_STEPS = 1e-5, 10.0, 100
 ONECYCLE_FACTOR = 3.0
 FALLBACK_LR = 0.01  # when the finder has too few points for a suggestion (only in --quick)
 QUICK_TRAIN, QUICK_TEST, QUICK_EPOCHS, QUICK_STEPS = 1_024, 500, 2, 30
-
-
-def row(section: str, program: str, value: float, unit: str, note: str = "") -> dict:
-    return {"section": section, "program": program, "value": value, "unit": unit, "note": note}
 
 
 def _subset(ds: ImageSet, size: int, seed: int = SEED) -> ImageSet:
@@ -154,7 +147,7 @@ def suggested_lr(quick: bool) -> tuple[float, str]:
 def bench_lr_find(quick: bool) -> list[dict]:
     """The LR finder on the ConvNet; its plot and the learning rates it suggests."""
     result, seconds = find_lr(quick)
-    out = _results_dir(quick) / "cifar10_lr_find.png"
+    out = results_dir(quick) / "cifar10_lr_find.png"
     fig = result.plot()
     fig.suptitle(
         f"CIFAR-10 (JPEG copy) convnet, batch {BATCH}, SGD momentum {MOMENTUM}, "
@@ -213,7 +206,7 @@ def bench_onecycle(quick: bool) -> list[dict]:
         rows.append(row("onecycle", f"{name}: test acc", acc, "%", note))
         rows.append(row("onecycle", f"{name}: train time", seconds, "s", steps))
         if schedule == "onecycle":
-            out = _results_dir(quick) / "cifar10_onecycle_steps.png"
+            out = results_dir(quick) / "cifar10_onecycle_steps.png"
             fig = plot_steps(t.steps_log)
             fig.suptitle(
                 f"1cycle, lr_max {lr_max:.3g}: lr, momentum, training loss", fontsize=9, y=1.03
@@ -221,15 +214,6 @@ def bench_onecycle(quick: bool) -> list[dict]:
             fig.savefig(out, dpi=80, bbox_inches="tight")
             print(f"onecycle: wrote {out} ({out.stat().st_size / 1024:.0f} KB)", flush=True)
     return rows
-
-
-@functools.cache
-def _results_dir(quick: bool) -> Path:
-    """benchmarks/results for a real run; a temporary folder for --quick (keeps the real PNGs)."""
-    if quick:
-        return Path(tempfile.mkdtemp(prefix="striate-bench-"))
-    RESULTS.mkdir(exist_ok=True)
-    return RESULTS
 
 
 SECTIONS: dict[str, Callable[[bool], list[dict]]] = {

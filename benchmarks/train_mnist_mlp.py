@@ -29,21 +29,17 @@ here: 300 steps took 0.22 s with one thread, 2-6 s with two while another proces
 from __future__ import annotations
 
 import copy
-import functools
 import statistics
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
-from _common import run_sections, shared_data, timed
+from _common import results_dir, row, run_sections, shared_data, timed
 from striate import load_dataset, models
 from striate.data import BatchLoader, ImageSet, Normalizer, stratified_split
 from striate.evaluate.curves import plot_losses, smooth
 from striate.train import Trainer
 
-RESULTS = Path(__file__).resolve().parent / "results"
 BATCH, LR, EPOCHS, SEEDS = 64, 0.01, 10, (0, 1, 2)
 EPOCHS_VARIANTS = 2
 POST_TEST_ACC, POST_NOTEBOOK_TEST_ACC, POST_TRAIN_ACC = 96.0, 96.03, 96.23
@@ -56,10 +52,6 @@ VARIANTS: dict[str, tuple[str, float, float]] = {
     "Adam lr 1e-3": ("adam", 1e-3, 0.9),  # momentum is not used by Adam (betas are)
 }
 QUICK_TRAIN, QUICK_TEST = 2_000, 1_000
-
-
-def row(section: str, program: str, value: float, unit: str, note: str = "") -> dict:
-    return {"section": section, "program": program, "value": value, "unit": unit, "note": note}
 
 
 def _subset(ds: ImageSet, size: int, seed: int = 0) -> ImageSet:
@@ -108,9 +100,7 @@ def train_once(
     loader = BatchLoader(
         train, BATCH, shuffle=True, normalize=normalize, device=trainer.device, seed=seed
     )
-    test_loader = BatchLoader(
-        test, 1000, shuffle=False, normalize=normalize, device=trainer.device
-    )
+    test_loader = BatchLoader(test, 1000, shuffle=False, normalize=normalize, device=trainer.device)
     _, seconds = timed(lambda: trainer.fit(model, loader))
     return trainer, trainer.evaluate(model, test_loader), seconds
 
@@ -201,7 +191,7 @@ def bench_variants(quick: bool) -> list[dict]:
         steps = f"{len(losses)} steps ({epochs} epoch{'s' if epochs > 1 else ''})"
         rows.append(row("sgd-variants", name, final, "loss", f"final smoothed loss, {steps}"))
         rows.append(row("sgd-variants", name, acc, "%", f"test acc; {seconds:.2f} s"))
-    out = _results_dir(quick) / "mnist_sgd_variants.png"
+    out = results_dir(quick) / "mnist_sgd_variants.png"
     fig = plot_losses(
         curves,
         beta=0.98,
@@ -210,15 +200,6 @@ def bench_variants(quick: bool) -> list[dict]:
     fig.savefig(out, dpi=90)
     print(f"sgd-variants: wrote {out} ({out.stat().st_size / 1024:.0f} KB)", flush=True)
     return rows
-
-
-@functools.cache
-def _results_dir(quick: bool) -> Path:
-    """benchmarks/results for a real run; a temporary folder for --quick (keeps the real PNGs)."""
-    if quick:
-        return Path(tempfile.mkdtemp(prefix="striate-bench-"))
-    RESULTS.mkdir(exist_ok=True)
-    return RESULTS
 
 
 SECTIONS: dict[str, Callable[[bool], list[dict]]] = {

@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from _common import run_sections, shared_data, timed
+from _common import row, run_sections, shared_data, timed
 from striate import models
 from striate.data import BatchLoader, Normalizer, load_dataset
 from striate.data.imageset import ImageSet
@@ -60,10 +60,6 @@ MNIST_MEAN, MNIST_STD = [0.1307], [0.3081]
 # A program trains `model` in place for `epochs` epochs on `loader`, writing what it writes into
 # the folder it is given, and returns the loss of every step.
 Program = Callable[[nn.Module, BatchLoader, int, Path], list[float]]
-
-
-def row(section: str, program: str, value: float, unit: str, note: str = "") -> dict:
-    return {"section": section, "program": program, "value": value, "unit": unit, "note": note}
 
 
 # --------------------------------------------------------------------------- the programs

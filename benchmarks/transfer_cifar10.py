@@ -61,7 +61,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import run_sections, shared_data, timed
+from _common import results_dir, row, run_sections, shared_data, timed
 from striate import load_dataset
 from striate.classic import KNNClassifier, LinearClassifier
 from striate.classic.knn import select_k
@@ -73,7 +73,6 @@ from striate.train.config import TrainConfig
 from striate.train.run import RunData, build_model, build_trainer, finetune_setup, source_normalizer
 from striate.train.transfer import FeatureExtractor, layer_groups
 
-RESULTS = Path(__file__).resolve().parent / "results"
 CIFAR = "cifar10/cifar10-jpeg.zip"
 SOURCE = ("airplane", "automobile", "bird", "cat", "deer", "dog")
 TARGET = ("frog", "horse", "ship", "truck")
@@ -107,10 +106,6 @@ METHODS = (
     Method("all, lr_factor 3", "finetune", "all", lr_factor=LR_FACTOR),
     Method("all, one lr", "finetune", "all"),
 )
-
-
-def row(section: str, program: str, value: float, unit: str, note: str = "") -> dict:
-    return {"section": section, "program": program, "value": value, "unit": unit, "note": note}
 
 
 def classes_subset(ds: ImageSet, names: tuple[str, ...]) -> ImageSet:
@@ -372,18 +367,9 @@ def _plot(quick: bool) -> None:
         fontsize=9,
     )
     fig.legend(fontsize=8, loc="outside lower center", ncols=3)
-    out = _results_dir(quick) / "transfer_cifar10.png"
+    out = results_dir(quick) / "transfer_cifar10.png"
     fig.savefig(out, dpi=80)
     print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KB)", flush=True)
-
-
-@functools.cache
-def _results_dir(quick: bool) -> Path:
-    """benchmarks/results for a real run; a temporary folder for --quick (keeps the real PNG)."""
-    if quick:
-        return Path(tempfile.mkdtemp(prefix="striate-bench-"))
-    RESULTS.mkdir(exist_ok=True)
-    return RESULTS
 
 
 SECTIONS: dict[str, Callable[[bool], list[dict]]] = {
