@@ -269,7 +269,7 @@ def _train_run(
         normalization=data.normalizer.state_dict(),
         metrics={f"test_{k}": v for k, v in result.test.items()},
     )
-    write_run_report(out, config, trainer, final, test, data)
+    write_run_report(out, config, trainer, final, test, data, result.test)
     result.seconds = time.perf_counter() - start
     return result
 
@@ -304,6 +304,7 @@ def write_run_report(
     model: torch.nn.Module,
     test: BatchLoader,
     data: RunData,
+    test_metrics: dict[str, float],
     worst: int = 16,
 ) -> Path:
     """Plots (PNG) and report.html for a finished run: curves, confusion, hardest test images."""
@@ -323,7 +324,7 @@ def write_run_report(
     ):
         fig.savefig(out / name, dpi=100, bbox_inches="tight")
     order = losses.argsort(descending=True)[:worst]
-    final = {f"test_{k}": v for k, v in trainer.evaluate(model, test).items()}
+    final = {f"test_{k}": v for k, v in test_metrics.items()}
     if trainer.history:
         last = trainer.history[-1]
         final.update(
@@ -353,9 +354,10 @@ def write_run_report(
 def per_sample(
     trainer: Trainer, model: torch.nn.Module, data: BatchLoader
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Probabilities, labels and cross-entropy of every sample (in loader order, on the CPU)."""
+    """Probabilities, labels and cross-entropy of every sample of an unshuffled loader (in the
+    dataset's order, on the CPU)."""
     probs = trainer.predict(model, data)
-    labels = torch.cat([y.cpu() for _, y in data])
+    labels = data.data.labels.cpu()
     losses = -probs.clamp_min(1e-12).log().gather(1, labels[:, None]).squeeze(1)
     return probs, labels, losses
 
