@@ -156,7 +156,7 @@ def train(
                 f"--resume continues a run with its saved settings; leave out "
                 f"{', '.join('--' + k.replace('_', '-') for k in given) or '--config'}"
             )
-        cfg = None
+        cfg = TrainConfig()  # replaced by the run's saved settings
     elif recipe is not None:
         from striate.train.config import read_toml
         from striate.train.recipes import recipe_config
@@ -164,11 +164,7 @@ def train(
         cfg = recipe_config(recipe, **{**(read_toml(config) if config else {}), **options})
     else:
         cfg = TrainConfig.load(config, **options)
-    result = (
-        train_run(cfg, resume=resume, progress=progress)
-        if cfg
-        else train_run(TrainConfig(), resume=resume, progress=progress)
-    )
+    result = train_run(cfg, resume=resume, progress=progress)
     if result.interrupted:
         console.print(
             f"interrupted after step {result.history[-1]['step'] if result.history else '?'}; "
