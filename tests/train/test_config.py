@@ -36,7 +36,7 @@ def test_steps_replace_the_default_epochs():
         ({"epochs": 2.5}, "epochs must be a positive integer"),
         ({"momentum": 1.5}, "momentum must be"),
         ({"label_smoothing": 1.0}, "label_smoothing must be below 1"),
-        ({"val_size": 0.5, "ema": 1.0}, "ema must be a decay below 1"),
+        ({"val_size": 0.5, "ema": 1.0}, "ema is a decay below 1"),
         ({"model": 3}, "model must be a string"),
         ({"model_options": [1]}, "model_options must be a table"),
         ({"seed": "x"}, "seed must be an integer"),

@@ -16,7 +16,7 @@ from striate.data import BatchLoader, ImageSet, Normalizer
 from striate.data.augment import Compose, RandomCrop, RandomHorizontalFlip
 from striate.errors import ConfigError
 from striate.models.fastnet import FastNet, whiten_init
-from striate.train import EMA, TrainConfig, make_optimizer, make_schedule
+from striate.train import Lookahead, TrainConfig, make_optimizer, make_schedule
 from striate.train.augment_spec import parse_augment
 from striate.train.callbacks import Callback
 from striate.train.recipes import (
@@ -37,7 +37,7 @@ def test_recipe_values_are_airbench94_in_striate_terms():
     assert c.lr == pytest.approx(11.5 / (1 + 1 / 0.15)) == pytest.approx(1.5)
     assert c.wd == pytest.approx(0.0153 / 11.5)
     assert c.label_smoothing == 0.2 and c.tta and c.val_size == 0
-    assert c.augment == "flip,crop:2" and c.ema == 0.95
+    assert c.augment == "flip,crop:2" and c.lookahead == 0.95 and c.ema is None
     t = parse_augment(c.augment, (3, 32, 32), 10)
     assert isinstance(t, Compose)
     flip, crop = t.transforms
@@ -102,7 +102,7 @@ def test_unknown_recipe_lists_the_names():
 
 def test_overrides_and_their_validation():
     c = recipe_config("cifar10-fast", epochs=3, data="x.zip", seed=2, tta=None)
-    assert (c.epochs, c.data, c.seed, c.tta) == (3, "x.zip", 2, True)
+    assert (c.epochs, c.data, c.seed, c.tta) == (3, "x.zip", 2, "flip,translate")
     assert recipe_config("cifar10-fast", batch_size=256).lr == pytest.approx(1.5 / 4)
     assert recipe_config("cifar10-fast", batch_size=256, lr=0.3).lr == 0.3
     assert RECIPES["cifar10-fast"]["batch_size"] == 1024  # the table is not changed
@@ -157,6 +157,7 @@ def test_a_short_training_run_with_the_recipe():
         batch_size=8,
         model_options={"widths": [16, 32, 32]},
         device="cpu",
+        ema=0.9,  # on top of the recipe's Lookahead, to see the whitening in the EMA copy
     )
     torch.manual_seed(config.seed)
     model = models.create(config.model, **config.model_options)
@@ -173,9 +174,10 @@ def test_a_short_training_run_with_the_recipe():
     history = trainer.fit(model, train)
     assert len(history) == 1 and math.isfinite(history[0]["train_loss"])
     assert trainer.step == 16 and trainer.optimizer.param_groups[0]["momentum"] == 0.85
-    assert any(isinstance(cb, EMA) for cb in trainer.callbacks)
+    assert any(isinstance(cb, Lookahead) for cb in trainer.callbacks)
 
-    # the whitening is airbench's on the same 128 normalised images, in the EMA copy too
+    # the whitening is airbench's on the same 128 normalised images, kept by Lookahead's final
+    # copy of the slow weights, and in the EMA copy too
     expected = models.create(config.model, **config.model_options)
     whiten_init(expected, norm(data.images.float() / 255))
     torch.testing.assert_close(model.whiten.weight, expected.whiten.weight, rtol=1e-4, atol=1e-4)
@@ -200,6 +202,8 @@ def test_whitening_bias_trains_for_bias_epochs_then_freezes(bias_epochs):
     config = recipe_config(
         "cifar10-fast", epochs=2, batch_size=2, model_options={"widths": [4, 4, 4]}, device="cpu"
     )
+    # without Lookahead, which would go on averaging the frozen bias with its earlier values
+    config = TrainConfig.from_dict({**config.to_dict(), "lookahead": None})
     torch.manual_seed(0)
     model = models.create(config.model, **config.model_options)
     loader = BatchLoader(data, 2, normalize=Normalizer().fit(data), device="cpu")

@@ -22,6 +22,7 @@ from striate.train import (
     Checkpoint,
     EarlyStopping,
     GradientClipping,
+    Lookahead,
     TensorBoard,
     Trainer,
     TrainingDiverged,
@@ -122,6 +123,7 @@ def test_resume_continues_exactly_as_the_uninterrupted_run(digits, tmp_path, sto
             weight_decay=1e-3,
             schedule="onecycle",
             ema=0.9,
+            lookahead=0.9,
             out=out,
             callbacks=callbacks,
             **QUIET,
@@ -255,6 +257,63 @@ def test_ema_is_the_bias_corrected_exponential_average_of_the_weights(digits):
         expected = [d * e + (1 - d) * w for e, w in zip(expected, weights, strict=True)]
     for e, p in zip(expected, ema.module.parameters(), strict=True):
         torch.testing.assert_close(p, e)
+
+
+@pytest.mark.parametrize("every, power", [(1, 0.0), (3, 3.0)])
+def test_lookahead_pulls_the_weights_to_their_slow_average_on_schedule(digits, every, power):
+    train, _ = digits
+    steps, decay = 8, 0.8
+    fast, after = [], []
+
+    class Record(Callback):
+        def __init__(self, into):
+            self.into = into
+
+        def on_step_end(self, trainer, loss):
+            self.into.append([p.detach().clone() for p in trainer.model.parameters()])
+
+    model = _model()
+    slow = [p.detach().clone() for p in model.parameters()]
+    callbacks = [Record(fast), Lookahead(decay, every=every, power=power), Record(after)]
+    Trainer(steps=steps, lr=0.1, callbacks=callbacks, **QUIET).fit(
+        model, BatchLoader(train, 64, device="cpu")
+    )
+    updates = 0
+    for t, (w, out) in enumerate(zip(fast, after, strict=True), start=1):
+        if t % every and t < steps:
+            expected = w  # no lookahead step: the optimiser's weights stand
+        else:
+            d = 1.0 if t == steps else decay**every * (t / steps) ** power
+            slow = [d * s + (1 - d) * f for s, f in zip(slow, w, strict=True)]
+            expected, updates = slow, updates + 1
+        for e, p in zip(expected, out, strict=True):
+            torch.testing.assert_close(p, e)
+    assert updates == (steps if every == 1 else steps // every + 1)
+    for s, p in zip(slow, model.parameters(), strict=True):
+        torch.testing.assert_close(p.detach(), s)  # the run ends on the slow weights
+
+
+def test_translate_tta_averages_six_views_with_airbench_weights(digits):
+    _, test = digits
+    model = _model().eval()
+    trainer = Trainer(epochs=1, **QUIET)
+    x = test.images[:50].float() / 255
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+    down_right, up_left = padded[..., :8, :8], padded[..., 2:, 2:]
+    assert torch.equal(down_right[..., 1:, 1:], x[..., :-1, :-1])
+    assert torch.equal(up_left[..., :-1, :-1], x[..., 1:, 1:])
+    views = [x, x.flip(-1), down_right, down_right.flip(-1), up_left, up_left.flip(-1)]
+    weights = [1 / 4, 1 / 4, 1 / 8, 1 / 8, 1 / 8, 1 / 8]
+    expected = sum(w * model(v).softmax(1) for w, v in zip(weights, views, strict=True))
+    torch.testing.assert_close(trainer.predict(model, x, tta="flip,translate"), expected)
+    only_shift = (2 * model(x).softmax(1) + sum(model(v).softmax(1) for v in views[2::2])) / 4
+    torch.testing.assert_close(trainer.predict(model, x, tta="translate:1"), only_shift)
+
+
+@pytest.mark.parametrize("spec", ["flip,flip", "translate:0", "translate:x", "rotate", 3])
+def test_a_bad_tta_spec_is_refused_before_training(spec):
+    with pytest.raises(ConfigError, match="tta"):
+        Trainer(epochs=1, tta=spec, **QUIET)
 
 
 def test_flip_tta_averages_the_probabilities_of_the_image_and_its_mirror(digits):

@@ -90,10 +90,17 @@ def train(
         "--ema",
         "Evaluate an exponential moving average of the weights with this decay (e.g. 0.999).",
     ),
+    lookahead: float | None = _opt(
+        "--lookahead",
+        "Lookahead weight averaging with airbench's schedule and this per-step decay (e.g. 0.95).",
+    ),
     early_stopping: int | None = _opt(
         "--early-stopping", "Stop after this many epochs without validation improvement."
     ),
-    tta: bool | None = typer.Option(None, "--tta/--no-tta", help="Flip test-time augmentation."),
+    tta: str | None = _opt(
+        "--tta",
+        "Test-time augmentation: none, flip, translate[:N] or flip,translate[:N] [default: none].",
+    ),
     val_size: float | None = _opt(
         "--val-size",
         "Validation fraction (or count) held out of the training split [default: 0.1].",
@@ -136,6 +143,7 @@ def train(
         precision=precision,
         clip_grad=clip_grad,
         ema=ema,
+        lookahead=lookahead,
         early_stopping=early_stopping,
         tta=tta,
         val_size=val_size,
@@ -189,7 +197,9 @@ def evaluate(
     data: str = typer.Option("digits", "--data", help="Dataset name or path."),
     root: str | None = ROOT,
     split: str = typer.Option("test", "--split", help="Split to evaluate on."),
-    tta: bool = typer.Option(False, "--tta/--no-tta", help="Flip test-time augmentation."),
+    tta: str = typer.Option(
+        "none", "--tta", help="Test-time augmentation: none, flip, translate[:N] or flip,translate."
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
     """Accuracy, top-5 accuracy, loss and per-class accuracy of a trained model on a dataset."""

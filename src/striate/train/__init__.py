@@ -13,6 +13,7 @@ from striate.train.callbacks import (
     CSVLogger,
     EarlyStopping,
     GradientClipping,
+    Lookahead,
     ProgressBar,
     TensorBoard,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "EarlyStopping",
     "GradientClipping",
     "LRFinderResult",
+    "Lookahead",
     "MetricTracker",
     "ProgressBar",
     "RunResult",

@@ -49,8 +49,9 @@ class TrainConfig:
     channels_last: bool | str = "auto"
     clip_grad: float | None = None
     ema: float | None = None
+    lookahead: float | None = None
     early_stopping: int | None = None
-    tta: bool = False
+    tta: bool | str = False
     val_size: float = 0.1
     train_size: int | None = None
     test_size: int | None = None
@@ -145,10 +146,15 @@ class TrainConfig:
             raise ConfigError(f"val_size is a fraction below 1 or a count, got {self.val_size}")
         if self.clip_grad is not None:
             number("clip_grad", 0.0, open_low=True)
-        if self.ema is not None:
-            number("ema", 0.0, 1.0, open_low=True)
-            if self.ema >= 1.0:
-                raise ConfigError(f"ema must be a decay below 1 (e.g. 0.999), got {self.ema}")
+        for name, example in (("ema", 0.999), ("lookahead", 0.95)):
+            decay = getattr(self, name)
+            if decay is not None:
+                number(name, 0.0, 1.0, open_low=True)
+                if decay >= 1.0:
+                    raise ConfigError(f"{name} is a decay below 1 (e.g. {example}), not {decay}")
+        from striate.evaluate.tta import parse_tta
+
+        parse_tta(self.tta)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ConfigError(f"seed must be an integer, got {self.seed!r}")
 

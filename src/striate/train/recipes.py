@@ -6,16 +6,15 @@
 ``"cifar10-fast"`` is airbench94 (Jordan 2024, arXiv:2404.00498; ``airbench94.py`` of
 github.com/KellerJordan/cifar10-airbench: 94.0% on CIFAR-10 in 9.9 epochs) in striate's terms:
 the "cifar-fast" net, batch 1024, Nesterov SGD with momentum 0.85, label smoothing 0.2, flips
-and 2-pixel translations, a triangular lr schedule, weight averaging and flip TTA, trained on
-all 50,000 training images. What striate does differently:
+and 2-pixel translations, a triangular lr schedule, Lookahead weight averaging (every 5 steps,
+decay ``0.95⁵·(t/T)³``: the `Lookahead` callback) and TTA over mirror images and 1-pixel
+translations (``tta="flip,translate"``), trained on all 50,000 training images. What striate
+does differently:
 
 - airbench flips every image on alternate epochs ("alternating flip"); here flips are random.
 - airbench's "translate 2" is reflect padding by 2 and a random crop: striate's ``crop:2``
   (``translate`` shifts in zeros).
-- airbench's Lookahead-style averaging (every 5 steps from epoch 3, decay ``0.95⁵·(t/T)³``,
-  copied back into the net) becomes the `EMA` callback with decay 0.95 (airbench's per-step
-  decay at the end), which averages without copying back.
-- airbench's TTA also averages two 1-pixel translations; the Trainer's TTA is flips only.
+- TTA averages the views' probabilities; airbench averages their logits.
 - The 64× learning rate of the batch-norm shifts is built into the model (``bn_bias_scale``);
   they and the other 1-D parameters get no weight decay (airbench decays them).
 - The whitening layer's bias trains for the first 3 epochs only: `PatchWhitening`, which also
@@ -112,8 +111,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         "schedule_options": _FAST_SCHEDULE,
         "label_smoothing": 0.2,
         "augment": "flip,crop:2",
-        "ema": 0.95,
-        "tta": True,
+        "lookahead": 0.95,
+        "tta": "flip,translate",
         "precision": "auto",
         "channels_last": True,
         "val_size": 0.0,  # airbench trains on all 50,000 images and reports test accuracy

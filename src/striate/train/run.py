@@ -153,6 +153,7 @@ def build_trainer(config: TrainConfig, out: Path | None, progress: bool, **extra
         seed=config.seed,
         clip_grad_norm=config.clip_grad,
         ema=config.ema,
+        lookahead=config.lookahead,
         early_stopping=config.early_stopping,
         tta=config.tta,
         out=out,
@@ -368,7 +369,7 @@ def evaluate_run(
     root: str | None = None,
     split: str = "test",
     batch_size: int = 256,
-    tta: bool = False,
+    tta: bool | str = False,
     device: str = "auto",
 ) -> dict[str, Any]:
     """Accuracy, top-5, loss and per-class accuracy of a saved model on a dataset split."""

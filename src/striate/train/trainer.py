@@ -35,6 +35,7 @@ from torch import nn
 
 from striate.device import resolve_device
 from striate.errors import ConfigError, StriateError
+from striate.evaluate.tta import parse_tta, tta_log_probs
 from striate.train import distributed
 from striate.train.callbacks import (
     EMA,
@@ -43,6 +44,7 @@ from striate.train.callbacks import (
     CSVLogger,
     EarlyStopping,
     GradientClipping,
+    Lookahead,
     ProgressBar,
     TensorBoard,
 )
@@ -91,9 +93,10 @@ class Trainer:
         clip_grad_norm: float | None = None,
         clip_grad_value: float | None = None,
         ema: float | None = None,
+        lookahead: float | None = None,
         early_stopping: int | None = None,
         monitor: str = "val_acc",
-        tta: bool = False,
+        tta: bool | str = False,
         topk: Sequence[int] = (1, 5),
         out: str | Path | None = None,
         progress: bool = True,
@@ -118,6 +121,7 @@ class Trainer:
         self.precision_arg, self.channels_last_arg = precision, channels_last
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
+        parse_tta(tta)  # a bad spec fails here, not after training
         self.seed, self.tta, self.topk = seed, tta, tuple(topk)
         self.monitor = monitor
         self.out = Path(out) if out is not None else None
@@ -129,6 +133,8 @@ class Trainer:
             self.callbacks.append(GradientClipping(clip_grad_norm, clip_grad_value))
         if ema is not None:
             self.callbacks.append(EMA(ema))
+        if lookahead is not None:
+            self.callbacks.append(Lookahead(lookahead))
         if self.out is not None:
             self.callbacks += [CSVLogger(), Checkpoint(monitor)]
             if tensorboard is True or (tensorboard == "auto" and TensorBoard.available()):
@@ -689,11 +695,11 @@ class Trainer:
     # ------------------------------------------------------------------ evaluation
 
     def _outputs(
-        self, model: nn.Module, data: Iterable[Batch], tta: bool | None = None
+        self, model: nn.Module, data: Iterable[Batch], tta: bool | str | None = None
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """(log-probabilities or logits, targets) per batch; TTA averages the probabilities of
-        the images and their mirror images."""
-        tta = self.tta if tta is None else tta
+        fixed views of each image (`striate.evaluate.tta`)."""
+        views = parse_tta(self.tta if tta is None else tta)
         model.eval()
         with torch.no_grad():
             for x, y in data:
@@ -701,19 +707,11 @@ class Trainer:
                 if self.channels_last and x.dim() == 4:
                     x = x.contiguous(memory_format=torch.channels_last)
                 with self.precision.autocast():
-                    out = model(x).float()
-                    if tta:
-                        flipped = model(x.flip(-1)).float()
-                        if self.loss_name in ("hinge", "svm"):
-                            out = (out + flipped) / 2
-                        else:
-                            out = torch.logsumexp(
-                                torch.stack([out.log_softmax(1), flipped.log_softmax(1)]), 0
-                            ) - math.log(2)
+                    out = tta_log_probs(model, x, views, logits=self.loss_name in ("hinge", "svm"))
                 yield out, y.to(self.device)
 
     def evaluate(
-        self, model: nn.Module, data: Iterable[Batch], *, tta: bool | None = None
+        self, model: nn.Module, data: Iterable[Batch], *, tta: bool | str | None = None
     ) -> dict[str, float]:
         """Loss, accuracy and top-k accuracy of `model` on `data` (flip TTA when asked).
 
@@ -732,7 +730,11 @@ class Trainer:
         return tracker.compute()
 
     def predict(
-        self, model: nn.Module, data: Iterable[Batch] | torch.Tensor, *, tta: bool | None = None
+        self,
+        model: nn.Module,
+        data: Iterable[Batch] | torch.Tensor,
+        *,
+        tta: bool | str | None = None,
     ) -> torch.Tensor:
         """Class probabilities (N×C float32, on the CPU) for a loader or a batch of images
         (under torchrun, of this process's share of a loader that shares its batches)."""

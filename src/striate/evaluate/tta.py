@@ -1,0 +1,102 @@
+"""Test-time augmentation: average a model's predictions over fixed views of each image.
+
+    views = parse_tta("flip,translate")       # True and "flip" mean mirror images only
+    log_p = tta_log_probs(model, x, views)     # log of the weighted mean of the probabilities
+
+The views and weights are those of airbench (Jordan 2024, arXiv:2404.00498, ``infer`` in
+``airbench94.py``): ``flip`` averages each image with its mirror image; ``translate:N`` (N = 1 by
+default) gives half the weight to the image and half to two copies shifted by N pixels, one
+up-left and one down-right, with reflected borders; ``flip,translate`` mirrors all three, so six
+views weighted 1/4, 1/4 and 1/8 four times. Predictions are averaged as probabilities, the way
+an ensemble averages its members (airbench averages logits; the two rank classes alike in
+almost every case).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from striate.errors import ConfigError
+
+__all__ = ["View", "parse_tta", "tta_log_probs"]
+
+View = tuple[float, Callable[[torch.Tensor], torch.Tensor]]
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def _mirror(x: torch.Tensor) -> torch.Tensor:
+    return x.flip(-1)
+
+
+def _shift(pixels: int, sign: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    def shift(x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        if pixels >= min(h, w):
+            raise ConfigError(
+                f"tta translate:{pixels} needs images larger than {pixels} pixels, got {h}×{w}"
+            )
+        padded = F.pad(x, (pixels,) * 4, mode="reflect")
+        start = pixels + sign * pixels  # 0: the view shifted down-right; 2N: up-left
+        return padded[..., start : start + h, start : start + w]
+
+    return shift
+
+
+def parse_tta(spec: bool | str | None) -> tuple[View, ...]:
+    """The weighted views of a TTA spec: False/None/"none" (the image alone), True/"flip",
+    "translate[:N]" or "flip,translate[:N]"."""
+    if spec is None or spec is False or spec == "none":
+        return ((1.0, _identity),)
+    if spec is True:
+        spec = "flip"
+    if not isinstance(spec, str):
+        raise ConfigError(f"tta must be true/false or a spec like 'flip,translate', got {spec!r}")
+    flip, pixels = False, 0
+    for part in (p.strip() for p in spec.split(",")):
+        name, _, arg = part.partition(":")
+        if name == "flip" and not arg and not flip:
+            flip = True
+        elif name == "translate" and not pixels:
+            try:
+                pixels = int(arg) if arg else 1
+            except ValueError:
+                pixels = 0
+            if pixels < 1:
+                raise ConfigError(f"tta translate:N takes a number of pixels >= 1, not {arg!r}")
+        else:
+            raise ConfigError(
+                f"bad tta part {part!r} in {spec!r}: use none, flip, translate[:N] or "
+                "flip,translate[:N], each at most once"
+            )
+    views: list[View] = [(1.0, _identity)]
+    if pixels:
+        views = [(0.5, _identity), (0.25, _shift(pixels, -1)), (0.25, _shift(pixels, 1))]
+    if flip:
+        views = [(w / 2, f) for w, f in views] + [
+            (w / 2, lambda x, f=f: _mirror(f(x))) for w, f in views
+        ]
+    return tuple(views)
+
+
+def tta_log_probs(
+    model: nn.Module, x: torch.Tensor, views: tuple[View, ...], *, logits: bool = False
+) -> torch.Tensor:
+    """log Σ wᵢ softmax(model(viewᵢ(x))), or Σ wᵢ model(viewᵢ(x)) with ``logits=True`` (for
+    margin losses, whose scores are not log-probabilities). One view returns the model's output
+    unchanged."""
+    if len(views) == 1:
+        return model(views[0][1](x)).float()
+    outs = [model(view(x)).float() for _, view in views]
+    weights = torch.tensor([w for w, _ in views], device=outs[0].device)
+    if logits:
+        return torch.einsum("v,vnc->nc", weights, torch.stack(outs))
+    log_p = torch.stack([o.log_softmax(1) for o in outs]) + weights.log()[:, None, None]
+    return torch.logsumexp(log_p, 0)
+
