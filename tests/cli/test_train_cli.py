@@ -120,6 +120,15 @@ def test_config_file_with_command_line_overrides(capsys, tmp_path):
     assert spec["kwargs"]["hidden"] == [16]
 
 
+@pytest.mark.parametrize("opt", ["adam", "rmsprop"])
+def test_optimisers_other_than_sgd_train_with_the_default_nesterov(capsys, tmp_path, opt):
+    args = ["--opt", opt, "--lr", "1e-3", "--epochs", "1", "--model", "mlp", "--schedule", "cosine"]
+    out = tmp_path / "run"
+    code, stdout, _ = run(capsys, "train", *args, "--out", str(out), "--no-progress")
+    assert code == 0 and "test accuracy" in stdout
+    assert json.loads((out / "config.json").read_text())["config"]["opt"] == opt
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -39,7 +39,7 @@ class TrainConfig:
     lr: float = 0.1
     wd: float = 5e-4
     momentum: float | None = None  # the optimiser's usual value (0.9 for SGD, 0 for RMSProp)
-    nesterov: bool = True
+    nesterov: bool = True  # with opt "sgd"; other optimisers ignore it
     schedule: str = "onecycle"
     schedule_options: dict[str, Any] = field(default_factory=dict)
     loss: str = "cross_entropy"

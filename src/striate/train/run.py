@@ -143,7 +143,7 @@ def build_trainer(config: TrainConfig, out: Path | None, progress: bool, **extra
         lr=config.lr,
         weight_decay=config.wd,
         momentum=config.momentum,
-        nesterov=config.nesterov,
+        nesterov=config.nesterov and config.opt == "sgd",  # the default is for SGD only
         schedule=config.schedule,
         schedule_options=config.schedule_options,
         loss=config.loss,
