@@ -243,6 +243,8 @@ def test_help_lists_every_training_option(capsys):
         "--config",
     ):
         assert flag in out, flag
+    flat = " ".join(out.split())  # the defaults are text, not swallowed as rich markup
+    assert "[default: 30]" in flat and "[default: onecycle]" in flat
     for command in ("evaluate", "predict", "lr-find"):
         code, out, _ = run(capsys, command, "--help")
         assert code == 0 and "Usage" in out

@@ -16,6 +16,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain: "[default: 30]" is text, not markup
 )
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(classic.app, name="classic")
