@@ -112,7 +112,7 @@ def test_show_default_input_matches_a_cpu_summary(capsys):
         (["show", "convnet-smal"], "error: unknown model 'convnet-smal'; did you mean"),
         (["show", "mlp", "--input", "3,a,32"], "error: --input must be an image shape C,H,W"),
         (["show", "mlp", "--input", "3,32"], "error: --input must be an image shape C,H,W"),
-        (["show", "mlp", "-o", "hidden"], "error: --option must be KEY=VALUE"),
+        (["show", "mlp", "-o", "hidden"], "error: an option must be KEY=VALUE"),
         (["show", "mlp", "-o", "hiden=[4]"], "error: model 'mlp' has no option 'hiden'"),
         (["show", "mlp", "--num-classes", "1"], "num_classes must be an int >= 2"),
         (["show", "convnet", "--input", "3,2,2"], "shrink a 2×2 input below 1×1"),

@@ -120,6 +120,23 @@ def test_config_file_with_command_line_overrides(capsys, tmp_path):
     assert spec["kwargs"]["hidden"] == [16]
 
 
+def test_model_and_schedule_options_merge_with_the_config_file(capsys, tmp_path):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(
+        'model = "mlp"\nepochs = 3\nschedule = "sgdr"\n'
+        "[model_options]\nhidden = [16]\n[schedule_options]\nT_0 = 1\n"
+    )
+    out = tmp_path / "run"
+    options = ["-o", "dropout=0.1", "--schedule-option", "T_mult=2", "--train-size", "300"]
+    code, _, _ = run(capsys, "train", "--config", str(cfg), *options, "--out", str(out))
+    assert code == 0
+    config = json.loads((out / "config.json").read_text())["config"]
+    assert config["model_options"] == {"hidden": [16], "dropout": 0.1}
+    assert config["schedule_options"] == {"T_0": 1, "T_mult": 2}
+    code, _, err = run(capsys, "train", "--schedule-option", "T_0", "--out", str(out))
+    assert code == 2 and "KEY=VALUE" in err
+
+
 @pytest.mark.parametrize("opt", ["adam", "rmsprop"])
 def test_optimisers_other_than_sgd_train_with_the_default_nesterov(capsys, tmp_path, opt):
     args = ["--opt", opt, "--lr", "1e-3", "--epochs", "1", "--model", "mlp", "--schedule", "cosine"]

@@ -149,6 +149,13 @@ def cifar_like(n: int = 512, seed: int = 0) -> ImageSet:
     return ImageSet(images, labels, tuple(str(i) for i in range(10)), "cifar-like")
 
 
+def test_recipe_overrides_merge_into_its_schedule_options():
+    base = recipe_config("cifar10-fast").schedule_options
+    c = recipe_config("cifar10-fast", schedule_options={"pct_start": 0.3}, lr=None)
+    assert c.schedule_options == {**base, "pct_start": 0.3}
+    assert c.lr == recipe_config("cifar10-fast").lr  # None: the recipe's value stays
+
+
 def test_a_short_training_run_with_the_recipe():
     data = cifar_like(128)
     config = recipe_config(

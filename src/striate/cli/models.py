@@ -151,7 +151,7 @@ def parse_options(items: list[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(
-                f"--option must be KEY=VALUE, such as stem=cifar or dropout=0.2; got {item!r}"
+                f"an option must be KEY=VALUE, such as stem=cifar or dropout=0.2; got {item!r}"
             )
         try:
             options[key.strip()] = json.loads(value)

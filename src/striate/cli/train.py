@@ -97,6 +97,19 @@ def train(
     early_stopping: int | None = _opt(
         "--early-stopping", "Stop after this many epochs without validation improvement."
     ),
+    model_option: list[str] | None = typer.Option(
+        None,
+        "--model-option",
+        "-o",
+        help="A model argument KEY=VALUE (VALUE read as JSON, else text), e.g. -o dropout=0.2; "
+        "repeat for more.",
+    ),
+    schedule_option: list[str] | None = typer.Option(
+        None,
+        "--schedule-option",
+        help="A schedule argument KEY=VALUE, e.g. --schedule-option T_0=8 for sgdr, "
+        "--schedule-option warmup=1.",
+    ),
     tta: str | None = _opt(
         "--tta",
         "Test-time augmentation: none, flip, translate[:N] or flip,translate[:N] [default: none].",
@@ -118,10 +131,13 @@ def train(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Live progress bar."),
 ) -> None:
     """Train a network and write a run folder with metrics, checkpoints, plots and report.html."""
+    from striate.cli.models import parse_options
     from striate.train.config import TrainConfig
     from striate.train.run import train_run
 
     options = dict(
+        model_options=parse_options(model_option) if model_option else None,
+        schedule_options=parse_options(schedule_option) if schedule_option else None,
         data=data,
         root=root,
         model=model,
@@ -166,10 +182,10 @@ def train(
             )
         cfg = TrainConfig()  # replaced by the run's saved settings
     elif recipe is not None:
-        from striate.train.config import read_toml
+        from striate.train.config import merge, read_toml
         from striate.train.recipes import recipe_config
 
-        cfg = recipe_config(recipe, **{**(read_toml(config) if config else {}), **options})
+        cfg = recipe_config(recipe, **merge(read_toml(config) if config else {}, options))
     else:
         cfg = TrainConfig.load(config, **options)
     result = train_run(cfg, resume=resume, progress=progress)

@@ -99,4 +99,3 @@ def tta_log_probs(
         return torch.einsum("v,vnc->nc", weights, torch.stack(outs))
     log_p = torch.stack([o.log_softmax(1) for o in outs]) + weights.log()[:, None, None]
     return torch.logsumexp(log_p, 0)
-

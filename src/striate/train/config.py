@@ -65,11 +65,8 @@ class TrainConfig:
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, **overrides: Any) -> TrainConfig:
         """Defaults, then the TOML file at `path`, then `overrides` (None values are skipped)."""
-        values: dict[str, Any] = {}
-        if path is not None:
-            values.update(read_toml(path))
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.from_dict(values)
+        values = read_toml(path) if path is not None else {}
+        return cls.from_dict(merge(values, overrides))
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -157,6 +154,19 @@ class TrainConfig:
         parse_tta(self.tta)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+
+
+def merge(values: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`values` with `overrides` on top: None values skipped, and the keyword tables
+    (model_options, schedule_options) merged key by key rather than replaced."""
+    out = dict(values)
+    for k, v in overrides.items():
+        if v is None:
+            continue
+        if k in ("model_options", "schedule_options") and isinstance(out.get(k), dict):
+            v = {**out[k], **v}
+        out[k] = v
+    return out
 
 
 def read_toml(path: str | os.PathLike) -> dict[str, Any]:

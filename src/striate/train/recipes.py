@@ -34,7 +34,7 @@ from torch import nn
 from striate.errors import ConfigError
 from striate.models.fastnet import FastNet, whiten_init
 from striate.train.callbacks import Callback
-from striate.train.config import TrainConfig
+from striate.train.config import TrainConfig, merge
 
 __all__ = ["RECIPES", "PatchWhitening", "decoupled_sgd", "model_callbacks", "recipe_config"]
 
@@ -134,13 +134,11 @@ def recipe_config(name: str, **overrides: Any) -> TrainConfig:
             f"unknown recipe {name!r}{hint}; the recipes are: {', '.join(sorted(RECIPES))}"
         )
     values = copy.deepcopy(RECIPES[name])
-    overrides = {k: v for k, v in overrides.items() if v is not None}
     batch = overrides.get("batch_size")
     # other batch sizes are left for the config to reject with its own message
-    if "lr" not in overrides and _is_int(batch) and batch > 0:
+    if overrides.get("lr") is None and _is_int(batch) and batch > 0:
         values["lr"] = values["lr"] * batch / values["batch_size"]
-    values.update(overrides)
-    return TrainConfig.from_dict(values)
+    return TrainConfig.from_dict(merge(values, overrides))
 
 
 class PatchWhitening(Callback):
