@@ -3,9 +3,10 @@
 It needs nothing but a browser: the figures are embedded as base64 PNG data URIs and the style is
 inline, so the file can be mailed or archived alone. Sections, in order: final metrics, the
 configuration, training curves (`plot_history`, `plot_steps`), the confusion matrix with accuracy
-per class, the most confused class pairs, the test images with the highest loss, and any extra
-sections striate adds. A part that was not recorded (no history, no confusion matrix, ...) says
-"not available" instead of failing the report.
+per class, the most confused class pairs, the test images with the highest loss, the "Doctor"
+section of `striate doctor` (`doctor_section`) when given, and any extra sections striate adds.
+A part that was not recorded (no history, no confusion matrix, ...) says "not available" instead
+of failing the report.
 
 Everything that comes from the user (title, class names, configuration values, metric names) is
 HTML-escaped; only ``extra_sections`` bodies, which striate itself writes, go in verbatim. The file
@@ -35,7 +36,7 @@ from striate.errors import ConfigError
 from striate.evaluate.confusion import most_confused, per_class_accuracy, plot_confusion
 from striate.evaluate.curves import STEP_KEYS, plot_history, plot_steps
 
-__all__ = ["plot_worst", "write_report"]
+__all__ = ["add_section", "doctor_section", "plot_worst", "write_report"]
 
 WORST_KEYS = ("images", "true", "pred", "loss", "prob")
 GRID_COLUMNS = 8
@@ -208,6 +209,7 @@ def _sections(
     pairs: list[tuple[str, str, int]] | None,
     worst: tuple[np.ndarray, dict[str, list]] | None,
     extra_sections: Sequence[tuple[str, str]],
+    doctor: Mapping[str, Any] | None = None,
 ) -> Iterator[str]:
     """The HTML document in pieces, so the file is written as each figure is drawn."""
     yield (
@@ -280,6 +282,8 @@ def _sections(
         yield _na()
     yield "\n</section>\n"
 
+    if doctor is not None:
+        yield f"<section>\n<h2>Doctor</h2>\n{doctor_section(doctor)}\n</section>\n"
     for heading, body in extra_sections:
         yield f"<section>\n<h2>{_e(heading)}</h2>\n{body}\n</section>\n"
     yield "</body>\n</html>\n"
@@ -297,6 +301,7 @@ def write_report(
     confusion: np.ndarray | None,
     worst: Mapping[str, Any] | None = None,
     extra_sections: Sequence[tuple[str, str]] = (),
+    doctor: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the self-contained HTML report of a run to `path` (atomically) and return the path.
 
@@ -305,6 +310,7 @@ def write_report(
     `classes`, and `worst` ``{"images": uint8 N×C×H×W, "true", "pred": class indices, "loss",
     "prob": floats}`` for the test images with the highest loss. `extra_sections` are
     (heading, html) pairs appended as they are; the html is trusted, the heading escaped.
+    `doctor` is a `DoctorReport.to_dict()` (`striate doctor`), shown as a "Doctor" section.
     """
     path = Path(path)
     if path.is_dir():
@@ -342,6 +348,8 @@ def write_report(
         )
     pairs = None if confusion is None else most_confused(confusion, classes, n=10)
     checked_worst = None if worst is None else _check_worst(worst)
+    if doctor is not None and not (isinstance(doctor, Mapping) and "checks" in doctor):
+        raise ConfigError("doctor must be a DoctorReport.to_dict() (a dict with 'checks') or None")
     parts = _sections(
         str(title),
         config or {},
@@ -353,8 +361,62 @@ def write_report(
         pairs,
         checked_worst,
         extra,
+        doctor,
     )
     with atomic_write(path, "wb") as f:
         for part in parts:
             f.write(part.encode("utf-8"))
+    return path
+
+
+_DOCTOR_COLOURS = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e", "skip": "#777"}
+
+
+def doctor_section(doctor: Mapping[str, Any]) -> str:
+    """The body of the "Doctor" section: the table of checks (status, value, advice) and the
+    histograms of the activations, from a `DoctorReport.to_dict()`."""
+    rows = []
+    for c in doctor.get("checks", []):
+        status = str(c.get("status", ""))
+        colour = _DOCTOR_COLOURS.get(status, "#222")
+        value = c.get("detail") or _number(c.get("value", ""))
+        rows.append(
+            f"<tr><td>{_e(c.get('name', ''))}</td>"
+            f'<td style="color:{colour};font-weight:bold">{_e(status)}</td>'
+            f"<td>{_e(value)}</td><td>{_e(c.get('advice', ''))}</td></tr>"
+        )
+    head = "".join(f"<th>{h}</th>" for h in ("check", "status", "value", "advice"))
+    verdict = "a check failed" if not doctor.get("passed", True) else "no check failed"
+    body = (
+        f"<p>striate doctor: {_e(verdict)}.</p>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+    if doctor.get("activations"):
+        from striate.train.activations import plot_histograms
+
+        body += _img(plot_histograms(doctor["activations"]), "activation histograms per layer")
+    return body
+
+
+def add_section(path: str | os.PathLike, heading: str, body: str) -> Path:
+    """Put a section (trusted html `body`) into an existing report, replacing one with the same
+    heading, before the end of the document; written atomically."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read the report {path}: {e}") from e
+    start_tag = f"<section>\n<h2>{_e(heading)}</h2>\n"
+    section = f"{start_tag}{body}\n</section>\n"
+    start = text.find(start_tag)
+    if start >= 0:
+        end = text.find("</section>\n", start)
+        text = text[:start] + section + text[end + len("</section>\n") :]
+    elif "</body>" in text:
+        at = text.rfind("</body>")
+        text = text[:at] + section + text[at:]
+    else:
+        text += section
+    with atomic_write(path, "wb") as f:
+        f.write(text.encode("utf-8"))
     return path
