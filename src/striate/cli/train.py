@@ -97,6 +97,16 @@ def train(
     early_stopping: int | None = _opt(
         "--early-stopping", "Stop after this many epochs without validation improvement."
     ),
+    snapshots: bool | None = typer.Option(
+        None,
+        "--snapshots/--no-snapshots",
+        show_default=False,
+        help="Save the model at the end of each warm-restart cycle of --schedule sgdr, in "
+        "RUN/snapshots/snapshot-K, for `striate ensemble --snapshots RUN` [default: off].",
+    ),
+    snapshot_every: int | None = _opt(
+        "--snapshot-every", "Save a snapshot every N epochs instead (with any schedule)."
+    ),
     model_option: list[str] | None = typer.Option(
         None,
         "--model-option",
@@ -161,6 +171,7 @@ def train(
         ema=ema,
         lookahead=lookahead,
         early_stopping=early_stopping,
+        snapshots=snapshot_every if snapshot_every is not None else snapshots,
         tta=tta,
         val_size=val_size,
         train_size=train_size,

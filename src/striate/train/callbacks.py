@@ -359,17 +359,24 @@ class EMA(Callback):
     the best checkpoint and the saved model use the averaged weights.
 
     The effective decay min(decay, (1 + t) / (10 + t)) lets the average forget the random
-    initialisation quickly in the first steps. Buffers (batch-norm statistics) are copied.
+    initialisation quickly in the first steps. `decay=None` is Polyak & Juditsky's uniform
+    average instead: the mean of the weights after each averaged step. Averaging begins at step
+    `start` (until then the average follows the weights). Buffers (batch-norm statistics) are
+    copied.
     Under torchrun each process averages the underlying module's weights, which are the same in
     every process after each step.
     """
 
-    def __init__(self, decay: float = 0.999, every: int = 1) -> None:
-        if not 0.0 < decay < 1.0:
-            raise ConfigError(f"EMA decay must lie in (0, 1), got {decay!r}")
+    def __init__(self, decay: float | None = 0.999, every: int = 1, start: int = 0) -> None:
+        if decay is not None and not 0.0 < decay < 1.0:
+            raise ConfigError(
+                f"EMA decay must lie in (0, 1), or be None for the uniform average, got {decay!r}"
+            )
         if not isinstance(every, int) or every < 1:
             raise ConfigError(f"EMA every must be a positive integer, got {every!r}")
-        self.decay, self.every = decay, every
+        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+            raise ConfigError(f"EMA start must be a step number >= 0, got {start!r}")
+        self.decay, self.every, self.start = decay, every, start
         self.module: nn.Module | None = None
         self.updates = 0
         self._pending: dict[str, torch.Tensor] | None = None
@@ -383,13 +390,16 @@ class EMA(Callback):
 
     @torch.no_grad()
     def on_step_end(self, trainer: Trainer, loss: float) -> None:
-        if trainer.step % self.every:
+        if trainer.step < self.start:
+            weight = 1.0  # not averaging yet: follow the weights
+        elif trainer.step % self.every:
             return
-        self.updates += 1
-        t = self.updates
-        decay = min(self.decay, (1 + t) / (10 + t))
+        else:
+            self.updates += 1
+            t = self.updates
+            weight = 1.0 / t if self.decay is None else 1.0 - min(self.decay, (1 + t) / (10 + t))
         model_params = [p.detach() for p in trainer.model.parameters()]
-        torch._foreach_lerp_(list(self.module.parameters()), model_params, 1.0 - decay)
+        torch._foreach_lerp_(list(self.module.parameters()), model_params, weight)
         for b_ema, b in zip(self.module.buffers(), trainer.model.buffers(), strict=True):
             b_ema.copy_(b)
 

@@ -51,6 +51,7 @@ class TrainConfig:
     ema: float | None = None
     lookahead: float | None = None
     early_stopping: int | None = None
+    snapshots: bool | int = False  # True: at each SGDR restart; N: every N epochs
     tta: bool | str = False
     val_size: float = 0.1
     train_size: int | None = None
@@ -152,6 +153,18 @@ class TrainConfig:
         from striate.evaluate.tta import parse_tta
 
         parse_tta(self.tta)
+        if not isinstance(self.snapshots, bool) and (
+            not isinstance(self.snapshots, int) or self.snapshots < 1
+        ):
+            raise ConfigError(
+                f"snapshots must be true/false or a positive number of epochs, got "
+                f"{self.snapshots!r}"
+            )
+        if self.snapshots is True and self.schedule != "sgdr":
+            raise ConfigError(
+                f"snapshots are taken at the warm restarts of schedule 'sgdr', and this run uses "
+                f"{self.schedule!r}: use --schedule sgdr, or --snapshot-every N (epochs)"
+            )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ConfigError(f"seed must be an integer, got {self.seed!r}")
 

@@ -136,6 +136,11 @@ def finetune_setup(config: TrainConfig, model: torch.nn.Module) -> dict[str, Any
 
 def build_trainer(config: TrainConfig, out: Path | None, progress: bool, **extra: Any) -> Trainer:
     extra.setdefault("device", config.device)
+    if config.snapshots is not False and out is not None:
+        from striate.train.ensemble import Snapshots
+
+        every = None if config.snapshots is True else config.snapshots
+        extra["callbacks"] = [*extra.get("callbacks", ()), Snapshots(every)]
     return Trainer(
         epochs=config.epochs,
         steps=config.steps,

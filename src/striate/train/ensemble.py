@@ -1,0 +1,519 @@
+"""Model ensembles: average the predicted probabilities of several models, or of the snapshots
+one run took at the end of each warm-restart cycle (CS231n lecture 7, "Model Ensembles").
+
+    trainer = Trainer(epochs=20, schedule="sgdr", schedule_options={"T_0": 4}, out="runs/x",
+                      callbacks=[Snapshots()])           # runs/x/snapshots/snapshot-1 ... -5
+    result = evaluate_ensemble(load_snapshots("runs/x"), load_dataset("cifar10", "test"))
+    result.members, result.ensemble                      # each {"loss", "acc", "top5"}
+
+Snapshot ensembles (Huang et al. 2017, arXiv:1704.00109, "train 1, get M for free"): SGDR's cosine
+cycles (Loshchilov & Hutter 2017, arXiv:1608.03983) bring the weights to a different low-loss
+point at the end of each cycle; the models saved there disagree enough that the average of their
+probabilities beats each of them. Polyak averaging (one model, averaged weights) is the `EMA`
+callback; `EMA(None)` is the uniform average of Polyak & Juditsky (1992).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from striate._atomic import atomic_write
+from striate.errors import ConfigError, StriateError
+from striate.train.callbacks import Callback
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from striate.data import ImageSet
+    from striate.models.io import ImageClassifier
+    from striate.train.trainer import Trainer
+
+SNAPSHOTS = "snapshots"  # the folder in a run that holds snapshot-1, snapshot-2, ...
+_SNAPSHOT = re.compile(r"snapshot-(\d+)")
+
+
+class Ensemble(nn.Module):
+    """The members' softmax probabilities averaged (weighted by `weights`, default equal).
+
+    `forward` returns the log of the mean probability, log Σ_m w_m softmax(f_m(x)), so that it
+    plugs in where logits are expected: its softmax is the averaged distribution, its argmax the
+    ensemble's prediction and cross-entropy on it is the ensemble's loss. Every member gets the
+    same input; `ImageClassifier` members (from `load_model`) each apply their own normalisation
+    to the 0–1 images, so members trained with different statistics mix correctly.
+    """
+
+    def __init__(self, models: Sequence[nn.Module], weights: Sequence[float] | None = None) -> None:
+        super().__init__()
+        models = list(models)
+        if not models:
+            raise ConfigError("an ensemble needs at least one model")
+        for m in models:
+            if not isinstance(m, nn.Module):
+                raise ConfigError(f"ensemble members must be torch modules, got {type(m).__name__}")
+        self.members = nn.ModuleList(models)
+        self.register_buffer("log_weights", _log_weights(weights, len(models)), persistent=False)
+        classes = [getattr(m, "classes", None) for m in models]
+        self.classes = classes[0] if classes[0] is not None and len(set(classes)) == 1 else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logp = torch.stack([m(x).float().log_softmax(1) for m in self.members])
+        return torch.logsumexp(logp + self.log_weights.reshape(-1, 1, 1), 0)
+
+    @torch.no_grad()
+    def predict_proba(self, images: Any, batch_size: int = 256) -> torch.Tensor:
+        """Class probabilities of images as they come (members from `load_model` only)."""
+        first = self.members[0]
+        if not hasattr(first, "prepare"):
+            raise ConfigError(
+                "predict_proba takes raw images only for members loaded with load_model; call "
+                "the ensemble on normalised batches instead"
+            )
+        self.eval()
+        x = first.prepare(images)
+        return torch.cat([self(b).softmax(1).cpu() for b in x.split(batch_size)])
+
+
+def _log_weights(weights: Sequence[float] | None, n: int) -> torch.Tensor:
+    if weights is None:
+        return torch.full((n,), -math.log(n))
+    w = torch.as_tensor(list(weights), dtype=torch.float64)
+    if w.dim() != 1 or len(w) != n:
+        raise ConfigError(f"give one weight per member: {n} members, {len(w)} weights")
+    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or float(w.sum()) <= 0:
+        raise ConfigError(
+            f"ensemble weights must be non-negative numbers, not all zero; got {w.tolist()}"
+        )
+    return (w / w.sum()).log().float()
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@dataclass
+class EnsembleResult:
+    """Each member's metrics, the ensemble's, and those of the ensemble of the first k members
+    (k = 1..M, `prefixes`), all on the same images."""
+
+    names: list[str]
+    members: list[dict[str, float]]
+    ensemble: dict[str, float]
+    prefixes: list[dict[str, float]] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)
+    images: int = 0
+    tta: bool | str = False
+
+    @property
+    def best_member(self) -> int:
+        """Index of the member with the highest accuracy (the lowest loss among equals)."""
+        return max(
+            range(len(self.members)),
+            key=lambda i: (self.members[i]["acc"], -self.members[i]["loss"]),
+        )
+
+    @property
+    def gain(self) -> float:
+        """Ensemble accuracy minus the best member's (a fraction; > 0: the ensemble wins)."""
+        return self.ensemble["acc"] - self.members[self.best_member]["acc"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "images": self.images,
+            "tta": self.tta,
+            "members": [
+                {"name": n, "weight": w, **m}
+                for n, w, m in zip(self.names, self.weights, self.members, strict=True)
+            ],
+            "ensemble": self.ensemble,
+            "best_member": self.names[self.best_member],
+            "gain_over_best_member": self.gain,
+            "first_k": [{"k": k, **m} for k, m in enumerate(self.prefixes, start=1)],
+        }
+
+
+def evaluate_ensemble(
+    members: Sequence[nn.Module | str | os.PathLike],
+    data: ImageSet | Iterable[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    names: Sequence[str] | None = None,
+    weights: Sequence[float] | None = None,
+    tta: bool | str = False,
+    batch_size: int = 256,
+    topk: Sequence[int] = (1, 5),
+    device: str | torch.device = "auto",
+    precision: str = "auto",
+) -> EnsembleResult:
+    """Loss and accuracy of each member and of their `Ensemble` on `data`.
+
+    `members` are models or paths of saved models (run folders, model folders, model.json).
+    `data` is an ImageSet (members must then be `ImageClassifier`s, as `load_model` gives: each
+    normalises the images itself, with the statistics it was trained with) or an unshuffled
+    loader of batches already prepared for every member. Each member is run once; its
+    log-probabilities are kept (N×C), so the ensembles of the first k members come for free.
+    """
+    from striate.data import BatchLoader, ImageSet
+    from striate.train.metrics import MetricTracker
+    from striate.train.trainer import Trainer
+
+    models, labels = load_members(members, device="cpu")
+    names = list(names) if names is not None else labels
+    if len(names) != len(models):
+        raise ConfigError(f"give one name per member: {len(models)} members, {len(names)} names")
+    log_w = _log_weights(weights, len(models))
+    trainer = Trainer(
+        epochs=1,
+        device=device,
+        precision=precision,
+        tta=tta,
+        topk=topk,
+        progress=False,
+        tensorboard=False,
+    )
+    for m in models:
+        m.to(trainer.device)
+    if isinstance(data, ImageSet):
+        check_compatible(models, names, data)
+        if not all(hasattr(m, "prepare") for m in models):
+            raise ConfigError(
+                "evaluating plain networks on an ImageSet needs their normalisation: give a "
+                "loader of normalised batches, or members loaded with load_model"
+            )
+        data = BatchLoader(
+            data, batch_size, shuffle=False, device=trainer.device, normalize=models[0].prepare
+        )
+    else:
+        check_compatible(models, names)
+
+    target: torch.Tensor | None = None
+    logps = []
+    for name, model in zip(names, models, strict=True):
+        outs, ys = [], []
+        trainer._prepare_eval(model)  # the device and memory format evaluate() would use
+        for out, y in trainer._outputs(model, data, tta):
+            outs.append(out.float().log_softmax(1).cpu())
+            ys.append(y.cpu())
+        if not outs:
+            raise ConfigError("the evaluation data yields no batches")
+        y = torch.cat(ys)
+        if target is None:
+            target = y
+        elif y.shape != target.shape or not torch.equal(y, target):
+            raise ConfigError(
+                f"the evaluation data gave other labels when {name} was evaluated: give a "
+                f"loader that yields the same batches on every pass (shuffle=False)"
+            )
+        logps.append(torch.cat(outs))
+        if logps[-1].shape != logps[0].shape:
+            raise ConfigError(
+                f"ensemble members predict different numbers of classes: {names[0]} "
+                f"{logps[0].shape[1]}, {name} {logps[-1].shape[1]}"
+            )
+    stacked = torch.stack(logps)  # M×N×C
+
+    def metrics(logp: torch.Tensor) -> dict[str, float]:
+        tracker = MetricTracker(logp.shape[1], topk)
+        soft = target.dim() == 2
+        loss = -(target * logp).sum(1).mean() if soft else F.nll_loss(logp, target)
+        tracker.update(logp, target, loss)
+        return tracker.compute()
+
+    prefixes = []
+    for k in range(1, len(models) + 1):
+        total = torch.logsumexp(log_w[:k], 0)
+        if not torch.isfinite(total):  # the first k members all weigh 0
+            prefixes.append(dict.fromkeys(prefixes[0] if prefixes else ("loss", "acc"), math.nan))
+            continue
+        w = log_w[:k] - total  # the first k weights, renormalised
+        prefixes.append(metrics(torch.logsumexp(stacked[:k] + w.reshape(-1, 1, 1), 0)))
+    return EnsembleResult(
+        names=names,
+        members=[metrics(lp) for lp in logps],
+        ensemble=prefixes[-1],
+        prefixes=prefixes,
+        weights=log_w.exp().tolist(),
+        images=len(target),
+        tta=tta,
+    )
+
+
+def load_members(
+    members: Sequence[nn.Module | str | os.PathLike], device: str | torch.device = "cpu"
+) -> tuple[list[nn.Module], list[str]]:
+    """The members as modules (paths loaded with `load_model`) and a name for each."""
+    from striate.models.io import load_model
+
+    if isinstance(members, (str, os.PathLike, nn.Module)):
+        members = [members]
+    members = list(members)
+    if not members:
+        raise ConfigError("an ensemble needs at least one member: give models or run folders")
+    models, names = [], []
+    for i, m in enumerate(members, start=1):
+        if isinstance(m, nn.Module):
+            models.append(m)
+            names.append(str(getattr(m, "name", None) or f"member {i}"))
+            continue
+        if not isinstance(m, (str, os.PathLike)):
+            raise ConfigError(f"an ensemble member is a model or a path, got {type(m).__name__}")
+        try:
+            models.append(load_model(m, device=device))
+        except StriateError as e:
+            raise ConfigError(f"ensemble member {os.fspath(m)} is not a striate model: {e}") from e
+        names.append(os.fspath(m))
+    return models, names
+
+
+def check_compatible(
+    models: Sequence[nn.Module], names: Sequence[str], data: ImageSet | None = None
+) -> None:
+    """Members that are `ImageClassifier`s must share class names and input shape (and match
+    the data's classes, when given); a ConfigError names the first that differs."""
+    first = None
+    for name, m in zip(names, models, strict=True):
+        info = (getattr(m, "classes", None), getattr(m, "in_shape", None))
+        if info == (None, None):
+            continue
+        if first is None:
+            first = (name, *info)
+            continue
+        if info[0] != first[1]:
+            raise ConfigError(
+                f"ensemble members predict different classes: {first[0]} has "
+                f"{_short(first[1])}, {name} has {_short(info[0])}"
+            )
+        if info[1] != first[2]:
+            raise ConfigError(
+                f"ensemble members take different inputs: {first[0]} takes "
+                f"{'×'.join(map(str, first[2]))} images, {name} takes {'×'.join(map(str, info[1]))}"
+            )
+    if data is not None and first is not None and tuple(data.classes) != tuple(first[1]):
+        raise ConfigError(
+            f"the data has classes {_short(data.classes)}, the members {_short(first[1])}: "
+            f"evaluate on data with the members' classes"
+        )
+
+
+def _short(classes: Sequence[str] | None) -> str:
+    classes = list(classes or [])
+    more = f", ... ({len(classes)} in all)" if len(classes) > 10 else ""
+    return "[" + ", ".join(map(str, classes[:10])) + more + "]"
+
+
+def plot_ensemble(result: EnsembleResult, title: str | None = None) -> Figure:
+    """Accuracy of each member (bars) and of the ensemble of the first k members (line)."""
+    from matplotlib.figure import Figure
+
+    k = range(1, len(result.members) + 1)
+    fig = Figure(figsize=(6.4, 3.8), layout="constrained")
+    ax = fig.subplots()
+    member_acc = [100 * m["acc"] for m in result.members]
+    ax.bar(k, member_acc, color="C0", alpha=0.6, label="member k alone")
+    ax.plot(
+        k,
+        [100 * p["acc"] for p in result.prefixes],
+        "o-",
+        color="C3",
+        label="ensemble of members 1..k",
+    )
+    lo = min(member_acc + [100 * p["acc"] for p in result.prefixes])
+    hi = max(member_acc + [100 * p["acc"] for p in result.prefixes])
+    pad = max(1.0, 0.15 * (hi - lo))
+    ax.set_ylim(max(0.0, lo - pad), min(100.0, hi + pad))
+    ax.set_xticks(list(k))
+    ax.set_xticklabels([_label(n) for n in result.names], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_xlabel("member k")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(loc="lower right", fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def _label(name: str) -> str:
+    p = Path(name)
+    return p.name if p.name not in ("model", "model.json", "") else p.parent.name or name
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+class Snapshots(Callback):
+    """Save the model (as `save_model` does) at the end of each warm-restart cycle of the SGDR
+    schedule, into `<run>/snapshots/snapshot-K/` (Huang et al. 2017, arXiv:1704.00109).
+
+    `every=N` saves every N epochs instead, whatever the schedule. The snapshot is the trained
+    weights right after the step that ends the cycle (not an EMA average); when that step ends
+    an epoch, the epoch's metrics are added to its model.json after validation. Class names,
+    input shape and normalisation come from the training loader (a `BatchLoader` with a
+    `Normalizer`) unless given. The snapshots taken travel in the checkpoint, so a resumed run
+    continues them.
+    """
+
+    main_only = True
+
+    def __init__(
+        self,
+        every: int | None = None,
+        *,
+        folder: str | os.PathLike | None = None,
+        classes: Sequence[str] | None = None,
+        in_shape: Sequence[int] | None = None,
+        normalization: dict[str, list[float]] | None = None,
+    ) -> None:
+        if every is not None and (
+            isinstance(every, bool) or not isinstance(every, int) or every < 1
+        ):
+            raise ConfigError(f"snapshots every must be a positive number of epochs, got {every!r}")
+        self.every, self.folder = every, folder
+        self.classes, self.in_shape, self.normalization = classes, in_shape, normalization
+        self.taken: list[int] = []  # the steps at which snapshots were saved
+        self.ends: list[int] = []
+        self._pending: tuple[int, Path] | None = None
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        if trainer.step == 0:
+            self.taken = []
+        self._pending = None
+        self.dir = self._folder(trainer)
+        self._meta = self._model_info(trainer)
+        self.ends = cycle_ends(trainer, self.every)
+
+    def _folder(self, trainer: Trainer) -> Path:
+        if self.folder is not None:
+            return Path(self.folder)
+        if trainer.out is None:
+            raise ConfigError("snapshots need a run folder: give Trainer(out=...) or a folder")
+        return trainer.out / SNAPSHOTS
+
+    def _model_info(self, trainer: Trainer) -> dict[str, Any]:
+        loader = trainer.train_loader
+        data = getattr(loader, "data", None)
+        classes = self.classes or getattr(data, "classes", None)
+        in_shape = self.in_shape or getattr(data, "shape", None)
+        if classes is None or in_shape is None:
+            raise ConfigError(
+                "snapshots need the class names and input shape: train from a BatchLoader or "
+                "give Snapshots(classes=..., in_shape=...)"
+            )
+        norm = self.normalization
+        if norm is None and hasattr(getattr(loader, "normalize", None), "state_dict"):
+            norm = loader.normalize.state_dict()
+        if getattr(trainer.model, "spec", None) is None:
+            raise ConfigError(
+                "snapshots are saved as model files, which needs a model built by "
+                "striate.models.create"
+            )
+        return {"classes": list(classes), "in_shape": list(in_shape), "normalization": norm}
+
+    def on_step_end(self, trainer: Trainer, loss: float) -> None:
+        step = trainer.step
+        if step not in self.ends or step in self.taken:
+            return
+        k = self.ends.index(step) + 1  # snapshot-K ends the K-th cycle, however often resumed
+        lrs = trainer.steps_log["lr"]
+        info = {
+            "snapshot": k,
+            "step": step,
+            "epoch": step / trainer.steps_per_epoch,
+            "lr": lrs[-1] if lrs else trainer.lr,  # the lr of the step that ended the cycle
+        }
+        from striate.models.io import save_model
+
+        path = self.dir / f"snapshot-{k}"
+        save_model(path, trainer.model, metrics=info, **self._meta)
+        self.taken.append(step)
+        self._pending = (step, path)
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+        """A snapshot taken at this epoch's last step gets the epoch's metrics."""
+        if self._pending is None or self._pending[0] != trainer.step:
+            return
+        path = self._pending[1] / "model.json"
+        self._pending = None
+        own = trainer.eval_model is trainer.model  # else validation measured the EMA weights
+        keep = ("train_loss", "train_acc") + (("val_loss", "val_acc", "val_top5") if own else ())
+        info = json.loads(path.read_text())
+        info["metrics"].update({k: float(metrics[k]) for k in keep if k in metrics})
+        with atomic_write(path, "w") as f:
+            json.dump(info, f, indent=2)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"taken": list(self.taken)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.taken = [int(s) for s in state["taken"]]
+
+
+def cycle_ends(trainer: Trainer, every: int | None = None) -> list[int]:
+    """The optimiser steps that end a warm-restart cycle of the trainer's SGDR schedule (within
+    the run), or every `every` epochs."""
+    from striate.train.schedules import SGDR, Warmup
+
+    total, per_epoch = trainer.total_steps, trainer.steps_per_epoch
+    if every is not None:
+        ends = list(range(every * per_epoch, total + 1, every * per_epoch))
+        if not ends:
+            raise ConfigError(
+                f"snapshots every {every} epochs: the run ends first ({total} steps, "
+                f"{total / per_epoch:g} epochs); take them more often"
+            )
+        return ends
+    schedule = trainer.scheduler.schedule
+    offset = 0
+    if isinstance(schedule, Warmup):
+        offset, schedule = schedule.warmup_steps, schedule.inner
+    if not isinstance(schedule, SGDR):
+        raise ConfigError(
+            f"snapshots are taken at the warm restarts of the 'sgdr' schedule, and this run uses "
+            f"{trainer.schedule!r}: train with schedule 'sgdr' (T_0=cycle length in epochs) or "
+            f"take them every N epochs"
+        )
+    ends, end, length = [], offset, schedule.T_0
+    while end + length <= total:
+        end += length
+        ends.append(end)
+        length *= schedule.T_mult
+    if not ends:
+        raise ConfigError(
+            f"the first warm-restart cycle ends at step {offset + schedule.T_0}, after the "
+            f"run's last ({total}): no snapshot would be taken; shorten T_0 or train longer"
+        )
+    return ends
+
+
+def snapshot_paths(run: str | os.PathLike) -> list[Path]:
+    """The snapshot folders of a run (or of its snapshots/ folder), in the order taken."""
+    root = Path(run)
+    folder = root if root.name == SNAPSHOTS or not (root / SNAPSHOTS).is_dir() else root / SNAPSHOTS
+    found = []
+    if folder.is_dir():
+        for p in folder.iterdir():
+            match = _SNAPSHOT.fullmatch(p.name)
+            if match and (p / "model.json").is_file():
+                found.append((int(match.group(1)), p))
+    if not found:
+        raise ConfigError(
+            f"no snapshots in {run}: train with snapshots (striate train --schedule sgdr "
+            f"--snapshots) or give the run folder that holds {SNAPSHOTS}/snapshot-1, ..."
+        )
+    return [p for _, p in sorted(found)]
+
+
+def load_snapshots(
+    run: str | os.PathLike, device: str | torch.device = "cpu"
+) -> list[ImageClassifier]:
+    """The snapshots of a run as models (`load_model`), in the order taken."""
+    from striate.models.io import load_model
+
+    return [load_model(p, device=device) for p in snapshot_paths(run)]
