@@ -7,7 +7,7 @@ import sys
 import typer
 
 from striate import __version__
-from striate.cli import classic, datasets, models, train
+from striate.cli import classic, datasets, doctor, ensemble, models, search, train
 from striate.errors import StriateError
 
 app = typer.Typer(
@@ -25,6 +25,10 @@ app.command("train")(train.train)
 app.command("evaluate")(train.evaluate)
 app.command("predict")(train.predict)
 app.command("lr-find")(train.lr_find)
+app.command("doctor")(doctor.doctor)
+app.command("init-experiment")(doctor.init_experiment)
+app.command("search")(search.search)
+app.command("ensemble")(ensemble.ensemble)
 
 
 def _version(value: bool) -> None:
