@@ -1,6 +1,6 @@
 """CIFAR-10 (JPEG copy) ConvNet: snapshot ensembles against their members and a single cosine run.
 
-    python benchmarks/snapshot_ensemble_cifar10.py                       # all (~17 min, 2 cores)
+    python benchmarks/snapshot_ensemble_cifar10.py                       # all three sections
     python benchmarks/snapshot_ensemble_cifar10.py --sections cosine,fge # the two that go together
     python benchmarks/snapshot_ensemble_cifar10.py --quick               # subsets: a smoke test
 
