@@ -7,8 +7,8 @@ of training wall time, over seeds.
     python benchmarks/cifar10_speed.py --quick                  # a smoke test: 5 s, 2,000 images
 
 Each budget is a run of its own, because the recipe's warm-up/decay schedule is laid over the whole
-run: the steps that fit in the budget are estimated from a short probe (a few timed steps after
-one warm-up step), and the run trains for that many steps. The same script runs unchanged on a GPU
+run: the steps that fit in the budget are estimated from a short probe (10 timed steps after 3
+warm-up steps), and the run trains for that many steps. The same script runs unchanged on a GPU
 (`--device cuda`). Training time is the sum of the epoch times (evaluation excluded).
 """
 
@@ -27,8 +27,9 @@ from striate.train.recipes import model_callbacks, recipe_config
 from striate.train.run import build_model, build_trainer, load_run_data, loaders
 
 
-def seconds_per_step(config, data, probe_steps: int = 4) -> float:
-    """Wall time of one training step of `config`'s model on this machine."""
+def seconds_per_step(config, data, probe_steps: int = 10, warmup: int = 3) -> float:
+    """Wall time of one training step of `config`'s model on this machine (the first steps are
+    slower while memory and kernels are set up: they are left out)."""
     times: list[float] = []
 
     class Clock(Callback):
@@ -39,7 +40,7 @@ def seconds_per_step(config, data, probe_steps: int = 4) -> float:
         {
             **config.to_dict(),
             "epochs": None,
-            "steps": probe_steps + 1,
+            "steps": warmup + probe_steps,
             "schedule": "constant",
             "schedule_options": {},
         }
@@ -48,7 +49,7 @@ def seconds_per_step(config, data, probe_steps: int = 4) -> float:
     trainer = build_trainer(probe, None, False, callbacks=[*model_callbacks(model), Clock()])
     train, _, _ = loaders(probe, data, trainer.device)
     trainer.fit(model, train)
-    return (times[-1] - times[0]) / probe_steps
+    return (times[-1] - times[warmup - 1]) / probe_steps
 
 
 def run(config, data, budget_s: float) -> dict:
