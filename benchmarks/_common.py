@@ -19,6 +19,31 @@ T = TypeVar("T")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def stratified_subset(ds, size: int, seed: int = 0):
+    """A stratified random subset of `size` images of an ImageSet (all when not smaller)."""
+    from striate.data import stratified_split
+
+    if size >= len(ds):
+        return ds
+    _, keep = stratified_split(ds, size, seed)
+    return ds[keep]
+
+
+@functools.cache
+def cifar10_jpeg(train_size: int, test_size: int | None = None, seed: int = 0):
+    """(train subset, test set or subset, Normalizer fitted on the train subset) of the CIFAR-10
+    JPEG copy in ../shared/data."""
+    from striate import load_dataset
+    from striate.data import Normalizer
+
+    path = shared_data() / "cifar10" / "cifar10-jpeg.zip"
+    train = stratified_subset(load_dataset(path, "train", progress=False), train_size, seed)
+    test = load_dataset(path, "test", progress=False)
+    if test_size is not None:
+        test = stratified_subset(test, test_size, seed)
+    return train, test, Normalizer().fit(train)
+
+
 def row(section: str, program: str, value: float, unit: str, note: str = "") -> dict:
     """One line of the table `print_table` prints."""
     return {"section": section, "program": program, "value": value, "unit": unit, "note": note}

@@ -39,16 +39,15 @@ from pathlib import Path
 
 import torch
 
-from _common import results_dir, row, run_sections, shared_data, timed
-from striate import load_dataset, models
-from striate.data import BatchLoader, ImageSet, Normalizer, stratified_split
+from _common import cifar10_jpeg, results_dir, row, run_sections, timed
+from striate import models
+from striate.data import BatchLoader, ImageSet, Normalizer
 from striate.device import resolve_device
 from striate.models.io import save_model
 from striate.train import Snapshots, Trainer, evaluate_ensemble, snapshot_paths
 from striate.train.augment_spec import parse_augment
 from striate.train.ensemble import plot_ensemble
 
-CIFAR = "cifar10/cifar10-jpeg.zip"
 TRAIN_SIZE, BATCH, SEED = 5_000, 128, 0
 CYCLES, CYCLE_EPOCHS, LR = 4, 8, 0.05
 MOMENTUM, WEIGHT_DECAY, AUGMENT = 0.9, 5e-4, "flip,crop"
@@ -56,24 +55,11 @@ FGE_CYCLES, FGE_CYCLE_EPOCHS, FGE_LR = 4, 2, 0.01
 QUICK_TRAIN, QUICK_TEST, QUICK_CYCLES, QUICK_CYCLE_EPOCHS = 1_024, 500, 3, 1
 
 
-def _subset(ds: ImageSet, size: int, seed: int = SEED) -> ImageSet:
-    if size >= len(ds):
-        return ds
-    _, keep = stratified_split(ds, size, seed)
-    return ds[keep]
-
-
-@functools.cache
 def cifar10(quick: bool) -> tuple[ImageSet, ImageSet, Normalizer]:
     """The training subset, the test set and the Normalizer fitted on the training subset."""
-    path = shared_data() / CIFAR
-    train = _subset(
-        load_dataset(path, "train", progress=False), QUICK_TRAIN if quick else TRAIN_SIZE
-    )
-    test = load_dataset(path, "test", progress=False)
     if quick:
-        test = _subset(test, QUICK_TEST)
-    return train, test, Normalizer().fit(train)
+        return cifar10_jpeg(QUICK_TRAIN, QUICK_TEST, SEED)
+    return cifar10_jpeg(TRAIN_SIZE, None, SEED)
 
 
 def schedule_length(quick: bool) -> tuple[int, int]:

@@ -44,15 +44,14 @@ from collections.abc import Callable
 
 import torch
 
-from _common import results_dir, row, run_sections, shared_data, timed
-from striate import load_dataset, models
-from striate.data import BatchLoader, ImageSet, Normalizer, stratified_split
+from _common import cifar10_jpeg, results_dir, row, run_sections, timed
+from striate import models
+from striate.data import BatchLoader, ImageSet, Normalizer
 from striate.device import resolve_device
 from striate.evaluate.curves import plot_steps
 from striate.train import LRFinderResult, Trainer
 from striate.train.augment_spec import parse_augment
 
-CIFAR = "cifar10/cifar10-jpeg.zip"
 TRAIN_SIZE, EPOCHS, BATCH, SEED = 20_000, 5, 128, 0
 MOMENTUM, WEIGHT_DECAY, AUGMENT = 0.9, 5e-4, "flip,crop"
 FIND_START, FIND_END, FIND_STEPS = 1e-5, 10.0, 100
@@ -61,24 +60,11 @@ FALLBACK_LR = 0.01  # when the finder has too few points for a suggestion (only 
 QUICK_TRAIN, QUICK_TEST, QUICK_EPOCHS, QUICK_STEPS = 1_024, 500, 2, 30
 
 
-def _subset(ds: ImageSet, size: int, seed: int = SEED) -> ImageSet:
-    """A stratified random subset of `size` images (all of them when `size` is not smaller)."""
-    if size >= len(ds):
-        return ds
-    _, keep = stratified_split(ds, size, seed)
-    return ds[keep]
-
-
-@functools.cache
 def cifar10(quick: bool) -> tuple[ImageSet, ImageSet, Normalizer]:
     """The training subset, the test set and the Normalizer fitted on the training subset."""
-    path = shared_data() / CIFAR
-    size = QUICK_TRAIN if quick else TRAIN_SIZE
-    train = _subset(load_dataset(path, "train", progress=False), size)
-    test = load_dataset(path, "test", progress=False)
     if quick:
-        test = _subset(test, QUICK_TEST)
-    return train, test, Normalizer().fit(train)
+        return cifar10_jpeg(QUICK_TRAIN, QUICK_TEST, SEED)
+    return cifar10_jpeg(TRAIN_SIZE, None, SEED)
 
 
 def convnet() -> torch.nn.Module:

@@ -34,9 +34,9 @@ from collections.abc import Callable
 
 import torch
 
-from _common import results_dir, row, run_sections, shared_data, timed
+from _common import results_dir, row, run_sections, shared_data, stratified_subset, timed
 from striate import load_dataset, models
-from striate.data import BatchLoader, ImageSet, Normalizer, stratified_split
+from striate.data import BatchLoader, ImageSet, Normalizer
 from striate.evaluate.curves import plot_losses, smooth
 from striate.train import Trainer
 
@@ -54,17 +54,11 @@ VARIANTS: dict[str, tuple[str, float, float]] = {
 QUICK_TRAIN, QUICK_TEST = 2_000, 1_000
 
 
-def _subset(ds: ImageSet, size: int, seed: int = 0) -> ImageSet:
-    """A stratified random subset of `size` images."""
-    _, keep = stratified_split(ds, size, seed)
-    return ds[keep]
-
-
 def mnist(quick: bool) -> tuple[ImageSet, ImageSet]:
     train = load_dataset("mnist", "train", root=shared_data())
     test = load_dataset("mnist", "test", root=shared_data())
     if quick:
-        train, test = _subset(train, QUICK_TRAIN), _subset(test, QUICK_TEST)
+        train, test = stratified_subset(train, QUICK_TRAIN), stratified_subset(test, QUICK_TEST)
     return train, test
 
 

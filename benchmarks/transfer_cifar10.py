@@ -61,11 +61,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import results_dir, row, run_sections, shared_data, timed
+from _common import results_dir, row, run_sections, shared_data, stratified_subset, timed
 from striate import load_dataset
 from striate.classic import KNNClassifier, LinearClassifier
 from striate.classic.knn import select_k
-from striate.data import BatchLoader, ImageSet, Normalizer, stratified_split
+from striate.data import BatchLoader, ImageSet, Normalizer
 from striate.models.io import load_model, save_model
 from striate.train import Trainer
 from striate.train.augment_spec import parse_augment
@@ -116,14 +116,6 @@ def classes_subset(ds: ImageSet, names: tuple[str, ...]) -> ImageSet:
     labels = code[ds.labels]
     keep = labels >= 0
     return ImageSet(ds.images[keep], labels[keep], names, f"{ds.source} [{', '.join(names)}]")
-
-
-def stratified_subset(ds: ImageSet, size: int, seed: int) -> ImageSet:
-    """A stratified random subset of `size` images (all of them when `size` is not smaller)."""
-    if size >= len(ds):
-        return ds
-    _, keep = stratified_split(ds, size, seed)
-    return ds[keep]
 
 
 @functools.cache
