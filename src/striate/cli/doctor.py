@@ -70,7 +70,7 @@ def doctor(
 ) -> None:
     """Sanity checks of a model and its training settings, each with pass/warn/fail and advice."""
     from striate.errors import ConfigError
-    from striate.train.config import TrainConfig, read_toml
+    from striate.train.config import TrainConfig, merge, read_toml
     from striate.train.doctor import doctor as run_doctor
     from striate.train.run import build_model, default_out, load_run_data, source_normalizer
 
@@ -100,9 +100,7 @@ def doctor(
             values = json.loads(saved.read_text())["config"]
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ConfigError(f"cannot read the run's settings from {saved}: {e}") from e
-        if config is not None:
-            values.update(read_toml(config))
-        values.update({k: v for k, v in options.items() if v is not None})
+        values = merge(merge(values, read_toml(config)) if config else values, options)
         if options["weights"] is None:
             values["weights"] = str(run)
         cfg = TrainConfig.from_dict(values)

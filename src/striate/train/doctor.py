@@ -947,49 +947,33 @@ def _check_activations(ctx: _Ctx, run: Sequence[str]) -> list[Check]:
     ctx.report.activations = stats
     out = []
     if "dead_relus" in run:
-        relus = [s for s in stats if s.dead_frac is not None]
-        if not relus:
-            out.append(Check("dead_relus", "skip", None, "no ReLU layers"))
-        else:
-            worst = max(relus, key=lambda s: s.dead_frac)
-            detail = f"{worst.dead_frac:.0%} dead in {worst.name} (of {len(relus)} ReLU layers)"
-            if worst.dead_frac > DEAD_WARN:
-                out.append(
-                    Check(
-                        "dead_relus",
-                        "fail" if worst.dead_frac > DEAD_FAIL else "warn",
-                        worst.dead_frac,
-                        f"{worst.name}: units that never fire get no gradient; check the init "
-                        "(He), large negative biases, or a too high lr; try leaky ReLU",
-                        detail,
-                    )
-                )
-            else:
-                out.append(
-                    Check("dead_relus", "pass", worst.dead_frac, "ReLU units are alive", detail)
-                )
+        out.append(
+            _worst_layer(
+                "dead_relus",
+                stats,
+                "dead_frac",
+                (DEAD_WARN, DEAD_FAIL),
+                "dead",
+                "no ReLU layers",
+                "ReLU units are alive",
+                "units that never fire get no gradient; check the init (He), large negative "
+                "biases, or a too high lr; try leaky ReLU",
+            )
+        )
     if "saturation" in run:
-        sat = [s for s in stats if s.saturated_frac is not None]
-        if not sat:
-            out.append(Check("saturation", "skip", None, "no tanh/sigmoid layers"))
-        else:
-            worst = max(sat, key=lambda s: s.saturated_frac)
-            detail = f"{worst.saturated_frac:.0%} saturated in {worst.name}"
-            if worst.saturated_frac > SAT_WARN:
-                out.append(
-                    Check(
-                        "saturation",
-                        "fail" if worst.saturated_frac > SAT_FAIL else "warn",
-                        worst.saturated_frac,
-                        f"{worst.name}: saturated units kill the gradient; initialise with "
-                        "Xavier (smaller weights), normalise the inputs or add batch norm",
-                        detail,
-                    )
-                )
-            else:
-                out.append(
-                    Check("saturation", "pass", worst.saturated_frac, "no layer saturates", detail)
-                )
+        out.append(
+            _worst_layer(
+                "saturation",
+                stats,
+                "saturated_frac",
+                (SAT_WARN, SAT_FAIL),
+                "saturated",
+                "no tanh/sigmoid layers",
+                "no layer saturates",
+                "saturated units kill the gradient; initialise with Xavier (smaller weights), "
+                "normalise the inputs or add batch norm",
+            )
+        )
     if "activation_scale" in run:
         stds = np.asarray([s.std for s in stats], dtype=float)
         if not len(stds):
@@ -1031,6 +1015,30 @@ def _check_activations(ctx: _Ctx, run: Sequence[str]) -> list[Check]:
                     )
                 )
     return out
+
+
+def _worst_layer(
+    name: str,
+    stats: Sequence[Any],
+    attr: str,
+    limits: tuple[float, float],
+    what: str,
+    none: str,
+    healthy: str,
+    advice: str,
+) -> Check:
+    """Check the layer with the largest fraction `attr` against the (warn, fail) `limits`."""
+    layers = [st for st in stats if getattr(st, attr) is not None]
+    if not layers:
+        return Check(name, "skip", None, none)
+    worst = max(layers, key=lambda st: getattr(st, attr))
+    frac = getattr(worst, attr)
+    detail = f"{frac:.0%} {what} in {worst.name} (of {len(layers)} layers)"
+    if frac <= limits[0]:
+        return Check(name, "pass", frac, healthy, detail)
+    return Check(
+        name, "fail" if frac > limits[1] else "warn", frac, f"{worst.name}: {advice}", detail
+    )
 
 
 def _check_learning_rate(ctx: _Ctx) -> Check:
