@@ -462,11 +462,13 @@ class Lookahead(Callback):
         torch._foreach_copy_(fast, self.slow)
 
     def state_dict(self) -> dict[str, Any]:
+        if self.slow is None:  # stopped before the first epoch began
+            return {}
         return {"slow": {str(i): t for i, t in enumerate(self.slow)}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        slow = state["slow"]
-        self._pending = [slow[k] for k in sorted(slow, key=int)]
+        slow = state.get("slow")
+        self._pending = None if slow is None else [slow[k] for k in sorted(slow, key=int)]
 
 
 def _mode(monitor: str, mode: str) -> str:
