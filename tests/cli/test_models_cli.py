@@ -82,9 +82,7 @@ def test_show_json_with_options_and_batch(capsys):
     code, out, _ = run(capsys, *args, "-o", "channels=[8,16]", "-o", "activation=tanh")
     assert code == 0
     d = json.loads(out)
-    model = models.create(
-        "convnet", 10, (3, 16, 16), channels=[8, 16], activation="tanh"
-    )
+    model = models.create("convnet", 10, (3, 16, 16), channels=[8, 16], activation="tanh")
     s = summary(model, batch_size=2)
     assert d["params"] == s.params == parameter_count(model)[0]
     assert d["macs"] == s.macs and d["input_shape"] == [2, 3, 16, 16]

@@ -162,9 +162,7 @@ def test_googlenet_loss_matches_the_formula():
     torch.testing.assert_close(googlenet_loss(GoogLeNetOutputs(logits, aux2, aux1), y), expected)
     torch.testing.assert_close(googlenet_loss(logits, y), F.cross_entropy(logits, y))
     half = googlenet_loss(GoogLeNetOutputs(logits, None, aux1), y, aux_weight=0.5)
-    torch.testing.assert_close(
-        half, F.cross_entropy(logits, y) + 0.5 * F.cross_entropy(aux1, y)
-    )
+    torch.testing.assert_close(half, F.cross_entropy(logits, y) + 0.5 * F.cross_entropy(aux1, y))
 
 
 def test_inception_module_is_the_concatenation_of_its_four_branches():
@@ -180,9 +178,7 @@ def test_inception_module_is_the_concatenation_of_its_four_branches():
         c = b.conv
         z = F.conv2d(z, c.weight, None, c.stride, c.padding)
         bn = b.bn
-        z = (z - bn.running_mean[:, None, None]) / torch.sqrt(
-            bn.running_var[:, None, None] + 0.001
-        )
+        z = (z - bn.running_mean[:, None, None]) / torch.sqrt(bn.running_var[:, None, None] + 0.001)
         return F.relu(z * bn.weight[:, None, None] + bn.bias[:, None, None])
 
     pooled = F.max_pool2d(F.pad(x, (1, 1, 1, 1), value=-float("inf")), 3, 1)

@@ -205,9 +205,7 @@ def test_preact_counts_and_names():
     assert "layer2.0.downsample.1.weight" not in sd  # a bare 1x1 projection, no BN
     assert tuple(sd["bn.weight"].shape) == (512,) and tuple(sd["fc.weight"].shape) == (10, 512)
     assert n_params(meta_model("preact_resnet20")) == preact_count(16, (16, 32, 64), (3, 3, 3))
-    assert n_params(meta_model("preact_resnet110")) == preact_count(
-        16, (16, 32, 64), (18, 18, 18)
-    )
+    assert n_params(meta_model("preact_resnet110")) == preact_count(16, (16, 32, 64), (18, 18, 18))
 
 
 @torch.no_grad()

@@ -278,41 +278,31 @@ def cifar_resnet(
 
 
 @register("resnet20")
-def resnet20(
-    num_classes: int, in_shape: tuple[int, int, int], shortcut: str = "A"
-) -> CifarResNet:
+def resnet20(num_classes: int, in_shape: tuple[int, int, int], shortcut: str = "A") -> CifarResNet:
     """CIFAR ResNet-20 (He et al. 2016, sec. 4.2), 0.27M parameters; shortcut 'A' or 'B'."""
     return cifar_resnet(num_classes, in_shape, 20, shortcut)
 
 
 @register("resnet32")
-def resnet32(
-    num_classes: int, in_shape: tuple[int, int, int], shortcut: str = "A"
-) -> CifarResNet:
+def resnet32(num_classes: int, in_shape: tuple[int, int, int], shortcut: str = "A") -> CifarResNet:
     """CIFAR ResNet-32 (He et al. 2016, sec. 4.2), 0.46M parameters; shortcut 'A' or 'B'."""
     return cifar_resnet(num_classes, in_shape, 32, shortcut)
 
 
 @register("resnet44")
-def resnet44(
-    num_classes: int, in_shape: tuple[int, int, int], shortcut: str = "A"
-) -> CifarResNet:
+def resnet44(num_classes: int, in_shape: tuple[int, int, int], shortcut: str = "A") -> CifarResNet:
     """CIFAR ResNet-44 (He et al. 2016, sec. 4.2), 0.66M parameters; shortcut 'A' or 'B'."""
     return cifar_resnet(num_classes, in_shape, 44, shortcut)
 
 
 @register("resnet56")
-def resnet56(
-    num_classes: int, in_shape: tuple[int, int, int], shortcut: str = "A"
-) -> CifarResNet:
+def resnet56(num_classes: int, in_shape: tuple[int, int, int], shortcut: str = "A") -> CifarResNet:
     """CIFAR ResNet-56 (He et al. 2016, sec. 4.2), 0.85M parameters; shortcut 'A' or 'B'."""
     return cifar_resnet(num_classes, in_shape, 56, shortcut)
 
 
 @register("resnet110")
-def resnet110(
-    num_classes: int, in_shape: tuple[int, int, int], shortcut: str = "A"
-) -> CifarResNet:
+def resnet110(num_classes: int, in_shape: tuple[int, int, int], shortcut: str = "A") -> CifarResNet:
     """CIFAR ResNet-110 (He et al. 2016, sec. 4.2), 1.7M parameters; shortcut 'A' or 'B'."""
     return cifar_resnet(num_classes, in_shape, 110, shortcut)
 
