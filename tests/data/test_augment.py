@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from striate.data.augment import (
+    AlternatingFlip,
+    BatchInfo,
     ColorJitter,
     Compose,
     CutMix,
@@ -63,6 +65,62 @@ def test_flip_probability_zero_and_one():
     x, y = batch()
     assert torch.equal(RandomHorizontalFlip(p=0.0)(x, y, gen())[0], x)
     assert torch.equal(RandomHorizontalFlip(p=1.0)(x, y, gen())[0], torch.flip(x, dims=[-1]))
+
+
+def _flipped(out, x):
+    """Which samples of `out` are `x` mirrored (each must be one or the other)."""
+    same = (out == x).flatten(1).all(1)
+    mirrored = (out == x.flip(-1)).flatten(1).all(1)
+    assert (same ^ mirrored).all()
+    return mirrored
+
+
+def test_alternating_flip_mirrors_each_image_in_exactly_one_of_two_epochs():
+    x, y = batch(n=64)
+    index = torch.randperm(1000, generator=gen(1))[:64]
+    flips = [
+        _flipped(AlternatingFlip()(x, y, gen(e), BatchInfo(index, e, seed=5))[0], x)
+        for e in range(4)
+    ]
+    assert 0 < flips[0].sum() < 64
+    assert torch.equal(flips[1], ~flips[0]) and torch.equal(flips[3], ~flips[2])
+    assert torch.equal(flips[2], flips[0])  # the same half in every even epoch
+    # the half is fixed per dataset index, whatever the batch it comes in and its generator
+    perm = torch.randperm(64, generator=gen(2))
+    again = AlternatingFlip()(x[perm], y[perm], gen(9), BatchInfo(index[perm], 0, seed=5))[0]
+    assert torch.equal(_flipped(again, x[perm]), flips[0][perm])
+
+
+def test_alternating_flip_halves_are_fair_coins_that_change_with_the_seed():
+    n = 200_000
+    x = torch.zeros(n, 1, 1, 2)
+    x[..., 1] = 1
+    index = torch.arange(n)
+    a = AlternatingFlip()(x, None, gen(), BatchInfo(index, 0, seed=0))[0][:, 0, 0, 0] == 1
+    b = AlternatingFlip()(x, None, gen(), BatchInfo(index, 0, seed=1))[0][:, 0, 0, 0] == 1
+    sigma = 0.5 / math.sqrt(n)  # a binomial proportion's standard deviation
+    assert abs(a.float().mean() - 0.5) < 5 * sigma
+    assert abs((a == b).float().mean() - 0.5) < 5 * sigma  # another seed: an independent half
+    assert abs((a[1:] == a[:-1]).float().mean() - 0.5) < 5 * sigma  # neighbours independent
+
+
+def test_alternating_flip_needs_batch_info_and_compose_passes_it():
+    x, y = batch(n=8)
+    with pytest.raises(StriateError, match="dataset indices and the epoch"):
+        AlternatingFlip()(x, y, gen())
+    with pytest.raises(StriateError, match="one dataset index per image"):
+        AlternatingFlip()(x, y, gen(), BatchInfo(torch.arange(7), 0))
+    seen = []
+
+    def plain(x, y, g):  # a plain callable is called without info
+        seen.append(len(x))
+        return x, y
+
+    info = BatchInfo(torch.arange(8), 3, seed=2)
+    out = Compose([plain, AlternatingFlip()])(x, y, gen(), info)[0]
+    assert seen == [8]
+    assert torch.equal(out, AlternatingFlip()(x, y, gen(), info)[0])
+    assert torch.equal(augment(x, y, AlternatingFlip(), seed=4, info=info)[0], out)
 
 
 # --------------------------------------------------------------------------- crop and translate

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -112,6 +114,43 @@ def test_augment_gets_the_epoch_generator_and_normalize_comes_last():
     loader.set_epoch(0)
     next(iter(loader))
     assert seen[0] == seen[1]  # the same epoch draws the same random numbers
+
+
+def _source_and_flips(x, source):
+    """For each row of x: the index of the source image it is, and whether it is mirrored."""
+    flat = source.flatten(1)
+    plain = (x.flatten(1)[:, None, :] == flat[None]).all(-1)
+    mirrored = (x.flip(-1).flatten(1)[:, None, :] == flat[None]).all(-1)
+    assert (plain.sum(1) + mirrored.sum(1)).eq(1).all()
+    return (plain | mirrored).float().argmax(1), mirrored.any(1)
+
+
+@pytest.mark.parametrize("kind", ["memory", "stream"])
+def test_alternating_flip_sees_each_image_both_ways_in_two_epochs(tmp_path, kind):
+    from striate.data.augment import AlternatingFlip
+
+    if kind == "memory":
+        ds = _set(n=40)
+        loader = BatchLoader(ds, batch_size=6, device="cpu", seed=3, augment=AlternatingFlip())
+    else:  # a bad file is skipped: the indices must still match the images kept
+        make_folder(tmp_path / "f", per_class=(14, 13, 13), splits=("train",))
+        (tmp_path / "f" / "train" / "dog" / "0003.png").write_bytes(b"garbage")
+        kw = dict(batch_size=6, device="cpu", seed=3, workers=0, on_bad_image="skip")
+        loader = StreamingLoader(tmp_path / "f", augment=AlternatingFlip(), **kw)
+        with pytest.warns(StriateWarning, match="skipped 1"):
+            ds = load_folder(
+                tmp_path / "f", "train", cache=False, progress=False, on_bad_image="skip"
+            )
+    source = ds.images.float() / 255
+    flips = []
+    for _ in range(3):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", StriateWarning)
+            src, mirrored = _source_and_flips(_gather(loader)[0], source)
+        flips.append(torch.zeros(len(ds), dtype=torch.bool).index_put((src,), mirrored))
+        assert sorted(src.tolist()) == list(range(len(ds)))
+    assert 0 < flips[0].sum() < len(ds)
+    assert torch.equal(flips[1], ~flips[0]) and torch.equal(flips[2], flips[0])
 
 
 def test_bad_arguments():

@@ -10,8 +10,14 @@ Every transform is a plain class called as ``t(x, y, g) -> (x, y)``:
 
 No transform loops over samples or pixels in Python. Transforms never modify their input in place.
 
+The loaders also pass ``info``, a `BatchInfo` (the images' dataset indices, the epoch, the seed),
+to transforms that depend on which image they see and when (`AlternatingFlip`); the others ignore
+it, and plain callables in a `Compose` are called as ``t(x, y, g)``.
+
 Geometric
     RandomHorizontalFlip(p)       flip each sample left-right with probability p
+    AlternatingFlip()             flip a fixed random half of the images in even epochs and the
+                                  other half in odd ones (Jordan 2024, arXiv:2404.00498 §3.6)
     RandomCrop(size, padding, padding_mode)
                                   crop of the padded image at a per-sample offset (one gather)
     RandomTranslate(max_shift)    per-sample integer shift, zero fill
@@ -29,7 +35,7 @@ Label mixing (return soft targets N×num_classes)
     CutMix(alpha, *, num_classes) Yun et al. 2019, arXiv:1905.04899
 Chaining and seeding
     Compose(transforms)           apply in order
-    augment(x, y, transform, seed)
+    augment(x, y, transform, seed, info)
                                   run a transform with a fresh generator seeded with ``seed``
 """
 
@@ -38,6 +44,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -47,6 +54,8 @@ import torch.nn.functional as F
 from striate.errors import StriateError
 
 __all__ = [
+    "AlternatingFlip",
+    "BatchInfo",
     "ColorJitter",
     "Compose",
     "CutMix",
@@ -215,6 +224,16 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- base class
 
 
+@dataclass(frozen=True)
+class BatchInfo:
+    """Where a batch comes from: its images' positions in the dataset (int64, any device), the
+    epoch (from 0) and the loader's seed. The loaders pass it to every `Transform`."""
+
+    index: torch.Tensor
+    epoch: int
+    seed: int = 0
+
+
 class Transform:
     """Base class: ``t(x, y, g)`` draws parameters on the CPU with ``get_params``, then ``apply``.
 
@@ -231,7 +250,13 @@ class Transform:
     def apply(self, x: torch.Tensor, y: torch.Tensor | None, params: Params) -> Batch:
         raise NotImplementedError
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor | None, g: torch.Generator) -> Batch:
+    def __call__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | None,
+        g: torch.Generator,
+        info: BatchInfo | None = None,
+    ) -> Batch:
         _check_batch(x, y, g, type(self).__name__)
         self._check_input(x, y)
         return self.apply(x, y, self.get_params(tuple(x.shape), g))
@@ -257,10 +282,16 @@ class Compose(Transform):
                 )
         self.transforms = transforms
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor | None, g: torch.Generator) -> Batch:
+    def __call__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | None,
+        g: torch.Generator,
+        info: BatchInfo | None = None,
+    ) -> Batch:
         _check_batch(x, y, g, "Compose")
         for t in self.transforms:
-            x, y = t(x, y, g)
+            x, y = t(x, y, g, info) if isinstance(t, Transform) else t(x, y, g)
         return x, y
 
     def __len__(self) -> int:
@@ -276,11 +307,19 @@ class Compose(Transform):
         return f"Compose([\n{inner}])"
 
 
-def augment(x: torch.Tensor, y: torch.Tensor | None, transform: Any, seed: int = 0) -> Batch:
-    """Run ``transform(x, y, g)`` with a fresh CPU generator seeded with ``seed``."""
+def augment(
+    x: torch.Tensor,
+    y: torch.Tensor | None,
+    transform: Any,
+    seed: int = 0,
+    info: BatchInfo | None = None,
+) -> Batch:
+    """Run ``transform(x, y, g)`` with a fresh CPU generator seeded with ``seed`` (and ``info``
+    for a `Transform`)."""
     if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
         raise StriateError(f"augment: seed must be an int, got {seed!r}")
-    return transform(x, y, torch.Generator().manual_seed(int(seed)))
+    g = torch.Generator().manual_seed(int(seed))
+    return transform(x, y, g, info) if isinstance(transform, Transform) else transform(x, y, g)
 
 
 # --------------------------------------------------------------------------- geometric
@@ -300,6 +339,52 @@ class RandomHorizontalFlip(Transform):
     def apply(self, x, y, params):
         flip = params["flip"].to(x.device)[:, None, None, None]
         return torch.where(flip, x.flip(-1), x), y
+
+
+class AlternatingFlip(Transform):
+    """Flip a fixed random half of the images in even epochs and the other half in odd epochs,
+    so every image is seen both ways in every two epochs (airbench's "alternating flip", Jordan
+    2024, arXiv:2404.00498 §3.6: fewer repeated views than a coin per epoch).
+
+    The half is a coin per (seed, dataset index): SplitMix64's finaliser (Steele, Lea & Flood
+    2014) of ``index + seed·φ·2⁶⁴``. It needs ``info`` (the loaders pass it): called without,
+    it raises.
+    """
+
+    def __call__(self, x, y, g, info=None):
+        _check_batch(x, y, g, "AlternatingFlip")
+        if not isinstance(info, BatchInfo):
+            raise StriateError(
+                "AlternatingFlip: needs the images' dataset indices and the epoch; use it "
+                "through BatchLoader/StreamingLoader, or pass "
+                "info=BatchInfo(index=..., epoch=..., seed=...)"
+            )
+        if info.index.shape != (len(x),):
+            raise StriateError(
+                f"AlternatingFlip: info.index must hold one dataset index per image "
+                f"({len(x)}), got shape {tuple(info.index.shape)}"
+            )
+        return self.apply(x, y, self.get_info_params(info))
+
+    def get_info_params(self, info: BatchInfo) -> Params:
+        odd = info.epoch % 2 == 1
+        return {"flip": torch.from_numpy(_coins(info.index, info.seed) ^ odd)}
+
+    def apply(self, x, y, params):
+        flip = params["flip"].to(x.device)[:, None, None, None]
+        return torch.where(flip, x.flip(-1), x), y
+
+
+def _coins(index: torch.Tensor, seed: int) -> np.ndarray:
+    """A fair coin per (seed, index), the same in every call: the top bit of SplitMix64's
+    output for ``index + seed·0x9E3779B97F4A7C15`` (uint64 arithmetic wraps around)."""
+    z = index.detach().cpu().numpy().astype(np.uint64)
+    with np.errstate(over="ignore"):
+        z = z + np.uint64(seed % 2**64) * np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(63)).astype(bool)
 
 
 class RandomCrop(Transform):

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from striate.data.augment import BatchInfo
+from striate.data.augment import Transform as AugmentTransform
 from striate.data.folder import (
     FolderIndex,
     StriateWarning,
@@ -147,13 +149,17 @@ class _Epochs:
         self,
         images: torch.Tensor,
         labels: torch.Tensor,
+        index: torch.Tensor,
         g: torch.Generator,
         share: slice | None = None,
     ) -> Batch:
-        """Float, augmented (then cut to `share`, when given) and normalised batch."""
+        """Float, augmented (then cut to `share`, when given) and normalised batch of the images
+        at `index` in the dataset."""
         x = images.to(self.device, non_blocking=True).float().div_(255)
         y = labels.to(self.device, non_blocking=True)
-        if self.augment is not None:
+        if isinstance(self.augment, AugmentTransform):
+            x, y = self.augment(x, y, g, BatchInfo(index, self.epoch - 1, self.seed))
+        elif self.augment is not None:
             x, y = self.augment(x, y, g)
         if share is not None:
             x, y = x[share], y[share]
@@ -211,7 +217,7 @@ class BatchLoader(_Epochs):
                 if self.augment is None:
                     idx, share = idx[share], None
             self.global_size = len(batches[i - 1])
-            batch = self._finish(self._images[idx], self._labels[idx], g, share)
+            batch = self._finish(self._images[idx], self._labels[idx], idx, g, share)
             self._track(i, g)
             yield batch
         self._position = None
@@ -279,7 +285,7 @@ class StreamingLoader(_Epochs):
             prefetch_factor=4 if self.workers > 0 else None,
         )
         self.skipped = []
-        for i, (images, labels, skipped, fatal) in enumerate(loader, start=done + 1):
+        for i, (images, labels, index, skipped, fatal) in enumerate(loader, start=done + 1):
             if fatal:
                 raise DataError(fatal)
             if skipped and self.on_bad_image == "error":
@@ -297,7 +303,7 @@ class StreamingLoader(_Epochs):
                 )
             if len(labels):
                 self.global_size = len(batches[i - 1])
-                batch = self._finish(images, labels, self._augment_generator(g))
+                batch = self._finish(images, labels, index, self._augment_generator(g))
                 self._track(i, g)
                 yield batch
         self._position = None
@@ -381,7 +387,9 @@ class _BatchReader(Dataset):
 
     def __getitem__(
         self, batch: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, list, str | None]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list, str | None]:
+        """The decoded images of the files at `batch` that could be read, their labels and
+        indices, the (name, reason) of those that could not, and a reason to stop (or None)."""
         if self.is_zip and self._pid != os.getpid():  # a zip handle must not cross a fork
             self._zip, self._pid = zipfile.ZipFile(self.root), os.getpid()
         h, w = self.size
@@ -401,12 +409,13 @@ class _BatchReader(Dataset):
                     f"{self.root}: '{name}' is {arr.shape[0]}×{arr.shape[1]}, the stream's first "
                     f"image {h}×{w}; pass size=(H, W) to resize them all"
                 )
-                return out[:0], torch.empty(0, dtype=torch.int64), skipped, fatal
+                empty = torch.empty(0, dtype=torch.int64)
+                return out[:0], empty, empty, skipped, fatal
             if arr.shape[2] == 3 and self.channels == 1:  # ITU-R 601 luma, as PIL's convert("L")
                 arr = (arr @ np.array([0.299, 0.587, 0.114]))[:, :, None].round().astype(np.uint8)
             out[k] = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
             keep.append(k)
         labels = torch.from_numpy(self.labels[batch.numpy()])
         if len(keep) < len(batch):
-            out, labels = out[keep], labels[keep]
-        return out, labels, skipped, None
+            out, labels, batch = out[keep], labels[keep], batch[keep]
+        return out, labels, batch, skipped, None

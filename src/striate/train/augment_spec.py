@@ -5,8 +5,9 @@
                        whose usual subjects (digits, letters) change meaning when mirrored
     "none"             no augmentation
 
-Items: flip[:p], crop[:padding], translate[:max_shift], cutout[:size], affine[:degrees],
-jitter[:strength], mixup[:alpha], cutmix[:alpha]; mixup/cutmix come last (they mix labels).
+Items: flip[:p], altflip (airbench's alternating flip), crop[:padding], translate[:max_shift],
+cutout[:size], affine[:degrees], jitter[:strength], mixup[:alpha], cutmix[:alpha]; mixup/cutmix
+come last (they mix labels).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from striate.data.augment import (
+    AlternatingFlip,
     ColorJitter,
     Compose,
     CutMix,
@@ -28,10 +30,17 @@ from striate.data.augment import (
 from striate.errors import ConfigError, StriateError
 
 
-def _builders(h: int, w: int, num_classes: int) -> dict[str, tuple[Callable, float]]:
+def _alternating_flip(arg: float | None) -> AlternatingFlip:
+    if arg is not None:
+        raise StriateError("altflip takes no value")
+    return AlternatingFlip()
+
+
+def _builders(h: int, w: int, num_classes: int) -> dict[str, tuple[Callable, float | None]]:
     s = min(h, w)
     return {
         "flip": (lambda p: RandomHorizontalFlip(p), 0.5),
+        "altflip": (_alternating_flip, None),
         "crop": (
             lambda pad: RandomCrop((h, w), padding=int(pad), padding_mode="reflect"),
             max(1, s // 8),
