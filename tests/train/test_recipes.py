@@ -13,7 +13,7 @@ from torch import nn
 
 from striate import models
 from striate.data import BatchLoader, ImageSet, Normalizer
-from striate.data.augment import Compose, RandomCrop, RandomHorizontalFlip
+from striate.data.augment import AlternatingFlip, Compose, RandomCrop
 from striate.errors import ConfigError
 from striate.models.fastnet import FastNet, whiten_init
 from striate.train import Lookahead, TrainConfig, make_optimizer, make_schedule
@@ -37,11 +37,11 @@ def test_recipe_values_are_airbench94_in_striate_terms():
     assert c.lr == pytest.approx(11.5 / (1 + 1 / 0.15)) == pytest.approx(1.5)
     assert c.wd == pytest.approx(0.0153 / 11.5)
     assert c.label_smoothing == 0.2 and c.tta and c.val_size == 0
-    assert c.augment == "flip,crop:2" and c.lookahead == 0.95 and c.ema is None
+    assert c.augment == "altflip,crop:2" and c.lookahead == 0.95 and c.ema is None
     t = parse_augment(c.augment, (3, 32, 32), 10)
     assert isinstance(t, Compose)
     flip, crop = t.transforms
-    assert isinstance(flip, RandomHorizontalFlip) and isinstance(crop, RandomCrop)
+    assert isinstance(flip, AlternatingFlip) and isinstance(crop, RandomCrop)
     assert (crop.padding, crop.padding_mode) == (2, "reflect")  # airbench's translate=2
     m = models.create(c.model, **c.model_options)
     assert isinstance(m, FastNet)

@@ -5,13 +5,13 @@
 
 ``"cifar10-fast"`` is airbench94 (Jordan 2024, arXiv:2404.00498; ``airbench94.py`` of
 github.com/KellerJordan/cifar10-airbench: 94.0% on CIFAR-10 in 9.9 epochs) in striate's terms:
-the "cifar-fast" net, batch 1024, Nesterov SGD with momentum 0.85, label smoothing 0.2, flips
-and 2-pixel translations, a triangular lr schedule, Lookahead weight averaging (every 5 steps,
-decay ``0.95⁵·(t/T)³``: the `Lookahead` callback) and TTA over mirror images and 1-pixel
-translations (``tta="flip,translate"``), trained on all 50,000 training images. What striate
+the "cifar-fast" net, batch 1024, Nesterov SGD with momentum 0.85, label smoothing 0.2,
+alternating flips (``altflip``) and 2-pixel translations, a triangular lr schedule, Lookahead
+weight averaging (every 5 steps, decay ``0.95⁵·(t/T)³``: the `Lookahead` callback) and TTA over
+mirror images and 1-pixel translations (``tta="flip,translate"``), trained on all 50,000
+training images. What striate
 does differently:
 
-- airbench flips every image on alternate epochs ("alternating flip"); here flips are random.
 - airbench's "translate 2" is reflect padding by 2 and a random crop: striate's ``crop:2``
   (``translate`` shifts in zeros).
 - TTA averages the views' probabilities; airbench averages their logits.
@@ -110,7 +110,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "schedule": "onecycle",
         "schedule_options": _FAST_SCHEDULE,
         "label_smoothing": 0.2,
-        "augment": "flip,crop:2",
+        "augment": "altflip,crop:2",
         "lookahead": 0.95,
         "tta": "flip,translate",
         "precision": "auto",
