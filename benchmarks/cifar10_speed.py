@@ -10,17 +10,26 @@ Each budget is a run of its own, because the recipe's warm-up/decay schedule is 
 run: the steps that fit in the budget are estimated from a short probe (10 timed steps after 3
 warm-up steps), and the run trains for that many steps. The same script runs unchanged on a GPU
 (`--device cuda`). Training time is the sum of the epoch times (evaluation excluded).
+
+Every run (not --quick) is appended to benchmarks/results/cifar10_speed.jsonl, and the table in
+BENCHMARKS.md between the `cifar10_speed` markers is rewritten from all recorded runs: one row per
+device, budget, batch size, network and augmentation, with the seeds' accuracies and their mean.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
+import platform
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
-from _common import print_table, shared_data
+from _common import RESULTS, print_table, shared_data
+from striate._atomic import atomic_write
 from striate.train import Callback
 from striate.train.config import TrainConfig
 from striate.train.recipes import model_callbacks, recipe_config
@@ -71,6 +80,97 @@ def run(config, data, budget_s: float) -> dict:
     }
 
 
+BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+RECORD = RESULTS / "cifar10_speed.jsonl"
+BEGIN, END = "<!-- cifar10_speed table: written by benchmarks/cifar10_speed.py -->", "<!-- end -->"
+
+
+def device_name(config) -> str:
+    if str(config.device).startswith("cuda") or (
+        config.device == "auto" and torch.cuda.is_available()
+    ):
+        return torch.cuda.get_device_name()
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "CPU",
+    )
+    return f"{model}, {torch.get_num_threads()} threads"
+
+
+def record(path: Path, config, budget_s: float, seed: int, r: dict) -> None:
+    """Append one run to the JSON-lines record at `path`."""
+    widths = (config.model_options or {}).get("widths")
+    entry = {
+        "date": datetime.date.today().isoformat(),
+        "device": device_name(config),
+        "torch": torch.__version__,
+        "budget_min": budget_s / 60,
+        "batch": config.batch_size,
+        "network": ",".join(map(str, widths)) if widths else "full",
+        "augment": config.augment,
+        "tta": config.tta,
+        "seed": seed,
+        **{k: r[k] for k in ("acc", "seconds", "epochs", "steps")},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write(json.dumps(entry) + "\n")
+
+
+def table(entries: list[dict]) -> str:
+    """The markdown table of all recorded runs, one row per setting (latest run of each seed)."""
+    groups: dict[tuple, dict[int, dict]] = {}
+    for e in entries:
+        key = (e["device"], e["budget_min"], e["batch"], e["network"], e["augment"], e["tta"])
+        groups.setdefault(key, {})[e["seed"]] = e
+    lines = [
+        "| device | budget | batch | network | augment | TTA | seeds | test accuracy | mean | "
+        "epochs | trained | date |",
+        "| --- | ---: | ---: | --- | --- | --- | --- | --- | ---: | ---: | ---: | --- |",
+    ]
+    order = sorted(groups, key=lambda k: (k[0], -k[1], k[2], k[3], k[4], k[5]))
+    for key in order:
+        runs = [groups[key][s] for s in sorted(groups[key])]
+        accs = [100 * r["acc"] for r in runs]
+        mean = f"{statistics.mean(accs):.2f}"
+        if len(accs) > 1:
+            mean += f" ± {statistics.stdev(accs):.2f}"
+        epochs = _span([f"{r['epochs']:.1f}" for r in runs])
+        secs = _span([f"{r['seconds']:.0f}" for r in runs])
+        device, budget, batch, network, augment, tta = key
+        lines.append(
+            f"| {device} | {budget:g} min | {batch} | {network} | {augment} | {tta} | "
+            f"{', '.join(str(r['seed']) for r in runs)} | "
+            f"{', '.join(f'{a:.2f}' for a in accs)} % | **{mean} %** | "
+            f"{epochs} | {secs} s | "
+            f"{max(r['date'] for r in runs)} |"
+        )
+    return "\n".join(lines)
+
+
+def _span(values: list[str]) -> str:
+    low, high = min(values, key=float), max(values, key=float)
+    return low if low == high else f"{low}–{high}"
+
+
+def write_table(path: Path) -> None:
+    """Rewrite BENCHMARKS.md's table between the markers from the record at `path` (atomically)."""
+    entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    text = BENCHMARKS.read_text()
+    if BEGIN not in text or END not in text.split(BEGIN, 1)[1]:
+        print(f"{BENCHMARKS.name} has no cifar10_speed markers: the table is not written")
+        return
+    head, rest = text.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    with atomic_write(BENCHMARKS, "w") as f:
+        f.write(f"{head}{BEGIN}\n{table(entries)}\n{END}{tail}")
+    print(f"wrote the table of {len(entries)} recorded run(s) to {BENCHMARKS}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budgets", default="2.5,5,10", help="minutes of training per run")
@@ -79,7 +179,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="a smoke test; records nothing")
+    parser.add_argument(
+        "--record",
+        type=Path,
+        default=RECORD,
+        help="the JSON-lines file runs are appended to (e.g. $OUT/... on a lent GPU machine, "
+        "then appended to the default one here)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -108,6 +215,8 @@ def main() -> None:
             data = load_run_data(config)
             r = run(config, data, budget)
             results.append(r)
+            if not args.quick:
+                record(args.record, config, budget, seed, r)
             print(
                 f"budget {budget / 60:g} min, seed {seed}: {r['acc']:.2%} in {r['seconds']:.0f} s "
                 f"({r['steps']} steps, {r['epochs']:.2f} epochs, {r['per_step']:.3f} s/step)",
@@ -127,6 +236,8 @@ def main() -> None:
             }
         )
     print_table(rows)
+    if not args.quick:
+        write_table(args.record)
 
 
 if __name__ == "__main__":
