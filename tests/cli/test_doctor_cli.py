@@ -94,6 +94,10 @@ def test_doctor_on_a_run_folder_adds_a_doctor_section_to_its_report(tmp_path, ca
     page = (folder / "report.html").read_text()
     assert page.count("<h2>Doctor</h2>") == 1
     assert "fit_gap" in page and page.rstrip().endswith("</html>")
+    # resuming (here a finished run) rewrites the report; the doctor's section stays
+    code = main(["train", "--resume", str(folder), "--no-progress"])
+    page = (folder / "report.html").read_text()
+    assert code == 0 and page.count("<h2>Doctor</h2>") == 1 and "fit_gap" in page
 
 
 def test_init_experiment_writes_plots_and_a_table(tmp_path, capsys):

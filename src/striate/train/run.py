@@ -313,7 +313,8 @@ def write_run_report(
     test_metrics: dict[str, float],
     worst: int = 16,
 ) -> Path:
-    """Plots (PNG) and report.html for a finished run: curves, confusion, hardest test images."""
+    """Plots (PNG) and report.html for a finished run: curves, confusion, hardest test images,
+    and the Doctor section when `striate doctor` saved its results in the folder."""
     from striate.evaluate.confusion import confusion_matrix, plot_confusion
     from striate.evaluate.curves import plot_history, plot_steps
     from striate.evaluate.report import write_report
@@ -347,6 +348,7 @@ def write_run_report(
         final=final,
         classes=classes,
         confusion=cm,
+        doctor=_saved_doctor(out),
         worst={
             "images": data.test.images[order].numpy(),
             "true": labels[order].tolist(),
@@ -355,6 +357,15 @@ def write_run_report(
             "prob": probs[order, pred[order]].tolist(),
         },
     )
+
+
+def _saved_doctor(out: Path) -> dict | None:
+    """The results `striate doctor --run RUN --out RUN` saved in the run folder, if any."""
+    try:
+        saved = json.loads((out / "doctor.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return saved if isinstance(saved, dict) and "checks" in saved else None
 
 
 def per_sample(
