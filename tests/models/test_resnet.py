@@ -310,6 +310,11 @@ def test_zero_init_residual_makes_blocks_start_as_the_identity():
     assert len(bottlenecks) == 4 and all(bool((b.bn3.weight == 0).all()) for b in bottlenecks)
     y = torch.rand(1, 256, 4, 4)
     torch.testing.assert_close(deep.layer2[0](y), F.relu(deep.layer2[0].downsample(y)))
+    for init in ("kaiming", "xavier", "normal"):  # a scheme resets BatchNorm weights to 1 first
+        m = models.create(
+            "resnet18", num_classes=10, stem="cifar", zero_init_residual=True, init=init
+        ).eval()
+        torch.testing.assert_close(m.layer1(x), x)
 
 
 @torch.no_grad()

@@ -162,6 +162,8 @@ def create(
     if not isinstance(model, nn.Module):
         raise ConfigError(f"the builder of {name!r} returned {type(model).__name__}, not a module")
     init_weights(model, init, std=init_std)
+    if init != "default" and callable(getattr(model, "after_init", None)):
+        model.after_init()  # what the model sets up over a generic scheme (zero_init_residual)
     model.spec = {
         "name": name,
         "num_classes": num_classes,

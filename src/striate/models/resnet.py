@@ -42,9 +42,8 @@ Options of every variant:
   ``W₁`` reducing the channels 16-fold. Its parameters are ``<block>.se.fc1`` and ``<block>.se.fc2``
   (1×1 convolutions with bias, timm's names and shapes), so the key set is torchvision's plus
   these; SE-ResNet-50 has 28,088,024 parameters, as timm's ``seresnet50``.
-- ``zero_init_residual=True``: as torchvision. ``create(..., init=...)`` with a scheme other than
-  ``"default"`` re-initialises every layer afterwards (BatchNorm weights back to 1), which undoes
-  it; keep ``init="default"`` with this option.
+- ``zero_init_residual=True``: as torchvision. It survives ``create(..., init=...)``: the
+  registry calls the model's ``after_init`` once the scheme has reset the BatchNorm weights.
 """
 
 from __future__ import annotations
@@ -260,13 +259,21 @@ class ResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(512 * block_cls.expansion, num_classes)
 
+        self.zero_init_residual = zero_init_residual
         kaiming_init(self)
-        if zero_init_residual:
-            for m in self.modules():
-                if isinstance(m, Bottleneck):
-                    nn.init.zeros_(m.bn3.weight)
-                elif isinstance(m, BasicBlock):
-                    nn.init.zeros_(m.bn2.weight)
+        self.after_init()
+
+    @torch.no_grad()
+    def after_init(self) -> None:
+        """With ``zero_init_residual``, zero the last BatchNorm weight of every residual branch,
+        so each block starts as the identity (Goyal et al. 2017, arXiv:1706.02677 §5.1)."""
+        if not self.zero_init_residual:
+            return
+        for m in self.modules():
+            if isinstance(m, Bottleneck):
+                nn.init.zeros_(m.bn3.weight)
+            elif isinstance(m, BasicBlock):
+                nn.init.zeros_(m.bn2.weight)
 
     def _make_layer(
         self,
