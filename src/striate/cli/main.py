@@ -46,6 +46,15 @@ def _root(
     """striate: the image-classification pipeline and the vision tasks built on it."""
 
 
+def _is_usage_error(e: Exception) -> bool:
+    """A bad option or value: click's ClickException, or the same error from the copy of click
+    that recent typer releases carry inside (it derives from typer.TyperException)."""
+    import click
+
+    kinds = (click.ClickException, getattr(typer, "TyperException", click.ClickException))
+    return isinstance(e, kinds) and hasattr(e, "show") and hasattr(e, "exit_code")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; a StriateError prints `error: <message>` and exits with status 2."""
     try:
@@ -63,10 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         typer.echo("aborted", err=True)
         return 1
-    except Exception as e:  # click's usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(e, click.ClickException):
+    except Exception as e:  # usage errors arrive here in non-standalone mode
+        if _is_usage_error(e):
             e.show()
             return e.exit_code
         raise
