@@ -84,3 +84,50 @@ def test_show_prints_brackets_literally(capsys, tmp_path):
         capsys, "datasets", "show", str(tmp_path / "odd"), "--out", str(tmp_path / "odd.png")
     )
     assert code == 0 and "[bold]x" in out and "odd [train]" in out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--bogus"], "No such option: --bogus"),
+        (["train", "--epochs", "abc"], "Invalid value for '--epochs'"),
+        (["no-such-command"], "No such command"),
+        (["datasets", "cache", "--older-than", "3"], "--older-than goes with --clear"),
+    ],
+)
+def test_usage_errors_show_the_usage_and_exit_2(capsys, args, message):
+    code, _, err = run(capsys, *args)
+    assert code == 2 and "Usage: striate" in err and message in err and "Traceback" not in err
+
+
+def test_cache_lists_entries_and_clears_them(capsys, tmp_path):
+    import os
+
+    from striate.data import cache as decode_cache
+    from striate.data.folder import load_folder
+    from tests.data.folder_fixtures import make_folder
+
+    decode_cache.clear()  # the test session's cache folder may hold entries of other tests
+    make_folder(tmp_path / "f", per_class=(3, 2, 4))
+    for split in ("train", "test"):
+        load_folder(tmp_path / "f", split, progress=False)
+    code, out, _ = run(capsys, "datasets", "cache")
+    flat = " ".join(out.split())
+    assert code == 0 and "2 entries" in flat and "train" in out and "test" in out
+    entries = decode_cache.entries()
+    assert {e.split for e in entries} == {"train", "test"}
+    assert {e.images for e in entries} == {9} and all(e.source.endswith("f") for e in entries)
+    old = next(e for e in entries if e.split == "test")
+    os.utime(old.path, (old.last_used - 3 * 86400, old.last_used - 3 * 86400))
+    load_folder(tmp_path / "f", "test", progress=False)  # a hit marks the entry used again
+    assert max(e.last_used for e in decode_cache.entries() if e.split == "test") > old.last_used
+    os.utime(old.path, (old.last_used - 3 * 86400, old.last_used - 3 * 86400))
+    (old.path.parent / "junk.safetensors").write_bytes(b"not a safetensors file")
+    assert len(decode_cache.entries()) == 3  # a damaged file is listed, unknown source
+    code, out, _ = run(capsys, "datasets", "cache", "--clear", "--older-than", "2")
+    assert code == 0 and "deleted 1 cache entry" in out
+    assert {e.split for e in decode_cache.entries()} == {"train", None}
+    code, out, _ = run(capsys, "datasets", "cache", "--clear")
+    assert code == 0 and "deleted 2 cache entries" in out and decode_cache.entries() == []
+    code, out, _ = run(capsys, "datasets", "cache")
+    assert code == 0 and "0 entries" in " ".join(out.split())

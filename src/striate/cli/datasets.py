@@ -1,4 +1,5 @@
-"""`striate datasets`: list the sources; `striate datasets show NAME`: what a dataset holds."""
+"""`striate datasets`: list the sources; `striate datasets show NAME`: what a dataset holds;
+`striate datasets cache`: the decoded-image cache, and clearing it."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from rich.table import Table
 from striate._atomic import atomic_path
 
 app = typer.Typer(
-    help="List dataset sources, or show what one holds.",
+    help="List dataset sources, show what one holds, or list and clear the decode cache.",
     invoke_without_command=True,
     no_args_is_help=False,
 )
@@ -102,6 +103,55 @@ def show(
     console.print(
         f"{c}×{h}×{w} images; samples of '{next(iter(sets))}' written to {out}", markup=False
     )
+
+
+@app.command()
+def cache(
+    clear: bool = typer.Option(False, "--clear", help="Delete the entries (all, or see below)."),
+    older_than: float | None = typer.Option(
+        None, help="With --clear: only entries not used for this many days."
+    ),
+) -> None:
+    """List the decoded-image cache (image folders and zips decode once, then load from here),
+    or delete entries from it. A deleted entry only costs the next load a decode."""
+    import datetime
+
+    from striate.data import cache as decode_cache
+    from striate.data.paths import cache_root
+
+    if older_than is not None and not clear:
+        raise typer.BadParameter("--older-than goes with --clear", param_hint="--older-than")
+    if older_than is not None and not older_than >= 0:
+        raise typer.BadParameter("days must be >= 0", param_hint="--older-than")
+    if clear:
+        count, freed = decode_cache.clear(older_than)
+        console.print(f"deleted {count} cache entr{'y' if count == 1 else 'ies'}, {_mb(freed)}")
+        return
+    found = decode_cache.entries()
+    table = Table(title=escape(f"decode cache: {cache_root()}"), title_justify="left")
+    for col in ("source", "split", "images", "size", "last used"):
+        table.add_column(
+            col, overflow="fold", justify="right" if col in ("images", "size") else "left"
+        )
+    for e in found:
+        used = datetime.datetime.fromtimestamp(e.last_used).strftime("%Y-%m-%d %H:%M")
+        table.add_row(
+            escape(e.source or f"? ({e.path.name})"),
+            escape(e.split or "?"),
+            "?" if e.images is None else f"{e.images:,}",
+            _mb(e.bytes),
+            used,
+        )
+    console.print(table)
+    total = sum(e.bytes for e in found)
+    console.print(
+        f"{len(found)} entr{'y' if len(found) == 1 else 'ies'}, {_mb(total)}; "
+        "free the space with: striate datasets cache --clear [--older-than DAYS]"
+    )
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB"
 
 
 def _slug(name: str) -> str:

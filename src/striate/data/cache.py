@@ -1,11 +1,18 @@
-"""Decode cache: decoded uint8 images stored as safetensors, keyed by the source's content."""
+"""Decode cache: decoded uint8 images stored as safetensors, keyed by the source's content.
+
+Entries are never evicted on their own: `entries()` lists them (source, split, size, last use)
+and `clear(older_than_days)` deletes them (`striate datasets cache [--clear]`).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
+import os
+import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +22,7 @@ from safetensors.numpy import save_file
 
 from striate._atomic import atomic_path
 from striate.data.paths import cache_root
+from striate.errors import ConfigError
 
 FORMAT = "striate-decoded-v1"
 
@@ -45,6 +53,8 @@ def load(key: str) -> tuple[torch.Tensor, torch.Tensor, dict] | None:
         with contextlib.suppress(OSError):
             path.unlink()
         return None
+    with contextlib.suppress(OSError):
+        os.utime(path)  # the modification time tells `clear` when an entry was last used
     return images, labels, info
 
 
@@ -59,3 +69,55 @@ def store(key: str, images: np.ndarray, labels: np.ndarray, info: dict) -> None:
             )
     except OSError as e:
         warnings.warn(f"could not write decode cache {cache_path(key)} ({e})", stacklevel=3)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One cached decode: its file, what it was decoded from (None for entries written before
+    striate recorded it, or damaged ones), its size on disk and when it was last used."""
+
+    path: Path
+    source: str | None
+    split: str | None
+    images: int | None
+    bytes: int
+    last_used: float  # seconds since the epoch
+
+
+def entries() -> list[Entry]:
+    """Every entry in the cache folder, the most recently used first (reads headers only)."""
+    root = cache_root()
+    if not root.is_dir():
+        return []
+    found = []
+    for path in root.glob("*.safetensors"):
+        try:
+            stat = path.stat()
+        except OSError:  # removed meanwhile
+            continue
+        source = split = images = None
+        try:
+            with safe_open(path, "np") as f:
+                info = json.loads((f.metadata() or {}).get("striate", "{}"))
+                images = int(f.get_slice("images").get_shape()[0])
+            source, split = info.get("source"), info.get("split")
+        except (SafetensorError, OSError, ValueError, KeyError, IndexError, AttributeError):
+            pass
+        found.append(Entry(path, source, split, images, stat.st_size, stat.st_mtime))
+    return sorted(found, key=lambda e: e.last_used, reverse=True)
+
+
+def clear(older_than_days: float | None = None) -> tuple[int, int]:
+    """Delete the entries not used for `older_than_days` days (all when None); returns
+    (entries deleted, bytes freed)."""
+    if older_than_days is not None and not older_than_days >= 0:
+        raise ConfigError(f"older_than_days must be a number >= 0, got {older_than_days!r}")
+    cutoff = None if older_than_days is None else time.time() - older_than_days * 86400
+    count = freed = 0
+    for e in entries():
+        if cutoff is not None and e.last_used >= cutoff:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            e.path.unlink()
+            count, freed = count + 1, freed + e.bytes
+    return count, freed

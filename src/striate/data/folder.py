@@ -443,9 +443,9 @@ def load_folder(
             d = decode_split(index(), split_name, size, on_bad_image, progress=progress)
             classes, skipped = index().classes, d.skipped
             if cache:
-                decode_cache.store(
-                    key, d.images, d.labels, {"classes": classes, "skipped": skipped}
-                )
+                info = {"classes": classes, "skipped": skipped}
+                info.update(source=str(Path(path).resolve()), split=split_name)
+                decode_cache.store(key, d.images, d.labels, info)
             images, labels = torch.from_numpy(d.images), torch.from_numpy(d.labels)
         if skipped:
             if on_bad_image == "error":
