@@ -209,15 +209,15 @@ class BatchLoader(_Epochs):
 
     def __iter__(self) -> Iterator[Batch]:
         g, batches, done = self._start_epoch()
-        for i, idx in enumerate(batches[done:], start=done + 1):
-            idx = idx.to(self.device)
+        for i, index in enumerate(batches[done:], start=done + 1):
             share = None
             if self.world_size > 1:
-                share = self._share(len(idx))
+                share = self._share(len(index))
                 if self.augment is None:
-                    idx, share = idx[share], None
+                    index, share = index[share], None
             self.global_size = len(batches[i - 1])
-            batch = self._finish(self._images[idx], self._labels[idx], idx, g, share)
+            idx = index.to(self.device)
+            batch = self._finish(self._images[idx], self._labels[idx], index, g, share)
             self._track(i, g)
             yield batch
         self._position = None
