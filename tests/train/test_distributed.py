@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from striate.data.augment import Compose, Mixup, RandomCrop
+from striate.data.augment import AlternatingFlip, Compose, Mixup, RandomCrop
 from striate.data.imageset import ImageSet
 from striate.data.loader import BatchLoader, StreamingLoader
 from striate.errors import ConfigError
@@ -179,6 +179,12 @@ def test_a_streaming_share_decodes_only_its_part(tmp_path):
     (xa, _), (xb, _), _ = next(ia), next(ib), next(ic)
     assert torch.equal(xa, xb)
     assert a.state_dict()["rng"].equal(c.state_dict()["rng"])
+    # alternating flips depend on the dataset index only: the shares are the single run's halves
+    flip = dict(kw, augment=AlternatingFlip())
+    single = list(StreamingLoader(tmp_path / "f", **flip))
+    parts = [list(StreamingLoader(tmp_path / "f", rank=r, world_size=2, **flip)) for r in (0, 1)]
+    for (x, _), (x0, _), (x1, _) in zip(single, *parts, strict=True):
+        assert torch.equal(torch.cat([x0, x1]), x)
 
 
 @pytest.mark.parametrize(
