@@ -82,7 +82,7 @@ def _launch(which: str, out: Path, quick: bool, log: Path) -> subprocess.Popen:
 def _finished(out: Path, stage: str) -> int:
     import optuna
 
-    from striate.train.search import open_storage
+    from striate.train.hpsearch import open_storage
 
     try:
         study = optuna.load_study(study_name=f"{STUDY}-{stage}", storage=open_storage(None, out))
@@ -133,7 +133,7 @@ def bench_search(quick: bool) -> list[dict]:
     print(f"wrote {dest}")
     import optuna
 
-    from striate.train.search import open_storage
+    from striate.train.hpsearch import open_storage
 
     fine_study = optuna.load_study(study_name=f"{STUDY}-fine", storage=open_storage(None, out))
     retried = [t for t in fine_study.trials if "retry_of" in t.user_attrs]

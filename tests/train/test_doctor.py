@@ -15,7 +15,7 @@ from striate import models
 from striate.data import ImageSet, load_dataset
 from striate.errors import ConfigError
 from striate.train import doctor
-from striate.train.doctor import CHECKS, Check, DoctorReport
+from striate.train.diagnostics import CHECKS, Check, DoctorReport
 
 # small budgets: every test here runs in about a second on a loaded 2-core machine
 FAST = dict(max_samples=600, overfit_steps=100, lr_steps=30, gap_epochs=6)

@@ -19,7 +19,7 @@ from scipy import stats
 
 from striate.errors import ConfigError
 from striate.train import TrainConfig
-from striate.train.search import (
+from striate.train.hpsearch import (
     LossAbort,
     Param,
     check_space,

@@ -71,7 +71,7 @@ def doctor(
     """Sanity checks of a model and its training settings, each with pass/warn/fail and advice."""
     from striate.errors import ConfigError
     from striate.train.config import TrainConfig, merge, read_toml
-    from striate.train.doctor import doctor as run_doctor
+    from striate.train.diagnostics import doctor as run_doctor
     from striate.train.run import build_model, default_out, load_run_data, source_normalizer
 
     options: dict[str, Any] = dict(

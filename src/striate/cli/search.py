@@ -111,8 +111,8 @@ def search(
     """
     from striate.errors import ConfigError
     from striate.train.config import TrainConfig, read_toml
-    from striate.train.search import coarse_fine, parse_param, parse_space
-    from striate.train.search import search as run
+    from striate.train.hpsearch import coarse_fine, parse_param, parse_space
+    from striate.train.hpsearch import search as run
 
     values = read_toml(config) if config is not None else {}
     table = values.pop("search", {})

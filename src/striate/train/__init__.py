@@ -19,7 +19,7 @@ from striate.train.callbacks import (
     TensorBoard,
 )
 from striate.train.config import TrainConfig
-from striate.train.doctor import Check, DoctorReport, doctor
+from striate.train.diagnostics import Check, DoctorReport, doctor
 from striate.train.ensemble import (
     Ensemble,
     EnsembleResult,
@@ -28,6 +28,7 @@ from striate.train.ensemble import (
     load_snapshots,
     snapshot_paths,
 )
+from striate.train.hpsearch import SearchResult, Stage, coarse_fine, parse_space, search
 from striate.train.losses import LOSSES, cross_entropy, make_loss, multiclass_hinge
 from striate.train.lr_finder import LRFinderResult, lr_find
 from striate.train.metrics import MetricTracker, accuracy, topk_accuracy
@@ -35,7 +36,6 @@ from striate.train.optim import OPTIMIZERS, make_optimizer, param_groups
 from striate.train.precision import PRECISIONS, resolve_precision
 from striate.train.run import RunResult, train_run
 from striate.train.schedules import SCHEDULES, Schedule, Scheduler, make_schedule, plot_schedule
-from striate.train.search import SearchResult, Stage, coarse_fine, parse_space, search
 from striate.train.trainer import Trainer, TrainingDiverged
 
 __all__ = [
