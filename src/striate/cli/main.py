@@ -47,11 +47,15 @@ def _root(
 
 
 def _is_usage_error(e: Exception) -> bool:
-    """A bad option or value: click's ClickException, or the same error from the copy of click
-    that recent typer releases carry inside (it derives from typer.TyperException)."""
-    import click
+    """A bad option or value. Recent typer releases carry their own copy of click (its errors
+    derive from typer.TyperException, and click itself may not be installed); older ones raise
+    click's ClickException."""
+    if hasattr(typer, "TyperException"):
+        kinds: tuple[type, ...] = (typer.TyperException,)
+    else:
+        import click
 
-    kinds = (click.ClickException, getattr(typer, "TyperException", click.ClickException))
+        kinds = (click.ClickException,)
     return isinstance(e, kinds) and hasattr(e, "show") and hasattr(e, "exit_code")
 
 
