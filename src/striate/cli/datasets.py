@@ -107,7 +107,9 @@ def show(
 
 @app.command()
 def cache(
-    clear: bool = typer.Option(False, "--clear", help="Delete the entries (all, or see below)."),
+    clear: bool = typer.Option(
+        False, "--clear", help="Delete entries: all of them, or those unused for --older-than DAYS."
+    ),
     older_than: float | None = typer.Option(
         None, help="With --clear: only entries not used for this many days."
     ),
