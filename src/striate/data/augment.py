@@ -291,7 +291,7 @@ class Compose(Transform):
     ) -> Batch:
         _check_batch(x, y, g, "Compose")
         for t in self.transforms:
-            x, y = t(x, y, g, info) if isinstance(t, Transform) else t(x, y, g)
+            x, y = call_transform(t, x, y, g, info)
         return x, y
 
     def __len__(self) -> int:
@@ -318,8 +318,14 @@ def augment(
     for a `Transform`)."""
     if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
         raise StriateError(f"augment: seed must be an int, got {seed!r}")
-    g = torch.Generator().manual_seed(int(seed))
-    return transform(x, y, g, info) if isinstance(transform, Transform) else transform(x, y, g)
+    return call_transform(transform, x, y, torch.Generator().manual_seed(int(seed)), info)
+
+
+def call_transform(
+    t: Any, x: torch.Tensor, y: torch.Tensor | None, g: torch.Generator, info: BatchInfo | None
+) -> Batch:
+    """``t(x, y, g, info)`` for a `Transform`; a plain callable is called as ``t(x, y, g)``."""
+    return t(x, y, g, info) if isinstance(t, Transform) else t(x, y, g)
 
 
 # --------------------------------------------------------------------------- geometric
@@ -370,9 +376,7 @@ class AlternatingFlip(Transform):
         odd = info.epoch % 2 == 1
         return {"flip": torch.from_numpy(_coins(info.index, info.seed) ^ odd)}
 
-    def apply(self, x, y, params):
-        flip = params["flip"].to(x.device)[:, None, None, None]
-        return torch.where(flip, x.flip(-1), x), y
+    apply = RandomHorizontalFlip.apply  # the same {"flip": mask} parameters
 
 
 def _coins(index: torch.Tensor, seed: int) -> np.ndarray:

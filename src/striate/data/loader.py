@@ -29,8 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from striate.data.augment import BatchInfo
-from striate.data.augment import Transform as AugmentTransform
+from striate.data.augment import BatchInfo, call_transform
 from striate.data.folder import (
     FolderIndex,
     StriateWarning,
@@ -157,10 +156,9 @@ class _Epochs:
         at `index` in the dataset."""
         x = images.to(self.device, non_blocking=True).float().div_(255)
         y = labels.to(self.device, non_blocking=True)
-        if isinstance(self.augment, AugmentTransform):
-            x, y = self.augment(x, y, g, BatchInfo(index, self.epoch - 1, self.seed))
-        elif self.augment is not None:
-            x, y = self.augment(x, y, g)
+        if self.augment is not None:
+            info = BatchInfo(index, self.epoch - 1, self.seed)
+            x, y = call_transform(self.augment, x, y, g, info)
         if share is not None:
             x, y = x[share], y[share]
         if self.normalize is not None:
