@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 # Before anything imports torch: OpenMP threads sleep instead of spinning while they wait, which
 # keeps the suite from stalling on a loaded 2-core machine (see striate/__init__.py).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# precision="auto" means fp32 on every CPU unless a test asks for bf16 (the `cpu_bf16` fixtures):
+# the suite must not depend on whether the host CPU has native bf16 (AVX512-BF16/AMX).
+os.environ["STRIATE_CPU_BF16"] = "0"
 
 import pytest
 
@@ -40,3 +45,19 @@ def shared_data() -> Path:
             pytest.fail(msg)
         pytest.skip(msg)
     return path
+
+
+@pytest.fixture(params=[True, False], ids=["cpu-bf16", "cpu-fp32"])
+def cpu_bf16(request, monkeypatch) -> bool:
+    """Run a test twice: with precision "auto" resolving to bf16 on the CPU (as on CPUs with native
+    bf16), and to fp32 (as on CPUs without); STRIATE_CPU_BF16 overrides the capability check."""
+    monkeypatch.setenv("STRIATE_CPU_BF16", "1" if request.param else "0")
+    return request.param
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["cpu-bf16", "cpu-fp32"])
+def module_cpu_bf16(request) -> Iterator[bool]:
+    """`cpu_bf16` for a module's shared fixtures (e.g. runs trained once per module)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STRIATE_CPU_BF16", "1" if request.param else "0")
+        yield request.param

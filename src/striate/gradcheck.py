@@ -128,8 +128,8 @@ def gradcheck(
     ``f`` is called on a perturbed copy of ``x`` as in :func:`numerical_gradient`. ``tiny``
     floors the denominator of the relative error; None takes 64·eps·|f(x)| / h, 64 times the
     rounding noise of a centred difference, and forgives differences up to 4 times that noise
-    (see the module docstring); an explicit ``tiny`` forgives nothing. Use float64: float32 input gives a
-    warning because its rounding swamps the differences.
+    (see the module docstring); an explicit ``tiny`` forgives nothing. Use float64: float32
+    input gives a warning because its rounding swamps the differences.
     """
     if callable(analytic):
         analytic = analytic(x)

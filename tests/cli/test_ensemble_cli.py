@@ -19,7 +19,7 @@ epochs = 3
 batch_size = 64
 lr = 0.1
 augment = "none"
-precision = "fp32"
+precision = "auto"
 device = "cpu"
 train_size = 600
 
@@ -45,8 +45,9 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """Two tiny trained runs: SGDR with a snapshot per 1-epoch cycle, and 1cycle (seed 1)."""
+def runs(tmp_path_factory, module_cpu_bf16):
+    """Two tiny trained runs: SGDR with a snapshot per 1-epoch cycle, and 1cycle (seed 1); trained
+    in bf16 as on a CPU with native bf16, and in fp32 as on one without."""
     base = tmp_path_factory.mktemp("ensemble")
     config = base / "mlp.toml"
     config.write_text(TOML + "\n[schedule_options]\nT_0 = 1\n")
@@ -59,6 +60,8 @@ def runs(tmp_path_factory):
     code = main(["train", "--config", str(plain), "--seed", "1", "--out", str(base / "one"),
                  *common])  # fmt: skip
     assert code == 0
+    resolved = json.loads((base / "one" / "config.json").read_text())["resolved"]
+    assert resolved["precision"] == ("bf16" if module_cpu_bf16 else "fp32")
     return base
 
 
@@ -84,7 +87,8 @@ def test_ensemble_of_a_run_and_snapshots_reports_members_and_the_ensemble(capsys
         assert name in text
     assert "ensemble of 4" in text and "best member" in text
     assert f"{report['ensemble']['acc']:.2%}" in text
-    # the ensemble's accuracy by hand: the mean of each saved model's probabilities
+    # the ensemble's accuracy by hand, in fp32 whatever precision trained the members: the mean
+    # of each saved model's probabilities
     test = load_dataset("digits", "test")
     models = [load_model(p) for p in report["paths"]]
     probs = sum(m.predict_proba(test.images) for m in models) / len(models)

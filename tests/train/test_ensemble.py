@@ -103,7 +103,7 @@ def test_evaluate_ensemble_agrees_with_the_trainer_on_each_member_and_the_ensemb
         )
         nets.append(net)
     loader = BatchLoader(test, 100, shuffle=False, device="cpu")
-    result = evaluate_ensemble(nets, loader, names=["a", "b", "c"], device="cpu", precision="fp32")
+    result = evaluate_ensemble(nets, loader, names=["a", "b", "c"], device="cpu")
     trainer = Trainer(epochs=1, **QUIET)
     for net, got in zip(nets, result.members, strict=True):
         want = trainer.evaluate(net, loader)
@@ -144,7 +144,7 @@ def test_members_keep_their_own_normalisation(digits, tmp_path):
             normalization={"mean": [mean], "std": [std]},
         )
         paths.append(tmp_path / f"m{seed}")
-    result = evaluate_ensemble(paths, test, device="cpu", precision="fp32")
+    result = evaluate_ensemble(paths, test, device="cpu")
     loaded = [load_model(p) for p in paths]
     probs = (loaded[0].predict_proba(test.images) + loaded[1].predict_proba(test.images)) / 2
     acc = (probs.argmax(1) == test.labels).double().mean().item()
@@ -382,6 +382,6 @@ def test_unsaved_image_classifiers_are_members_too(digits, tmp_path):
     _, test = digits
     a = ImageClassifier(_model(0), test.classes, test.shape)
     b = ImageClassifier(_model(1), test.classes, test.shape)
-    result = evaluate_ensemble([a, b], test, device="cpu", precision="fp32")
+    result = evaluate_ensemble([a, b], test, device="cpu")
     assert result.names == ["member 1", "member 2"]
     assert 0.0 <= result.ensemble["acc"] <= 1.0

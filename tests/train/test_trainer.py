@@ -108,7 +108,8 @@ class _StopAt(Callback):
 
 
 @pytest.mark.parametrize("stop_at", [13, 16])  # in the middle of epoch 2, and at its end
-def test_resume_continues_exactly_as_the_uninterrupted_run(digits, tmp_path, stop_at):
+def test_resume_continues_exactly_as_the_uninterrupted_run(digits, tmp_path, stop_at, cpu_bf16):
+    """Exact in bf16 too (precision "auto" on a CPU with native bf16)."""
     train, test = digits
 
     def run(out, callbacks=(), resume=None):
@@ -126,7 +127,7 @@ def test_resume_continues_exactly_as_the_uninterrupted_run(digits, tmp_path, sto
             lookahead=0.9,
             out=out,
             callbacks=callbacks,
-            **QUIET,
+            **{**QUIET, "precision": "auto"},
         )
         trainer.fit(
             model, loader, BatchLoader(test, 128, shuffle=False, device="cpu"), resume=resume
@@ -293,10 +294,11 @@ def test_lookahead_pulls_the_weights_to_their_slow_average_on_schedule(digits, e
         torch.testing.assert_close(p.detach(), s)  # the run ends on the slow weights
 
 
-def test_translate_tta_averages_six_views_with_airbench_weights(digits):
+def test_translate_tta_averages_six_views_with_airbench_weights(digits, cpu_bf16):
     _, test = digits
     model = _model().eval()
-    trainer = Trainer(epochs=1, **QUIET)
+    trainer = Trainer(epochs=1, **{**QUIET, "precision": "auto"})  # TTA runs in fp32 either way
+    assert trainer.precision.name == ("bf16" if cpu_bf16 else "fp32")
     x = test.images[:50].float() / 255
     padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
     down_right, up_left = padded[..., :8, :8], padded[..., 2:, 2:]
@@ -316,15 +318,32 @@ def test_a_bad_tta_spec_is_refused_before_training(spec):
         Trainer(epochs=1, tta=spec, **QUIET)
 
 
-def test_flip_tta_averages_the_probabilities_of_the_image_and_its_mirror(digits):
+def test_flip_tta_averages_the_probabilities_of_the_image_and_its_mirror(digits, cpu_bf16):
     _, test = digits
     model = _model().eval()
-    trainer = Trainer(epochs=1, **QUIET)
+    trainer = Trainer(epochs=1, **{**QUIET, "precision": "auto"})
     x = test.images[:50].float() / 255
     expected = (model(x).softmax(1) + model(x.flip(-1)).softmax(1)) / 2
     torch.testing.assert_close(trainer.predict(model, x, tta=True), expected)
     plain = trainer.predict(model, x, tta=False)
     assert not torch.allclose(plain, expected)
+
+
+def test_evaluation_and_prediction_run_in_fp32_whatever_the_training_precision(digits):
+    """Reported numbers must not depend on whether the CPU has native bf16: a bf16 trainer
+    evaluates exactly as an fp32 one, and as the plain fp32 forward pass."""
+    train, test = digits
+    model = _model()
+    Trainer(epochs=1, **{**QUIET, "precision": "bf16"}).fit(model, BatchLoader(train, 64))
+    loader = BatchLoader(test, 128, shuffle=False, device="cpu")
+    bf16 = Trainer(epochs=1, **{**QUIET, "precision": "bf16"})
+    fp32 = Trainer(epochs=1, **QUIET)
+    assert bf16.evaluate(model, loader) == fp32.evaluate(model, loader)
+    probs = bf16.predict(model, loader)
+    assert probs.dtype == torch.float32 and torch.equal(probs, fp32.predict(model, loader))
+    with torch.no_grad():
+        expected = model.eval()(test.images.float() / 255).softmax(1)
+    torch.testing.assert_close(probs, expected)
 
 
 def test_label_smoothing_hinge_and_adam_variants_train(digits):

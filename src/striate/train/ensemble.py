@@ -151,14 +151,13 @@ def evaluate_ensemble(
     batch_size: int = 256,
     topk: Sequence[int] = (1, 5),
     device: str | torch.device = "auto",
-    precision: str = "auto",
 ) -> EnsembleResult:
     """Loss and accuracy of each member and of their `Ensemble` on `data`.
 
     `members` are models or paths of saved models (run folders, model folders, model.json).
     `data` is an ImageSet (members must then be `ImageClassifier`s, as `load_model` gives: each
     normalises the images itself, with the statistics it was trained with) or an unshuffled
-    loader of batches already prepared for every member. Each member is run once; its
+    loader of batches already prepared for every member. Each member is run once, in fp32; its
     log-probabilities are kept (N×C), so the ensembles of the first k members come for free.
     """
     from striate.data import BatchLoader, ImageSet
@@ -173,7 +172,6 @@ def evaluate_ensemble(
     trainer = Trainer(
         epochs=1,
         device=device,
-        precision=precision,
         tta=tta,
         topk=topk,
         progress=False,

@@ -3,11 +3,18 @@
 `precision="auto"` picks bf16 autocast on a CPU with native bf16 (AVX512-BF16 or AMX; elsewhere it
 is emulated and slower than fp32), bf16 on a CUDA GPU that supports it and fp16 with gradient
 scaling on one that does not; fp32 otherwise. Parameters and optimiser state stay fp32.
+
+Reported numbers do not depend on the CPU: evaluation, prediction, TTA, ensembles, the doctor and
+run reports always compute in fp32, whatever precision trained the weights, so the same weights
+give the same accuracy on a CPU with native bf16 and on one without (beyond float rounding).
+`STRIATE_CPU_BF16=1` (or `0`) overrides the capability check, so both paths can be tested on any
+machine.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 
 import torch
@@ -19,7 +26,16 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX tiles)."""
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX tiles), unless the environment
+    variable STRIATE_CPU_BF16 says "1" or "0"."""
+    forced = os.environ.get("STRIATE_CPU_BF16", "").strip()
+    if forced:
+        if forced not in ("0", "1"):
+            raise ConfigError(
+                f"STRIATE_CPU_BF16 must be 1 (treat the CPU as having native bf16) or 0, "
+                f"got {forced!r}"
+            )
+        return forced == "1"
     cpu = torch.cpu
     return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
 

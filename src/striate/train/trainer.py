@@ -697,8 +697,8 @@ class Trainer:
     def _outputs(
         self, model: nn.Module, data: Iterable[Batch], tta: bool | str | None = None
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """(log-probabilities or logits, targets) per batch; TTA averages the probabilities of
-        fixed views of each image (`striate.evaluate.tta`)."""
+        """(log-probabilities or logits, targets) per batch, computed in fp32; TTA averages the
+        probabilities of fixed views of each image (`striate.evaluate.tta`)."""
         views = parse_tta(self.tta if tta is None else tta)
         model.eval()
         with torch.no_grad():
@@ -706,8 +706,9 @@ class Trainer:
                 x = x.to(self.device)
                 if self.channels_last and x.dim() == 4:
                     x = x.contiguous(memory_format=torch.channels_last)
-                with self.precision.autocast():
-                    out = tta_log_probs(model, x, views, logits=self.loss_name in ("hinge", "svm"))
+                # fp32 whatever the training precision: reported numbers must not depend on
+                # whether the CPU has native bf16 (see striate.train.precision)
+                out = tta_log_probs(model, x, views, logits=self.loss_name in ("hinge", "svm"))
                 yield out, y.to(self.device)
 
     def evaluate(
