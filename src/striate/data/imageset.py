@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -94,20 +95,70 @@ class ImageSet:
         return torch.bincount(self.labels, minlength=self.num_classes)
 
     def pixel_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-channel mean and standard deviation of the pixels, on the 0–1 scale."""
+        """Per-channel mean and standard deviation of the pixels, on the 0–1 scale.
+
+        From each channel's histogram of the 256 grey levels (one `bincount`, no float copy of
+        the images): mean = Σ h(v)·v / n and variance = Σ h(v)·(v − mean)² / n, in float64.
+        """
         if len(self) == 0:
             raise DataError(f"cannot take pixel statistics of an empty ImageSet ({self.source})")
-        c = self.images.shape[1]
-        total = torch.zeros(c, dtype=torch.float64)
-        total_sq = torch.zeros(c, dtype=torch.float64)
-        for start in range(0, len(self), 8192):  # chunks bound the float64 copy
-            chunk = self.images[start : start + 8192].to(torch.float64)
-            total += chunk.sum(dim=(0, 2, 3))
-            total_sq += chunk.square().sum(dim=(0, 2, 3))
-        n = len(self) * self.images.shape[2] * self.images.shape[3]
-        mean = total / n
-        var = (total_sq / n - mean.square()).clamp_min(0)
+        levels = torch.arange(256, dtype=torch.float64)
+        hist = torch.stack(
+            [
+                torch.bincount(self.images[:, ch].reshape(-1), minlength=256).cpu()
+                for ch in range(self.images.shape[1])
+            ]
+        ).to(torch.float64)
+        n = hist.sum(1)
+        mean = hist @ levels / n
+        var = (hist * (levels - mean[:, None]).square()).sum(1) / n
         return (mean / 255).float(), (var.sqrt() / 255).float()
+
+    def sample(self, n: int | float, seed: int = 0) -> ImageSet:
+        """A seeded random subset of `n` images (a count, or a fraction in (0, 1]) in which every
+        class keeps its share: class c of n_c images gives n·n_c/N of them, rounded down or up
+        (`striate.data.splits.stratified_split`'s rule, so the counts sum to `n`).
+
+        The images keep their original order (a folder set stays sorted by class), so
+        `ds.sample(len(ds))` is `ds`; the same seed gives the same subset. Use it instead of
+        ``ds[:n]``, which on a folder or zip set holds only the first classes.
+        """
+        from striate.data.splits import stratified_split
+
+        total = len(self)
+        where = f"ImageSet.sample ({self.source or 'no source'})"
+        if isinstance(n, bool) or not isinstance(n, (int, float, np.integer, np.floating)):
+            raise DataError(
+                f"{where}: n must be a count of images or a fraction in (0, 1], got {n!r}"
+            )
+        if isinstance(n, (float, np.floating)):
+            if not 0 < n <= 1:
+                raise DataError(
+                    f"{where}: n={n} is not a fraction in (0, 1]; give a fraction such as 0.1 "
+                    f"or a whole count of images such as 500"
+                )
+            count = math.ceil(round(float(n) * total, 6))  # as stratified_split counts a fraction
+        else:
+            count = int(n)
+            if count <= 0:
+                raise DataError(f"{where}: n={count} images: ask for at least 1")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise DataError(f"{where}: seed must be an integer, got {seed!r}")
+        if total == 0:
+            raise DataError(f"{where}: the set is empty, there is nothing to sample")
+        if count > total:
+            raise DataError(
+                f"{where}: n={count} but the set holds {total:,} images: ask for at most "
+                f"{total:,} (or a fraction in (0, 1])"
+            )
+        if count == total:
+            index = torch.arange(total)
+        else:
+            _, index = stratified_split(self.labels, count, seed=seed)  # sorted: original order
+        index = index.to(self.images.device)
+        note = f"[sample of {count:,}, stratified, seed {seed}]"
+        source = f"{self.source} {note}" if self.source else note
+        return ImageSet(self.images[index], self.labels[index], self.classes, source)
 
     def to(self, device: str | torch.device) -> ImageSet:
         """The same set with its tensors on `device`."""
