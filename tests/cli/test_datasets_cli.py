@@ -131,3 +131,25 @@ def test_cache_lists_entries_and_clears_them(capsys, tmp_path):
     assert code == 0 and "deleted 2 cache entries" in out and decode_cache.entries() == []
     code, out, _ = run(capsys, "datasets", "cache")
     assert code == 0 and "0 entries" in " ".join(out.split())
+
+
+def test_skipped_images_print_one_warning_line(capsys, tmp_path):
+    from tests.data.folder_fixtures import make_folder, zip_folder
+
+    make_folder(tmp_path / "f", splits=("train",))
+    (tmp_path / "f" / "train" / "cat" / "0000.png").write_bytes(b"not an image")
+    cut = tmp_path / "f" / "train" / "dog" / "0001.png"
+    cut.write_bytes(cut.read_bytes()[:60])
+    z = zip_folder(tmp_path / "f", tmp_path / "f.zip")
+    png = tmp_path / "grid.png"
+    code, out, err = run(
+        capsys, "datasets", "show", str(z), "--on-bad-image", "skip", "--out", str(png)
+    )
+    assert code == 0 and "2 unreadable skipped" in out
+    warned = [line for line in err.splitlines() if "unreadable" in line]
+    assert warned == [
+        f"warning: {z}: skipped 2 unreadable images in 'train': train/cat/0000.png (not a "
+        "recognised image format; damaged, or not an image), train/dog/0001.png (image file is "
+        "truncated)"
+    ]
+    assert "StriateWarning" not in err and "warnings.warn" not in err and ".py:" not in err

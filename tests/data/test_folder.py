@@ -119,6 +119,55 @@ def test_corrupt_image_errors_by_default_and_is_counted_when_skipped(tree):
         load_folder(root, "train", on_bad_image="ignore", cache=False, progress=False)
 
 
+def _two_bad_images(root):
+    """A non-image first (cat/0000.png) and a truncated PNG (dog/0001.png) in the train split."""
+    make_folder(root, splits=("train",))
+    (root / "train" / "cat" / "0000.png").write_bytes(b"this is not an image")
+    cut = root / "train" / "dog" / "0001.png"
+    cut.write_bytes(cut.read_bytes()[:60])
+
+
+@pytest.mark.parametrize("as_zip", [False, True])
+def test_unreadable_images_are_named_with_the_reason_in_words(tmp_path, as_zip):
+    _two_bad_images(tmp_path / "f")
+    src, inside = tmp_path / "f", ""
+    if as_zip:  # inside a zip the name is the member's path, wrapping folder included
+        src, inside = zip_folder(tmp_path / "f", tmp_path / "f.zip", prefix="wrap/"), "wrap/"
+    with pytest.raises(DataError) as info:
+        load_folder(src, "train", cache=False, progress=False)
+    message = str(info.value)
+    assert f"cannot read image '{inside}train/cat/0000.png': not a recognised image format" in (
+        message
+    )
+    assert "(and 1 more)" in message and "--on-bad-image skip" in message
+    with pytest.warns(StriateWarning) as caught:
+        load_folder(src, "train", on_bad_image="skip", cache=False, progress=False)
+    (warning,) = caught
+    text = str(warning.message)
+    assert text.startswith(f"{src}: skipped 2 unreadable images in 'train': ")
+    assert f"{inside}train/cat/0000.png (not a recognised image format" in text
+    assert f"{inside}train/dog/0001.png (image file is truncated" in text
+    for shown in (message, text):  # PIL names its in-memory buffer, never the file
+        assert "BytesIO" not in shown and " at 0x" not in shown
+
+
+def test_decode_image_says_why_in_words():
+    with pytest.raises(folder_mod.UnreadableImage) as info:
+        folder_mod.decode_image(b"GIF89a but nothing after", None)
+    assert "BytesIO" not in str(info.value) and str(info.value)
+    assert isinstance(info.value, DataError)
+
+
+def test_the_skip_warning_names_the_first_three_and_counts_the_rest():
+    skipped = [(f"c/{i}.png", "why") for i in range(5)]
+    line = folder_mod.skipped_message("data.zip", "'train'", skipped)
+    assert line == (
+        "data.zip: skipped 5 unreadable images in 'train': c/0.png (why), c/1.png (why), "
+        "c/2.png (why), and 2 more"
+    )
+    assert "1 unreadable image in" in folder_mod.skipped_message("d", "'x'", skipped[:1])
+
+
 def test_empty_class_folder_is_named(tree, tmp_path):
     root, _ = tree
     (root / "train" / "emu").mkdir()

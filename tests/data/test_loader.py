@@ -198,6 +198,31 @@ def test_streaming_bad_images_and_sizes(tmp_path):
         StreamingLoader(tmp_path / "g", "test", device="cpu")
 
 
+@pytest.mark.parametrize("as_zip", [False, True])
+def test_streaming_names_unreadable_files(tmp_path, as_zip):
+    make_folder(tmp_path / "f", per_class=(3, 3, 3), splits=("train",))
+    (tmp_path / "f" / "train" / "dog" / "0001.png").write_bytes(b"not an image")
+    src = zip_folder(tmp_path / "f", tmp_path / "f.zip") if as_zip else tmp_path / "f"
+    with pytest.raises(DataError) as info:
+        list(StreamingLoader(src, batch_size=4, device="cpu", workers=0))
+    assert "cannot read image 'train/dog/0001.png': not a recognised image format" in str(
+        info.value
+    )
+    skipping = StreamingLoader(src, batch_size=4, device="cpu", workers=0, on_bad_image="skip")
+    with pytest.warns(StriateWarning) as caught:
+        list(skipping)
+    text = str(caught[0].message)
+    assert "skipped 1 unreadable image in 'train' this epoch: train/dog/0001.png (not a" in text
+    # the first image sizes the stream: when it is unreadable, say which it is
+    (tmp_path / "f" / "train" / "cat" / "0000.png").write_bytes(b"nor is this")
+    src = zip_folder(tmp_path / "f", tmp_path / "g.zip") if as_zip else tmp_path / "f"
+    with pytest.raises(DataError) as info:
+        StreamingLoader(src, batch_size=4, device="cpu", workers=0)
+    assert "cannot read image 'train/cat/0000.png'" in str(info.value)
+    for shown in (str(info.value), text):
+        assert "BytesIO" not in shown and " at 0x" not in shown
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_batches_equal_cpu_batches_with_augmentation():

@@ -7,18 +7,18 @@ import re
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from striate._atomic import atomic_path
+from striate.progress import output_console, warnings_as_lines
 
 app = typer.Typer(
     help="List dataset sources, show what one holds, or list and clear the decode cache.",
     invoke_without_command=True,
     no_args_is_help=False,
 )
-console = Console()
+console = output_console()
 
 
 @app.callback()
@@ -64,7 +64,10 @@ def show(
     from striate.data.registry import available_splits, load_dataset
 
     splits = split or available_splits(name, root)
-    sets = {s: load_dataset(name, s, root, size=size, on_bad_image=on_bad_image) for s in splits}
+    with warnings_as_lines():  # skipped images: one line, not Python's warning report
+        sets = {
+            s: load_dataset(name, s, root, size=size, on_bad_image=on_bad_image) for s in splits
+        }
     first = next(iter(sets.values()))
     c, h, w = first.shape
     summary = Table(title=escape(name), title_justify="left")

@@ -49,7 +49,11 @@ def load(key: str) -> tuple[torch.Tensor, torch.Tensor, dict] | None:
         if images.dtype != torch.uint8 or images.ndim != 4 or len(labels) != len(images):
             raise ValueError("unexpected tensors")
     except (SafetensorError, OSError, ValueError, KeyError, json.JSONDecodeError) as e:
-        warnings.warn(f"ignoring damaged decode cache {path} ({e}); decoding again", stacklevel=3)
+        warnings.warn(
+            f"ignoring damaged decode cache {path} ({e}); decoding again",
+            _warning(),
+            stacklevel=3,
+        )
         with contextlib.suppress(OSError):
             path.unlink()
         return None
@@ -68,7 +72,17 @@ def store(key: str, images: np.ndarray, labels: np.ndarray, info: dict) -> None:
                 metadata={"striate": json.dumps(info)},
             )
     except OSError as e:
-        warnings.warn(f"could not write decode cache {cache_path(key)} ({e})", stacklevel=3)
+        warnings.warn(
+            f"could not write decode cache {cache_path(key)} ({e}); the next load decodes again",
+            _warning(),
+            stacklevel=3,
+        )
+
+
+def _warning() -> type[Warning]:
+    from striate.data.folder import StriateWarning  # folder imports this module lazily
+
+    return StriateWarning
 
 
 @dataclass(frozen=True)

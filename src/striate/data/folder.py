@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import struct
 import warnings
 import zipfile
@@ -35,7 +36,13 @@ BAD_IMAGE_POLICIES = ("error", "skip")
 
 
 class StriateWarning(UserWarning):
-    """Something was skipped or adjusted; the run goes on."""
+    """Something was skipped or adjusted; the run goes on. The CLI prints it as one
+    ``warning: …`` line (`striate.progress.warnings_as_lines`)."""
+
+
+class UnreadableImage(DataError):
+    """An image file the decoder cannot read. The message says why, in words (never a Python
+    object's repr); the caller, who knows the file's name, puts it in front."""
 
 
 @dataclass
@@ -114,13 +121,36 @@ def _zip_central_directory(path: Path) -> bytes | None:
     return directory if directory[:4] == b"PK\x01\x02" else None
 
 
+def _zip_entries(path: Path) -> list[tuple[str, bool]] | None:
+    """(name, is a folder) of every member, read from the central directory as zipfile reads
+    it (names UTF-8 when flag bit 11 is set, else cp437; cut at a NUL) but ten times faster on
+    a 60,000-member zip; None when the directory is unusual (zipfile then decides)."""
+    directory = _zip_central_directory(path)
+    if directory is None:
+        return None
+    entries, pos, end = [], 0, len(directory)
+    while pos < end:
+        if directory[pos : pos + 4] != b"PK\x01\x02" or pos + 46 > end:
+            return None
+        (flags,) = struct.unpack_from("<H", directory, pos + 8)
+        n, extra, comment = struct.unpack_from("<HHH", directory, pos + 28)
+        raw = directory[pos + 46 : pos + 46 + n]
+        name = raw.decode("utf-8" if flags & 0x800 else "cp437", errors="replace")
+        name = name.split("\0", 1)[0]
+        entries.append((name, name.endswith("/")))
+        pos += 46 + n + extra + comment
+    return entries if pos == end else None
+
+
 def scan(path: Path) -> FolderIndex:
     """Index an image folder or zip: splits, classes, image paths (DataError on a bad layout)."""
     path = Path(path)
     is_zip = path.is_file()
     if is_zip:
-        with _open_zip(path) as zf:
-            entries = [(i.filename, i.is_dir()) for i in zf.infolist()]
+        entries = _zip_entries(path)
+        if entries is None:  # an unusual zip: let zipfile find the members
+            with _open_zip(path) as zf:
+                entries = [(i.filename, i.is_dir()) for i in zf.infolist()]
     elif path.is_dir():
         entries = [(rel, False) for rel, _ in _walk_files(path)]
         entries += [(rel + "/", True) for rel in _walk_dirs(path)]
@@ -228,7 +258,31 @@ def read_member(root: Path, name: str, zf: zipfile.ZipFile | None) -> bytes:
 
 
 def decode_image(data: bytes, size: tuple[int, int] | None) -> np.ndarray:
-    """Decode one image file to uint8 H×W×C (C = 1 for greyscale, 3 otherwise), resized if asked."""
+    """Decode one image file to uint8 H×W×C (C = 1 for greyscale, 3 otherwise), resized if asked.
+
+    Whatever goes wrong in the decoder becomes an `UnreadableImage` saying why.
+    """
+    try:
+        return _decode(data, size)
+    except Exception as e:  # noqa: BLE001 - PIL raises many kinds for a bad file
+        raise UnreadableImage(_decoder_reason(e)) from e
+
+
+def _decoder_reason(e: BaseException) -> str:
+    """Why the decoder failed, in words: PIL's messages name the in-memory buffer it read
+    ("<_io.BytesIO object at 0x…>"), which means nothing to a user."""
+    if isinstance(e, Image.UnidentifiedImageError):
+        return "not a recognised image format; damaged, or not an image"
+    text = _BUFFER_REPR.sub("the file", str(e)).strip()
+    if isinstance(e, OSError) and text:
+        return text  # PIL's own wording: "image file is truncated (3 bytes not processed)"
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+_BUFFER_REPR = re.compile(r"<_io\.[^>]*>|<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
+def _decode(data: bytes, size: tuple[int, int] | None) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         img = Image.open(io.BytesIO(data))
@@ -252,6 +306,14 @@ def decode_image(data: bytes, size: tuple[int, int] | None) -> np.ndarray:
     return arr[:, :, None] if arr.ndim == 2 else arr
 
 
+def describe_failure(e: BaseException) -> str:
+    """Why one file could not be read (decoding or reading it), without the file's name."""
+    if isinstance(e, UnreadableImage):
+        return str(e)
+    text = _BUFFER_REPR.sub("the file", str(e)).strip()
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
 def _decode_chunk(
     root: str, names: list[str], size: tuple[int, int] | None
 ) -> list[np.ndarray | str]:
@@ -261,7 +323,7 @@ def _decode_chunk(
         try:
             out.append(decode_image(read_member(Path(root), name, _worker_zip), size))
         except Exception as e:  # noqa: BLE001 - any decoder failure marks the file bad
-            out.append(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
+            out.append(describe_failure(e))
     return out
 
 
@@ -370,10 +432,12 @@ def _parts(name: str) -> tuple[str, ...]:
 
 
 def _is_image(name: str) -> bool:
+    """An image suffix, outside hidden (".x") and macOS resource ("__MACOSX") folders."""
     dot = name.rfind(".")
     if dot < 0 or name[dot:].lower() not in IMAGE_SUFFIXES:
         return False
-    return not any(p.startswith(".") or p == "__MACOSX" for p in name.split("/"))
+    wrapped = "/" + name
+    return "/." not in wrapped and "/__MACOSX/" not in wrapped + "/"
 
 
 def _walk_files(root: Path) -> Iterator[tuple[str, Path]]:
@@ -451,10 +515,7 @@ def load_folder(
             if on_bad_image == "error":
                 raise DataError(_bad_image_message(path, skipped))
             warnings.warn(
-                f"{path}: skipped {len(skipped)} unreadable image(s) in '{split_name}' "
-                f"(first: {skipped[0][0]}: {skipped[0][1]})",
-                StriateWarning,
-                stacklevel=3,
+                skipped_message(path, f"'{split_name}'", skipped), StriateWarning, stacklevel=3
             )
         note = f", {len(skipped)} unreadable skipped" if skipped else ""
         return ImageSet(images, labels, classes, f"{path} [{split_name}{note}]")
@@ -482,6 +543,15 @@ def _bad_image_message(path: Path, skipped: list[tuple[str, str]]) -> str:
     name, reason = skipped[0]
     more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
     return (
-        f"{path}: cannot read image '{name}' ({reason}){more}; fix or remove it, or pass "
+        f"{path}: cannot read image '{name}': {reason}{more}; fix or remove it, or pass "
         f"on_bad_image='skip' (--on-bad-image skip) to leave unreadable files out"
     )
+
+
+def skipped_message(path: Path, where: str, skipped: list[tuple[str, str]], show: int = 3) -> str:
+    """One line for the files left out under on_bad_image='skip': how many, and the first few
+    by name (the path inside a zip) with the reason."""
+    n = len(skipped)
+    names = ", ".join(f"{name} ({reason})" for name, reason in skipped[:show])
+    more = f", and {n - show} more" if n > show else ""
+    return f"{path}: skipped {n} unreadable image{'s' if n != 1 else ''} in {where}: {names}{more}"

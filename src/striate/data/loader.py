@@ -33,11 +33,14 @@ from striate.data.augment import BatchInfo, call_transform
 from striate.data.folder import (
     FolderIndex,
     StriateWarning,
+    _bad_image_message,
     _check_policy,
     decode_image,
+    describe_failure,
     parse_size,
     read_member,
     scan,
+    skipped_message,
 )
 from striate.data.imageset import ImageSet
 from striate.device import resolve_device
@@ -287,11 +290,7 @@ class StreamingLoader(_Epochs):
             if fatal:
                 raise DataError(fatal)
             if skipped and self.on_bad_image == "error":
-                name, reason = skipped[0]
-                raise DataError(
-                    f"{self.index.path}: cannot read image '{name}' ({reason}); fix or remove it, "
-                    f"or pass on_bad_image='skip' to leave unreadable files out"
-                )
+                raise DataError(_bad_image_message(self.index.path, skipped))
             self.skipped += skipped
             if not len(labels) and self.world_size > 1:
                 raise DataError(
@@ -306,11 +305,9 @@ class StreamingLoader(_Epochs):
                 yield batch
         self._position = None
         if self.skipped:
+            where = f"'{self.split}' this epoch"
             warnings.warn(
-                f"{self.index.path}: skipped {len(self.skipped)} unreadable image(s) this epoch "
-                f"(first: {self.skipped[0][0]}: {self.skipped[0][1]})",
-                StriateWarning,
-                stacklevel=2,
+                skipped_message(self.index.path, where, self.skipped), StriateWarning, stacklevel=2
             )
 
 
@@ -355,14 +352,17 @@ def _probe(
     """Output size and channels of a stream: `size` or the first image's, and 3 if any of the
     first image of each class is colour (a stream cannot look at every file first)."""
     zf = zipfile.ZipFile(index.path) if index.is_zip else None
+    probes = []
     try:
         firsts = np.unique(labels, return_index=True)[1][: len(index.classes)]
-        probes = [decode_image(read_member(index.path, names[0], zf), None)]
-        probes += [decode_image(read_member(index.path, names[i], zf), None) for i in firsts[1:]]
-    except Exception as e:  # noqa: BLE001
-        raise DataError(
-            f"{index.path}: cannot read the first images to size the stream ({e})"
-        ) from e
+        for i in [0, *firsts[1:]]:
+            try:
+                probes.append(decode_image(read_member(index.path, names[i], zf), None))
+            except Exception as e:  # noqa: BLE001
+                raise DataError(
+                    f"{index.path}: cannot read image '{names[i]}', one of the first images that "
+                    f"size the stream: {describe_failure(e)}; fix or remove it"
+                ) from e
     finally:
         if zf is not None:
             zf.close()
@@ -400,7 +400,7 @@ class _BatchReader(Dataset):
                     read_member(self.root, name, self._zip), self.size if self.resize else None
                 )
             except Exception as e:  # noqa: BLE001 - reported (or raised) by the main process
-                skipped.append((name, f"{type(e).__name__}: {e}"))
+                skipped.append((name, describe_failure(e)))
                 continue
             if arr.shape[:2] != (h, w):  # raised by the main process: worker tracebacks are noise
                 fatal = (
