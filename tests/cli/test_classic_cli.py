@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from PIL import Image
@@ -101,3 +102,81 @@ def test_subsets_are_stratified():
 def test_help(capsys, command):
     code, out, _ = run(capsys, "classic", command, "--help")
     assert code == 0 and "--data" in out and "--seed" in out
+
+
+SMALL = ["--train-size", "300", "--test-size", "100", "--device", "cpu"]
+
+
+def test_default_folders_are_fresh_and_named_folders_are_not_overwritten(
+    capsys, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    for expected in ("knn-digits", "knn-digits-2"):  # a second run does not replace the first
+        code, out, _ = run(capsys, "classic", "knn", *SMALL)
+        assert code == 0 and f"runs/classic/{expected}/metrics.json" in out
+    first = tmp_path / "runs" / "classic" / "knn-digits"
+    before = (first / "metrics.json").read_bytes()
+    (first / "notes.txt").write_text("mine")
+
+    import striate.classic.experiments as experiments
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("the folder must be checked before the fit")
+
+    with monkeypatch.context() as m:
+        m.setattr(experiments, "run_knn", no_fit)
+        code, _, err = run(capsys, "classic", "knn", *SMALL, "--out", str(first))
+    assert code == 2 and err.count("\n") == 1
+    assert "already holds results: pass --overwrite to replace them" in err
+    assert (first / "metrics.json").read_bytes() == before and (first / "notes.txt").exists()
+
+    def failing_fit(*args, **kwargs):
+        from striate.errors import StriateError
+
+        raise StriateError("the fit failed")
+
+    with monkeypatch.context() as m:  # a failed fit leaves the old results as they were
+        m.setattr(experiments, "run_knn", failing_fit)
+        code, _, err = run(capsys, "classic", "knn", *SMALL, "--out", str(first), "--overwrite")
+    assert code == 2 and (first / "metrics.json").read_bytes() == before
+
+    code, _, _ = run(
+        capsys, "classic", "knn", *SMALL, "--k", "3", "--out", str(first), "--overwrite"
+    )
+    assert code == 0 and not (first / "notes.txt").exists()
+    assert json.loads((first / "metrics.json").read_text())["k"] == 3
+
+
+@pytest.mark.parametrize("command", ["nca", "linear"])
+def test_every_classic_command_refuses_a_folder_with_results(capsys, tmp_path, command):
+    (tmp_path / "metrics.json").write_text("{}")
+    code, _, err = run(capsys, "classic", command, *SMALL, "--out", str(tmp_path))
+    assert code == 2 and "--overwrite" in err
+    assert (tmp_path / "metrics.json").read_text() == "{}"
+
+
+def test_select_k_shows_progress_as_lines_without_a_terminal(capsys, tmp_path):
+    code, out, err = run(
+        capsys,
+        "classic",
+        "knn",
+        "--select-k",
+        "--ks",
+        "1,3",
+        "--folds",
+        "3",
+        "--out",
+        str(tmp_path),
+        "--device",
+        "cpu",
+    )
+    assert code == 0
+    lines = err.splitlines()
+    assert any(
+        re.fullmatch(r"cross-validating k \(3 folds\): 1,437 queries in \d+\.\d s", x)
+        for x in lines
+    ), err
+    assert any(
+        re.fullmatch(r"\d+-NN on the test set: 360 queries in \d+\.\d s", x) for x in lines
+    ), err
+    assert "━" not in err  # no bar drawn into a log

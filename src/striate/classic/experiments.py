@@ -26,8 +26,10 @@ from striate.data import ImageSet, load_dataset
 from striate.data.splits import stratified_split
 from striate.errors import StriateError
 from striate.evaluate import confusion_matrix, plot_confusion
+from striate.progress import phase, progress_bar
 
 FEATURES = ("raw", "hog", "hist", "hog+hist")
+_QUERIES = 4096  # test queries per kNN search (the progress advances per block)
 
 
 @dataclass
@@ -72,8 +74,7 @@ def _subset(ds: ImageSet, n: int | None, seed: int) -> ImageSet:
         raise StriateError(
             f"a subset of {n} cannot hold all {ds.num_classes} classes; ask for more"
         )
-    _, keep = stratified_split(ds.labels, n, seed=seed)
-    sub = ds[keep]
+    sub = ds.sample(n, seed=seed)
     return ImageSet(
         sub.images, sub.labels, sub.classes, f"{ds.source} [{n:,} stratified, seed {seed}]"
     )
@@ -130,16 +131,26 @@ def run_knn(
     folds: int = 5,
     seed: int = 0,
     device: str = "auto",
+    verbose: bool = True,
 ) -> Experiment:
-    """kNN on the test set; with `choose_k`, k is picked by k-fold cross-validation on train."""
-    Xtr, Xte = featurize(features, train, test, device)
+    """kNN on the test set; with `choose_k`, k is picked by k-fold cross-validation on train.
+    `verbose` shows the progress of the feature extraction and of the searches."""
+    with phase(f"{features} features", enabled=verbose and features != "raw"):
+        Xtr, Xte = featurize(features, train, test, device)
     figures: dict[str, Figure] = {}
     extra: dict[str, object] = {}
     if choose_k:
         ks = tuple(x for x in ks if x <= len(train) * (folds - 1) // folds)
         t0 = time.perf_counter()
         sel = select_k(
-            Xtr, train.labels, ks=ks, folds=folds, metric=metric, random_state=seed, device=device
+            Xtr,
+            train.labels,
+            ks=ks,
+            folds=folds,
+            metric=metric,
+            random_state=seed,
+            device=device,
+            verbose=verbose,
         )
         k = int(sel.best_k)
         figures["select_k"] = sel.plot()
@@ -150,7 +161,12 @@ def run_knn(
         }
     model = KNNClassifier(n_neighbors=k, metric=metric, device=device).fit(Xtr, train.labels)
     t0 = time.perf_counter()
-    pred = model.predict(Xte)
+    preds = []
+    with progress_bar(f"{k}-NN on the test set", len(Xte), "queries", enabled=verbose) as advance:
+        for start in range(0, len(Xte), _QUERIES):  # blocks only pace the progress
+            preds.append(model.predict(Xte[start : start + _QUERIES]))
+            advance(len(preds[-1]))
+    pred = np.concatenate(preds)
     query = time.perf_counter() - t0
     metrics, figures["confusion"] = _scores(f"{k}-NN ({metric}, {features})", train, test, pred)
     metrics |= {
@@ -175,9 +191,11 @@ def run_nca(
     learning_rate: float = 0.03,
     seed: int = 0,
     device: str = "auto",
+    verbose: bool = True,
 ) -> Experiment:
     """kNN on raw pixels against kNN after NCA to `dim` dimensions: error, query time, storage
-    (the columns of the reference post's MNIST table), plus a 2-D NCA embedding of the test set."""
+    (the columns of the reference post's MNIST table), plus a 2-D NCA embedding of the test set.
+    `verbose` shows the progress of each phase."""
     Xtr, Xte = image_features(train), image_features(test)
     settings = {
         "init": init,
@@ -187,7 +205,7 @@ def run_nca(
         "random_state": seed,
         "device": device,
     }
-    nca = NCA(dim, verbose=True, **settings)
+    nca = NCA(dim, verbose=verbose, **settings)
     t0 = time.perf_counter()
     nca.fit(Xtr, train.labels)
     fit_seconds = time.perf_counter() - t0
@@ -195,11 +213,13 @@ def run_nca(
     rows = {}
     for name, (a, b) in {"raw": (Xtr, Xte), "nca": (Ztr, Zte)}.items():
         model = KNNClassifier(n_neighbors=k, device=device).fit(a, train.labels)
-        t0 = time.perf_counter()
-        pred = model.predict(b)
+        with phase(f"{k}-NN on the test set ({name})", enabled=verbose):
+            t0 = time.perf_counter()
+            pred = model.predict(b)
+            seconds = time.perf_counter() - t0
         rows[name] = {
             "error_percent": 100 * float((pred != test.labels.numpy()).mean()),
-            "query_seconds": time.perf_counter() - t0,
+            "query_seconds": seconds,
             "storage_mb": a.numel() * 4 / 1e6,
             "dims": int(a.shape[1]),
         }
@@ -213,7 +233,8 @@ def run_nca(
     }
     # The 2-D map for the figure is fitted on a stratified subset: it is only for looking at.
     sample = _subset(train, 5000, seed)
-    embed = NCA(2, **settings).fit(image_features(sample), sample.labels)
+    with phase("NCA to 2-D for the figure", enabled=verbose):
+        embed = NCA(2, **settings).fit(image_features(sample), sample.labels)
     figures = {
         "confusion": confusion,
         "embedding": plot_embedding(
@@ -241,10 +262,13 @@ def run_linear(
     val_size: int = 1000,
     seed: int = 0,
     device: str = "auto",
+    verbose: bool = True,
 ) -> Experiment:
     """A linear SVM or softmax classifier; with `search` > 0, that many random-search trials of
-    learning rate and regularisation on a validation split of train pick the model."""
-    Xtr, Xte = featurize(features, train, test, device)
+    learning rate and regularisation on a validation split of train pick the model. `verbose`
+    shows the progress of the features, the fit or the search."""
+    with phase(f"{features} features", enabled=verbose and features != "raw"):
+        Xtr, Xte = featurize(features, train, test, device)
     Xtr, Xte = standardize(Xtr, Xte, scale=features != "raw")
     ytr = train.labels
     params = {
@@ -268,11 +292,14 @@ def run_linear(
             search,
             loss=loss,
             random_state=seed,
+            verbose=verbose,
             **{k: v for k, v in params.items() if k not in ("loss", "random_state")},
         )
         extra = {"search": table.rows, "search_table": table.to_markdown(), "n_val": len(val_idx)}
     else:
-        model = LinearClassifier(reg=reg, learning_rate=learning_rate, **params).fit(Xtr, ytr)
+        model = LinearClassifier(
+            reg=reg, learning_rate=learning_rate, verbose=verbose, **params
+        ).fit(Xtr, ytr)
     fit_seconds = time.perf_counter() - t0
     pred = model.predict(Xte)
     metrics, confusion = _scores(f"linear {loss} ({features})", train, test, pred)

@@ -58,6 +58,7 @@ from striate.classic._base import ClassifierInputs, TorchEstimator
 from striate.data.imageset import ImageSet
 from striate.data.splits import kfold
 from striate.errors import InputError, StriateError
+from striate.progress import progress_bar
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -71,6 +72,7 @@ _WIDEN = 4  # a query that fails its certificate is searched again with this man
 _EXACT_BUDGET = 1 << 22  # float64 elements per block of exact distances (32 MiB)
 _ROWS = 1024  # rows per block when normalising in float64 (cosine)
 _FLOAT32_SAFE = 1e37  # fast distances of magnitude below this cannot overflow float32
+_CV_QUERIES = 4096  # select_k searches a fold's queries in blocks of this many (for progress)
 
 
 class KNNClassifier(ClassifierMixin, ClassifierInputs, TorchEstimator):
@@ -527,12 +529,14 @@ def select_k(
     metric: str = "l2",
     random_state: int = 0,
     device: str | torch.device = "auto",
+    verbose: bool = False,
 ) -> KSelection:
     """Cross-validate k for a uniform-vote kNN on stratified folds (lecture 2).
 
     Folds come from `striate.data.kfold(labels, folds, seed=random_state)`. Each fold's neighbour
     lists are computed once, for the largest k, and every k is scored from their prefixes (with
-    `KNNClassifier`'s tie rules), so the cost is that of one search per fold.
+    `KNNClassifier`'s tie rules), so the cost is that of one search per fold. `verbose` shows
+    the progress of the searches (every sample is a query once, in blocks of `_CV_QUERIES`).
     """
     probe = KNNClassifier(metric=metric, device=device)
     probe._check_params()
@@ -556,16 +560,23 @@ def select_k(
         )
     acc = np.zeros((folds, len(ks_arr)))
     dev = Xt.device
-    for f, (train, val) in enumerate(splits):
-        est = KNNClassifier(n_neighbors=k_max, metric=metric, device=device)
-        est.fit(Xt[train.to(dev)], codes[train].numpy())
-        dist, idx = est._kneighbors(Xt[val.to(dev)], k_max)
-        dist, idx = est._user_distance(dist).cpu(), idx.cpu()
-        labels = est._y[idx]
-        truth = torch.from_numpy(np.searchsorted(est.classes_, codes[val].numpy()))
-        for j, k in enumerate(ks_arr):
-            _, pred = _vote(labels[:, :k], dist[:, :k], len(est.classes_), "uniform")
-            acc[f, j] = float((pred == truth).double().mean())
+    label = f"cross-validating k ({folds} folds)"
+    with progress_bar(label, len(codes), "queries", enabled=verbose) as advance:
+        for f, (train, val) in enumerate(splits):
+            est = KNNClassifier(n_neighbors=k_max, metric=metric, device=device)
+            est.fit(Xt[train.to(dev)], codes[train].numpy())
+            dists, idxs = [], []
+            for start in range(0, len(val), _CV_QUERIES):  # blocks only pace the progress
+                block = val[start : start + _CV_QUERIES]
+                dist, idx = est._kneighbors(Xt[block.to(dev)], k_max)
+                dists.append(est._user_distance(dist).cpu())
+                idxs.append(idx.cpu())
+                advance(len(block))
+            dist, labels = torch.cat(dists), est._y[torch.cat(idxs)]
+            truth = torch.from_numpy(np.searchsorted(est.classes_, codes[val].numpy()))
+            for j, k in enumerate(ks_arr):
+                _, pred = _vote(labels[:, :k], dist[:, :k], len(est.classes_), "uniform")
+                acc[f, j] = float((pred == truth).double().mean())
     return KSelection(ks=ks_arr, accuracy=acc, metric=metric)
 
 

@@ -3,18 +3,18 @@ write metrics.json and plots to the run folder."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from striate.progress import output_console, warnings_as_lines
 
 app = typer.Typer(
     help="Classical baselines: k-nearest neighbours, NCA, linear SVM/softmax.", no_args_is_help=True
 )
-console = Console()
+console = output_console()
 
 DATA = typer.Option("digits", "--data", help="Dataset name (see `striate datasets`) or path.")
 ROOT = typer.Option(None, "--root", help="Folder holding the dataset's files.")
@@ -22,7 +22,15 @@ TRAIN = typer.Option(None, "--train-size", help="Stratified subset of the traini
 TEST = typer.Option(None, "--test-size", help="Stratified subset of the test split.")
 SEED = typer.Option(0, "--seed", help="Seed for subsets, folds and training.")
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
-OUT = typer.Option(None, "--out", help="Run folder [default: runs/classic/METHOD-DATA].")
+OUT = typer.Option(
+    None,
+    "--out",
+    help="Run folder [default: runs/classic/METHOD-DATA, or -2, -3, ... when that one holds "
+    "results]. A folder that holds results is refused unless --overwrite.",
+)
+OVERWRITE = typer.Option(
+    False, "--overwrite", help="Replace the results in the --out folder (after the fit)."
+)
 FEATURES = typer.Option("raw", "--features", help="raw, hog, hist or hog+hist.")
 
 
@@ -41,17 +49,20 @@ def knn(
     seed: int = SEED,
     device: str = DEVICE,
     out: Path | None = OUT,
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """k-nearest neighbours; --select-k runs k-fold cross-validation over --ks first."""
     from striate.classic.experiments import load_pair, run_knn
 
-    train, test = load_pair(data, root, train_size, test_size, seed)
+    folder = _out_folder("knn", data, out, overwrite)
+    with warnings_as_lines():
+        train, test = load_pair(data, root, train_size, test_size, seed)
     candidates = tuple(int(x) for x in ks.split(",") if x.strip())
     _finish(
         run_knn(train, test, k, metric, features, select_k, candidates, folds, seed, device),
         "knn",
-        data,
-        out,
+        folder,
+        overwrite,
     )
 
 
@@ -70,13 +81,19 @@ def nca(
     seed: int = SEED,
     device: str = DEVICE,
     out: Path | None = OUT,
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """kNN on raw pixels against kNN after NCA: error, query time, storage."""
     from striate.classic.experiments import load_pair, run_nca
 
-    train, test = load_pair(data, root, train_size, test_size, seed)
+    folder = _out_folder("nca", data, out, overwrite)
+    with warnings_as_lines():
+        train, test = load_pair(data, root, train_size, test_size, seed)
     _finish(
-        run_nca(train, test, dim, k, init, max_iter, batch_size, lr, seed, device), "nca", data, out
+        run_nca(train, test, dim, k, init, max_iter, batch_size, lr, seed, device),
+        "nca",
+        folder,
+        overwrite,
     )
 
 
@@ -97,6 +114,7 @@ def linear(
     seed: int = SEED,
     device: str = DEVICE,
     out: Path | None = OUT,
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Linear SVM or softmax classifier trained by minibatch SGD; --search tunes lr and reg."""
     from striate.classic.experiments import load_pair, run_linear
@@ -106,7 +124,9 @@ def linear(
         rate: float | str = lr if lr == "auto" else float(lr)
     except ValueError:
         raise StriateError(f"--lr must be a number or auto, got {lr!r}") from None
-    train, test = load_pair(data, root, train_size, test_size, seed)
+    folder = _out_folder("linear", data, out, overwrite)
+    with warnings_as_lines():
+        train, test = load_pair(data, root, train_size, test_size, seed)
     _finish(
         run_linear(
             train,
@@ -123,14 +143,28 @@ def linear(
             device=device,
         ),
         "linear",
-        data,
-        out,
+        folder,
+        overwrite,
     )
 
 
-def _finish(experiment, method: str, data: str, out: Path | None) -> None:
-    stem = Path(data).stem if ("/" in data or "." in data) else data
-    out = out or Path("runs") / "classic" / f"{method}-{re.sub(r'[^A-Za-z0-9_-]+', '-', stem)}"
+def _out_folder(method: str, data: str, out: Path | None, overwrite: bool) -> Path:
+    """The run folder, settled before the (long) fit: --out, refused when it holds results
+    unless --overwrite; else the first of runs/classic/METHOD-DATA, -2, -3, ... that is free."""
+    from striate.outputs import check_folder, default_folder
+
+    if out is None:
+        stem = Path(data).stem if ("/" in data or "." in data) else data
+        return default_folder(Path("runs") / "classic", f"{method}-{stem}")
+    check_folder(out, overwrite)
+    return out
+
+
+def _finish(experiment, method: str, out: Path, overwrite: bool) -> None:
+    from striate.outputs import clear_folder
+
+    if overwrite:
+        clear_folder(out)  # only now: the fit went through, its results replace the old ones
     paths = experiment.save(out)
     table = Table(title=f"classic {method}", title_justify="left")
     table.add_column("metric")
