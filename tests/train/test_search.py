@@ -1,5 +1,6 @@
 """Hyper-parameter search: the space, log sampling, the 3x loss abort, narrowing, the edge
-warning, resuming a study and two processes sharing one (tiny trials on the bundled digits)."""
+warning, the best trial, resuming a study, refusing to mix two searches, and two processes
+sharing one study in a journal file or an SQLite database (tiny trials on the bundled digits)."""
 
 from __future__ import annotations
 
@@ -13,17 +14,22 @@ import textwrap
 import time
 
 import numpy as np
-import optuna
 import pytest
 from scipy import stats
 
 from striate.errors import ConfigError
+from striate.outputs import OutputExists
 from striate.train import TrainConfig
 from striate.train.hpsearch import (
     LossAbort,
     Param,
+    SearchMismatch,
+    SearchResult,
+    best_summary,
     check_space,
+    choose_best,
     coarse_fine,
+    default_study_name,
     edge_warnings,
     make_sampler,
     narrow,
@@ -31,7 +37,10 @@ from striate.train.hpsearch import (
     parse_param,
     parse_space,
     search,
+    write_results,
 )
+
+optuna = pytest.importorskip("optuna")  # the extra striate[search]; `make` installs it
 
 TINY = dict(train_size=300, epochs=1, device="cpu", precision="fp32")
 
@@ -222,16 +231,21 @@ def test_a_too_large_lr_is_aborted_and_results_are_sorted(tmp_path):
 
 
 def test_coarse_then_fine_searches_the_narrowed_range(tmp_path):
+    config, space = tiny(epochs=2, batch_size=16), ["lr=log:1e-3:1", "dropout=uniform:0:0.5"]
+    kw = dict(out=tmp_path, progress=False)
+    # the coarse stage alone first (as a benchmark's workers do), then both: it continues
+    alone = search(
+        config, space, stages=coarse_fine(6, 0, coarse_epochs=1, coarse_train_size=150), **kw
+    )
+    assert [t["stage"] for t in alone.trials] == ["coarse"] * 6
+    assert alone.best["stage"] == "coarse" and "1 epoch on 150 images" in alone.summary
     r = search(
-        tiny(epochs=2, batch_size=16),
-        ["lr=log:1e-3:1", "dropout=uniform:0:0.5"],
-        stages=coarse_fine(6, 2, coarse_epochs=1, coarse_train_size=150),
-        out=tmp_path,
-        progress=False,
+        config, space, stages=coarse_fine(6, 2, coarse_epochs=1, coarse_train_size=150), **kw
     )
     coarse = [t for t in r.trials if t["stage"] == "coarse"]
     fine = [t for t in r.trials if t["stage"] == "fine"]
     assert len(coarse) == 6 and len(fine) == 2
+    assert sorted(t["trial"] for t in coarse) == sorted(t["trial"] for t in alone.trials)
     assert {t["epochs"] for t in coarse} == {1}
     assert {t["config"]["epochs"] for t in fine} == {2}
     expected = narrow(r.spaces["coarse"], coarse)
@@ -239,16 +253,95 @@ def test_coarse_then_fine_searches_the_narrowed_range(tmp_path):
     for t in fine:
         assert expected["lr"].low <= t["params"]["lr"] <= expected["lr"].high
     assert r.best["stage"] == "fine"
+    assert r.study == "digits-convnet-small-dropout-lr"
+    # the coarse stage run again alone still reports the whole search, fine trials included
+    again = search(
+        config, space, stages=coarse_fine(6, 0, coarse_epochs=1, coarse_train_size=150), **kw
+    )
+    assert len(again.trials) == 8 and again.best == r.best
+
+
+# --------------------------------------------------------------------------- the best trial
+
+
+def _rec(stage, trial, acc, **params):
+    return {
+        "stage": stage,
+        "trial": trial,
+        "state": "complete",
+        "val_acc": acc,
+        "params": params or {"lr": 0.01},
+        "config": {"lr": 0.01, "epochs": 2},
+    }
+
+
+STAGES = [
+    {"name": "coarse", "epochs": 1, "train_size": 300, "keep": 0.25},
+    {"name": "fine", "epochs": None, "train_size": None, "keep": 0.25},
+]
+
+
+def test_a_better_coarse_trial_is_named_next_to_the_chosen_fine_one(tmp_path):
+    """The issue's case: fine trial 1 at 33 % is chosen while coarse trial 0 scored 34 %; the line,
+    best.toml, results.json and results.csv all say so."""
+    trials = [_rec("coarse", 0, 0.34), _rec("fine", 1, 0.33, lr=0.02), _rec("coarse", 2, 0.2)]
+    trials.append({**_rec("fine", 3, None), "state": "aborted"})
+    best, overall = choose_best(trials, STAGES)
+    assert (best["stage"], best["trial"]) == ("fine", 1)
+    assert (overall["stage"], overall["trial"]) == ("coarse", 0)
+    line = best_summary(best, overall, STAGES)
+    assert line.startswith(
+        "best fine-stage trial (full-length training): trial 1, val accuracy 33.00%"
+    )
+    assert "the best coarse trial (0) scored 34.00% after 1 epoch on 300 images" in line
+    result = SearchResult(trials, best, {}, stages=STAGES, best_overall=overall)
+    write_results(result, tmp_path)
+    assert (tmp_path / "best.toml").read_text().startswith(f"# {line}\n")
+    assert TrainConfig.load(tmp_path / "best.toml").lr == 0.01
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["summary"] == line and saved["best"]["trial"] == 1
+    assert saved["best_overall"]["trial"] == 0
+    with open(tmp_path / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["stage"], r["trial"]) for r in rows if r["best"] == "yes"] == [("fine", "1")]
+
+
+def test_the_best_trial_plainly_when_nothing_scored_higher():
+    trials = [_rec("coarse", 0, 0.30), _rec("fine", 1, 0.33)]
+    best, overall = choose_best(trials, STAGES)
+    line = best_summary(best, overall, STAGES)
+    assert best is overall and "coarse" not in line
+    single = [{"name": "search", "epochs": None, "train_size": None, "keep": 0.25}]
+    one = [{**_rec("search", 4, 0.9), "params": {"lr": 0.0123}}, _rec("search", 2, 0.5)]
+    best, overall = choose_best(one, single)
+    assert best_summary(best, overall, single) == "best: trial 4, val accuracy 90.00% (lr=0.0123)"
+    # no fine trial completed: the best coarse one, said to be one
+    best, _ = choose_best([_rec("coarse", 0, 0.3)], STAGES)
+    assert best_summary(best, best, STAGES).startswith("best coarse-stage trial (1 epoch on 300")
+    assert choose_best([], STAGES) == (None, None)
+
+
+# --------------------------------------------------------------------------- studies
+
+
+def test_the_default_study_is_named_after_data_model_and_params():
+    assert default_study_name(tiny(), parse_space(["wd=log:1e-6:1", "lr=log:1e-3:1"])) == (
+        "digits-convnet-small-lr-wd"
+    )
+    cfg = tiny(data="../shared/data/cifar10/cifar10-jpeg.zip", model="mlp")
+    assert default_study_name(
+        cfg, ["model_options.dropout=uniform:0:0.5", "batch-size=choice:32"]
+    ) == ("cifar10-jpeg-mlp-batch_size-dropout")
 
 
 def test_resume_counts_finished_trials_and_retries_one_left_running(tmp_path):
     space = ["lr=log:1e-3:1"]
     first = search(tiny(), space, trials=3, out=tmp_path, progress=False)
-    assert len(first.trials) == 3
+    assert len(first.trials) == 3 and first.study == "digits-convnet-small-lr"
     # a process that died in the middle of a trial: RUNNING, with its pid
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    study = optuna.load_study(study_name="search", storage=open_storage(None, tmp_path))
+    study = optuna.load_study(study_name=first.study, storage=open_storage(None, tmp_path))
     left = study.ask()
     left.suggest_float("lr", 1e-3, 1.0, log=True)
     left.set_user_attr("pid", dead.pid)
@@ -262,14 +355,114 @@ def test_resume_counts_finished_trials_and_retries_one_left_running(tmp_path):
     assert left.number not in by_number  # failed, not counted
     retried = [t for t in again.trials if t["params"]["lr"] == lr_left]
     assert len(retried) == 1
+    storage = open_storage(None, tmp_path)
     states = {
         t.number: t.state.name
-        for t in optuna.load_study(study_name="search", storage=open_storage(None, tmp_path)).trials
+        for t in optuna.load_study(study_name=first.study, storage=storage).trials
     }
     assert states[left.number] == "FAIL"
-    # the same folder with another space is refused
-    with pytest.raises(ConfigError, match="searched another space"):
-        search(tiny(), ["lr=log:1e-4:1"], trials=6, out=tmp_path, progress=False)
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """A finished two-trial search of lr in a folder, and one in an SQLite database."""
+    folder = tmp_path_factory.mktemp("search")
+    db = f"sqlite:///{folder / 'studies.db'}"
+    search(tiny(), ["lr=log:1e-3:1"], trials=2, out=folder / "a", progress=False)
+    search(tiny(), ["lr=log:1e-3:1"], trials=2, storage=db, study_name="s", progress=False)
+    return folder, db
+
+
+@pytest.mark.parametrize(
+    ("space", "changes", "message"),
+    [
+        (["lr=log:1e-4:1"], {}, "lr range log:0.001:1 before, log:0.0001:1 now"),
+        (["lr=uniform:1e-3:1"], {}, "lr range log:0.001:1 before, uniform:0.001:1 now"),
+        (["lr=log:1e-3:1", "wd=log:1e-6:1e-2"], {}, "wd=log:1e-06:0.01 searched now, not before"),
+        (["lr=log:1e-3:1"], {"epochs": 2}, "epochs 1 before, 2 now"),
+        (["lr=log:1e-3:1"], {"model": "mlp"}, "model 'convnet-small' before, 'mlp' now"),
+        (["lr=log:1e-3:1"], {"data": "mnist"}, "data 'digits' before, 'mnist' now"),
+        (
+            ["lr=log:1e-3:1"],
+            {"stages": coarse_fine(2, 1)},
+            "stages search (full-length training) before, coarse",
+        ),
+    ],
+)
+def test_another_search_under_the_same_name_is_refused(searched, space, changes, message):
+    """A folder's study and a database's study alike: one line saying what differs and what to do;
+    nothing is trained or written."""
+    folder, db = searched
+    changes = dict(changes)
+    how = {"stages": changes.pop("stages")} if "stages" in changes else {"trials": 3}
+    before = (folder / "a" / "results.csv").read_text()
+    for where in (
+        {"out": folder / "a", "study_name": "digits-convnet-small-lr"},
+        {"storage": db, "study_name": "s"},
+    ):
+        with pytest.raises(SearchMismatch) as e:
+            search(tiny(**changes), space, **how, **where, progress=False)
+        text = str(e.value)
+        assert message in text and "\n" not in text
+        assert "run the same command to continue it" in text
+        assert "another --study or --out, or --overwrite to start afresh" in text
+    assert (folder / "a" / "results.csv").read_text() == before
+
+
+def test_a_folder_holds_the_results_of_one_study(searched, tmp_path):
+    folder, _ = searched
+    with pytest.raises(
+        SearchMismatch, match=r"holds the results of study 'digits-convnet-small-lr'"
+    ):
+        search(
+            tiny(),
+            ["lr=log:1e-3:1"],
+            trials=2,
+            out=folder / "a",
+            study_name="other",
+            progress=False,
+        )
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(OutputExists, match=r"not a search's results \(notes.txt\).*--overwrite"):
+        search(tiny(), ["lr=log:1e-3:1"], trials=2, out=tmp_path, progress=False)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_two_default_studies_share_a_storage_without_mixing(tmp_path):
+    journal = str(tmp_path / "all.journal")
+    a = search(tiny(), ["lr=log:1e-3:1"], trials=2, storage=journal, progress=False)
+    b = search(tiny(), ["wd=log:1e-6:1e-2"], trials=1, storage=journal, progress=False)
+    assert (a.study, b.study) == ("digits-convnet-small-lr", "digits-convnet-small-wd")
+    assert [len(r.trials) for r in (a, b)] == [2, 1]
+    names = optuna.get_all_study_names(open_storage(journal, None))
+    assert sorted(names) == ["digits-convnet-small-lr", "digits-convnet-small-wd"]
+
+
+def test_overwrite_starts_afresh(tmp_path):
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    for where in ({"out": tmp_path / "f"}, {"storage": db, "out": tmp_path / "g"}):
+        old = search(tiny(), ["lr=log:1e-3:1"], trials=3, progress=False, **where)
+        assert len(old.trials) == 3
+        (where["out"] / "stray.txt").write_text("x")
+        new = search(
+            tiny(epochs=2),
+            ["wd=log:1e-6:1e-2"],
+            trials=1,
+            study_name=old.study,
+            overwrite=True,
+            progress=False,
+            **where,
+        )
+        assert len(new.trials) == 1 and set(new.trials[0]["params"]) == {"wd"}
+        assert not (where["out"] / "stray.txt").exists()
+        saved = json.loads((where["out"] / "results.json").read_text())
+        assert [t["trial"] for t in saved["trials"]] == [0]  # the old trials are gone
+        storage = open_storage(where.get("storage"), where["out"])
+        study = optuna.load_study(study_name=old.study, storage=storage)
+        assert len(study.trials) == 1
+        assert study.user_attrs["definition"]["space"] == {"wd": ["log", 1e-6, 1e-2]}
+        claim = json.loads((where["out"] / "search.json").read_text())
+        assert claim["study"] == old.study and claim["definition"]["config"]["epochs"] == 2
 
 
 WORKER = textwrap.dedent(
@@ -277,20 +470,26 @@ WORKER = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from striate.train import TrainConfig, search
-    out, me = Path(sys.argv[1]), sys.argv[2]
-    (out / f"ready-{me}").touch()
-    while not (out / "go").exists():
+    here, me, storage = Path(sys.argv[1]), sys.argv[2], sys.argv[3] or None
+    (here / f"ready-{me}").touch()
+    while not (here / "go").exists():
         time.sleep(0.05)
     cfg = TrainConfig(train_size=400, epochs=1, device="cpu", precision="fp32")
-    search(cfg, ["lr=log:1e-3:0.3"], trials=8, out=out, progress=False, poll=0.2)
+    out = here / "out"
+    search(cfg, ["lr=log:1e-3:0.3"], trials=8, out=out, storage=storage, progress=False, poll=0.2)
     """
 )
 
 
-def test_two_processes_share_one_journal(tmp_path):
+@pytest.mark.parametrize("storage", ["journal", "sqlite"])
+def test_two_processes_share_one_study(tmp_path, storage):
+    """Two processes started together on one study (a journal file, or an SQLite database, whose
+    tables they race to create): both run trials, no trial number twice, none sampled twice,
+    and the results hold all eight."""
+    url = f"sqlite:///{tmp_path / 'study.db'}" if storage == "sqlite" else ""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     procs = [
-        subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path), str(i)], env=env)
+        subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path), str(i), url], env=env)
         for i in range(2)
     ]
     deadline = time.time() + 60
@@ -299,10 +498,30 @@ def test_two_processes_share_one_journal(tmp_path):
         time.sleep(0.05)
     (tmp_path / "go").touch()
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
-    study = optuna.load_study(study_name="search", storage=open_storage(None, tmp_path))
+    name = "digits-convnet-small-lr"
+    out = tmp_path / "out"
+    study = optuna.load_study(study_name=name, storage=open_storage(url or None, out))
     done = [t for t in study.trials if "discarded" not in t.user_attrs]
     assert len(done) == 8 and all(t.state.is_finished() for t in done)
+    assert len({t.number for t in study.trials}) == len(study.trials)  # no number twice
     assert {t.user_attrs["pid"] for t in done} == {p.pid for p in procs}  # both worked
     assert len({t.params["lr"] for t in done}) == 8  # no trial sampled twice
-    saved = json.loads((tmp_path / "results.json").read_text())
-    assert len(saved["trials"]) == 8
+    saved = json.loads((out / "results.json").read_text())
+    assert len(saved["trials"]) == 8 and saved["study"] == name
+    assert sorted(t["trial"] for t in saved["trials"]) == sorted(t.number for t in done)
+    if storage == "sqlite":
+        assert not (out / "study.journal").exists()
+
+
+def test_a_database_that_cannot_be_opened_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # not installed (whether it is or not)
+    with pytest.raises(ConfigError) as e:
+        open_storage("postgresql://bob:secret@localhost/studies", None)
+    assert str(e.value) == (
+        "--storage postgresql://bob:***@localhost/studies: the database driver psycopg is not "
+        "installed: pip install 'psycopg[binary]'"
+    )
+    with pytest.raises(ConfigError, match="cannot open the database .*folder exists"):
+        open_storage(f"sqlite:///{tmp_path / 'missing' / 's.db'}", None)
+    with pytest.raises(ConfigError, match="not a database URL"):
+        open_storage("nosuchdb://x", None)

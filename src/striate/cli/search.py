@@ -86,8 +86,10 @@ def search(
     abort_factor: float = typer.Option(
         3.0, "--abort-factor", help="Abort a trial whose loss exceeds this many times its first."
     ),
-    study: str = typer.Option(
-        "search", "--study", help="Study name; the same name and storage continue a search."
+    study: str | None = _opt(
+        "--study",
+        "Study name (default: DATA-MODEL-PARAMS, e.g. digits-convnet-small-lr-wd); the same "
+        "command (name, storage, space and settings) continues a search, another is refused.",
     ),
     storage: str | None = _opt(
         "--storage",
@@ -95,6 +97,12 @@ def search(
         "postgresql://...) for several machines (default: OUT/study.journal).",
     ),
     out: Path | None = _opt("--out", "Output folder (default: runs/search/STUDY)."),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Start afresh: delete the study (in its journal or database) and the folder's "
+        "results. Give it to the first process only, not to those that share the work.",
+    ),
     seed: int | None = _opt(
         "--seed", "Seed of the split and the sampler; trial k trains with seed+k (default: 0)."
     ),
@@ -106,13 +114,22 @@ def search(
     Each trial trains with sampled values and is scored on validation accuracy.
     A trial whose loss exceeds 3x its first loss is aborted.
     The study is kept on disk: run the same command again to continue it, or in a second
-    terminal to share the work.
+    terminal to share the work; a different search under the same name is refused.
     Writes results.csv, results.json, val_acc.png and best.toml (for `striate train --config`).
+    Needs optuna: pip install 'striate[search]'.
     """
     from striate.errors import ConfigError
     from striate.train.config import TrainConfig, read_toml
-    from striate.train.hpsearch import coarse_fine, parse_param, parse_space
+    from striate.train.hpsearch import (
+        coarse_fine,
+        default_study_name,
+        parse_param,
+        parse_space,
+        require_optuna,
+    )
     from striate.train.hpsearch import search as run
+
+    require_optuna()
 
     values = read_toml(config) if config is not None else {}
     table = values.pop("search", {})
@@ -161,7 +178,9 @@ def search(
                 coarse_train_size=coarse_train_size,
             )
         )
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", study):
+    if study is None:
+        study = default_study_name(cfg, space)
+    elif not re.fullmatch(r"[A-Za-z0-9_.-]+", study):
         raise ConfigError(f"--study {study!r}: use letters, digits, '.', '_' and '-'")
     folder = out if out is not None else Path("runs/search") / study
     result = run(
@@ -170,13 +189,14 @@ def search(
         out=folder,
         storage=storage,
         study_name=study,
+        overwrite=overwrite,
         sampler=sampler,
         pruner=pruner,
         abort_factor=abort_factor,
         progress=progress,
         **stages_arg,
     )
-    console.print(results_table(result.trials, list(result.spaces)))
+    console.print(results_table(result.trials, result.best))
     for w in result.warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(w)}")
     if result.interrupted:
@@ -184,26 +204,26 @@ def search(
             f"interrupted; run the same command again to continue ({escape(str(folder))})"
         )
         raise typer.Exit(130)
+    console.print(escape(result.summary))
     if result.best is not None:
-        b = result.best
-        shown = ", ".join(f"{k}={_fmt(v)}" for k, v in b["params"].items())
-        console.print(
-            f"best: {b['stage']} trial {b['trial']}, val accuracy {b['val_acc']:.2%} ({shown})"
-        )
         console.print(f"train it: striate train --config {escape(str(folder / 'best.toml'))}")
     console.print(
-        f"results: {escape(str(folder))} (results.csv, val_acc.png)  [{result.seconds:.0f} s]"
+        f"results: {escape(str(folder))} (study {escape(study)}: results.csv, val_acc.png)  "
+        f"[{result.seconds:.0f} s]"
     )
 
 
-def results_table(trials: list[dict], stages: list[str], limit: int = 30) -> Table:
-    """The trials, best validation accuracy first (the first `limit`)."""
+def results_table(trials: list[dict], best: dict | None = None, limit: int = 30) -> Table:
+    """The trials, best validation accuracy first (the first `limit`); the chosen trial (see
+    the line under the table) is marked "best"."""
     names: list[str] = []
     for t in trials:
         names += [n for n in t["params"] if n not in names]
-    table = Table("stage", "trial", "val acc", "state", *names, "epochs", "s")
+    table = Table("stage", "trial", "val acc", "state", *names, "epochs", "s", "")
+    chosen = (best["stage"], best["trial"]) if best is not None else None
     for t in trials[:limit]:
         acc = t.get("val_acc")
+        mark = (t["stage"], t["trial"]) == chosen
         table.add_row(
             t["stage"],
             str(t["trial"]),
@@ -212,6 +232,8 @@ def results_table(trials: list[dict], stages: list[str], limit: int = 30) -> Tab
             *(_fmt(t["params"].get(n)) for n in names),
             str(t.get("epochs") or ""),
             f"{t['seconds']:.1f}" if t.get("seconds") is not None else "",
+            "best" if mark else "",
+            style="bold" if mark else None,
         )
     if len(trials) > limit:
         table.caption = f"{len(trials) - limit} more in results.csv"
