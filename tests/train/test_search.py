@@ -422,10 +422,13 @@ def test_a_folder_holds_the_results_of_one_study(searched, tmp_path):
             study_name="other",
             progress=False,
         )
-    (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(OutputExists, match=r"not a search's results \(notes.txt\).*--overwrite"):
-        search(tiny(), ["lr=log:1e-3:1"], trials=2, out=tmp_path, progress=False)
-    assert (tmp_path / "notes.txt").read_text() == "mine"
+    # a log or notes beside the results are left alone; results no search.json claims are not
+    (tmp_path / "log.txt").write_text("mine")
+    search(tiny(), ["lr=log:1e-3:1"], trials=1, out=tmp_path, progress=False)
+    assert (tmp_path / "log.txt").read_text() == "mine"
+    (tmp_path / "search.json").unlink()
+    with pytest.raises(OutputExists, match=r"holds search results \(results.csv, results.json"):
+        search(tiny(), ["lr=log:1e-3:1"], trials=1, out=tmp_path, progress=False)
 
 
 def test_two_default_studies_share_a_storage_without_mixing(tmp_path):

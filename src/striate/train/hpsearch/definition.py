@@ -22,14 +22,13 @@ from striate.train.config import TrainConfig
 from striate.train.hpsearch._values import jsonable
 from striate.train.hpsearch.space import Param, space_as_dict
 from striate.train.hpsearch.stages import Stage, describe_stage, stage_study
-from striate.train.hpsearch.storage import JOURNAL
 
 FORMAT = "striate-search/1"
 FOLDER_FILE = "search.json"
 # settings that say where things are or run, not what is searched: other machines differ there
 _NOT_DEFINING = ("out", "device", "root")
-# the files a search writes in its folder (and the journal's, and temporary dot files)
-_OWN_FILES = ("search.json", "results.csv", "results.json", "val_acc.png", "best.toml")
+# the results a search writes in its folder, beside search.json and the journal
+_RESULTS = ("results.csv", "results.json", "val_acc.png", "best.toml")
 _AFRESH = "give another --study or --out, or --overwrite to start afresh"
 
 
@@ -153,7 +152,8 @@ def study_names(study: str, *stage_lists: Sequence[Mapping[str, Any] | Stage]) -
 
 def check_search_folder(out: Path, study: str, storage: str, overwrite: bool) -> None:
     """Refuse a folder that holds another study's results (its search.json names another study or
-    storage) or files no search wrote, unless `overwrite`."""
+    storage), or results of a search that recorded no study, unless `overwrite`. Other files (a
+    log the shell redirects there, notes) are left alone: a search writes only its own."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} is a file, not a folder: choose another --out")
     if overwrite or not out.is_dir():
@@ -167,17 +167,12 @@ def check_search_folder(out: Path, study: str, storage: str, overwrite: bool) ->
                 f"or --overwrite to replace them"
             )
         return
-    foreign = sorted(p.name for p in out.iterdir() if not _own(p.name))
-    if foreign:
+    unclaimed = [name for name in _RESULTS if (out / name).exists()]
+    if unclaimed:
         raise OutputExists(
-            f"{out} already holds files that are not a search's results ({', '.join(foreign[:3])}"
-            f"{', ...' if len(foreign) > 3 else ''}): choose another --out, or --overwrite to "
-            f"replace them"
+            f"{out} already holds search results ({', '.join(unclaimed)}) with no {FOLDER_FILE} "
+            f"to say which search made them: choose another --out, or --overwrite to replace them"
         )
-
-
-def _own(name: str) -> bool:
-    return name in _OWN_FILES or name.startswith(JOURNAL) or name.startswith(".")
 
 
 def read_claim(out: Path) -> dict[str, Any] | None:
