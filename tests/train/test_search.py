@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from striate.errors import ConfigError
+from striate.errors import ConfigError, StriateError
 from striate.outputs import OutputExists
 from striate.train import TrainConfig
 from striate.train.hpsearch import (
@@ -429,6 +429,12 @@ def test_a_folder_holds_the_results_of_one_study(searched, tmp_path):
     (tmp_path / "search.json").unlink()
     with pytest.raises(OutputExists, match=r"holds search results \(results.csv, results.json"):
         search(tiny(), ["lr=log:1e-3:1"], trials=1, out=tmp_path, progress=False)
+
+
+def test_a_search_that_cannot_start_leaves_no_folder(tmp_path):
+    with pytest.raises(StriateError, match="nosuchdata"):
+        search(tiny(data="nosuchdata"), ["lr=log:1e-3:1"], trials=1, out=tmp_path / "s")
+    assert not (tmp_path / "s").exists()
 
 
 def test_two_default_studies_share_a_storage_without_mixing(tmp_path):

@@ -444,13 +444,13 @@ def search(
         and journal.parent.resolve() == out_path.resolve()
     )
     store = None
-    if not overwrite:
+    if not overwrite and (journal is None or journal.exists()):
         store = open_storage(storage, out_path)
         check_definition(store, study_name, definition, where)
 
     from striate.train.run import load_run_data
 
-    data = load_run_data(config)  # before anything is deleted: it may fail
+    data = load_run_data(config)  # before anything is created or deleted: it may fail
     if overwrite:
         if not in_folder:  # the studies live elsewhere: a journal outside the folder, a database
             store = open_storage(storage, out_path)
@@ -458,8 +458,8 @@ def search(
             delete_studies(store, study_names(study_name, saved, stages))
         if out_path is not None:
             clear_folder(out_path)  # with the folder's own journal
-        if store is None:
-            store = open_storage(storage, out_path)
+    if store is None:
+        store = open_storage(storage, out_path)
     if out_path is not None:
         out_path.mkdir(parents=True, exist_ok=True)
     root = require_optuna().create_study(
