@@ -16,12 +16,15 @@ from striate.models.summary import human_count, parameter_count, summary
 
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch, request):
-    """Tables 300 columns wide, so that no cell folds (one test keeps the default 80)."""
+    """Tables 300 columns wide, so that no cell folds; an 80-column terminal for the "narrow"
+    tests, and the console as the CLI makes it (no terminal here) for the "unwrapped" ones."""
     from rich.console import Console
 
     import striate.cli.models as cli
 
-    if "narrow" not in request.node.name:
+    if "narrow" in request.node.name:
+        monkeypatch.setattr(cli, "console", Console(width=80))
+    elif "unwrapped" not in request.node.name:
         monkeypatch.setattr(cli, "console", Console(width=300))
 
 
@@ -36,7 +39,7 @@ def test_list_names_every_model_with_its_parameters(capsys):
     assert code == 0
     for name in models.available():
         assert name in out
-    expected = parameter_count(models.create("convnet-small", 10, (3, 32, 32)))[0]
+    expected = parameter_count(models.create("convnet_small", 10, (3, 32, 32)))[0]
     assert f"{expected:,}" in out and "3x32x32" in out
     assert "MACs" not in out.splitlines()[2]  # no forward passes without --flops
 
@@ -44,7 +47,7 @@ def test_list_names_every_model_with_its_parameters(capsys):
 def test_list_with_flops_and_a_chosen_input(capsys):
     code, out, _ = run(capsys, "models", "--flops", "--input", "1,8,8", "--num-classes", "4")
     assert code == 0
-    model = models.create("convnet-small", num_classes=4, in_shape=(1, 8, 8))
+    model = models.create("convnet_small", num_classes=4, in_shape=(1, 8, 8))
     s = summary(model)
     assert f"{s.params:,}" in out and human_count(s.macs) in out and human_count(s.flops) in out
     assert "1x8x8" in out and "FLOPs" in out
@@ -60,21 +63,43 @@ def test_list_shows_which_models_do_not_take_the_input(capsys):
 
 
 def test_show_prints_the_summary_table(capsys):
-    code, out, _ = run(capsys, "models", "show", "convnet-small", "--input", "1,8,8")
+    code, out, _ = run(capsys, "models", "show", "convnet_small", "--input", "1,8,8")
     assert code == 0
-    model = models.create("convnet-small", num_classes=10, in_shape=(1, 8, 8))
+    model = models.create("convnet_small", num_classes=10, in_shape=(1, 8, 8))
     s = summary(model)
-    assert "convnet-small: 1x8x8 input, 10 classes" in out
+    assert "convnet_small: 1x8x8 input, 10 classes" in out
     assert "features.0" in out and "Conv2d" in out and "classifier" in out
     assert f"total params: {s.params:,}" in out
     assert f"MACs: {human_count(s.macs)}" in out and "forward activations" in out
 
 
 def test_narrow_terminal_keeps_numbers_whole(capsys):
-    code, out, _ = run(capsys, "models", "show", "convnet-small", "--input", "1,8,8")
+    code, out, _ = run(capsys, "models", "show", "convnet_small", "--input", "1,8,8")
     assert code == 0 and max(map(len, out.splitlines())) <= 80
-    s = summary(models.create("convnet-small", num_classes=10, in_shape=(1, 8, 8)))
+    s = summary(models.create("convnet_small", num_classes=10, in_shape=(1, 8, 8)))
     assert all(f"{r.params:,}" in out for r in s.rows if r.params)
+
+
+def test_without_a_terminal_names_and_descriptions_stay_on_one_line_unwrapped(capsys):
+    code, out, _ = run(capsys, "models")
+    assert code == 0
+    lines = out.splitlines()
+    for name in models.available():
+        about = models.describe(name)
+        assert any(about in line for line in lines), about  # not folded at 80 columns
+    assert any(len(line) > 80 for line in lines)
+
+
+def test_each_model_is_listed_and_shown_at_its_own_input(capsys):
+    code, out, _ = run(capsys, "models")
+    assert code == 0
+    for name, (shape, k) in (("alexnet", ((3, 224, 224), 1000)), ("resnet20", ((3, 32, 32), 10))):
+        row = next(line for line in out.splitlines() if f" {name} " in line)
+        params = parameter_count(models.create(name))[0]
+        assert "x".join(map(str, shape)) in row and f" {k} " in row and f"{params:,}" in row
+    code, out, _ = run(capsys, "models", "show", "alexnet-2012")  # the old spelling still works
+    assert code == 0 and out.startswith("alexnet_2012: 3x227x227 input, 1000 classes")
+    assert f"total params: {62_378_344:,}" in out
 
 
 def test_show_json_with_options_and_batch(capsys):
@@ -137,7 +162,7 @@ def test_the_command_module_does_not_import_torch():
 def test_meta_models_are_not_left_behind():
     from striate.cli.models import _build
 
-    model, shape, k = _build("convnet-small", None, None, {})
+    model, shape, k = _build("convnet_small", None, None, {})
     assert {p.device.type for p in model.parameters()} == {"meta"}  # nothing allocated
     assert (shape, k) == ((3, 32, 32), 10)
     assert torch.zeros(1).device.type == "cpu"  # the meta device was not left as the default

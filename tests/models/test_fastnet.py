@@ -1,4 +1,4 @@
-"""The cifar-fast net (airbench94): shapes, exact parameter count, airbench's layer details against
+"""The cifar_fast net (airbench94): shapes, exact parameter count, airbench's layer details against
 a forward pass written out with torch.nn.functional, the 64× bias lr, and patch whitening."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from striate.models.fastnet import FastNet, ScaledShiftBatchNorm, whiten_init
 
 def make(**kwargs) -> FastNet:
     torch.manual_seed(0)
-    return models.create("cifar-fast", **kwargs)
+    return models.create("cifar_fast", **kwargs)
 
 
 def correlated_images(n: int = 64, size: int = 16, seed: int = 0) -> torch.Tensor:
@@ -42,7 +42,7 @@ def test_output_shape_and_spatial_sizes():
         sizes.append(tuple(h.shape[1:]))
     # airbench: 24×31×31, then 64×15×15, 256×7×7, 256×3×3 (and its MaxPool2d(3) to 1×1)
     assert sizes == [(24, 31, 31), (64, 15, 15), (256, 7, 7), (256, 3, 3)]
-    grey = models.create("cifar-fast", num_classes=3, in_shape=(1, 28, 28), widths=(8, 16, 16))
+    grey = models.create("cifar_fast", num_classes=3, in_shape=(1, 28, 28), widths=(8, 16, 16))
     assert grey(torch.randn(2, 1, 28, 28)).shape == (2, 3)
     assert grey.whiten.out_channels == 2 * 1 * 2 * 2
 
@@ -255,7 +255,7 @@ def test_whiten_init_rejects_bad_input(target, images, kwargs, match):
 )
 def test_bad_options_raise_config_error(kwargs, match):
     with pytest.raises(ConfigError, match=match):
-        models.create("cifar-fast", **kwargs)
+        models.create("cifar_fast", **kwargs)
 
 
 def test_spec_round_trip_through_json():
@@ -269,5 +269,5 @@ def test_spec_round_trip_through_json():
     again.load_state_dict(m.state_dict())
     x = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(again.eval()(x), m.eval()(x))
-    assert "cifar-fast" in models.available()
-    assert "airbench94" in models.describe("cifar-fast")
+    assert "cifar_fast" in models.available()
+    assert "airbench94" in models.describe("cifar_fast")

@@ -18,7 +18,7 @@ from striate.models.io import ImageClassifier, load_model, save_model
 @pytest.fixture
 def saved(tmp_path):
     torch.manual_seed(0)
-    net = models.create("convnet-small", num_classes=3, in_shape=(3, 16, 16))
+    net = models.create("convnet_small", num_classes=3, in_shape=(3, 16, 16))
     save_model(
         tmp_path / "model",
         net,
@@ -42,6 +42,21 @@ def test_round_trip_gives_the_same_outputs_with_normalisation_inside(saved):
     torch.testing.assert_close(model.predict_proba(x), net((x - mean) / std).softmax(1))
     for path in (folder / "model", folder / "model" / "model.json"):
         assert load_model(path).classes == model.classes
+
+
+def test_a_model_saved_under_the_old_hyphenated_name_still_loads(saved):
+    folder, net = saved
+    info_path = folder / "model" / "model.json"
+    info = json.loads(info_path.read_text())
+    assert info["architecture"]["name"] == "convnet_small"  # saved in the one spelling
+    info["architecture"]["name"] = "convnet-small"  # as striate wrote it before
+    info_path.write_text(json.dumps(info))
+    model = load_model(folder)
+    x = torch.rand(2, 3, 16, 16)
+    mean = torch.tensor([0.5, 0.4, 0.3]).reshape(1, 3, 1, 1)
+    std = torch.tensor([0.2, 0.25, 0.3]).reshape(1, 3, 1, 1)
+    torch.testing.assert_close(model(x), net.eval()((x - mean) / std))  # the trained weights
+    assert model.net.spec["name"] == "convnet_small"
 
 
 def test_prepare_resizes_converts_and_scales(saved):

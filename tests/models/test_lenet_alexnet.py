@@ -198,8 +198,8 @@ def meta_alexnets():
     with torch.device("meta"):
         return {
             "alexnet": models.create("alexnet", 1000, (3, 224, 224)),
-            "alexnet-2012": models.create("alexnet-2012", 1000, (3, 227, 227)),
-            "grouped": models.create("alexnet-2012", 1000, (3, 227, 227), grouped=True),
+            "alexnet_2012": models.create("alexnet_2012", 1000, (3, 227, 227)),
+            "grouped": models.create("alexnet_2012", 1000, (3, 227, 227), grouped=True),
         }
 
 
@@ -312,7 +312,7 @@ LECTURE_ALEXNET = {
 
 
 def test_alexnet_2012_follows_the_lecture_table(meta_alexnets):
-    m = meta_alexnets["alexnet-2012"]
+    m = meta_alexnets["alexnet_2012"]
     shapes = child_shapes(m, torch.zeros(1, 3, 227, 227, device="meta"))
     assert {k: shapes[k] for k in LECTURE_ALEXNET} == LECTURE_ALEXNET
     assert (227 - 11) // 4 + 1 == 55  # the lecture's hint
@@ -332,7 +332,7 @@ def test_alexnet_2012_parameter_counts(meta_alexnets):
         + conv_params(384, 256, 3)
         + fcs
     )
-    m = meta_alexnets["alexnet-2012"]
+    m = meta_alexnets["alexnet_2012"]
     assert n_params(m) == single == 62_378_344  # the lecture's "~62M"
     # the lecture: FC6 38M, FC7 17M, FC8 4M weights, "~59M params in FC layers"
     assert round(m.fc6.weight.numel() / 1e6) == 38 and round(m.fc7.weight.numel() / 1e6) == 17
@@ -383,7 +383,7 @@ def test_alexnet_2012_cifar_stem_and_sizes(small_alexnet_2012, meta_alexnets):
         out = m(torch.randn(2, 3, 32, 32))
     assert out.shape == (2, 10) and torch.isfinite(out).all()
     assert (m.min_size, m.cifar_min) == (7, 7)
-    big = meta_alexnets["alexnet-2012"]
+    big = meta_alexnets["alexnet_2012"]
     assert big.min_size == 67
     convs = nn.Sequential(*list(big.children())[:15])  # conv1 ... pool3
     assert convs(torch.zeros(1, 3, 67, 67, device="meta")).shape[-1] == 1
@@ -393,11 +393,11 @@ def test_alexnet_2012_cifar_stem_and_sizes(small_alexnet_2012, meta_alexnets):
 
 def test_alexnet_2012_bad_options():
     with pytest.raises(ConfigError, match=r"64×64 input is too small.*67×67.*stem='cifar'"):
-        models.create("alexnet-2012", 10, (3, 64, 64))
+        models.create("alexnet_2012", 10, (3, 64, 64))
     with pytest.raises(ConfigError, match="grouped must be True or False"):
-        models.create("alexnet-2012", 10, (3, 227, 227), grouped="yes")
+        models.create("alexnet_2012", 10, (3, 227, 227), grouped="yes")
     with pytest.raises(ConfigError, match="unknown stem"):
-        models.create("alexnet-2012", 10, (3, 227, 227), stem="CIFAR")
+        models.create("alexnet_2012", 10, (3, 227, 227), stem="CIFAR")
 
 
 def test_alexnet_2012_spec_round_trip(meta_alexnets):

@@ -111,7 +111,7 @@ def test_convnet_parameter_count_by_hand():
 
 
 @pytest.mark.parametrize("in_shape", SHAPES)
-@pytest.mark.parametrize("name", ["mlp", "convnet", "convnet-small"])
+@pytest.mark.parametrize("name", ["mlp", "convnet", "convnet_small"])
 def test_output_shapes(name, in_shape):
     m = models.create(name, num_classes=7, in_shape=in_shape)
     assert m(torch.randn(4, *in_shape)).shape == (4, 7)
@@ -180,7 +180,7 @@ def test_convnet_layout_batchnorm_dropout_pools():
     assert isinstance(with_dropout.classifier[0], nn.Dropout)
 
 
-@pytest.mark.parametrize("name", ["mlp", "convnet", "convnet-small"])
+@pytest.mark.parametrize("name", ["mlp", "convnet", "convnet_small"])
 def test_channels_last_gives_the_same_output(name):
     torch.manual_seed(0)
     m = models.create(name, num_classes=10, in_shape=(3, 32, 32)).eval()
@@ -191,7 +191,7 @@ def test_channels_last_gives_the_same_output(name):
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["mlp", "convnet-small"])
+@pytest.mark.parametrize("name", ["mlp", "convnet_small"])
 def test_bf16_autocast_on_cpu(name):
     torch.manual_seed(0)
     m = models.create(name, num_classes=10, in_shape=(1, 28, 28)).eval()
@@ -210,7 +210,7 @@ def test_bf16_autocast_on_cpu(name):
     ("name", "in_shape", "init"),
     [
         ("mlp", (1, 8, 8), "default"),
-        ("convnet-small", (1, 8, 8), "kaiming"),
+        ("convnet_small", (1, 8, 8), "kaiming"),
         ("convnet", (3, 16, 16), "xavier"),
     ],
 )

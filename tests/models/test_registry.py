@@ -18,12 +18,37 @@ from striate.models import registry
 def private_registry(monkeypatch):
     """A copy of the registry, so test models do not leak into other tests."""
     monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
+    monkeypatch.setattr(registry, "_DEFAULTS", dict(registry._DEFAULTS))
 
 
 def test_available_lists_the_built_in_models_sorted():
     names = models.available()
-    assert {"mlp", "convnet", "convnet-small"} <= set(names)
+    assert {"mlp", "convnet", "convnet_small", "alexnet_2012", "cifar_fast"} <= set(names)
     assert names == sorted(names)
+    assert not [n for n in names if "-" in n]  # one spelling: torchvision's underscores
+
+
+@pytest.mark.parametrize("old", ["convnet-small", "alexnet-2012", "cifar-fast", "wrn-16-4"])
+def test_hyphens_are_read_as_underscores_everywhere_a_name_is_looked_up(old):
+    new = old.replace("-", "_")
+    assert models.describe(old) == models.describe(new)
+    assert models.default_input(old) == models.default_input(new)
+    with torch.device("meta"):
+        built = models.create(old)
+        again = models.from_spec({**built.spec, "name": old})  # a model.json saved before
+    assert built.spec["name"] == again.spec["name"] == new  # recorded in the one spelling
+    assert type(built) is type(again) is type(models.create(new, in_shape=built.spec["in_shape"]))
+
+
+def test_a_name_is_registered_once_whatever_its_spelling(private_registry):
+    @models.register("two-words")
+    def two(num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+        """Nothing."""
+        return nn.Flatten()
+
+    assert "two_words" in models.available() and "two-words" not in models.available()
+    with pytest.raises(ConfigError, match="'two_words' is already registered"):
+        models.register("two_words")(two)
 
 
 def test_describe_is_the_first_docstring_line():
@@ -33,11 +58,12 @@ def test_describe_is_the_first_docstring_line():
     assert all(models.describe(n) for n in models.available())
 
 
-def test_unknown_name_lists_available_and_suggests():
+@pytest.mark.parametrize("typo", ["convnet_smal", "convnet-smal", "convnetsmall"])
+def test_unknown_name_lists_available_and_suggests(typo):
     with pytest.raises(ConfigError) as e:
-        models.create("convnet_small")
+        models.create(typo)
     msg = str(e.value)
-    assert "'convnet_small'" in msg and "did you mean 'convnet-small'" in msg
+    assert f"unknown model '{typo}'" in msg and "did you mean 'convnet_small'" in msg
     assert all(n in msg for n in models.available())
     with pytest.raises(ConfigError, match="Available models"):
         models.describe("resnet9000")
@@ -125,7 +151,7 @@ def test_spec_has_every_default_filled_in():
     [
         ("mlp", (1, 28, 28), dict(hidden=(64, 32), batchnorm=True, dropout=0.2)),
         ("convnet", (3, 32, 32), dict(channels=(8, 16, 16), pool="avg", fc=(24, 12))),
-        ("convnet-small", (1, 8, 8), dict(global_pool=True, activation="gelu")),
+        ("convnet_small", (1, 8, 8), dict(global_pool=True, activation="gelu")),
     ],
 )
 def test_from_spec_round_trip_through_json(name, in_shape, options):
@@ -183,12 +209,33 @@ def test_register_custom_builder(private_registry):
         c, h, w = in_shape
         return nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, num_classes, bias=bias))
 
-    assert "tiny-linear" in models.available()
+    assert "tiny_linear" in models.available()
     assert models.describe("tiny-linear") == "One Linear layer on the pixels."
     m = models.create("tiny-linear", 3, (1, 2, 2), bias=False)
     assert m(torch.zeros(1, 1, 2, 2)).shape == (1, 3)
     assert m.spec["kwargs"] == {"bias": False}
     assert models.from_spec(m.spec)[1].bias is None
+    # without a declared input, a model is made for CIFAR's
+    assert models.default_input("tiny_linear") == ((3, 32, 32), 10)
+    assert models.create("tiny_linear")[1].weight.shape == (10, 3 * 32 * 32)
+
+
+def test_register_declares_the_default_input(private_registry):
+    @models.register("grey_pixels", in_shape=(1, 5, 7), num_classes=4)
+    def grey(num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+        """Pixels to scores."""
+        return nn.Sequential(
+            nn.Flatten(), nn.Linear(in_shape[0] * in_shape[1] * in_shape[2], num_classes)
+        )
+
+    m = models.create("grey_pixels")
+    assert m.spec["in_shape"] == [1, 5, 7] and m.spec["num_classes"] == 4
+    assert m[1].weight.shape == (4, 35)
+    assert models.create("grey_pixels", 3)[1].weight.shape == (3, 35)  # one of the two given
+    with pytest.raises(ConfigError, match="in_shape must be"):
+        models.register("bad_input", in_shape=(32, 32))
+    with pytest.raises(ConfigError, match="num_classes must be an int >= 2"):
+        models.register("bad_classes", num_classes=1)
 
 
 def test_register_rejects_bad_builders(private_registry):

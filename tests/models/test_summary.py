@@ -406,7 +406,7 @@ def test_modes_are_restored_and_hooks_removed():
 
 
 def test_the_spec_gives_the_input_size():
-    model = models.create("convnet-small", num_classes=10, in_shape=(1, 8, 8))
+    model = models.create("convnet_small", num_classes=10, in_shape=(1, 8, 8))
     s = summary(model)
     assert s.input_shape == (1, 1, 8, 8) and s.params == parameter_count(model)[0]
     assert s.rows[-1].output_shape == (1, 10)
@@ -460,7 +460,7 @@ def _zoo(name: str, **kwargs) -> nn.Module:
 
 
 def test_zoo_alexnet_2012_conv1_and_receptive_field():
-    model = _zoo("alexnet-2012", num_classes=1000, in_shape=(3, 227, 227))
+    model = _zoo("alexnet_2012", num_classes=1000, in_shape=(3, 227, 227))
     s = summary(model, device="meta")
     conv1 = next(r for r in s.rows if r.type == "Conv2d")
     assert conv1.output_shape == (1, 96, 55, 55) and conv1.params == 34_944

@@ -5,10 +5,10 @@ counted without allocating or initialising them, and ``--flops`` / ``show`` run 
 pass without computing anything, so even 224×224 summaries of every model take seconds. A model
 that cannot run on ``meta`` is built on the CPU instead.
 
-The default input of a model: the ``in_shape`` and ``num_classes`` defaults of its builder if it
-declares them; else 3×224×224 with 1000 classes for an ImageNet-style model (one with a ``stem``
-option defaulting to "imagenet"); else 3×32×32 with 10 classes, or 3×224×224 with 1000 classes if
-the model does not take 32×32 images.
+Each model is listed and shown at its own input and classes (`striate.models.default_input`:
+torchvision's 3×224×224 and 1000 classes for an ImageNet architecture, 3×32×32 and 10 for a CIFAR
+one) unless --input / --num-classes say otherwise. Names are torchvision's (underscores); a hyphen
+is read as an underscore.
 """
 
 from __future__ import annotations
@@ -17,23 +17,22 @@ import json
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from striate.progress import output_console
 
 app = typer.Typer(
     help="List the registered models, or show one model's layer-by-layer summary.",
     invoke_without_command=True,
     no_args_is_help=False,
 )
-console = Console()
+console = output_console()
 
 INPUT = typer.Option(
     None, "--input", help="Input shape C,H,W such as 3,32,32 [default: the model's own]."
 )
 CLASSES = typer.Option(None, "--num-classes", help="Number of classes [default: the model's].")
-
-_SMALL, _IMAGENET = ((3, 32, 32), 10), ((3, 224, 224), 1000)
 
 
 @app.callback()
@@ -94,6 +93,10 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON instead."),
 ) -> None:
     """Layer by layer: output shape, parameters, MACs, memory, receptive field; and the totals."""
+    from striate.models.registry import _builder, canonical_name
+
+    _builder(name)  # an unknown name: the did-you-mean error
+    name = canonical_name(name)
     shape = parse_shape(input_shape) if input_shape is not None else None
     options = parse_options(option or [])
     model, in_shape, k = _build(name, shape, num_classes, options)
@@ -160,35 +163,15 @@ def parse_options(items: list[str]) -> dict[str, Any]:
     return options
 
 
-def default_input(name: str) -> tuple[tuple[int, ...], int]:
-    """The (in_shape, num_classes) a model is listed and shown at (see the module docstring)."""
-    import inspect
-
-    from striate.models.registry import _builder
-
-    params = inspect.signature(_builder(name)).parameters
-    shape, k = params["in_shape"].default, params["num_classes"].default
-    stem = params["stem"].default if "stem" in params else None
-    fallback = _IMAGENET if stem == "imagenet" else _SMALL
-    shape = tuple(shape) if shape is not inspect.Parameter.empty else fallback[0]
-    return shape, (k if k is not inspect.Parameter.empty else fallback[1])
-
-
 def _build(name: str, shape: tuple[int, ...] | None, num_classes: int | None, options: dict):
-    """The model on the meta device (the CPU if it cannot be built there), its input, classes."""
+    """The model on the meta device (the CPU if it cannot be built there), its input, classes:
+    the model's own (`default_input`) unless given."""
     from striate import models
-    from striate.errors import ConfigError
 
-    default_shape, k = default_input(name)
-    k = k if num_classes is None else num_classes
-    try:
-        return _create(models, name, k, shape or default_shape, options), shape or default_shape, k
-    except ConfigError:
-        if shape is not None or default_shape == _IMAGENET[0]:
-            raise
-    # a model that does not take 32x32 images is listed at ImageNet's size
-    k = _IMAGENET[1] if num_classes is None else num_classes
-    return _create(models, name, k, _IMAGENET[0], options), _IMAGENET[0], k
+    default_shape, default_classes = models.default_input(name)
+    shape = shape or default_shape
+    k = default_classes if num_classes is None else num_classes
+    return _create(models, name, k, shape, options), shape, k
 
 
 def _create(models, name: str, k: int, shape, options: dict):

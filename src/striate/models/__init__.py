@@ -1,8 +1,11 @@
 """Neural network models: a registry of named architectures and the layers they share.
 
-``models.create("convnet-small", num_classes=10, in_shape=(1, 8, 8))`` builds a model by name;
-``models.available()`` lists the names and ``models.describe(name)`` says what each is. A model
-built by `create` carries ``model.spec``, from which `from_spec` rebuilds it.
+``models.create("convnet_small", num_classes=10, in_shape=(1, 8, 8))`` builds a model by name;
+``models.create("alexnet")`` builds it for the input it is made for (`default_input`: torchvision's
+3×224×224 and 1000 classes for an ImageNet architecture, 3×32×32 and 10 for a CIFAR one).
+``models.available()`` lists the names (torchvision's spelling, with underscores; a hyphen is
+read as an underscore) and ``models.describe(name)`` says what each is. A model built by
+`create` carries ``model.spec``, from which `from_spec` rebuilds it.
 
 Each architecture family is one file that registers its variants; importing it here makes the
 names available.
@@ -28,7 +31,14 @@ from striate.models.googlenet import GoogLeNet, googlenet_loss
 from striate.models.init import INIT_SCHEMES, init_weights
 from striate.models.lenet import LeNet5
 from striate.models.mlp import ACTIVATIONS, MLP
-from striate.models.registry import available, create, describe, from_spec, register
+from striate.models.registry import (
+    available,
+    create,
+    default_input,
+    describe,
+    from_spec,
+    register,
+)
 from striate.models.resnet import ResNet
 from striate.models.resnet_cifar import CifarResNet, PreActResNet
 from striate.models.squeezenet import SqueezeNet
@@ -53,6 +63,7 @@ __all__ = [
     "GoogLeNet",
     "available",
     "create",
+    "default_input",
     "describe",
     "from_spec",
     "googlenet_loss",

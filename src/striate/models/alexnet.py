@@ -1,11 +1,11 @@
-"""AlexNet, twice: torchvision's layout ("alexnet") and the 2012 paper's network ("alexnet-2012").
+"""AlexNet, twice: torchvision's layout ("alexnet") and the 2012 paper's network ("alexnet_2012").
 
 ``"alexnet"`` is torchvision's ``AlexNet`` module for module (``features.N``, ``avgpool``,
 ``classifier.N``; 61,100,840 parameters for 1000 classes), so its ImageNet state dict loads as it
 is. Its widths 64-192-384-256-256 are those of Krizhevsky's single-GPU "one weird trick" network
 (arXiv:1404.5997), not of the 2012 paper.
 
-``"alexnet-2012"`` is the network of Krizhevsky, Sutskever & Hinton, "ImageNet Classification with
+``"alexnet_2012"`` is the network of Krizhevsky, Sutskever & Hinton, "ImageNet Classification with
 Deep Convolutional Neural Networks" (NIPS 2012), as laid out in CS231n lecture 9, on 227×227
 inputs::
 
@@ -48,6 +48,7 @@ from torch import nn
 
 from striate.errors import ConfigError
 from striate.models.registry import (
+    IMAGENET,
     check_bool,
     check_dropout,
     check_in_shape,
@@ -291,7 +292,7 @@ class AlexNet2012(nn.Sequential):
 # --------------------------------------------------------------------------- registry
 
 
-@register("alexnet")
+@register("alexnet", **IMAGENET)
 def alexnet(
     num_classes: int,
     in_shape: tuple[int, int, int],
@@ -302,7 +303,7 @@ def alexnet(
     return AlexNet(in_shape, num_classes, stem=stem, dropout=dropout)
 
 
-@register("alexnet-2012")
+@register("alexnet_2012", in_shape=(3, 227, 227), num_classes=1000)
 def alexnet_2012(
     num_classes: int,
     in_shape: tuple[int, int, int],

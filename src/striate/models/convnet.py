@@ -7,7 +7,7 @@ padding ``kernel_size // 2`` (the size is kept), followed by [BatchNorm2d] and t
 flattened (or averaged over space with ``global_pool``) and pass K hidden FC layers and a final
 Linear to the class scores.
 
-Registered as ``"convnet"`` (these defaults) and ``"convnet-small"`` (one conv per stage: trains
+Registered as ``"convnet"`` (these defaults) and ``"convnet_small"`` (one conv per stage: trains
 on the 8×8 digits in seconds and works on 28×28 and 32×32 too).
 """
 
@@ -21,6 +21,7 @@ from torch import nn
 from striate.errors import ConfigError
 from striate.models.mlp import make_activation
 from striate.models.registry import (
+    CIFAR,
     check_bool,
     check_dropout,
     check_in_shape,
@@ -131,7 +132,7 @@ def _pool_kind(pool: bool | str | None, owner: str) -> str | None:
     )
 
 
-@register("convnet")
+@register("convnet", **CIFAR)
 def convnet(
     num_classes: int,
     in_shape: tuple[int, int, int],
@@ -162,8 +163,9 @@ def convnet(
 
 
 register_variant(
-    "convnet-small",
+    "convnet_small",
     convnet,
     "Small ConvNet [CONV-BN-RELU-POOL]x2-FC-RELU-FC for 8x8 digits up to 32x32 images.",
     defaults={"convs_per_stage": 1},
+    **CIFAR,
 )

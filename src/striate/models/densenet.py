@@ -34,6 +34,7 @@ from torch.utils.checkpoint import checkpoint
 
 from striate.errors import ConfigError
 from striate.models.registry import (
+    IMAGENET,
     check_bool,
     check_dropout,
     check_in_shape,
@@ -279,4 +280,5 @@ for _name, (_k, _blocks, _features, _params) in _VARIANTS.items():
         f"DenseNet-{_name.removeprefix('densenet')} (BC, k={_k}), torchvision layout; "
         f"{_params} parameters for 1000 classes.",
         defaults={"growth_rate": _k, "block_config": _blocks, "num_init_features": _features},
+        **IMAGENET,
     )

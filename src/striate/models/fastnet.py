@@ -43,6 +43,7 @@ from torch import nn
 
 from striate.errors import ConfigError
 from striate.models.registry import (
+    CIFAR,
     check_in_shape,
     check_int,
     check_ints,
@@ -196,7 +197,7 @@ def whiten_init(model: nn.Module, images: torch.Tensor, eps: float = 5e-4) -> nn
     layer = model.whiten if isinstance(model, FastNet) else model
     if not isinstance(layer, nn.Conv2d):
         raise ConfigError(
-            f"whiten_init needs a FastNet (model 'cifar-fast') or its nn.Conv2d whitening "
+            f"whiten_init needs a FastNet (model 'cifar_fast') or its nn.Conv2d whitening "
             f"layer, got {type(model).__name__}"
         )
     c, (kh, kw) = layer.in_channels, layer.kernel_size
@@ -243,7 +244,7 @@ def whiten_init(model: nn.Module, images: torch.Tensor, eps: float = 5e-4) -> nn
     return model
 
 
-@register("cifar-fast")
+@register("cifar_fast", **CIFAR)
 def cifar_fast(
     num_classes: int,
     in_shape: tuple[int, int, int],

@@ -38,6 +38,7 @@ from torch import nn
 
 from striate.errors import ConfigError
 from striate.models.registry import (
+    IMAGENET,
     check_bool,
     check_dropout,
     check_in_shape,
@@ -338,7 +339,7 @@ def _check_size(h: int, w: int, stem: str, owner: str) -> None:
         )
 
 
-@register("googlenet")
+@register("googlenet", **IMAGENET)
 def googlenet(
     num_classes: int,
     in_shape: tuple[int, int, int],

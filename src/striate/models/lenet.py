@@ -110,7 +110,7 @@ class LeNet5(nn.Sequential):
         return super().forward(x)
 
 
-@register("lenet5")
+@register("lenet5", in_shape=(1, 32, 32), num_classes=10)
 def lenet5(
     num_classes: int,
     in_shape: tuple[int, int, int],

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from torch import nn
 
 from striate.errors import ConfigError
-from striate.models.registry import check_bool, check_dropout, check_ints, register
+from striate.models.registry import CIFAR, check_bool, check_dropout, check_ints, register
 
 __all__ = ["ACTIVATIONS", "MLP", "make_activation", "mlp"]
 
@@ -63,7 +63,7 @@ class MLP(nn.Sequential):
         self.sizes = sizes
 
 
-@register("mlp")
+@register("mlp", **CIFAR)
 def mlp(
     num_classes: int,
     in_shape: tuple[int, int, int],

@@ -1,9 +1,11 @@
 """The model registry: architectures by name, built with their arguments checked at the door.
 
-A family file (``mlp.py``, ``convnet.py``, later ``resnet.py``...; timm's layout) defines plain
-``nn.Module`` classes and registers a *builder* per named variant::
+A family file (``mlp.py``, ``convnet.py``, ``resnet.py``...; timm's layout) defines plain
+``nn.Module`` classes and registers a *builder* per named variant, with the input and classes the
+architecture is made for (`CIFAR`: 3×32×32 and 10 classes; `IMAGENET`: torchvision's 3×224×224
+and 1000)::
 
-    @register("convnet-small")
+    @register("convnet_small", **CIFAR)
     def convnet_small(num_classes: int, in_shape: tuple[int, int, int], channels=(32, 64)):
         \"\"\"One line that `describe` and `striate models` show.\"\"\"
         return ConvNet(in_shape, num_classes, channels=channels)
@@ -12,10 +14,15 @@ and ``striate/models/__init__.py`` imports the file so the name exists. A builde
 ``num_classes`` and ``in_shape`` (C, H, W) first, then named options with JSON-friendly defaults;
 no ``*args``/``**kwargs``, so `create` can check every option against the signature.
 
-``create(name, ...)`` builds the model, applies the weight initialisation ``init`` and records
-``model.spec``: the name, ``num_classes``, ``in_shape``, every option with its default filled in,
-and the init, all JSON values, so that ``from_spec(model.spec)`` (and ``striate.load_model``)
-rebuilds the same architecture from a ``model.json`` without unpickling anything.
+Names are spelled as torchvision spells them, with underscores (``convnet_small``,
+``alexnet_2012``, ``resnext50_32x4d``); a hyphen is accepted for an underscore wherever a name is
+looked up (``convnet-small``), so model files saved under the old spellings still load.
+
+``create(name, ...)`` builds the model (at its registered input and classes unless told
+otherwise), applies the weight initialisation ``init`` and records ``model.spec``: the name,
+``num_classes``, ``in_shape``, every option with its default filled in, and the init, all JSON
+values, so that ``from_spec(model.spec)`` (and ``striate.load_model``) rebuilds the same
+architecture from a ``model.json`` without unpickling anything.
 
 The ``check_*`` helpers validate common builder arguments with messages in house style.
 """
@@ -34,60 +41,103 @@ from torch import nn
 from striate.errors import ConfigError
 from striate.models.init import INIT_SCHEMES, init_weights
 
-__all__ = ["available", "create", "describe", "from_spec", "register", "register_variant"]
+__all__ = [
+    "CIFAR",
+    "IMAGENET",
+    "available",
+    "canonical_name",
+    "create",
+    "default_input",
+    "describe",
+    "from_spec",
+    "register",
+    "register_variant",
+]
 
 Builder = Callable[..., nn.Module]
 
+CIFAR: dict[str, Any] = {"in_shape": (3, 32, 32), "num_classes": 10}
+IMAGENET: dict[str, Any] = {"in_shape": (3, 224, 224), "num_classes": 1000}  # torchvision's
+
 _MODELS: dict[str, Builder] = {}
+_DEFAULTS: dict[str, tuple[tuple[int, int, int], int]] = {}  # name -> (in_shape, num_classes)
 _LEADING = ("num_classes", "in_shape")
 _RESERVED = ("name", "init", "init_std")  # arguments of create itself
 _SPEC_KEYS = ("name", "num_classes", "in_shape", "kwargs", "init", "init_std")
 _REQUIRED = inspect.Parameter.empty  # the "default" of an option without one
 
 
-def register(name: str) -> Callable[[Builder], Builder]:
-    """Decorator: make ``fn(num_classes, in_shape, **options) -> nn.Module`` buildable by name."""
+def canonical_name(name: str) -> str:
+    """The registry's spelling of a model name: torchvision's underscores for hyphens
+    ("convnet-small" -> "convnet_small")."""
+    return name.replace("-", "_") if isinstance(name, str) else name
+
+
+def register(
+    name: str,
+    *,
+    in_shape: Sequence[int] = CIFAR["in_shape"],
+    num_classes: int = CIFAR["num_classes"],
+) -> Callable[[Builder], Builder]:
+    """Decorator: make ``fn(num_classes, in_shape, **options) -> nn.Module`` buildable by name.
+
+    `in_shape` and `num_classes` are what `create(name)` builds without them: the input the
+    architecture is made for (``**IMAGENET`` for torchvision's ImageNet models).
+    """
     if not isinstance(name, str) or not name or name != name.strip():
         raise ConfigError(
             f"a model name must be a non-empty string without spaces around it, got {name!r}"
         )
+    key = canonical_name(name)
+    defaults = (
+        check_in_shape(in_shape, f"model {key!r}"),
+        check_num_classes(num_classes, f"model {key!r}"),
+    )
 
     def decorate(fn: Builder) -> Builder:
-        if name in _MODELS:
+        if key in _MODELS:
             raise ConfigError(
-                f"model {name!r} is already registered (by {_MODELS[name].__module__}."
-                f"{_MODELS[name].__qualname__}); choose another name"
+                f"model {key!r} is already registered (by {_MODELS[key].__module__}."
+                f"{_MODELS[key].__qualname__}); choose another name"
             )
         params = list(inspect.signature(fn).parameters.values())
         if tuple(p.name for p in params[:2]) != _LEADING:
             raise ConfigError(
-                f"builder {fn.__qualname__} for {name!r} must take (num_classes, in_shape, ...) "
+                f"builder {fn.__qualname__} for {key!r} must take (num_classes, in_shape, ...) "
                 f"first, got ({', '.join(p.name for p in params[:2])})"
             )
         for p in params:
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY):
                 raise ConfigError(
-                    f"builder {fn.__qualname__} for {name!r}: every option must be a named "
+                    f"builder {fn.__qualname__} for {key!r}: every option must be a named "
                     f"argument (no *args, **kwargs or positional-only), so create can check it "
                     f"and the spec can record it; got {p}"
                 )
             if p.name in _RESERVED:
                 raise ConfigError(
-                    f"builder {fn.__qualname__} for {name!r}: {p.name!r} is an argument of "
+                    f"builder {fn.__qualname__} for {key!r}: {p.name!r} is an argument of "
                     f"create itself; rename the option"
                 )
-        _MODELS[name] = fn
+        _MODELS[key] = fn
+        _DEFAULTS[key] = defaults
         return fn
 
     return decorate
 
 
 def register_variant(
-    name: str, builder: Builder, doc: str, *, defaults: Mapping[str, Any] = (), **fixed: Any
+    name: str,
+    builder: Builder,
+    doc: str,
+    *,
+    defaults: Mapping[str, Any] = (),
+    in_shape: Sequence[int] = CIFAR["in_shape"],
+    num_classes: int = CIFAR["num_classes"],
+    **fixed: Any,
 ) -> None:
     """Register `name` as `builder` with some options fixed (a family's configuration or depth)
     and others given new `defaults`, so that a family of variants needs one builder; the
-    variant's options are the builder's others."""
+    variant's options are the builder's others. `in_shape` and `num_classes` as in `register`."""
     sig = inspect.signature(builder)
     defaults = dict(defaults)
     unknown = sorted((set(fixed) | set(defaults)) - set(sig.parameters))
@@ -106,12 +156,20 @@ def register_variant(
     )
     variant.__doc__, variant.__name__, variant.__qualname__ = doc, name, name
     variant.__module__ = builder.__module__
-    register(name)(variant)
+    register(name, in_shape=in_shape, num_classes=num_classes)(variant)
 
 
 def available() -> list[str]:
-    """The registered model names, sorted."""
+    """The registered model names (torchvision's spelling, with underscores), sorted."""
     return sorted(_MODELS)
+
+
+def default_input(name: str) -> tuple[tuple[int, int, int], int]:
+    """``(in_shape, num_classes)`` that `create(name)` builds without them: the input the
+    architecture is made for (3×224×224 and 1000 classes for torchvision's ImageNet models,
+    3×32×32 and 10 for the CIFAR ones)."""
+    _builder(name)  # an unknown name: the did-you-mean error
+    return _DEFAULTS[canonical_name(name)]
 
 
 def describe(name: str) -> str:
@@ -122,8 +180,8 @@ def describe(name: str) -> str:
 
 def create(
     name: str,
-    num_classes: int = 10,
-    in_shape: Sequence[int] = (3, 32, 32),
+    num_classes: int | None = None,
+    in_shape: Sequence[int] | None = None,
     *,
     init: str = "default",
     init_std: float = 0.01,
@@ -131,12 +189,18 @@ def create(
 ) -> nn.Module:
     """Build the registered model ``name`` for ``num_classes`` classes and C×H×W inputs.
 
-    ``kwargs`` are the builder's options (``describe``/the builder's signature list them);
-    ``init`` is a weight initialisation of `init_weights` ("default" keeps PyTorch's),
-    ``init_std`` the standard deviation of ``init="normal"``. The model's ``spec`` attribute
-    records everything `from_spec` needs to build it again.
+    Without them, the model's own (`default_input`: torchvision's 1000 classes and 3×224×224
+    for an ImageNet architecture, 10 and 3×32×32 for a CIFAR one). A hyphen in ``name`` is read
+    as an underscore. ``kwargs`` are the builder's options (``describe``/the builder's signature
+    list them); ``init`` is a weight initialisation of `init_weights` ("default" keeps
+    PyTorch's), ``init_std`` the standard deviation of ``init="normal"``. The model's ``spec``
+    attribute records everything `from_spec` needs to build it again.
     """
     fn = _builder(name)
+    name = canonical_name(name)
+    default_shape, default_classes = _DEFAULTS[name]
+    num_classes = default_classes if num_classes is None else num_classes
+    in_shape = default_shape if in_shape is None else in_shape
     num_classes = check_num_classes(num_classes, f"model {name!r}")
     in_shape = check_in_shape(in_shape, f"model {name!r}")
     if init not in INIT_SCHEMES:
@@ -196,8 +260,8 @@ def from_spec(spec: Mapping[str, Any]) -> nn.Module:
         raise ConfigError(f"model spec 'kwargs' must be a mapping, got {type(kwargs).__name__}")
     return create(
         spec["name"],
-        spec.get("num_classes", 10),
-        spec.get("in_shape", (3, 32, 32)),
+        spec.get("num_classes"),
+        spec.get("in_shape"),
         init=spec.get("init", "default"),
         init_std=spec.get("init_std", 0.01),
         **kwargs,
@@ -208,13 +272,15 @@ def from_spec(spec: Mapping[str, Any]) -> nn.Module:
 
 
 def _builder(name: str) -> Builder:
-    if not isinstance(name, str) or name not in _MODELS:
-        close = difflib.get_close_matches(str(name), list(_MODELS), n=3)
+    """The builder of `name` (hyphens read as underscores), or a ConfigError that suggests."""
+    key = canonical_name(name)
+    if not isinstance(name, str) or key not in _MODELS:
+        close = difflib.get_close_matches(str(key), list(_MODELS), n=3)
         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else "."
         raise ConfigError(
             f"unknown model {name!r}{hint} Available models: {', '.join(available())}"
         )
-    return _MODELS[name]
+    return _MODELS[key]
 
 
 def _options(fn: Builder) -> dict[str, Any]:

@@ -55,6 +55,7 @@ from torch import nn
 
 from striate.errors import ConfigError
 from striate.models.registry import (
+    IMAGENET,
     check_bool,
     check_in_shape,
     check_int,
@@ -426,4 +427,5 @@ for _name, (_block, _layers, _groups, _width, _what) in _VARIANTS.items():
         layers=_layers,
         groups=_groups,
         width_per_group=_width,
+        **IMAGENET,
     )

@@ -49,6 +49,7 @@ from torch import nn
 
 from striate.errors import ConfigError
 from striate.models.registry import (
+    CIFAR,
     check_dropout,
     check_in_shape,
     check_int,
@@ -269,7 +270,7 @@ def _nearest(value: int, step: int, offset: int) -> str:
 # --------------------------------------------------------------------------- CIFAR ResNets
 
 
-@register("cifar_resnet")
+@register("cifar_resnet", **CIFAR)
 def cifar_resnet(
     num_classes: int, in_shape: tuple[int, int, int], depth: int = 20, shortcut: str = "A"
 ) -> CifarResNet:
@@ -277,31 +278,31 @@ def cifar_resnet(
     return CifarResNet(depth, in_shape, num_classes, shortcut=shortcut)
 
 
-@register("resnet20")
+@register("resnet20", **CIFAR)
 def resnet20(num_classes: int, in_shape: tuple[int, int, int], shortcut: str = "A") -> CifarResNet:
     """CIFAR ResNet-20 (He et al. 2016, sec. 4.2), 0.27M parameters; shortcut 'A' or 'B'."""
     return cifar_resnet(num_classes, in_shape, 20, shortcut)
 
 
-@register("resnet32")
+@register("resnet32", **CIFAR)
 def resnet32(num_classes: int, in_shape: tuple[int, int, int], shortcut: str = "A") -> CifarResNet:
     """CIFAR ResNet-32 (He et al. 2016, sec. 4.2), 0.46M parameters; shortcut 'A' or 'B'."""
     return cifar_resnet(num_classes, in_shape, 32, shortcut)
 
 
-@register("resnet44")
+@register("resnet44", **CIFAR)
 def resnet44(num_classes: int, in_shape: tuple[int, int, int], shortcut: str = "A") -> CifarResNet:
     """CIFAR ResNet-44 (He et al. 2016, sec. 4.2), 0.66M parameters; shortcut 'A' or 'B'."""
     return cifar_resnet(num_classes, in_shape, 44, shortcut)
 
 
-@register("resnet56")
+@register("resnet56", **CIFAR)
 def resnet56(num_classes: int, in_shape: tuple[int, int, int], shortcut: str = "A") -> CifarResNet:
     """CIFAR ResNet-56 (He et al. 2016, sec. 4.2), 0.85M parameters; shortcut 'A' or 'B'."""
     return cifar_resnet(num_classes, in_shape, 56, shortcut)
 
 
-@register("resnet110")
+@register("resnet110", **CIFAR)
 def resnet110(num_classes: int, in_shape: tuple[int, int, int], shortcut: str = "A") -> CifarResNet:
     """CIFAR ResNet-110 (He et al. 2016, sec. 4.2), 1.7M parameters; shortcut 'A' or 'B'."""
     return cifar_resnet(num_classes, in_shape, 110, shortcut)
@@ -310,7 +311,7 @@ def resnet110(num_classes: int, in_shape: tuple[int, int, int], shortcut: str = 
 # --------------------------------------------------------------------------- pre-activation
 
 
-@register("preact_resnet18")
+@register("preact_resnet18", **CIFAR)
 def preact_resnet18(
     num_classes: int, in_shape: tuple[int, int, int], stem: str = "cifar"
 ) -> PreActResNet:
@@ -333,13 +334,13 @@ def _preact_cifar(depth: int, num_classes: int, in_shape: tuple[int, int, int]) 
     )
 
 
-@register("preact_resnet20")
+@register("preact_resnet20", **CIFAR)
 def preact_resnet20(num_classes: int, in_shape: tuple[int, int, int]) -> PreActResNet:
     """Pre-activation CIFAR ResNet-20 (He et al. 2016b): 16/32/64 channels, 3 blocks a stage."""
     return _preact_cifar(20, num_classes, in_shape)
 
 
-@register("preact_resnet110")
+@register("preact_resnet110", **CIFAR)
 def preact_resnet110(num_classes: int, in_shape: tuple[int, int, int]) -> PreActResNet:
     """Pre-activation CIFAR ResNet-110 (He et al. 2016b): 16/32/64 channels, 18 blocks a stage."""
     return _preact_cifar(110, num_classes, in_shape)
@@ -348,7 +349,7 @@ def preact_resnet110(num_classes: int, in_shape: tuple[int, int, int]) -> PreAct
 # --------------------------------------------------------------------------- wide ResNets
 
 
-@register("wide_resnet")
+@register("wide_resnet", **CIFAR)
 def wide_resnet(
     num_classes: int,
     in_shape: tuple[int, int, int],
@@ -377,7 +378,7 @@ def wide_resnet(
     )
 
 
-@register("wrn_16_4")
+@register("wrn_16_4", **CIFAR)
 def wrn_16_4(
     num_classes: int, in_shape: tuple[int, int, int], dropout: float = 0.0
 ) -> PreActResNet:
@@ -385,7 +386,7 @@ def wrn_16_4(
     return wide_resnet(num_classes, in_shape, 16, 4, dropout)
 
 
-@register("wrn_28_10")
+@register("wrn_28_10", **CIFAR)
 def wrn_28_10(
     num_classes: int, in_shape: tuple[int, int, int], dropout: float = 0.0
 ) -> PreActResNet:

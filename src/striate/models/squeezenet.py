@@ -29,6 +29,7 @@ from torch import nn
 from striate.errors import ConfigError
 from striate.models.alexnet import check_input_size, check_stem, min_input_size
 from striate.models.registry import (
+    IMAGENET,
     check_dropout,
     check_in_shape,
     check_int,
@@ -164,7 +165,7 @@ class SqueezeNet(nn.Module):
         return torch.flatten(self.classifier(self.features(x)), 1)
 
 
-@register("squeezenet1_0")
+@register("squeezenet1_0", **IMAGENET)
 def squeezenet1_0(
     num_classes: int,
     in_shape: tuple[int, int, int],
@@ -175,7 +176,7 @@ def squeezenet1_0(
     return SqueezeNet("1_0", in_shape, num_classes, stem=stem, dropout=dropout)
 
 
-@register("squeezenet1_1")
+@register("squeezenet1_1", **IMAGENET)
 def squeezenet1_1(
     num_classes: int,
     in_shape: tuple[int, int, int],

@@ -30,6 +30,7 @@ from torch import nn
 from striate.errors import ConfigError
 from striate.models.alexnet import check_input_size, check_stem, min_input_size
 from striate.models.registry import (
+    IMAGENET,
     check_bool,
     check_dropout,
     check_in_shape,
@@ -169,6 +170,7 @@ for _depth, _cfg in (("11", "A"), ("13", "B"), ("16", "D"), ("19", "E")):
         f"VGG-{_depth} (configuration {_cfg}, {_paper}), torchvision's layout.",
         cfg=_cfg,
         batchnorm=False,
+        **IMAGENET,
     )
     register_variant(
         f"vgg{_depth}_bn",
@@ -177,4 +179,5 @@ for _depth, _cfg in (("11", "A"), ("13", "B"), ("16", "D"), ("19", "E")):
         "convolution, torchvision's layout.",
         cfg=_cfg,
         batchnorm=True,
+        **IMAGENET,
     )
