@@ -408,9 +408,7 @@ class _Index:
         certified = (approx[:, -1] > a_k + 2 * tol) & safe
         # exact distances for the candidates that can still be among the k nearest
         maybe = (approx <= (a_k + 2 * tol).unsqueeze(1)) & certified.unsqueeze(1)
-        r, c = torch.nonzero(maybe, as_tuple=True)
-        exact = torch.full((nr, kp), math.inf, dtype=torch.float64, device=device)
-        exact[r, c] = self._exact_pairs(Q, rows[r], cand[r, c])
+        exact = self._exact_candidates(Q, rows, cand, maybe)
         d, i = _smallest(exact, cand, k)
         return d, i, certified, safe
 
@@ -420,24 +418,44 @@ class _Index:
         """Float64 distances between broadcastable float32 rows `a` and `b` (last dim features).
 
         The one formula every exact distance goes through, so equal inputs give equal values.
+        For l2 and l1, `b` is widened inside the subtraction (float32 to float64 is exact), so
+        no float64 copy of it is made.
         """
-        a, b = a.double(), b.double()
         if self.metric == "l2":
-            return (a - b).square_().sum(-1)
+            return torch.sub(a.double(), b).square_().sum(-1)
         if self.metric == "l1":
-            return (a - b).abs_().sum(-1)
+            return torch.sub(a.double(), b).abs_().sum(-1)
+        a, b = a.double(), b.double()
         na, nb = a.norm(dim=-1), b.norm(dim=-1)
         den = na * nb
         sim = torch.where(den > 0, (a * b).sum(-1) / den, 0.0)
         return (1 - sim).clamp_(0, 2)
 
-    def _exact_pairs(self, Q: torch.Tensor, qi: torch.Tensor, ri: torch.Tensor) -> torch.Tensor:
-        """Exact distances between the pairs (Q[qi[p]], X[ri[p]]), in blocks of bounded size."""
-        step = max(1, _EXACT_BUDGET // max(1, self.dim))
-        out = torch.empty(len(qi), dtype=torch.float64, device=self.X.device)
-        for s in range(0, len(qi), step):
-            out[s : s + step] = self._exact(Q[qi[s : s + step]], self.X[ri[s : s + step]])
-        return out
+    def _exact_candidates(
+        self, Q: torch.Tensor, rows: torch.Tensor, cand: torch.Tensor, maybe: torch.Tensor
+    ) -> torch.Tensor:
+        """Exact distances from each query `Q[rows[r]]` to its candidates `X[cand[r, j]]` where
+        `maybe[r, j]`, inf elsewhere; (len(rows), kp) float64.
+
+        The candidates are sorted by fast distance, so `maybe` marks a prefix of each row: each
+        query is broadcast against the first columns of its row (no copy of the query per pair),
+        in blocks of rows of bounded size.
+        """
+        nr, kp = cand.shape
+        device = self.X.device
+        exact = torch.full((nr, kp), math.inf, dtype=torch.float64, device=device)
+        cols = torch.arange(1, kp + 1, device=device)
+        width = torch.where(maybe, cols, 0).amax(1)  # the last marked column of each row, + 1
+        todo = torch.nonzero(width).squeeze(1)
+        if not len(todo):
+            return exact
+        m = int(width.max())
+        step = max(1, _EXACT_BUDGET // (m * max(1, self.dim)))
+        for s in range(0, len(todo), step):
+            r = todo[s : s + step]
+            d = self._exact(Q[rows[r]].unsqueeze(1), self.X[cand[r, :m]])
+            exact[r, :m] = torch.where(maybe[r, :m], d, math.inf)
+        return exact
 
     def _exact_all(
         self, Q: torch.Tensor, rows: torch.Tensor, k: int, exclude_self: bool
