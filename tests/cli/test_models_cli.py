@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -166,3 +167,10 @@ def test_meta_models_are_not_left_behind():
     assert {p.device.type for p in model.parameters()} == {"meta"}  # nothing allocated
     assert (shape, k) == ((3, 32, 32), 10)
     assert torch.zeros(1).device.type == "cpu"  # the meta device was not left as the default
+
+
+def test_listing_every_model_reports_its_progress_on_stderr(capsys):
+    code, out, err = run(capsys, "models")
+    assert code == 0 and "counting parameters" not in out
+    n = len(models.available())
+    assert re.fullmatch(rf"counting parameters: {n} models in \d+\.\d s\n", err)

@@ -20,7 +20,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from striate.progress import output_console
+from striate.progress import output_console, progress_bar
 
 app = typer.Typer(
     help="List the registered models, or show one model's layer-by-layer summary.",
@@ -56,20 +56,24 @@ def _list(
     table.add_column("name and description", overflow="fold", ratio=1)
     for col in ("input", "classes", "params", *(("MACs", "FLOPs") if flops else ())):
         table.add_column(col, no_wrap=True, justify="left" if col == "input" else "right")
-    for name in models.available():
-        row, about = [], escape(models.describe(name))
-        try:
-            model, in_shape, k = _build(name, shape, num_classes, {})
-            row += ["x".join(map(str, in_shape)), str(k), f"{parameter_count(model)[0]:,}"]
-            if flops:
-                s = _summarise(model, name, in_shape, k, {}, 1)
-                row += [human_count(s.macs), human_count(s.flops)]
-        except Exception as e:  # one broken model does not hide the others
-            what = str(e) if isinstance(e, ConfigError) else f"{type(e).__name__}: {e}"
-            row += ["x".join(map(str, shape)) if shape else "", "", ""]
-            row += ["", ""] if flops else []
-            about = f"[red]{escape(what)}[/]"
-        table.add_row(f"[bold]{escape(name)}[/]\n{about}", *row)
+    names = models.available()
+    label = "counting parameters and MACs" if flops else "counting parameters"
+    with progress_bar(label, len(names), "models") as advance:
+        for name in names:
+            row, about = [], escape(models.describe(name))
+            try:
+                model, in_shape, k = _build(name, shape, num_classes, {})
+                row += ["x".join(map(str, in_shape)), str(k), f"{parameter_count(model)[0]:,}"]
+                if flops:
+                    s = _summarise(model, name, in_shape, k, {}, 1)
+                    row += [human_count(s.macs), human_count(s.flops)]
+            except Exception as e:  # one broken model does not hide the others
+                what = str(e) if isinstance(e, ConfigError) else f"{type(e).__name__}: {e}"
+                row += ["x".join(map(str, shape)) if shape else "", "", ""]
+                row += ["", ""] if flops else []
+                about = f"[red]{escape(what)}[/]"
+            table.add_row(f"[bold]{escape(name)}[/]\n{about}", *row)
+            advance(1)
     console.print(table)
     console.print(
         "FLOPs = 2 x MACs. Details of one model: striate models show NAME [--input C,H,W]",
