@@ -25,11 +25,14 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """`striate train` with no options but the folder: the default job, run once."""
+def trained(tmp_path_factory, module_cpu_bf16):
+    """`striate train` with no options but the folder: the default job, run once in bf16 (as on a
+    CPU with native bf16) and once in fp32; what is reported must agree with fp32 either way."""
     out = tmp_path_factory.mktemp("run") / "digits"
     code = main(["train", "--out", str(out), "--no-progress"])
     assert code == 0
+    resolved = json.loads((out / "config.json").read_text())["resolved"]
+    assert resolved["precision"] == ("bf16" if module_cpu_bf16 else "fp32")
     return out
 
 
@@ -73,11 +76,45 @@ def test_load_model_gives_the_reported_accuracy_from_raw_images(trained):
 
 
 def test_evaluate_prints_accuracy_and_per_class(capsys, trained):
-    code, out, _ = run(capsys, "evaluate", str(trained), "--data", "digits")
-    assert code == 0
     info = json.loads((trained / "model" / "model.json").read_text())
-    assert f"accuracy {info['metrics']['test_acc']:.2%}" in out
-    assert out.count("%") >= 10
+    for args in ((), ("--data", "digits")):  # the run's own data by default
+        code, out, _ = run(capsys, "evaluate", str(trained), *args)
+        assert code == 0
+        assert out.splitlines()[0].startswith("data: digits") and "360 images" in out
+        assert f"accuracy {info['metrics']['test_acc']:.2%}" in out
+        assert out.count("%") >= 10
+    code, out, _ = run(capsys, "evaluate", str(trained), "--split", "val")
+    assert code == 0 and "the run's val split" in out and "144 images" in out
+
+
+def test_evaluate_defaults_to_the_runs_own_data_and_split(capsys, tmp_path, shared_data):
+    """An MNIST run evaluated without --data used to be scored on digits (the class names
+    match): 44 % with no warning."""
+    out = tmp_path / "mnist"
+    code, _, err = run(
+        capsys, "train", "--data", "mnist", "--root", str(shared_data), "--model", "mlp",
+        "--train-size", "1000", "--test-size", "300", "--epochs", "2", "--out", str(out),
+        "--no-progress", "--precision", "fp32",
+    )  # fmt: skip
+    assert code == 0, err
+    info = json.loads((out / "model" / "model.json").read_text())
+    code, text, err = run(capsys, "evaluate", str(out))
+    assert code == 0, err
+    assert text.splitlines()[0] == "data: mnist, the run's test split, 300 images"
+    assert f"accuracy {info['metrics']['test_acc']:.2%}" in text
+    bare = tmp_path / "bare"
+    (out / "model").rename(bare)
+    code, _, err = run(capsys, "evaluate", str(bare))
+    assert code == 2 and "give --data" in err
+
+
+def test_tta_views_the_model_never_saw_are_warned_about(capsys, trained):
+    code, out, _ = run(capsys, "evaluate", str(trained), "--tta", "flip")
+    assert code == 0 and "warning: --tta flip: the model was not trained with mirrored" in out
+    code, out, _ = run(capsys, "evaluate", str(trained), "--tta", "translate")
+    assert code == 0 and "warning: --tta translate" in out and "--tta flip" not in out
+    code, out, _ = run(capsys, "evaluate", str(trained))
+    assert code == 0 and "warning" not in out
 
 
 def test_predict_resizes_images_of_any_size_and_colour(capsys, trained, tmp_path):
@@ -204,17 +241,108 @@ def test_interrupted_run_resumes_from_the_command_line(capsys, tmp_path, monkeyp
     )
     code, out, _ = run(capsys, *args, "--out", str(tmp_path / "cut"))
     assert code == 130 and "--resume" in out
+    saved = json.loads((tmp_path / "cut" / "checkpoints" / "last.json").read_text())
+    assert saved == {"epoch": 1, "step": 30}  # 21 steps an epoch: Ctrl-C in epoch 2
+    assert "interrupted at step 30, in epoch 2; the state is saved in" in out
     monkeypatch.setattr(run_module, "build_trainer", build)
     code, _, err = run(capsys, "train", "--resume", str(tmp_path / "cut"), "--lr", "1")
     assert code == 2 and "leave out --lr" in err
-    code, _, _ = run(capsys, "train", "--resume", str(tmp_path / "cut"), "--no-progress")
-    assert code == 0
+    code, out, _ = run(capsys, "train", "--resume", str(tmp_path / "cut"), "--no-progress")
+    assert code == 0 and f"resuming {tmp_path / 'cut'} from epoch 2, step 30" in out
+    report = (tmp_path / "cut" / "report.html").read_text()
+    code, out, _ = run(capsys, "train", "--resume", str(tmp_path / "cut"), "--no-progress")
+    assert code == 0 and "this run is already complete" in out and "resuming" not in out
+    assert (tmp_path / "cut" / "report.html").read_text() == report  # nothing re-evaluated
     a = load_model(tmp_path / "full")
     b = load_model(tmp_path / "cut")
     for (name, p), q in zip(a.net.state_dict().items(), b.net.state_dict().values(), strict=True):
         assert torch.equal(p, q), name
     code, _, err = run(capsys, "train", "--resume", str(tmp_path / "nothing"))
     assert code == 2 and "not a run folder" in err
+
+
+def test_an_existing_run_is_never_replaced_without_overwrite(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "--model", "mlp", "--epochs", "1", "--no-progress"]
+    code, _, _ = run(capsys, *args, "--out", "mine")
+    assert code == 0
+    before = (tmp_path / "mine" / "model" / "weights.safetensors").read_bytes()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    code, _, err = run(capsys, *args, "--out", "mine", "--seed", "3")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "mine already holds results" in err and "--overwrite" in err and "--resume" in err
+    assert (tmp_path / "mine" / "model" / "weights.safetensors").read_bytes() == before
+    code, _, err = run(capsys, *args, "--out", "mine", "--seed", "3", "--overwrite")
+    assert code == 0, err
+    assert (tmp_path / "mine" / "model" / "weights.safetensors").read_bytes() != before
+    assert not (tmp_path / "mine" / "notes.txt").exists()  # replaced, not mixed
+    config = json.loads((tmp_path / "mine" / "config.json").read_text())["config"]
+    assert config["seed"] == 3
+    # the default folder is never taken twice
+    for expected in ("digits-mlp", "digits-mlp-2"):
+        code, out, _ = run(capsys, *args)
+        assert code == 0 and f"runs/train/{expected}/report.html" in out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--opt", "bogus"], "unknown optimiser"),
+        (["--schedule", "nope"], "unknown schedule"),
+        (["--steps", "2", "--schedule-option", "warmup=5"], "warmup"),
+        (["--opt", "lbfgs", "--augment", "flip"], "L-BFGS"),
+    ],
+)
+def test_a_run_that_cannot_start_leaves_no_folder(capsys, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    extra = [] if "--steps" in args else ["--epochs", "1"]
+    code, _, err = run(capsys, "train", "--model", "mlp", *args, *extra, "--no-progress")
+    assert code == 2 and message in err, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_diverged_run_explains_itself_in_its_folder(capsys, tmp_path):
+    out = tmp_path / "nan"
+    code, _, err = run(
+        capsys, "train", "--lr", "1e4", "--epochs", "2", "--out", str(out), "--no-progress",
+        "--precision", "fp32",
+    )  # fmt: skip
+    assert code == 2
+    assert err.startswith("error: the loss became nan") or err.startswith(
+        "error: the loss became inf"
+    )
+    assert "largest: \n" not in err and "largest: ," not in err and ": \n" not in err
+    assert "train in fp32" not in err  # it already did
+    assert f"the diagnosis is saved in {out / 'failed.json'}" in err
+    failed = json.loads((out / "failed.json").read_text())
+    assert failed["kind"] == "TrainingDiverged" and failed["error"] in err
+    code, _, err = run(capsys, "predict", str(out), str(tmp_path / "x.png"))
+    assert code == 2
+
+
+def test_the_report_says_what_ran_where(trained):
+    text = (trained / "report.html").read_text()
+    config = json.loads((trained / "config.json").read_text())
+    resolved = config["resolved"]
+    for fact in (
+        "<td>device</td><td>cpu</td>",
+        f"<td>precision</td><td>{resolved['precision']}</td>",
+        f"<td>parameters</td><td>{resolved['parameters']:,}</td>",
+        "<td>training images</td><td>1,293</td>",
+        "<td>validation images</td><td>144</td>",
+        "<td>test images</td><td>360</td>",
+        f"<td>torch</td><td>{torch.__version__}</td>",
+        "<td>training time</td>",
+        "<td>finished</td>",
+    ):
+        assert fact in text, fact
+    info = json.loads((trained / "model" / "model.json").read_text())
+    assert f'<td class="num">{info["metrics"]["test_acc"]:.2%}</td>' in text
+
+
+def test_usage_lines_name_arguments_in_capitals(capsys):
+    code, _, err = run(capsys, "predict")
+    assert code == 2 and "Usage: striate predict [OPTIONS] RUN IMAGE..." in err
 
 
 def test_lr_find_writes_plot_and_suggestion(capsys, tmp_path):

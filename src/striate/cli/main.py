@@ -10,6 +10,25 @@ from striate import __version__
 from striate.cli import classic, datasets, doctor, ensemble, models, search, train
 from striate.errors import StriateError
 
+def _conventional_usage() -> None:
+    """Usage lines name arguments as man pages and click do (`RUN IMAGE...`, `[MEMBERS]...`);
+    typer 0.2x writes required ones as `{run} {images}...`."""
+    argument = getattr(getattr(typer, "core", None), "TyperArgument", None)
+    if argument is None or not hasattr(argument, "get_usage_pieces"):
+        return
+
+    def usage(self, ctx) -> list[str]:  # noqa: ARG001
+        name = (self.metavar or self.name or "").upper()
+        repeated = self.nargs != 1 and not name.endswith("...")
+        name = name.removesuffix("...")
+        name = name if self.required else f"[{name}]"
+        return [name + ("..." if repeated or (self.metavar or "").endswith("...") else "")]
+
+    argument.get_usage_pieces = usage
+
+
+_conventional_usage()
+
 app = typer.Typer(
     name="striate",
     help="Deep learning for computer vision: datasets, classical baselines, networks, training.",

@@ -44,6 +44,9 @@ PRECISION = _opt("--precision", "auto, fp32, bf16 or fp16 [default: auto].")
 SEED = _opt("--seed", "Seed for the split, initialisation, order and augmentation [default: 0].")
 DEVICE = _opt("--device", "auto, cpu, cuda or cuda:N [default: auto].")
 CONFIG = typer.Option(None, "--config", help="TOML file of options; command-line options win.")
+OVERWRITE = typer.Option(
+    False, "--overwrite", help="Replace the results in an --out folder that already holds some."
+)
 
 
 def train(
@@ -132,12 +135,17 @@ def train(
     test_size: int | None = _opt("--test-size", "Stratified subset of the test split."),
     seed: int | None = SEED,
     device: str | None = DEVICE,
-    out: Path | None = _opt("--out", "Run folder [default: runs/train/DATA-MODEL]."),
+    out: Path | None = _opt(
+        "--out",
+        "Run folder [default: runs/train/DATA-MODEL, or -2, -3, ... when taken]; one that "
+        "already holds results needs --overwrite.",
+    ),
     resume: Path | None = typer.Option(
         None,
         "--resume",
         help="Continue the run in this folder from its last checkpoint, with its saved settings.",
     ),
+    overwrite: bool = OVERWRITE,
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Live progress bar."),
 ) -> None:
     """Train a network and write a run folder with metrics, checkpoints, plots and report.html."""
@@ -184,6 +192,8 @@ def train(
         given = sorted(k for k, v in options.items() if v is not None)
         if recipe is not None:
             given.append("recipe")
+        if overwrite:
+            given.append("overwrite")
         if given or config is not None:
             from striate.errors import ConfigError
 
@@ -199,31 +209,63 @@ def train(
         cfg = recipe_config(recipe, **merge(read_toml(config) if config else {}, options))
     else:
         cfg = TrainConfig.load(config, **options)
-    result = train_run(cfg, resume=resume, progress=progress)
-    if result.interrupted:
+    if resume is not None:
+        from striate.train.run import is_complete, resume_point
+
+        point = resume_point(resume)
+        if point is not None and not is_complete(resume):
+            epoch, step = point
+            console.print(f"resuming {escape(str(resume))} from epoch {epoch + 1}, step {step}")
+    result = train_run(cfg, resume=resume, overwrite=overwrite, progress=progress)
+    for warning in result.warnings:
+        console.print(f"warning: {escape(warning)}")
+    if result.already_complete:
         console.print(
-            f"interrupted after step {result.history[-1]['step'] if result.history else '?'}; "
-            f"continue with: striate train --resume {escape(str(result.out))}"
+            f"this run is already complete: nothing to resume ({_test_line(result.test)}); "
+            f"its report is {escape(str(result.out / 'report.html'))}"
+        )
+        return
+    if result.interrupted:
+        last = result.out / "checkpoints" / "last.safetensors"
+        boundary = bool(result.history) and result.history[-1]["step"] == result.step
+        where = f"after epoch {result.epoch}" if boundary else f"in epoch {result.epoch + 1}"
+        console.print(
+            f"interrupted at step {result.step}, {where}; the state is saved in "
+            f"{escape(str(last))}\ncontinue with: striate train --resume {escape(str(result.out))}"
         )
         raise typer.Exit(130)
     if result.stop_reason:
         console.print(escape(result.stop_reason))
-    test = result.test
-    if not test:  # a process other than 0 under torchrun: process 0 reports
+    if not result.test:  # a process other than 0 under torchrun: process 0 reports
         return
-    console.print(
-        f"test accuracy {test['acc']:.2%}"
-        + (f", top-5 {test['top5']:.2%}" if "top5" in test else "")
-        + f", loss {test['loss']:.4f}  ({result.seconds:.0f} s)"
-    )
+    console.print(f"test {_test_line(result.test)}  ({result.seconds:.0f} s)")
     console.print(f"report: {escape(str(result.out / 'report.html'))}")
 
 
+def _test_line(m: dict) -> str:
+    """accuracy 98.61%, top-5 100.00%, loss 0.0512"""
+    if "acc" not in m:
+        return "no test metrics"
+    top5 = f", top-5 {m['top5']:.2%}" if "top5" in m else ""
+    return f"accuracy {m['acc']:.2%}{top5}, loss {m['loss']:.4f}"
+
+
 def evaluate(
-    model: Path = typer.Argument(..., help="Run folder, its model/ folder, or a model.json."),
-    data: str = typer.Option("digits", "--data", help="Dataset name or path."),
+    model: Path = typer.Argument(
+        ..., metavar="RUN", help="Run folder, its model/ folder, or a model.json."
+    ),
+    data: str | None = typer.Option(
+        None,
+        "--data",
+        help="Dataset name or path [default: the run's own dataset, from its config.json].",
+    ),
     root: str | None = ROOT,
-    split: str = typer.Option("test", "--split", help="Split to evaluate on."),
+    split: str | None = typer.Option(
+        None,
+        "--split",
+        help="Split to evaluate on [default: test; of the run's own data: train, val or test, "
+        "as the run split it].",
+    ),
     tta: str = typer.Option(
         "none", "--tta", help="Test-time augmentation: none, flip, translate[:N] or flip,translate."
     ),
@@ -233,11 +275,10 @@ def evaluate(
     from striate.train.run import evaluate_run
 
     m = evaluate_run(model, data, root, split, tta=tta, device=device)
-    console.print(
-        f"{m['images']} images: accuracy {m['acc']:.2%}"
-        + (f", top-5 {m['top5']:.2%}" if "top5" in m else "")
-        + f", loss {m['loss']:.4f}"
-    )
+    console.print(f"data: {escape(m['data'])}, {m['images']} images")
+    for warning in m["warnings"]:
+        console.print(f"warning: {escape(warning)}")
+    console.print(_test_line(m))
     table = Table("class", "accuracy")
     for name, acc in m["per_class"].items():
         table.add_row(escape(str(name)), "n/a" if acc != acc else f"{acc:.2%}")
@@ -245,8 +286,12 @@ def evaluate(
 
 
 def predict(
-    model: Path = typer.Argument(..., help="Run folder, its model/ folder, or a model.json."),
-    images: list[Path] = typer.Argument(..., help="Image files (any size; resized to fit)."),
+    model: Path = typer.Argument(
+        ..., metavar="RUN", help="Run folder, its model/ folder, or a model.json."
+    ),
+    images: list[Path] = typer.Argument(
+        ..., metavar="IMAGE...", help="Image files (any size; resized to fit)."
+    ),
     k: int = typer.Option(3, "--k", "--top", help="How many classes to show per image."),
     device: str = typer.Option("cpu", "--device", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
@@ -291,7 +336,10 @@ def lr_find(
     start: float = typer.Option(1e-8, "--start", help="First learning rate."),
     end: float = typer.Option(10.0, "--end", help="Last learning rate."),
     num_steps: int = typer.Option(100, "--num-steps", help="Steps of the sweep."),
-    out: Path = typer.Option(Path("runs/lr-find"), "--out", help="Folder for the plot and JSON."),
+    out: Path | None = _opt(
+        "--out", "Folder for lr_find.png and lr_find.json [default: runs/lr-find/DATA-MODEL]."
+    ),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """The LR finder (Smith 2017): loss against a geometrically growing lr, and a suggestion."""
     from striate.train.config import TrainConfig
@@ -311,7 +359,13 @@ def lr_find(
         device=device,
         schedule="constant",
     )
-    result = lr_find_run(cfg, start=start, end=end, num_steps=num_steps, out=out)
+    if out is None:
+        from striate.outputs import default_folder
+
+        out = default_folder(Path("runs/lr-find"), f"{Path(cfg.data).stem}-{cfg.model}")
+    result = lr_find_run(
+        cfg, start=start, end=end, num_steps=num_steps, out=out, overwrite=overwrite
+    )
     if result.suggestion is None:
         console.print("too few points to suggest a learning rate; widen --start/--end")
     else:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from scipy.signal import lfilter
 
 from striate.errors import ConfigError
@@ -111,6 +112,7 @@ def plot_history(history: Sequence[Mapping[str, Any]]) -> Figure:
         title = "loss" if kind == "loss" else "accuracy"
         ax.set_title(title, fontsize=10)
         if drawn:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 2.5
             ax.set_xlabel("epoch")
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)

@@ -198,8 +198,16 @@ def plot_worst(
     return fig
 
 
+def _value(name: str, v: Any) -> str:
+    """A metric as the CLI prints it: accuracies in percent, other numbers to 5 digits."""
+    if str(name).endswith(("acc", "top5")) and isinstance(v, numbers.Real) and math.isfinite(v):
+        return f"{float(v):.2%}"
+    return _number(v)
+
+
 def _sections(
     title: str,
+    run: Mapping[str, Any],
     config: Mapping[str, Any],
     history: Sequence[Mapping[str, Any]],
     steps: Mapping[str, Sequence[float]],
@@ -219,9 +227,14 @@ def _sections(
         f'<p class="meta">striate {_e(striate.__version__)} run report</p>\n'
     )
 
+    if run:
+        yield "<section>\n<h2>Run</h2>\n"
+        yield _table(("what", "value"), [(k, _number(v)) for k, v in run.items()])
+        yield "\n</section>\n"
+
     yield "<section>\n<h2>Final metrics</h2>\n"
     if final:
-        rows = [(k, _number(v)) for k, v in final.items()]
+        rows = [(k, _value(k, v)) for k, v in final.items()]
         yield _table(("metric", "value"), rows, numeric={1})
     else:
         yield _na()
@@ -293,6 +306,7 @@ def write_report(
     path: str | os.PathLike,
     *,
     title: str,
+    run: Mapping[str, Any] | None = None,
     config: Mapping[str, Any],
     history: Sequence[Mapping[str, Any]],
     steps: Mapping[str, Sequence[float]],
@@ -305,6 +319,8 @@ def write_report(
 ) -> Path:
     """Write the self-contained HTML report of a run to `path` (atomically) and return the path.
 
+    `run` is what the run resolved to and where it ran (device, precision, parameters, data
+    sizes, time, versions: `striate.train.run.run_facts`), shown first.
     `history` is one dict per epoch (see `plot_history`), `steps` per-step lists (see
     `plot_steps`), `final` the final metrics by name, `confusion` a K×K count matrix for the K
     `classes`, and `worst` ``{"images": uint8 N×C×H×W, "true", "pred": class indices, "loss",
@@ -316,6 +332,7 @@ def write_report(
     if path.is_dir():
         raise ConfigError(f"{path} is a folder; give a file name such as {path / 'report.html'}")
     checks = (
+        ("run", run, Mapping, "a dict {fact: value}"),
         ("config", config, Mapping, "a dict"),
         ("steps", steps, Mapping, "a dict of per-step lists"),
         ("final", final, Mapping, "a dict {metric name: value}"),
@@ -352,6 +369,7 @@ def write_report(
         raise ConfigError("doctor must be a DoctorReport.to_dict() (a dict with 'checks') or None")
     parts = _sections(
         str(title),
+        run or {},
         config or {},
         history or [],
         steps or {},

@@ -57,16 +57,20 @@ def _builders(h: int, w: int, num_classes: int) -> dict[str, tuple[Callable, flo
     }
 
 
+def resolve_auto(spec: str, channels: int) -> str:
+    """The spec with "auto" replaced by what it means for images with `channels` channels."""
+    spec = spec.strip().lower()
+    if spec == "auto":
+        return "flip,crop" if channels == 3 else "none"
+    return spec
+
+
 def parse_augment(spec: str, shape: tuple[int, int, int], num_classes: int) -> Transform | None:
     """The transform a spec describes for images of `shape` (C, H, W); None for no augmentation."""
     c, h, w = shape
-    spec = spec.strip().lower()
+    spec = resolve_auto(spec, c)
     if spec in ("", "none"):
         return None
-    if spec == "auto":
-        spec = "flip,crop" if c == 3 else "none"
-        if spec == "none":
-            return None
     builders = _builders(h, w, num_classes)
     transforms = []
     for item in spec.split(","):
@@ -89,3 +93,30 @@ def parse_augment(spec: str, shape: tuple[int, int, int], num_classes: int) -> T
     if mixing and (len(mixing) > 1 or mixing[0] != len(transforms) - 1):
         raise ConfigError("mixup or cutmix must be the last augmentation, and only one of them")
     return transforms[0] if len(transforms) == 1 else Compose(transforms)
+
+
+# the augmentations that show a model each test-time view during training
+_SEEN_BY = {"flip": ("flip", "altflip"), "translate": ("crop", "translate", "affine")}
+
+
+def untrained_views(
+    tta: bool | str | None, augment: str | None, shape: tuple[int, int, int]
+) -> list[str]:
+    """Warnings for the test-time augmentation views of `tta` that the training augmentation
+    `augment` never showed the model (mirror images of digits, say, are other symbols; such a view
+    usually lowers accuracy). `augment` None: unknown, nothing to say."""
+    from striate.evaluate.tta import parse_tta
+
+    if augment is None or len(parse_tta(tta)) == 1:
+        return []
+    trained = {
+        item.strip().partition(":")[0] for item in resolve_auto(augment, shape[0]).split(",")
+    }
+    asked = {part.strip().partition(":")[0] for part in ("flip" if tta is True else tta).split(",")}
+    shown = {"flip": "mirrored", "translate": "shifted"}
+    return [
+        f"--tta {view}: the model was not trained with {shown[view]} images (augment "
+        f"{augment!r}), so this view may lower its accuracy"
+        for view in ("flip", "translate")
+        if view in asked and not trained & set(_SEEN_BY[view])
+    ]

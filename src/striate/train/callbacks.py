@@ -71,7 +71,8 @@ class ProgressBar(Callback):
     """A live bar per epoch with the running loss, accuracy, lr and speed; one summary line after.
 
     Values are read from the device at most every `refresh` seconds, so the bar costs no
-    synchronisation on most steps.
+    synchronisation on most steps. When stderr is not a terminal (a log file, CI) only the line
+    per epoch is printed.
     """
 
     main_only = True
@@ -102,10 +103,14 @@ class ProgressBar(Callback):
             transient=True,
             auto_refresh=False,  # redrawn from on_step_end, at most every `refresh` seconds
         )
-        self.progress.start()
+        self.live = self.console.is_terminal  # elsewhere (a log file, CI): a line per epoch
+        if self.live:
+            self.progress.start()
         self.task = None
 
     def on_epoch_start(self, trainer: Trainer) -> None:
+        if not self.live:
+            return
         total = trainer.steps_in_epoch()
         label = f"epoch {trainer.epoch + 1}/{trainer.epochs}"
         self.task = self.progress.add_task(label, total=total, stats="")
@@ -113,10 +118,10 @@ class ProgressBar(Callback):
         self._images = 0
 
     def on_step_end(self, trainer: Trainer, loss: float) -> None:
-        self._images += trainer.last_batch_size
-        now = time.perf_counter()
         if self.task is None:
             return
+        self._images += trainer.last_batch_size
+        now = time.perf_counter()
         if now - self._last < self.refresh:
             self.progress.advance(self.task)
             return
@@ -141,12 +146,13 @@ class ProgressBar(Callback):
         )
 
     def on_fit_end(self, trainer: Trainer) -> None:
-        self.progress.stop()
+        if self.live:
+            self.progress.stop()
 
     on_interrupt = on_fit_end
 
     def on_exception(self, trainer: Trainer, error: BaseException) -> None:
-        self.progress.stop()
+        self.on_fit_end(trainer)
 
 
 class CSVLogger(Callback):

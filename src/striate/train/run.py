@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,9 @@ import torch
 from striate._atomic import atomic_write
 from striate.data import BatchLoader, ImageSet, Normalizer, load_dataset, train_val_split
 from striate.data.splits import stratified_split
-from striate.errors import ConfigError
-from striate.train.augment_spec import parse_augment
+from striate.errors import ConfigError, StriateError
+from striate.outputs import check_folder, clear_folder, default_folder
+from striate.train.augment_spec import parse_augment, untrained_views
 from striate.train.config import TrainConfig
 from striate.train.recipes import model_callbacks
 from striate.train.trainer import Trainer
@@ -49,6 +50,10 @@ class RunResult:
     interrupted: bool = False
     stop_reason: str | None = None
     seconds: float = 0.0
+    epoch: int = 0  # epochs finished (when interrupted: saved in checkpoints/last.safetensors)
+    step: int = 0  # optimiser steps taken
+    already_complete: bool = False  # resume found a finished run: nothing was trained
+    warnings: list[str] = field(default_factory=list)
 
 
 def _subset(ds: ImageSet, size: int | None, seed: int) -> ImageSet:
@@ -196,20 +201,36 @@ def loaders(
 
 def default_out(config: TrainConfig, base: Path = Path("runs/train")) -> Path:
     """runs/train/DATA-MODEL, or -2, -3, ... when that holds an earlier run."""
-    data = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(config.data).stem) or "data"
-    out = base / f"{data}-{config.model}"
-    n = 2
-    while out.exists() and any(out.iterdir()):
-        out = base / f"{data}-{config.model}-{n}"
-        n += 1
-    return out
+    return default_folder(base, f"{Path(config.data).stem}-{config.model}")
+
+
+def resume_point(out: str | Path) -> tuple[int, int] | None:
+    """(epoch, step) of the state saved in a run folder's last checkpoint; None without one."""
+    try:
+        saved = json.loads((Path(out) / "checkpoints" / "last.json").read_text())
+        return int(saved["epoch"]), int(saved["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def is_complete(out: str | Path) -> bool:
+    """Whether a run folder holds a finished run (its final model is written at the end)."""
+    return (Path(out) / "model" / "model.json").is_file()
 
 
 def train_run(
-    config: TrainConfig, *, resume: str | Path | None = None, progress: bool = True
+    config: TrainConfig,
+    *,
+    resume: str | Path | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
 ) -> RunResult:
     """Train as `config` says and write the run folder; `resume` continues a stopped run
     (its folder, with the settings saved in its config.json).
+
+    A run folder that holds results is refused unless `overwrite` (its contents are removed once
+    every option has been checked). Every option is checked before the folder is made; a run that
+    fails after that (a loss that diverges) leaves `failed.json` with the diagnosis.
 
     Under `torchrun` every process runs this: each trains on its share of every batch, and only
     process 0 chooses and writes the run folder.
@@ -218,28 +239,57 @@ def train_run(
 
     ctx = distributed.init_from_env(device=config.device)
     try:
-        return _train_run(config, resume, progress, ctx)
+        return _train_run(config, resume, overwrite, progress, ctx)
     finally:
         distributed.cleanup()
 
 
+def _resumed_config(out: Path) -> TrainConfig:
+    saved = out / "config.json"
+    if not saved.is_file():
+        raise ConfigError(f"cannot resume: {out} is not a run folder (no config.json)")
+    try:
+        config = TrainConfig.from_dict(json.loads(saved.read_text())["config"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"cannot resume: {saved} is damaged ({e})") from e
+    if not is_complete(out) and resume_point(out) is None:
+        raise ConfigError(f"cannot resume: {out} has no checkpoints/last.safetensors")
+    return config
+
+
+def _claim_out(config: TrainConfig, overwrite: bool, ctx: Any) -> Path:
+    """The run folder (process 0 chooses; every process gets it), refused when it holds results
+    and `overwrite` is not given."""
+    from striate.train import distributed
+
+    out, error = None, None
+    if ctx.is_main:
+        out = Path(config.out) if config.out else default_out(config)
+        try:
+            check_folder(out, overwrite, hint=f"or --resume {out} to continue it")
+        except StriateError as e:
+            error = e
+    out, error = distributed.broadcast_object((out, error))
+    if error is not None:
+        raise error
+    return out
+
+
 def _train_run(
-    config: TrainConfig, resume: str | Path | None, progress: bool, ctx: Any
+    config: TrainConfig, resume: str | Path | None, overwrite: bool, progress: bool, ctx: Any
 ) -> RunResult:
     from striate.train import distributed
 
     start = time.perf_counter()
     if resume is not None:
         out = Path(resume)
-        saved = out / "config.json"
-        if not saved.is_file():
-            raise ConfigError(f"cannot resume: {out} is not a run folder (no config.json)")
-        config = TrainConfig.from_dict(json.loads(saved.read_text())["config"])
-        if not (out / "checkpoints" / "last.safetensors").is_file():
-            raise ConfigError(f"cannot resume: {out} has no checkpoints/last.safetensors")
+        config = _resumed_config(out)
+        if is_complete(out):
+            info = json.loads((out / "model" / "model.json").read_text())
+            test = {k.removeprefix("test_"): v for k, v in info.get("metrics", {}).items()}
+            return RunResult(out, config, [], test=test, already_complete=True)
     else:
-        out = Path(config.out) if config.out else default_out(config) if ctx.is_main else None
-        out = distributed.broadcast_object(out)
+        out = _claim_out(config, overwrite, ctx)
     if not ctx.is_main:
         distributed.barrier()  # process 0 downloads and decodes first; the others read its cache
     data = load_run_data(config)
@@ -252,19 +302,36 @@ def _train_run(
     extra["callbacks"] = extra.get("callbacks", []) + model_callbacks(model)
     trainer = build_trainer(config, out, progress, device=device, **extra)
     train, val, test = loaders(config, data, trainer.device)
-    if ctx.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        if resume is None:
+    warnings = untrained_views(config.tta, config.augment, data.train.shape)
+    if resume is None:
+        trainer.check(model, train)  # a bad option fails here, before the folder is made
+        if ctx.is_main:
+            clear_folder(out) if overwrite else out.mkdir(parents=True, exist_ok=True)
             _write_config(out, config, trainer, data, model)
-    history = trainer.fit(model, train, val, resume=out if resume is not None else None)
+    try:
+        history = trainer.fit(model, train, val, resume=out if resume is not None else None)
+    except Exception as e:
+        if ctx.is_main:
+            _write_failure(out, trainer, e)
+        if isinstance(e, StriateError) and ctx.is_main:
+            raise type(e)(f"{e}\n  the diagnosis is saved in {out / 'failed.json'}") from e
+        raise
     result = RunResult(
-        out, config, history, interrupted=trainer.interrupted, stop_reason=trainer.stop_reason
+        out,
+        config,
+        history,
+        interrupted=trainer.interrupted,
+        stop_reason=trainer.stop_reason,
+        epoch=trainer.epoch,
+        step=trainer.step,
+        warnings=warnings,
     )
     if trainer.interrupted or not ctx.is_main:
         result.seconds = time.perf_counter() - start
         return result
     final = trainer.eval_model
-    result.test = trainer.evaluate(final, test)
+    outputs = per_sample(trainer, final, test)
+    result.test = score(trainer, *outputs[:2])
     from striate.models.io import save_model
 
     save_model(
@@ -275,9 +342,28 @@ def _train_run(
         normalization=data.normalizer.state_dict(),
         metrics={f"test_{k}": v for k, v in result.test.items()},
     )
-    write_run_report(out, config, trainer, final, test, data, result.test)
+    (out / "failed.json").unlink(missing_ok=True)  # a diverged run resumed and finished
     result.seconds = time.perf_counter() - start
+    write_run_report(out, config, trainer, test, data, result.test, outputs)
     return result
+
+
+def _write_failure(out: Path, trainer: Trainer, error: Exception) -> None:
+    """failed.json: why a run stopped with an error, so its folder explains itself."""
+    _write_json(
+        out / "failed.json",
+        {
+            "error": str(error),
+            "kind": type(error).__name__,
+            "epoch": trainer.epoch,
+            "step": trainer.step,
+            "date": _now(),
+        },
+    )
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
 def _write_config(
@@ -299,6 +385,8 @@ def _write_config(
         "replaced_head": getattr(model, "replaced_head", None),
         "normalization": data.normalizer.state_dict(),
         "striate_version": _version(),
+        "torch_version": torch.__version__,
+        "started": _now(),
     }
     _write_json(out / "config.json", {"config": config.to_dict(), "resolved": resolved})
 
@@ -307,19 +395,20 @@ def write_run_report(
     out: Path,
     config: TrainConfig,
     trainer: Trainer,
-    model: torch.nn.Module,
     test: BatchLoader,
     data: RunData,
     test_metrics: dict[str, float],
+    outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     worst: int = 16,
 ) -> Path:
-    """Plots (PNG) and report.html for a finished run: curves, confusion, hardest test images,
-    and the Doctor section when `striate doctor` saved its results in the folder."""
+    """Plots (PNG) and report.html for a finished run from the test set's `per_sample` outputs:
+    what ran where, curves, confusion, hardest test images, and the Doctor section when
+    `striate doctor` saved its results in the folder."""
     from striate.evaluate.confusion import confusion_matrix, plot_confusion
     from striate.evaluate.curves import plot_history, plot_steps
     from striate.evaluate.report import write_report
 
-    probs, labels, losses = per_sample(trainer, model, test)
+    probs, labels, losses = outputs
     pred = probs.argmax(1)
     classes = data.test.classes
     cm = confusion_matrix(labels.numpy(), pred.numpy(), len(classes))
@@ -342,6 +431,7 @@ def write_run_report(
     return write_report(
         out / "report.html",
         title=f"striate train: {config.model} on {config.data}",
+        run=run_facts(out, trainer),
         config=config.to_dict(),
         history=trainer.history,
         steps=steps,
@@ -359,6 +449,37 @@ def write_run_report(
     )
 
 
+def run_facts(out: Path, trainer: Trainer) -> dict[str, Any]:
+    """What a run resolved to and where it ran, for the report: device, precision, processes,
+    parameters, data sizes, training time, dates and versions (from config.json)."""
+    try:
+        resolved = json.loads((out / "config.json").read_text()).get("resolved", {})
+    except (OSError, ValueError):
+        resolved = {}
+    facts = {
+        "device": resolved.get("device", str(trainer.device)),
+        "precision": resolved.get("precision", trainer.precision.name),
+        "processes": resolved.get("processes", trainer.world_size),
+        "parameters": resolved.get("parameters"),
+        "trainable parameters": resolved.get("trainable_parameters"),
+        "training images": resolved.get("train_images"),
+        "validation images": resolved.get("val_images"),
+        "test images": resolved.get("test_images"),
+        "training time": _duration(sum(h.get("time", 0.0) for h in trainer.history)),
+        "started": resolved.get("started"),
+        "finished": _now(),
+        "striate": resolved.get("striate_version", _version()),
+        "torch": resolved.get("torch_version", torch.__version__),
+    }
+    return {k: f"{v:,}" if isinstance(v, int) else v for k, v in facts.items() if v is not None}
+
+
+def _duration(seconds: float) -> str:
+    minutes, s = divmod(round(seconds), 60)
+    hours, m = divmod(minutes, 60)
+    return f"{hours} h {m:02d} min" if hours else f"{m} min {s:02d} s" if m else f"{s} s"
+
+
 def _saved_doctor(out: Path) -> dict | None:
     """The results `striate doctor --run RUN --out RUN` saved in the run folder, if any."""
     try:
@@ -372,43 +493,102 @@ def per_sample(
     trainer: Trainer, model: torch.nn.Module, data: BatchLoader
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Probabilities, labels and cross-entropy of every sample of an unshuffled loader (in the
-    dataset's order, on the CPU)."""
+    dataset's order, on the CPU), in one pass over the data."""
     probs = trainer.predict(model, data)
     labels = data.data.labels.cpu()
     losses = -probs.clamp_min(1e-12).log().gather(1, labels[:, None]).squeeze(1)
     return probs, labels, losses
 
 
+def score(trainer: Trainer, probs: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """Loss (the trainer's loss function), accuracy and top-k accuracy from `per_sample`'s
+    probabilities: `trainer.evaluate`'s numbers without a second pass over the data (cross-entropy
+    and the multiclass hinge loss depend on the scores only up to a shift per sample, so the log
+    of the probabilities gives the loss of the logits)."""
+    from striate.train.metrics import MetricTracker
+
+    log_p = probs.clamp_min(torch.finfo(probs.dtype).tiny).log()
+    tracker = MetricTracker(probs.shape[1], trainer.topk)
+    tracker.update(log_p, labels, trainer.loss_fn(log_p, labels))
+    return tracker.compute()
+
+
+def evaluation_data(
+    model_path: str | Path, data: str | None, root: str | None, split: str | None
+) -> tuple[ImageSet, str, TrainConfig | None]:
+    """The images `evaluate_run` scores and a line saying which: by default the run's own
+    dataset and test split (its subset and validation split reproduced from config.json);
+    `data` names another dataset."""
+    from striate.models.io import model_folder
+
+    folder = model_folder(model_path)
+    config_path = next(
+        (p / "config.json" for p in (folder, folder.parent) if (p / "config.json").is_file()),
+        None,
+    )
+    config = None
+    if config_path is not None:
+        try:
+            config = TrainConfig.from_dict(json.loads(config_path.read_text())["config"])
+        except (StriateError, ValueError, KeyError, TypeError):
+            config = None
+    split = split or "test"
+    if data is None:
+        if config is None:
+            raise ConfigError(
+                f"{model_path} has no run settings (config.json) saying what it was trained on: "
+                f"give --data NAME or PATH"
+            )
+        if split not in ("train", "val", "test"):
+            raise ConfigError(f"--split of a run's own data is train, val or test, not {split!r}")
+        parts = load_run_data(config)
+        ds = {"train": parts.train, "val": parts.val, "test": parts.test}[split]
+        if ds is None:
+            raise ConfigError("the run held out no validation split (val_size 0): use --split test")
+        label = f"{config.data}, the run's {split} split"
+        return ds, label, config
+    if root is None and config is not None and data == config.data:
+        root = config.root
+    ds = load_dataset(data, split, root)
+    return ds, f"{data}, {split} split", config
+
+
 def evaluate_run(
     model_path: str | Path,
-    data: str,
+    data: str | None = None,
     root: str | None = None,
-    split: str = "test",
+    split: str | None = None,
     batch_size: int = 256,
     tta: bool | str = False,
     device: str = "auto",
 ) -> dict[str, Any]:
-    """Accuracy, top-5, loss and per-class accuracy of a saved model on a dataset split."""
+    """Accuracy, top-5, loss and per-class accuracy of a saved model on a dataset split: the run's
+    own test split unless `data` is given. "data" in the result says which images were used and
+    "warnings" lists TTA views the model was not trained on."""
     from striate.evaluate.confusion import confusion_matrix, per_class_accuracy
     from striate.models.io import load_model
 
     model = load_model(model_path, device="cpu")
-    ds = load_dataset(data, split, root)
+    ds, label, config = evaluation_data(model_path, data, root, split)
     if tuple(ds.classes) != tuple(model.classes):
         raise ConfigError(
             f"{data} has classes {list(ds.classes)[:10]}, the model {list(model.classes)[:10]}: "
             f"evaluate on data with the model's classes"
         )
-    trainer = Trainer(epochs=1, device=device, progress=False, tta=tta)
+    loss = config.loss if config is not None else "cross_entropy"
+    trainer = Trainer(epochs=1, device=device, progress=True, tta=tta, loss=loss)
     model.to(trainer.device)
     x = BatchLoader(
         ds, batch_size, shuffle=False, device=trainer.device, normalize=lambda b: model.prepare(b)
     )
-    metrics = trainer.evaluate(model, x)
     probs, labels, _ = per_sample(trainer, model, x)
+    metrics: dict[str, Any] = score(trainer, probs, labels)
     cm = confusion_matrix(labels.numpy(), probs.argmax(1).numpy(), len(ds.classes))
     metrics["per_class"] = dict(zip(ds.classes, per_class_accuracy(cm).tolist(), strict=True))
     metrics["images"] = len(ds)
+    metrics["data"] = label
+    augment = config.augment if config is not None else None
+    metrics["warnings"] = untrained_views(tta, augment, tuple(model.in_shape))
     return metrics
 
 
@@ -419,9 +599,13 @@ def lr_find_run(
     end: float = 10.0,
     num_steps: int = 100,
     out: Path | None = None,
+    overwrite: bool = False,
     progress: bool = True,
 ):
-    """The LR finder on the training data of `config`; saves lr_find.png/json in `out`."""
+    """The LR finder on the training data of `config`; saves lr_find.png/json in `out` (a folder
+    that holds results is refused unless `overwrite`)."""
+    if out is not None:
+        check_folder(out, overwrite)
     data = load_run_data(config)
     data.normalizer = source_normalizer(config, data)
     model = build_model(config, data.train)
@@ -429,7 +613,7 @@ def lr_find_run(
     train, _, _ = loaders(config, data, trainer.device)
     result = trainer.lr_find(model, train, start=start, end=end, num_steps=num_steps)
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        clear_folder(out) if overwrite else out.mkdir(parents=True, exist_ok=True)
         result.plot().savefig(out / "lr_find.png", dpi=100, bbox_inches="tight")
         _write_json(out / "lr_find.json", result.to_dict())
     return result

@@ -126,6 +126,7 @@ class Trainer:
         self.monitor = monitor
         self.out = Path(out) if out is not None else None
 
+        self.show_progress, self._fitting = progress, False
         self.callbacks: list[Callback] = []
         if progress:
             self.callbacks.append(ProgressBar())
@@ -283,6 +284,13 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp = DistributedDataParallel(self.model, device_ids=ids)
 
+    def check(self, model: nn.Module, train: Any) -> None:
+        """Raise the ConfigError that `fit` would raise at its start for this model and loader
+        (optimiser and schedule names and arguments, a loader without batches, L-BFGS's
+        constraints), before a run folder is made; the model keeps its weights."""
+        self._setup(model, train, None, parallel=False)
+        self._reset()
+
     def _check_parallel(self, train: Any) -> None:
         """What data-parallel training needs of the device and the training loader."""
         rank = self.rank
@@ -424,6 +432,7 @@ class Trainer:
     ) -> list[dict[str, float]]:
         """Train `model` on `train`, validating on `val` after each epoch; returns the history."""
         self._setup(model, train, resume)
+        self._fitting = True
         try:
             self._call("on_fit_start")
             try:
@@ -452,6 +461,7 @@ class Trainer:
             return self.history
         finally:
             self.ddp = None  # the wrapper's hooks go with it; `model` is the plain module
+            self._fitting = False
 
     def _epoch(self) -> bool:
         """Train one epoch (or what is left of it); False when Ctrl-C cut it short."""
@@ -668,28 +678,32 @@ class Trainer:
             weights.append((name, float(p.detach().float().norm())))
             if p.grad is not None:
                 grads.append((name, float(p.grad.detach().float().norm())))
-        total = math.sqrt(sum(g * g for _, g in grads)) if grads else float("nan")
-        grads.sort(key=lambda t: -t[1] if math.isfinite(t[1]) else -math.inf)
-        bad = [n for n, g in grads if not math.isfinite(g)]
-        finite = [v for v in self.steps_log["loss"] if math.isfinite(v)]
         lines = [
             f"the loss became {value} at step {self.step + 1} (epoch {self.epoch + 1}) "
-            f"with lr {self.lr:.3g}",
-            f"gradient norm {total:.3g}"
-            + (f"; non-finite gradients in {', '.join(bad[:5])}" if bad else "")
-            + "; largest: "
-            + ", ".join(f"{n} {g:.3g}" for n, g in grads[:3] if math.isfinite(g)),
-            "largest weight norms: "
-            + ", ".join(f"{n} {w:.3g}" for n, w in sorted(weights, key=lambda t: -t[1])[:3]),
+            f"with lr {self.lr:.3g}"
         ]
+        for what, norms in (("gradient", grads), ("weight", weights)):
+            bad = [n for n, v in norms if not math.isfinite(v)]
+            good = sorted(((n, v) for n, v in norms if math.isfinite(v)), key=lambda t: -t[1])
+            parts = []
+            if bad:
+                more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+                parts.append(f"non-finite {what}s in {', '.join(bad[:5])}{more}")
+            if good:
+                parts.append(
+                    f"largest {what} norms: " + ", ".join(f"{n} {v:.3g}" for n, v in good[:3])
+                )
+            if parts:
+                lines.append("; ".join(parts))
+        finite = [v for v in self.steps_log["loss"] if math.isfinite(v)]
         if finite:
             lines.append(f"last finite losses: {', '.join(f'{v:.4g}' for v in finite[-5:])}")
         if self.out is not None and (self.out / "checkpoints" / "last.safetensors").is_file():
             lines.append(f"last good checkpoint: {self.out / 'checkpoints' / 'last.safetensors'}")
-        lines.append(
-            "advice: lower the learning rate (try `striate lr-find`), clip gradients "
-            "(--clip-grad), or train in fp32"
-        )
+        advice = "lower the learning rate (try `striate lr-find`) or clip gradients (--clip-grad)"
+        if self.precision.name != "fp32":
+            advice += f", or train in fp32 (this run used {self.precision.name})"
+        lines.append(f"advice: {advice}")
         return "\n  ".join(lines)
 
     # ------------------------------------------------------------------ evaluation
@@ -702,7 +716,7 @@ class Trainer:
         views = parse_tta(self.tta if tta is None else tta)
         model.eval()
         with torch.no_grad():
-            for x, y in data:
+            for x, y in self._with_progress(data, len(views)):
                 x = x.to(self.device)
                 if self.channels_last and x.dim() == 4:
                     x = x.contiguous(memory_format=torch.channels_last)
@@ -710,6 +724,21 @@ class Trainer:
                 # whether the CPU has native bf16 (see striate.train.precision)
                 out = tta_log_probs(model, x, views, logits=self.loss_name in ("hinge", "svm"))
                 yield out, y.to(self.device)
+
+    def _with_progress(self, data: Iterable[Batch], views: int) -> Iterator[Batch]:
+        """The batches, with a progress bar when this trainer shows progress and is not fitting
+        (validation runs inside the epoch's bar)."""
+        shown = self.show_progress and not self._fitting and self.is_main
+        if not shown or not hasattr(data, "__len__"):
+            yield from data
+            return
+        from striate.progress import progress_bar
+
+        label = "evaluating" + (f" ({views} views per image)" if views > 1 else "")
+        with progress_bar(label, len(data), "batches") as advance:
+            for batch in data:
+                yield batch
+                advance(1)
 
     def evaluate(
         self, model: nn.Module, data: Iterable[Batch], *, tta: bool | str | None = None
