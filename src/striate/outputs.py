@@ -1,6 +1,6 @@
 """Output folders: a fresh default per command, and no silent overwrite of earlier results.
 
-    out = out_option or default_folder(Path("runs/train"), "digits-convnet-small")
+    out = out_option or default_folder(Path("runs/train"), "digits-convnet_small")
     check_folder(out, overwrite, hint=f"or --resume {out} to continue it")
     ...                                  # load data, build the model: anything that can fail
     clear_folder(out) if overwrite else out.mkdir(parents=True, exist_ok=True)

@@ -105,6 +105,29 @@ def test_ensemble_of_a_run_and_snapshots_reports_members_and_the_ensemble(capsys
         assert im.format == "PNG"
 
 
+def test_the_members_own_test_split_is_the_default_and_results_are_not_replaced(
+    capsys, runs, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    code, text, err = run(capsys, "ensemble", "--snapshots", str(runs / "sgdr"), "--device", "cpu")
+    assert code == 0, err
+    report = json.loads((tmp_path / "runs/ensemble/digits/ensemble.json").read_text())
+    assert report["data"] == "digits, the run's test split" and report["images"] == 360
+    assert "360 images: digits, the run's test split" in text
+    code, _, _ = run(capsys, "ensemble", "--snapshots", str(runs / "sgdr"), "--device", "cpu")
+    assert code == 0 and (tmp_path / "runs/ensemble/digits-2/ensemble.json").is_file()
+    out = tmp_path / "runs/ensemble/digits"
+    args = ("ensemble", str(runs / "one"), "--out", str(out), "--device", "cpu")
+    code, _, err = run(capsys, *args)
+    assert code == 2 and "already holds results" in err and "--overwrite" in err
+    assert json.loads((out / "ensemble.json").read_text())["images"] == 360
+    code, _, err = run(capsys, *args, "--overwrite", "--test-size", "50")
+    assert code == 0, err
+    assert json.loads((out / "ensemble.json").read_text())["images"] == 50
+    code, text, _ = run(capsys, "ensemble", str(runs / "one"), "--tta", "flip", "--out", "f")
+    assert code == 0 and "warning: --tta flip: the model was not trained with mirrored" in text
+
+
 def test_test_size_and_tta(capsys, runs, tmp_path):
     code, _, err = run(
         capsys, "ensemble", "--snapshots", str(runs / "sgdr"), "--data", "digits",
@@ -129,14 +152,15 @@ def test_bad_input_is_one_line_and_status_2(capsys, runs, tmp_path):
     (shape / "model.json").write_text(json.dumps(info))
     cases = [
         ((), "no ensemble members"),
-        ((str(tmp_path / "nothing"),), "is not a striate model"),
+        ((str(tmp_path / "nothing"),), "no model at"),
         ((str(model), str(other)), "different classes"),
         ((str(model), str(shape)), "different inputs"),
         (("--snapshots", str(runs / "one")), "no snapshots in"),
         ((str(model), "--test-size", "0"), "--test-size must be a positive"),
     ]
     for args, message in cases:
-        code, _, err = run(capsys, "ensemble", *args, "--data", "digits", "--out", str(tmp_path))
+        out = str(tmp_path / "ens")
+        code, _, err = run(capsys, "ensemble", *args, "--data", "digits", "--out", out)
         assert code == 2, args
         assert message in err and "Traceback" not in err, (args, err)
         assert len(err.strip().splitlines()) == 1

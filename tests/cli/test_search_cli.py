@@ -114,14 +114,14 @@ def test_unrelated_searches_get_their_own_study_and_folder(capsys, tmp_path, mon
     monkeypatch.chdir(tmp_path)
     lr = ["search", "-p", "lr=log:1e-3:1", "--trials", "2", *TINY]
     code, stdout, _ = run(capsys, *lr)
-    assert code == 0 and "study digits-convnet-small-lr" in stdout
-    first = tmp_path / "runs/search/digits-convnet-small-lr"
+    assert code == 0 and "study digits-convnet_small-lr" in stdout
+    first = tmp_path / "runs/search/digits-convnet_small-lr"
     before = (first / "results.csv").read_text()
     code, stdout, _ = run(
         capsys, "search", "-p", "wd=log:1e-6:1e-2", "--coarse", "2", "--fine", "1", *TINY
     )
     assert code == 0
-    second = tmp_path / "runs/search/digits-convnet-small-wd"
+    second = tmp_path / "runs/search/digits-convnet_small-wd"
     assert len(json.loads((second / "results.json").read_text())["trials"]) == 3
     assert (first / "results.csv").read_text() == before
     # the same command again: continues (one more trial)

@@ -40,7 +40,7 @@ def test_default_train_beats_97_percent_and_writes_the_run_folder(trained):
     info = json.loads((trained / "model" / "model.json").read_text())
     assert info["metrics"]["test_acc"] > 0.97
     config = json.loads((trained / "config.json").read_text())
-    assert config["config"]["model"] == "convnet-small" and config["config"]["data"] == "digits"
+    assert config["config"]["model"] == "convnet_small" and config["config"]["data"] == "digits"
     assert config["resolved"]["classes"] == [str(i) for i in range(10)]
     with open(trained / "metrics.csv") as f:
         rows = list(csv.DictReader(f))

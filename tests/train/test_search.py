@@ -253,7 +253,7 @@ def test_coarse_then_fine_searches_the_narrowed_range(tmp_path):
     for t in fine:
         assert expected["lr"].low <= t["params"]["lr"] <= expected["lr"].high
     assert r.best["stage"] == "fine"
-    assert r.study == "digits-convnet-small-dropout-lr"
+    assert r.study == "digits-convnet_small-dropout-lr"
     # the coarse stage run again alone still reports the whole search, fine trials included
     again = search(
         config, space, stages=coarse_fine(6, 0, coarse_epochs=1, coarse_train_size=150), **kw
@@ -326,7 +326,7 @@ def test_the_best_trial_plainly_when_nothing_scored_higher():
 
 def test_the_default_study_is_named_after_data_model_and_params():
     assert default_study_name(tiny(), parse_space(["wd=log:1e-6:1", "lr=log:1e-3:1"])) == (
-        "digits-convnet-small-lr-wd"
+        "digits-convnet_small-lr-wd"
     )
     cfg = tiny(data="../shared/data/cifar10/cifar10-jpeg.zip", model="mlp")
     assert default_study_name(
@@ -337,7 +337,7 @@ def test_the_default_study_is_named_after_data_model_and_params():
 def test_resume_counts_finished_trials_and_retries_one_left_running(tmp_path):
     space = ["lr=log:1e-3:1"]
     first = search(tiny(), space, trials=3, out=tmp_path, progress=False)
-    assert len(first.trials) == 3 and first.study == "digits-convnet-small-lr"
+    assert len(first.trials) == 3 and first.study == "digits-convnet_small-lr"
     # a process that died in the middle of a trial: RUNNING, with its pid
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -380,7 +380,7 @@ def searched(tmp_path_factory):
         (["lr=uniform:1e-3:1"], {}, "lr range log:0.001:1 before, uniform:0.001:1 now"),
         (["lr=log:1e-3:1", "wd=log:1e-6:1e-2"], {}, "wd=log:1e-06:0.01 searched now, not before"),
         (["lr=log:1e-3:1"], {"epochs": 2}, "epochs 1 before, 2 now"),
-        (["lr=log:1e-3:1"], {"model": "mlp"}, "model 'convnet-small' before, 'mlp' now"),
+        (["lr=log:1e-3:1"], {"model": "mlp"}, "model 'convnet_small' before, 'mlp' now"),
         (["lr=log:1e-3:1"], {"data": "mnist"}, "data 'digits' before, 'mnist' now"),
         (
             ["lr=log:1e-3:1"],
@@ -397,7 +397,7 @@ def test_another_search_under_the_same_name_is_refused(searched, space, changes,
     how = {"stages": changes.pop("stages")} if "stages" in changes else {"trials": 3}
     before = (folder / "a" / "results.csv").read_text()
     for where in (
-        {"out": folder / "a", "study_name": "digits-convnet-small-lr"},
+        {"out": folder / "a", "study_name": "digits-convnet_small-lr"},
         {"storage": db, "study_name": "s"},
     ):
         with pytest.raises(SearchMismatch) as e:
@@ -412,7 +412,7 @@ def test_another_search_under_the_same_name_is_refused(searched, space, changes,
 def test_a_folder_holds_the_results_of_one_study(searched, tmp_path):
     folder, _ = searched
     with pytest.raises(
-        SearchMismatch, match=r"holds the results of study 'digits-convnet-small-lr'"
+        SearchMismatch, match=r"holds the results of study 'digits-convnet_small-lr'"
     ):
         search(
             tiny(),
@@ -441,10 +441,10 @@ def test_two_default_studies_share_a_storage_without_mixing(tmp_path):
     journal = str(tmp_path / "all.journal")
     a = search(tiny(), ["lr=log:1e-3:1"], trials=2, storage=journal, progress=False)
     b = search(tiny(), ["wd=log:1e-6:1e-2"], trials=1, storage=journal, progress=False)
-    assert (a.study, b.study) == ("digits-convnet-small-lr", "digits-convnet-small-wd")
+    assert (a.study, b.study) == ("digits-convnet_small-lr", "digits-convnet_small-wd")
     assert [len(r.trials) for r in (a, b)] == [2, 1]
     names = optuna.get_all_study_names(open_storage(journal, None))
-    assert sorted(names) == ["digits-convnet-small-lr", "digits-convnet-small-wd"]
+    assert sorted(names) == ["digits-convnet_small-lr", "digits-convnet_small-wd"]
 
 
 def test_overwrite_starts_afresh(tmp_path):
@@ -507,7 +507,7 @@ def test_two_processes_share_one_study(tmp_path, storage):
         time.sleep(0.05)
     (tmp_path / "go").touch()
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
-    name = "digits-convnet-small-lr"
+    name = "digits-convnet_small-lr"
     out = tmp_path / "out"
     study = optuna.load_study(study_name=name, storage=open_storage(url or None, out))
     done = [t for t in study.trials if "discarded" not in t.user_attrs]

@@ -27,13 +27,19 @@ def ensemble(
         help="Add every snapshot of this run (RUN/snapshots/snapshot-K, from `striate train "
         "--schedule sgdr --snapshots`); repeat for several runs.",
     ),
-    data: str = typer.Option(
-        ..., "--data", show_default=False, help="Dataset name (see `striate datasets`) or path."
+    data: str | None = typer.Option(
+        None,
+        "--data",
+        show_default=False,
+        help="Dataset name (see `striate datasets`) or path [default: the first member's run "
+        "data, its test split as the run made it].",
     ),
     root: str | None = typer.Option(
         None, "--root", show_default=False, help="Folder holding the dataset's files."
     ),
-    split: str = typer.Option("test", "--split", help="Split to evaluate on."),
+    split: str | None = typer.Option(
+        None, "--split", show_default=False, help="Split to evaluate on [default: test]."
+    ),
     test_size: int | None = typer.Option(
         None, "--test-size", show_default=False, help="Stratified subset of the split (seed 0)."
     ),
@@ -42,8 +48,15 @@ def ensemble(
     ),
     batch_size: int = typer.Option(256, "--batch-size", help="Images per evaluation batch."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    out: Path = typer.Option(
-        Path("runs/ensemble"), "--out", help="Folder for ensemble.json and ensemble.png."
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        show_default=False,
+        help="Folder for ensemble.json and ensemble.png [default: runs/ensemble/DATA, or -2, "
+        "-3, ... when taken]; one that already holds results needs --overwrite.",
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace the results in an --out folder that holds some."
     ),
 ) -> None:
     """Average the predicted probabilities of trained models (or of a run's snapshots) and report
@@ -51,11 +64,13 @@ def ensemble(
 
     Members keep their own normalisation; all must predict the same classes from the same shape.
 
-    Example: striate ensemble --snapshots runs/train/sgdr --data cifar10
+    Example: striate ensemble --snapshots runs/train/sgdr
     """
-    from striate.data import load_dataset, stratified_split
+    from striate.data import stratified_split
     from striate.errors import ConfigError
+    from striate.outputs import check_folder, clear_folder, default_folder
     from striate.train.ensemble import evaluate_ensemble, plot_ensemble, snapshot_paths
+    from striate.train.run import evaluation_data
 
     paths = list(members or [])
     for run in snapshots or []:
@@ -68,7 +83,14 @@ def ensemble(
     for name, value in (("--batch-size", batch_size), ("--test-size", test_size)):
         if value is not None and value < 1:
             raise ConfigError(f"{name} must be a positive integer, got {value}")
-    ds = load_dataset(data, split, root)
+    ds, label, config = evaluation_data(paths[0], data, root, split)
+    from striate.train.augment_spec import untrained_views
+
+    for warning in untrained_views(tta, config.augment if config else None, ds.shape):
+        console.print(f"warning: {escape(warning)}")
+    if out is None:
+        out = default_folder(Path("runs/ensemble"), Path(label.split(",")[0]).stem)
+    check_folder(out, overwrite)
     if test_size is not None and test_size < len(ds):
         _, keep = stratified_split(ds, test_size, 0)
         ds = ds[keep]
@@ -77,7 +99,7 @@ def ensemble(
         paths, ds, names=names, tta=tta, batch_size=batch_size, device=device
     )
 
-    table = Table("member", "accuracy", "top-5", "loss", title=f"{len(ds)} images of {data}")
+    table = Table("member", "accuracy", "top-5", "loss", title=f"{len(ds)} images: {label}")
     best = result.best_member
     for i, (name, m) in enumerate(zip(result.names, result.members, strict=True)):
         style = "bold" if i == best else None
@@ -92,18 +114,17 @@ def ensemble(
         f"{result.members[best]['acc']:.2%})" + (f" by {abs(gain):.2f} points" if gain else "")
     )
     report = {
-        "data": data,
-        "split": split,
+        "data": label,
         "test_size": test_size,
         **result.to_dict(),
         "paths": [str(p) for p in paths],
     }
-    out.mkdir(parents=True, exist_ok=True)
+    clear_folder(out) if overwrite else out.mkdir(parents=True, exist_ok=True)
     from striate._atomic import atomic_write
 
     with atomic_write(out / "ensemble.json", "w") as f:
         json.dump(report, f, indent=2)
-    fig = plot_ensemble(result, title=f"{data} {split}: members and ensembles of the first k")
+    fig = plot_ensemble(result, title=f"{label}: members and ensembles of the first k")
     fig.savefig(out / "ensemble.png", dpi=100, bbox_inches="tight")
     console.print(f"wrote {escape(str(out / 'ensemble.json'))} and ensemble.png")
 

@@ -88,7 +88,7 @@ def search(
     ),
     study: str | None = _opt(
         "--study",
-        "Study name (default: DATA-MODEL-PARAMS, e.g. digits-convnet-small-lr-wd); the same "
+        "Study name (default: DATA-MODEL-PARAMS, e.g. digits-convnet_small-lr-wd); the same "
         "command (name, storage, space and settings) continues a search, another is refused.",
     ),
     storage: str | None = _opt(

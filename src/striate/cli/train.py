@@ -26,7 +26,7 @@ DATA = _opt("--data", "Dataset name (see `striate datasets`) or path [default: d
 ROOT = _opt("--root", "Folder holding the dataset's files.")
 MODEL = _opt(
     "--model",
-    "Model name (see `striate models` / striate.models.available()) [default: convnet-small].",
+    "Model name (see `striate models` / striate.models.available()) [default: convnet_small].",
 )
 EPOCHS = _opt("--epochs", "Epochs to train [default: 30].")
 STEPS = _opt("--steps", "Optimiser steps to train (instead of --epochs).")

@@ -26,7 +26,7 @@ class TrainConfig:
 
     data: str = "digits"
     root: str | None = None
-    model: str = "convnet-small"
+    model: str = "convnet_small"
     model_options: dict[str, Any] = field(default_factory=dict)
     init: str = "default"
     weights: str | None = None

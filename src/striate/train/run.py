@@ -521,9 +521,9 @@ def evaluation_data(
     `data` names another dataset."""
     from striate.models.io import model_folder
 
-    folder = model_folder(model_path)
+    folder = model_folder(model_path)  # RUN/model, or RUN/snapshots/snapshot-K
     config_path = next(
-        (p / "config.json" for p in (folder, folder.parent) if (p / "config.json").is_file()),
+        (p / "config.json" for p in (folder, *folder.parents[:2]) if (p / "config.json").is_file()),
         None,
     )
     config = None

@@ -14,7 +14,7 @@ best value does not lie at the edge of a searched range (`edge_warnings`): the o
 beyond it.
 
 A search is named after its data, model and searched parameters (`default_study_name`, e.g.
-`digits-convnet-small-lr-wd`). Each stage is an Optuna study (`NAME-coarse`, `NAME-fine`; `NAME`
+`digits-convnet_small-lr-wd`). Each stage is an Optuna study (`NAME-coarse`, `NAME-fine`; `NAME`
 for the one stage of `trials`) stored in a journal file (`OUT/study.journal`) or a database URL,
 so several processes (or machines) that point at it share the trials, and a search run again
 continues where it stopped: finished trials count toward the requested number, a trial left

@@ -37,7 +37,7 @@ class SearchMismatch(ConfigError):
 
 
 def default_study_name(config: TrainConfig, space: Mapping[str, Any] | Sequence[str]) -> str:
-    """DATA-MODEL-PARAMS, e.g. `digits-convnet-small-lr-wd` (searched names sorted; a dotted
+    """DATA-MODEL-PARAMS, e.g. `digits-convnet_small-lr-wd` (searched names sorted; a dotted
     name by its last part): unrelated searches get their own study and folder."""
     names = space.keys() if isinstance(space, Mapping) else [str(s).split("=")[0] for s in space]
     params = sorted({str(n).strip().replace("-", "_").rsplit(".", 1)[-1] for n in names})
