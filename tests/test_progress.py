@@ -11,7 +11,7 @@ import pytest
 from rich.console import Console
 from rich.table import Table
 
-from striate.data.folder import StriateWarning
+from striate.errors import StriateWarning
 from striate.progress import (
     UNWRAPPED_WIDTH,
     output_console,

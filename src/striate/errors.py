@@ -22,3 +22,8 @@ class InputError(StriateError, ValueError):
 
 class ConfigError(StriateError, ValueError):
     """A training option is unknown or out of range (model, optimiser or schedule name, lr < 0)."""
+
+
+class StriateWarning(UserWarning):
+    """Something was skipped or adjusted; the run goes on. The CLI prints it as one
+    ``warning: …`` line (`striate.progress.warnings_as_lines`)."""

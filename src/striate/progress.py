@@ -109,7 +109,7 @@ def warnings_as_lines(console: Console | None = None) -> Iterator[None]:
     """Inside, striate's own warnings (`StriateWarning`) print as one ``warning: message`` line
     on stderr instead of Python's ``file:line: StriateWarning: …`` and a line of source code;
     other warnings are shown as Python shows them."""
-    from striate.data.folder import StriateWarning
+    from striate.errors import StriateWarning
 
     out = _progress_console(console)
     with warnings.catch_warnings():

@@ -241,6 +241,8 @@ def test_interrupted_run_resumes_from_the_command_line(capsys, tmp_path, monkeyp
     )
     code, out, _ = run(capsys, *args, "--out", str(tmp_path / "cut"))
     assert code == 130 and "--resume" in out
+    code, _, err = run(capsys, "evaluate", str(tmp_path / "cut"))
+    assert code == 2 and "stopped before the end; continue it with striate train --resume" in err
     saved = json.loads((tmp_path / "cut" / "checkpoints" / "last.json").read_text())
     assert saved == {"epoch": 1, "step": 30}  # 21 steps an epoch: Ctrl-C in epoch 2
     assert "interrupted at step 30, in epoch 2; the state is saved in" in out
@@ -317,7 +319,8 @@ def test_a_diverged_run_explains_itself_in_its_folder(capsys, tmp_path):
     failed = json.loads((out / "failed.json").read_text())
     assert failed["kind"] == "TrainingDiverged" and failed["error"] in err
     code, _, err = run(capsys, "predict", str(out), str(tmp_path / "x.png"))
-    assert code == 2
+    assert code == 2 and f"{out} has no model: its training failed at step" in err
+    assert "see" in err and "failed.json" in err
 
 
 def test_the_report_says_what_ran_where(trained):

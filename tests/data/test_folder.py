@@ -216,7 +216,7 @@ def test_truncated_zip_is_a_data_error(tree, tmp_path):
         load_folder(z, "train", cache=False, progress=False)
 
 
-@pytest.mark.filterwarnings("ignore::striate.data.folder.StriateWarning")
+@pytest.mark.filterwarnings("ignore::striate.errors.StriateWarning")
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -88,3 +88,21 @@ def test_mnist_by_name_from_shared_data(shared_data):
 def test_every_source_is_described():
     for s in SOURCES.values():
         assert s.description and s.files and "train" in s.splits
+
+
+def test_striate_max_images_keeps_a_stratified_sample_of_every_split(monkeypatch):
+    full = load_dataset("digits", "train")
+    monkeypatch.setenv("STRIATE_MAX_IMAGES", "100")
+    small = load_dataset("digits", "train")
+    assert len(small) == 100 and "STRIATE_MAX_IMAGES: 100 of 1437" in small.source
+    share = torch.bincount(full.labels, minlength=10) * 100 / len(full)
+    counts = torch.bincount(small.labels, minlength=10)
+    assert ((counts - share).abs() < 1).all()  # each class its share, rounded down or up
+    assert torch.equal(small.images, load_dataset("digits", "train").images)  # seed 0: the same
+    assert len(load_dataset("digits", "test")) == 100
+    monkeypatch.setenv("STRIATE_MAX_IMAGES", "5000")
+    assert len(load_dataset("digits", "train")) == len(full)
+    for bad in ("0", "-3", "ten"):
+        monkeypatch.setenv("STRIATE_MAX_IMAGES", bad)
+        with pytest.raises(DataError, match="STRIATE_MAX_IMAGES must be a positive"):
+            load_dataset("digits", "train")

@@ -32,7 +32,7 @@ from striate.train.run import build_trainer
 def test_recipe_values_are_airbench94_in_striate_terms():
     c = recipe_config("cifar10-fast")
     assert isinstance(c, TrainConfig)
-    assert (c.model, c.batch_size, c.opt, c.momentum) == ("cifar-fast", 1024, "nesterov", 0.85)
+    assert (c.model, c.batch_size, c.opt, c.momentum) == ("cifar_fast", 1024, "nesterov", 0.85)
     # lr 11.5 per 1024 examples / (1 + 1/(1 - 0.85)), on the batch-mean loss of 1024 examples
     assert c.lr == pytest.approx(11.5 / (1 + 1 / 0.15)) == pytest.approx(1.5)
     assert c.wd == pytest.approx(0.0153 / 11.5)
@@ -229,7 +229,7 @@ def test_patch_whitening_needs_a_fastnet():
     data = cifar_like(16)
     config = recipe_config("cifar10-fast", epochs=1, batch_size=1, device="cpu")
     loader = BatchLoader(data, 1, normalize=Normalizer().fit(data), device="cpu")
-    with pytest.raises(ConfigError, match="cifar-fast"):
+    with pytest.raises(ConfigError, match="cifar_fast"):
         build_trainer(config, None, False, callbacks=[PatchWhitening()]).fit(
             models.create("convnet-small", in_shape=(3, 32, 32)), loader
         )

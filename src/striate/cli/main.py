@@ -10,6 +10,7 @@ from striate import __version__
 from striate.cli import classic, datasets, doctor, ensemble, models, search, train
 from striate.errors import StriateError
 
+
 def _conventional_usage() -> None:
     """Usage lines name arguments as man pages and click do (`RUN IMAGE...`, `[MEMBERS]...`);
     typer 0.2x writes required ones as `{run} {images}...`."""
@@ -80,8 +81,11 @@ def _is_usage_error(e: Exception) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; a StriateError prints `error: <message>` and exits with status 2."""
+    from striate.progress import warnings_as_lines
+
     try:
-        code = app(args=argv, prog_name="striate", standalone_mode=False)
+        with warnings_as_lines():
+            code = app(args=argv, prog_name="striate", standalone_mode=False)
         if isinstance(code, int):  # a command's typer.Exit(code) arrives as a return value
             return code
     except StriateError as e:

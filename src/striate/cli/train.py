@@ -314,6 +314,8 @@ def predict(
             raise DataError(f"cannot read {path}: {e.strerror or e}") from e
         try:
             arrays.append(decode_image(raw, None))
+        except DataError as e:
+            raise DataError(f"{path} is not a readable image ({e})") from e
         except Exception as e:  # noqa: BLE001 - PIL raises many kinds for a bad file
             raise DataError(f"{path} is not a readable image ({type(e).__name__}: {e})") from e
     for path, top in zip(images, net.predict(arrays, k=k), strict=True):

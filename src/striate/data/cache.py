@@ -80,7 +80,7 @@ def store(key: str, images: np.ndarray, labels: np.ndarray, info: dict) -> None:
 
 
 def _warning() -> type[Warning]:
-    from striate.data.folder import StriateWarning  # folder imports this module lazily
+    from striate.errors import StriateWarning
 
     return StriateWarning
 

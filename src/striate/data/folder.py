@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 from striate.data.imageset import ImageSet
-from striate.errors import DataError, StriateError
+from striate.errors import DataError, StriateError, StriateWarning
 
 IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
@@ -33,11 +33,6 @@ IMAGE_SUFFIXES = frozenset(
 SPLIT_NAMES = ("train", "val", "valid", "validation", "test")
 MAX_MEMBER_BYTES = 256 << 20  # a bigger "image" inside a zip is refused rather than read
 BAD_IMAGE_POLICIES = ("error", "skip")
-
-
-class StriateWarning(UserWarning):
-    """Something was skipped or adjusted; the run goes on. The CLI prints it as one
-    ``warning: …`` line (`striate.progress.warnings_as_lines`)."""
 
 
 class UnreadableImage(DataError):

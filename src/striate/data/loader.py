@@ -32,7 +32,6 @@ from torch.utils.data import DataLoader, Dataset
 from striate.data.augment import BatchInfo, call_transform
 from striate.data.folder import (
     FolderIndex,
-    StriateWarning,
     _bad_image_message,
     _check_policy,
     decode_image,
@@ -44,7 +43,7 @@ from striate.data.folder import (
 )
 from striate.data.imageset import ImageSet
 from striate.device import resolve_device
-from striate.errors import ConfigError, DataError, StriateError
+from striate.errors import ConfigError, DataError, StriateError, StriateWarning
 
 Transform = Callable[
     [torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]

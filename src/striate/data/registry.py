@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -128,8 +129,38 @@ def load_dataset(
     `root` is the folder holding a named dataset's files (ROOT or ROOT/NAME is searched; missing
     files are downloaded there when the network is up). `size` resizes every image to (H, W).
     `on_bad_image` ('error' or 'skip') and `cache` apply to image folders and zips; `options` go to
-    the source (e.g. ``label_mode='coarse'`` for cifar100).
+    the source (e.g. ``label_mode='coarse'`` for cifar100). The environment variable
+    STRIATE_MAX_IMAGES=N keeps a stratified sample of at most N images of every split (seed 0),
+    for a quick trial of a command or script.
     """
+    ds = _load(name_or_path, split, root, size, on_bad_image, cache, progress, **options)
+    limit = max_images()
+    if limit is None or len(ds) <= limit:
+        return ds
+    note = f"{ds.source} [STRIATE_MAX_IMAGES: {limit} of {len(ds)}]"
+    return dataclasses.replace(ds.sample(limit, seed=0), source=note)
+
+
+def max_images() -> int | None:
+    """STRIATE_MAX_IMAGES as a positive int, None when unset."""
+    text = os.environ.get("STRIATE_MAX_IMAGES", "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise DataError(f"STRIATE_MAX_IMAGES must be a positive number of images, got {text!r}")
+    return int(text)
+
+
+def _load(
+    name_or_path: str | os.PathLike,
+    split: str,
+    root: str | os.PathLike | None,
+    size: int | Sequence[int] | None,
+    on_bad_image: str,
+    cache: bool,
+    progress: bool,
+    **options,
+) -> ImageSet:
     name = str(name_or_path)
     if name in SOURCES:
         source = SOURCES[name]

@@ -148,11 +148,28 @@ def model_folder(path: str | os.PathLike) -> Path:
     if (p / "model").is_dir() and not (p / "model.json").is_file():
         p = p / "model"
     if not (p / "model.json").is_file():
-        raise StriateError(
-            f"no model at {path}: give a run folder (runs/train/...), its model/ folder or a "
-            f"model.json"
-        )
+        raise StriateError(_why_no_model(Path(path)))
     return p
+
+
+def _why_no_model(run: Path) -> str:
+    """What a run folder without a model says about itself: a failed or unfinished run."""
+    try:
+        failed = json.loads((run / "failed.json").read_text())
+        return (
+            f"{run} has no model: its training failed at step {failed['step'] + 1} "
+            f"({str(failed['error']).splitlines()[0]}); see {run / 'failed.json'}"
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    if (run / "checkpoints" / "last.safetensors").is_file():
+        return (
+            f"{run} has no model yet: its training stopped before the end; continue it with "
+            f"striate train --resume {run}"
+        )
+    return (
+        f"no model at {run}: give a run folder (runs/train/...), its model/ folder or a model.json"
+    )
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> ImageClassifier:

@@ -62,6 +62,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.validate()
+        from striate.models.registry import canonical_name
+
+        self.model = canonical_name(self.model)  # --model convnet-small is convnet_small
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, **overrides: Any) -> TrainConfig:

@@ -1,11 +1,11 @@
 """Training recipes: named sets of `TrainConfig` settings that reproduce a published training.
 
     config = recipe_config("cifar10-fast", data="cifar10-jpeg.zip")   # overrides on top
-    callbacks = model_callbacks(model)          # what the model needs (whitening for cifar-fast)
+    callbacks = model_callbacks(model)          # what the model needs (whitening for cifar_fast)
 
 ``"cifar10-fast"`` is airbench94 (Jordan 2024, arXiv:2404.00498; ``airbench94.py`` of
 github.com/KellerJordan/cifar10-airbench: 94.0% on CIFAR-10 in 9.9 epochs) in striate's terms:
-the "cifar-fast" net, batch 1024, Nesterov SGD with momentum 0.85, label smoothing 0.2,
+the "cifar_fast" net, batch 1024, Nesterov SGD with momentum 0.85, label smoothing 0.2,
 alternating flips (``altflip``) and 2-pixel translations, a triangular lr schedule, Lookahead
 weight averaging (every 5 steps, decay ``0.95⁵·(t/T)³``: the `Lookahead` callback) and TTA over
 mirror images and 1-pixel translations (``tta="flip,translate"``), trained on all 50,000
@@ -99,7 +99,7 @@ _FAST_SCHEDULE = {
 RECIPES: dict[str, dict[str, Any]] = {
     "cifar10-fast": {
         "data": "cifar10",
-        "model": "cifar-fast",
+        "model": "cifar_fast",
         "epochs": 10,  # airbench: 9.9
         "batch_size": _AIRBENCH_BATCH,
         "opt": "nesterov",
@@ -161,7 +161,7 @@ class PatchWhitening(Callback):
         model = trainer.model
         if not isinstance(model, FastNet):
             raise ConfigError(
-                f"PatchWhitening works on the 'cifar-fast' model (FastNet), got "
+                f"PatchWhitening works on the 'cifar_fast' model (FastNet), got "
                 f"{type(model).__name__}"
             )
         if trainer.step > 0:
