@@ -17,7 +17,7 @@ from striate.classic import KNNClassifier
 from striate.cli.main import main
 from striate.data import BatchLoader, load_dataset
 from striate.errors import ConfigError, StriateError
-from striate.models.io import load_weights, read_state_dict
+from striate.models.io import load_model, load_weights, read_state_dict, save_model
 from striate.train import Trainer
 from striate.train.transfer import (
     FeatureExtractor,
@@ -133,6 +133,27 @@ def test_features_feed_a_knn_head():
     knn = make_pipeline(FeatureExtractor(model, device="cpu"), KNNClassifier(5, device="cpu"))
     knn.fit(train, train.labels.numpy())
     assert knn.score(test, test.labels.numpy()) > 0.9
+
+
+def test_feature_extractor_checks_the_input_shape_and_takes_trained_models(tmp_path):
+    """Feeding 1-channel digits to a 3-channel network ended in torch's RuntimeError."""
+    net = models.create("resnet18", num_classes=10, in_shape=(3, 32, 32), stem="cifar")
+    digits = load_dataset("digits", "test")[:4]
+    with pytest.raises(ConfigError, match=r"takes 3×32×32 images, got 1×8×8: resize"):
+        FeatureExtractor(net, device="cpu").transform(digits)
+    with pytest.raises(ConfigError, match="N×C×H×W"):
+        FeatureExtractor(net, device="cpu").transform(np.zeros((4, 32, 32)))
+    # a trained model converts the images itself: grey 8×8 to colour 32×32, then normalises
+    save_model(tmp_path / "m", net, classes=[str(i) for i in range(10)], in_shape=(3, 32, 32),
+               normalization={"mean": [0.5] * 3, "std": [0.25] * 3})  # fmt: skip
+    trained = load_model(tmp_path / "m")
+    feats = FeatureExtractor(trained, device="cpu").transform(digits)
+    x = trained.prepare(digits.images)
+    net.fc = torch.nn.Identity()
+    with torch.no_grad():
+        expected = net.eval()((x - 0.5) / 0.25)
+    np.testing.assert_allclose(feats, expected.numpy(), rtol=1e-5, atol=1e-6)
+    assert feats.shape == (4, 512)
 
 
 def test_cli_fine_tunes_a_trained_run_on_a_task_with_other_classes(tmp_path, capsys):

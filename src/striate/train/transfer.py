@@ -126,7 +126,9 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
     """A network without its head as a scikit-learn transformer: images (an ImageSet, or uint8 /
     0–1 float N×C×H×W) to the features its head would see, for a linear or kNN classifier.
 
-    `normalize` (a fitted striate Normalizer) is applied to the 0–1 images first.
+    `model` is a network from `models.create` (its input shape is checked; `normalize`, a fitted
+    striate Normalizer, is applied to the 0–1 images first) or a trained model from
+    `striate.load_model`, which resizes, converts and normalises the images as it was trained to.
     """
 
     def __init__(
@@ -138,16 +140,25 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
     def fit(self, X: Any = None, y: Any = None) -> FeatureExtractor:
         return self
 
+    def _inputs(self, batch: torch.Tensor) -> torch.Tensor:
+        """A batch of images as the network takes them (0–1, normalised, its shape)."""
+        if hasattr(self.model, "prepare") and hasattr(self.model, "net"):  # an ImageClassifier
+            return (self.model.prepare(batch) - self.model.mean) / self.model.std
+        x = batch.float().div(255) if batch.dtype == torch.uint8 else batch.float()
+        return self.normalize(x) if self.normalize is not None else x
+
     @torch.no_grad()
     def transform(self, X: Any) -> np.ndarray:
         from striate.data import ImageSet
         from striate.device import resolve_device
 
         images = X.images if isinstance(X, ImageSet) else torch.as_tensor(np.asarray(X))
+        net = getattr(self.model, "net", self.model)
+        self._check_shape(images, net)
         device = resolve_device(self.device)
-        name = head_name(self.model)
+        name = head_name(net)
         parent_name, _, attr = name.rpartition(".")
-        parent = self.model.get_submodule(parent_name) if parent_name else self.model
+        parent = net.get_submodule(parent_name) if parent_name else net
         head = getattr(parent, attr) if not attr.isdigit() else parent[int(attr)]
         was_training = self.model.training
         _set(parent, attr, nn.Identity())
@@ -155,15 +166,30 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
             self.model.to(device).eval()
             out = []
             for batch in images.split(self.batch_size):
-                x = batch.to(device)
-                x = x.float().div(255) if x.dtype == torch.uint8 else x.float()
-                if self.normalize is not None:
-                    x = self.normalize(x)
-                out.append(self.model(x).flatten(1).float().cpu())
+                x = self._inputs(batch.to(device))
+                out.append(net(x).flatten(1).float().cpu())
         finally:
             _set(parent, attr, head)
             self.model.train(was_training)
         return torch.cat(out).numpy()
+
+    def _check_shape(self, images: torch.Tensor, net: nn.Module) -> None:
+        if images.dim() != 4:
+            raise ConfigError(
+                f"FeatureExtractor: images must be N×C×H×W (or an ImageSet), got shape "
+                f"{tuple(images.shape)}"
+            )
+        if net is not self.model:
+            return  # a trained model resizes and converts what it is given
+        spec = getattr(net, "spec", None)
+        want = tuple(spec["in_shape"]) if isinstance(spec, dict) and "in_shape" in spec else None
+        if want is not None and tuple(images.shape[1:]) != want:
+            raise ConfigError(
+                f"FeatureExtractor: the network takes {'×'.join(map(str, want))} images, got "
+                f"{'×'.join(map(str, images.shape[1:]))}: resize the data (load_dataset(..., "
+                f"size=...)), build the network for this shape, or give a trained model from "
+                f"striate.load_model, which converts the images itself"
+            )
 
 
 def _set(parent: nn.Module, attr: str, module: nn.Module) -> None:
