@@ -4,13 +4,17 @@ activation statistics under four initialisations).
 `striate doctor` takes the data and model options of `striate train` (and `--config`), or a
 trained run folder with `--run`; it prints a table of checks, writes doctor.json and PNG plots to
 `--out`, adds a "Doctor" section to `--out`'s report.html when that folder is a run folder, and
-exits with status 1 when a check fails.
+exits with status 1 when a check fails. With `--run RUN --human-error 0.5%` it adds the error
+analysis of `striate.train.error_analysis`: the run's model, in fp32 evaluation mode, on its
+training split (train), its validation split (train-dev: held out of the training data), an
+optional `--dev-data`/`--dev-split` (dev) and its test split (test).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -20,7 +24,21 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from striate.cli.train import BATCH, CONFIG, DATA, DEVICE, LR, MODEL, OPT, ROOT, SEED, WD, _opt
+from striate.cli.train import (
+    BATCH,
+    CONFIG,
+    DATA,
+    DEVICE,
+    EPOCHS,
+    LR,
+    MODEL,
+    OPT,
+    ROOT,
+    SCHEDULE,
+    SEED,
+    WD,
+    _opt,
+)
 
 console = Console(soft_wrap=True)
 
@@ -34,6 +52,8 @@ def doctor(
     opt: str | None = OPT,
     lr: float | None = LR,
     wd: float | None = WD,
+    schedule: str | None = SCHEDULE,
+    epochs: int | None = EPOCHS,
     momentum: float | None = _opt(
         "--momentum", "Momentum of SGD/RMSProp, or Adam's beta1 [default: 0.9 for SGD]."
     ),
@@ -62,17 +82,62 @@ def doctor(
         "fit_gap [default: all].",
     ),
     max_samples: int = typer.Option(2048, "--max-samples", help="Examples used at most."),
+    human_error: str | None = _opt(
+        "--human-error",
+        "Human-level error, e.g. 0.5% or 0.005 (with --run): adds the error analysis (avoidable "
+        "bias, variance, data mismatch, overfitting to dev) and what to do about the largest gap.",
+    ),
+    dev_data: str | None = _opt(
+        "--dev-data",
+        "A dev set from the data the model is meant for (name or path; its --dev-split, default "
+        "test) for the error analysis; without one, data mismatch and overfitting to dev are "
+        "measured together.",
+    ),
+    dev_split: str | None = _opt(
+        "--dev-split",
+        "The split of --dev-data (or, alone, of the run's own data, e.g. val) used as dev set.",
+    ),
     out: Path | None = _opt(
         "--out",
-        "Folder for doctor.json and the plots [default: runs/doctor/DATA-MODEL]; a run folder's "
-        "report.html gets a Doctor section.",
+        "Folder for doctor.json and the plots [default: runs/doctor/DATA-MODEL, -2, ...]; a run "
+        "folder gets them added and its report.html a Doctor section.",
+    ),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Replace the contents of an --out folder that already holds results (a run folder "
+        "is never emptied: the doctor's files in it are replaced).",
     ),
 ) -> None:
     """Sanity checks of a model and its training settings, each with pass/warn/fail and advice."""
     from striate.errors import ConfigError
+    from striate.outputs import check_folder, clear_folder, default_folder, slug
     from striate.train.config import TrainConfig, merge, read_toml
     from striate.train.diagnostics import doctor as run_doctor
-    from striate.train.run import build_model, default_out, load_run_data, source_normalizer
+    from striate.train.error_analysis import parse_error_rate
+    from striate.train.run import build_model, load_run_data, source_normalizer
+
+    human = parse_error_rate(human_error) if human_error is not None else None
+    if human is not None and run is None:
+        raise ConfigError(
+            "--human-error compares a trained model's errors with the human level: give its run "
+            "folder with --run RUN"
+        )
+    if human is None and (dev_data is not None or dev_split is not None):
+        raise ConfigError(
+            "--dev-data and --dev-split are for the error analysis: give --human-error too "
+            "(e.g. --human-error 0.5%)"
+        )
+    # the run's own folder gets the doctor's files added (and its report a Doctor section);
+    # any other folder that holds files is refused unless --overwrite, before any work is done
+    into_run = out is not None and (out / "config.json").is_file()
+    if into_run and run is not None and out.resolve() != run.resolve():
+        raise ConfigError(
+            f"--out {out} is another training run's folder: write the results into the run they "
+            f"describe (--out {run}) or choose another --out"
+        )
+    if out is not None and not into_run:
+        check_folder(out, overwrite)
 
     options: dict[str, Any] = dict(
         data=data,
@@ -82,6 +147,8 @@ def doctor(
         opt=opt,
         lr=lr,
         wd=wd,
+        schedule=schedule,
+        epochs=epochs,
         momentum=momentum,
         loss=loss,
         init=init,
@@ -109,8 +176,11 @@ def doctor(
         cfg = TrainConfig.load(config, **options)
     source = load_run_data(cfg)
     source.normalizer = source_normalizer(cfg, source)
+    dev = _dev_set(cfg, dev_data, dev_split) if human is not None else None
     net = build_model(cfg, source.train)
     nesterov = cfg.nesterov and cfg.opt.strip().lower() == "sgd"
+    per_epoch = math.ceil(len(source.train) / cfg.batch_size)
+    total_steps = cfg.steps if cfg.steps is not None else (cfg.epochs or 1) * per_epoch
     report = run_doctor(
         net,
         source.train,
@@ -124,14 +194,25 @@ def doctor(
         momentum=cfg.momentum,
         nesterov=nesterov,
         batch_size=cfg.batch_size,
+        schedule=cfg.schedule,
+        schedule_options=cfg.schedule_options,
+        total_steps=total_steps,
         pretrained=cfg.weights is not None,
         history=history,
         max_samples=max_samples,
         seed=cfg.seed,
         device=cfg.device,
     )
-    folder = out if out is not None else default_out(cfg, Path("runs/doctor"))
-    folder.mkdir(parents=True, exist_ok=True)
+    if human is not None:
+        _error_analysis(report, run, cfg, source, dev, dev_data, human)
+    if out is None:
+        folder = default_folder(Path("runs/doctor"), slug(f"{Path(cfg.data).stem}-{cfg.model}"))
+        folder.mkdir(parents=True, exist_ok=True)
+    elif into_run:
+        folder = out
+    else:
+        folder = clear_folder(out) if overwrite else out
+        folder.mkdir(parents=True, exist_ok=True)
     result = report.to_dict()
     result["config"] = cfg.to_dict()
     _write_json(folder / "doctor.json", result)
@@ -143,6 +224,8 @@ def doctor(
         f"{counts['pass']} passed, {counts['warn']} warned, {counts['fail']} failed"
         + (f", {counts['skip']} skipped" if counts["skip"] else "")
     )
+    if report.error_analysis is not None:
+        _print_error_analysis(report.error_analysis)
     page = folder / "report.html"
     if page.is_file():
         from striate.evaluate.report import add_section, doctor_section
@@ -152,6 +235,82 @@ def doctor(
     console.print(f"results: {escape(str(folder / 'doctor.json'))}")
     if report.failed:
         raise typer.Exit(1)
+
+
+def _dev_set(cfg: Any, dev_data: str | None, dev_split: str | None):
+    """The dev set of the error analysis: --dev-data (split --dev-split, default test), or
+    --dev-split of the run's own data; None without either."""
+    from striate.data import load_dataset
+    from striate.errors import ConfigError
+
+    if dev_data is None and dev_split is None:
+        return None
+    name = dev_data if dev_data is not None else cfg.data
+    split = dev_split or "test"
+    if str(name) == str(cfg.data) and split in ("train", "test", "all"):
+        raise ConfigError(
+            f"the dev set must differ from the run's own {split} split: give another split "
+            f"(--dev-split) or other data (--dev-data)"
+        )
+    return load_dataset(name, split, cfg.root)
+
+
+def _error_analysis(
+    report, run: Path, cfg: Any, source: Any, dev: Any, dev_data: str | None, human: float
+) -> None:
+    """Measure the run's model on its splits (and the dev set) and add the error analysis. The
+    run's test split stands for the test set only when it comes from the dev set's data."""
+    from striate.device import resolve_device
+    from striate.models.io import load_model
+    from striate.train.diagnostics import measure_errors
+    from striate.train.error_analysis import analyze_errors
+
+    model = load_model(run, device=resolve_device(cfg.device))
+    sets = {"train": source.train}
+    if source.val is not None:
+        sets["train_dev"] = source.val
+    notes = []
+    if dev is not None:
+        sets["dev"] = dev
+    if dev is None or dev_data is None or str(dev_data) == str(cfg.data):
+        sets["test"] = source.test
+    errors, sizes = measure_errors(model, sets)
+    if "test" not in sets:
+        test, _ = measure_errors(model, {"test": source.test})
+        notes.append(
+            f"the run's test split ({cfg.data}: {test['test']:.2%} error) is not from the dev "
+            f"set's data ({dev_data}), so overfitting to dev is not measured"
+        )
+    analysis = analyze_errors(human=human, **errors, sizes=sizes, notes=notes)
+    report.add_error_analysis(analysis)
+
+
+def _print_error_analysis(analysis) -> None:
+    from striate.train.error_analysis import ERROR_LABELS
+
+    human = analysis.errors["human"]
+    table = Table(title=f"error analysis (human-level error {human:.2%})")
+    for col, justify in (
+        ("gap", "left"),
+        ("errors", "left"),
+        ("difference", "right"),
+        ("noise (2 s.e.)", "right"),
+    ):
+        table.add_column(col, justify=justify, overflow="fold")
+    for g in analysis.gaps:
+        errors = (
+            f"{ERROR_LABELS[g.upper]} {analysis.errors[g.upper]:.2%} − "
+            f"{ERROR_LABELS[g.lower]} {analysis.errors[g.lower]:.2%}"
+        )
+        name, value = escape(g.name), f"{g.value:+.2%}"
+        if g is analysis.largest:
+            name, value = f"[bold]{name}[/bold]", f"[bold]{value}[/bold]"
+        noise = f"±{g.noise:.2%}" if g.noise is not None else "—"
+        table.add_row(name, escape(errors), value, noise)
+    console.print(table)
+    console.print(escape(analysis.advice))
+    for note in analysis.notes:
+        console.print(f"note: {escape(note)}")
 
 
 def _read_history(path: Path) -> list[dict[str, float]] | None:
