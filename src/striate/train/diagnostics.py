@@ -1407,6 +1407,7 @@ def _check_fit_gap(ctx: _Ctx) -> Check:
                 "fit_gap", "skip", None, "the history has no train_acc and val_acc to compare"
             )
         train_acc, val_acc = float(last["train_acc"]), float(last["val_acc"])
+        running = " (running, over the epoch)"
         where = f"after {len(ctx.history)} epochs of the run"
     else:
         if ctx.xv is None or not len(ctx.xv):
@@ -1431,9 +1432,10 @@ def _check_fit_gap(ctx: _Ctx) -> Check:
             )
         model.eval()
         train_acc, val_acc = _accuracy(model, ctx.x, ctx.y), _accuracy(model, ctx.xv, ctx.yv)
+        running = ""
         where = f"after a {epochs}-epoch run on {len(ctx.x)} examples"
     gap = train_acc - val_acc
-    detail = f"train {train_acc:.1%}, val {val_acc:.1%} {where}"
+    detail = f"train {train_acc:.1%}{running}, val {val_acc:.1%} {where}"
     if gap > GAP_OVERFIT:
         return Check(
             "fit_gap",

@@ -69,7 +69,7 @@ ADVICE = {
     "dropout, early stopping), or a new architecture",
     "data_mismatch": "make the training data more like the dev/test data (data synthesis, "
     "augmentation that imitates it, collecting more data like it), or a new architecture",
-    "dev_overfitting": "a bigger dev set (the model was tuned to this one)",
+    "dev_overfitting": "a bigger dev set (the model or its settings were tuned to this one)",
 }
 
 
@@ -193,10 +193,15 @@ def _advice(problems: tuple[str, ...]) -> str:
     return "; ".join(f"{LABELS[p]}: {ADVICE[p]}" for p in problems)
 
 
+def _missing(gap: Gap) -> str:
+    """The sets not measured between a joined gap's ends ("a dev set")."""
+    i, j = ERRORS.index(gap.lower), ERRORS.index(gap.upper)
+    return _and([f"a {ERROR_LABELS[s]} set" for s in ERRORS[i + 1 : j]])
+
+
 def _apart(gap: Gap) -> str:
     """Why a joined gap is joined: the sets that were not measured."""
-    i, j = ERRORS.index(gap.lower), ERRORS.index(gap.upper)
-    missing = _and([f"a {ERROR_LABELS[s]} set" for s in ERRORS[i + 1 : j]])
+    missing = _missing(gap)
     return (
         f"{_and([LABELS[p] for p in gap.problems])} are measured together "
         f"({ERROR_LABELS[gap.upper]} − {ERROR_LABELS[gap.lower]}): they cannot be told apart "
@@ -251,12 +256,17 @@ def analyze_errors(
             "of the data where it does worse"
         )
     else:
-        advice = f"{largest.name} is the largest gap ({largest.value:.2%}): {largest.advice}"
+        noise = (
+            ""
+            if largest.significant
+            else f", within the sampling noise of ±{largest.noise:.2%}: measure on more "
+            "examples before acting on it"
+        )
+        advice = f"{largest.name} is the largest gap ({largest.value:.2%}{noise})"
         if len(largest.problems) > 1:
-            advice += f" ({_apart(largest)})"
-        if not largest.significant:
             advice += (
-                f" (but it is within the sampling noise of ±{largest.noise:.2%}: measure on "
-                "more examples before acting on it)"
+                f"; without {_missing(largest)} its parts cannot be told apart. {largest.advice}"
             )
+        else:
+            advice += f": {largest.advice}"
     return ErrorAnalysis(errors, gaps, largest, advice, sizes, notes)
