@@ -180,40 +180,37 @@ def test_the_mlp_at_lr_0_5_prints_what_its_verdict_rests_on(tmp_path, capsys):
     assert code in (0, 1) and "learning_rate" in text
 
 
-@pytest.mark.slow
-def test_a_converged_run_is_not_a_flat_loss(tmp_path, capsys):
-    # the issue's run: `striate train` with its defaults (98.6 %+), then `striate doctor --run`
-    folder = tmp_path / "run"
-    assert main(["train", "--out", str(folder), "--precision", "fp32", "--no-progress"]) == 0
-    capsys.readouterr()
-    code, text, _ = run(
-        capsys,
-        *("doctor", "--run", str(folder), "--checks", "learning_rate,update_ratio"),
-        *("--out", str(folder), "--device", "cpu"),
-    )
-    assert code == 0, text
-    _, checks = _checks(folder)
-    assert (
-        checks["learning_rate"]["status"] == "pass"
-        and "converged" in (checks["learning_rate"]["advice"])
-    )
-    assert "too low" not in checks["learning_rate"]["advice"]
-    assert checks["update_ratio"]["status"] == "pass", checks["update_ratio"]
-
-
 # --------------------------------------------------------------------------- error analysis
 
 
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
-    """A short digits run at fp32 (3 epochs)."""
+    """A digits run at fp32 that converges (12 epochs of the defaults: about 99 % test accuracy,
+    training loss near 0)."""
     folder = tmp_path_factory.mktemp("doctor") / "run"
     code = main(
-        ["train", "--epochs", "3", "--out", str(folder), "--no-progress"]
+        ["train", "--epochs", "12", "--out", str(folder), "--no-progress"]
         + ["--device", "cpu", "--precision", "fp32"]
     )
     assert code == 0
     return folder
+
+
+def test_a_converged_run_is_not_a_flat_loss(small_run, tmp_path, capsys):
+    # the issue's case: `striate doctor --run` on a converged run (99.4 % test accuracy, training
+    # loss near 0) said "the loss is flat: raise the lr 10×"
+    out = tmp_path / "doc"
+    code, text, _ = run(
+        capsys,
+        *("doctor", "--run", str(small_run), "--checks", "learning_rate,update_ratio"),
+        *("--out", str(out), "--device", "cpu"),
+    )
+    assert code == 0, text
+    _, checks = _checks(out)
+    check = checks["learning_rate"]
+    assert check["status"] == "pass" and "converged" in check["advice"], check
+    assert "too low" not in check["advice"] and "raise" not in check["advice"]
+    assert checks["update_ratio"]["status"] == "pass", checks["update_ratio"]
 
 
 def _last_val_acc(folder) -> float:
