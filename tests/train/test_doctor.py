@@ -542,3 +542,14 @@ def test_the_error_analysis_is_a_check_and_goes_into_the_report(healthy, tmp_pat
     report.add_error_analysis(analyze_errors(human=0.02, train=0.01))
     assert [c.name for c in report.checks].count("error_analysis") == 1
     assert report["error_analysis"].status == "pass"
+
+
+def test_a_zero_initialised_weight_is_no_reason_to_fail(digits):
+    # ‖Δw‖/‖w‖ of a weight that starts at 0 is undefined, not an infinitely high lr
+    model = convnet()
+    with torch.no_grad():
+        model.classifier[-1].weight.zero_()
+    report = doctor(model, digits, lr=0.01, checks=["update_ratio"], **FAST)
+    assert report["update_ratio"].status != "fail", report["update_ratio"]
+    assert "classifier.2.weight" not in report.layer_ratios
+    assert len(report.layer_ratios) == 3 and all(map(math.isfinite, report.layer_ratios.values()))

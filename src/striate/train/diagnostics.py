@@ -1081,6 +1081,11 @@ def _check_update_ratio(ctx: _Ctx) -> Check:
     weights = [(k, p) for k, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
     if not weights:
         return Check("update_ratio", "skip", None, "the model has no trainable weight matrices")
+    # a weight that starts at 0 (a zero-initialised head) has no ratio: its first steps are all
+    # "change", whatever the lr
+    weights = [(k, p) for k, p in weights if bool(p.detach().any())]
+    if not weights:
+        return Check("update_ratio", "skip", None, "every weight matrix starts at zero")
     ratios: dict[str, list[float]] = {k: [] for k, _ in weights}
     lrs: list[float] = []
     losses: list[float] = []
@@ -1099,7 +1104,7 @@ def _check_update_ratio(ctx: _Ctx) -> Check:
                 ratios[k].append(math.nan)
             break
     per_layer = {
-        k: (math.nan if any(math.isnan(v) for v in vs) else float(np.median(vs)))
+        k: (math.nan if any(not math.isfinite(v) for v in vs) else float(np.median(vs)))
         for k, vs in ratios.items()
     }
     ctx.report.layer_ratios = per_layer
