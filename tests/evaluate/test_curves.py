@@ -139,3 +139,11 @@ def test_losses_one_smoothed_line_per_curve():
         plot_losses({})
     with pytest.raises(ConfigError, match="beta"):
         plot_losses({"sgd": [1.0]}, beta=2)
+
+
+def test_epoch_ticks_are_whole_epochs():
+    history = [{"epoch": e, "train_loss": 1 / e, "val_acc": 0.5 + e / 10} for e in (1, 2, 3)]
+    fig = plot_history(history)
+    for ax in fig.axes:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks

@@ -4,6 +4,7 @@ written atomically."""
 from __future__ import annotations
 
 import base64
+import html
 import io
 import re
 from html.parser import HTMLParser
@@ -120,7 +121,7 @@ def test_user_text_is_escaped(full):
 def test_tables_carry_the_numbers(full):
     page = _Page(full[1])
     cells = page.cells
-    for value in ("0.9234", "0.3125", "3", "0.25"):
+    for value in ("92.34%", "0.3125", "3", "0.25"):  # accuracies in percent, as the CLI prints them
         assert value in cells
     # per-class accuracy: 50/57, 40/51, and an empty class
     assert f"{50 / 57:.2%}" in cells and f"{40 / 51:.2%}" in cells and "—" in cells
@@ -220,3 +221,15 @@ def test_bad_input_gives_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="valid keys are step, lr, momentum, loss"):
         write_report(out, **_inputs(steps={"lrs": [0.1]}))
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_the_doctor_section_shows_the_error_analysis():
+    from striate.evaluate.report import doctor_section
+    from striate.train.error_analysis import analyze_errors
+
+    analysis = analyze_errors(human=0.01, train=0.08, train_dev=0.10)
+    body = doctor_section({"checks": [], "passed": True, "error_analysis": analysis.to_dict()})
+    assert "Error analysis (human-level error 1.00%)" in body
+    assert "<td>avoidable bias</td><td>train 8.00% − human 1.00%</td>" in body
+    assert '<td class="num">+7.00%</td>' in body and '<td class="num">+2.00%</td>' in body
+    assert html.escape(analysis.to_dict()["advice"]) in body

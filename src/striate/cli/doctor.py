@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -39,8 +38,9 @@ from striate.cli.train import (
     WD,
     _opt,
 )
+from striate.progress import output_console
 
-console = Console(soft_wrap=True)
+console = output_console()  # tables unfolded when stdout is not a terminal
 
 
 def doctor(

@@ -11,7 +11,6 @@ import re
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -28,8 +27,9 @@ from striate.cli.train import (
     SCHEDULE,
     _opt,
 )
+from striate.progress import output_console
 
-console = Console(soft_wrap=True)
+console = output_console()  # tables unfolded when stdout is not a terminal
 
 
 def search(

@@ -9,11 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-console = Console(soft_wrap=True)
+from striate.progress import output_console
+
+console = output_console()  # tables unfolded when stdout is not a terminal
 
 _D = "[default: from TrainConfig]"
 

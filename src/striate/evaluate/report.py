@@ -409,11 +409,34 @@ def doctor_section(doctor: Mapping[str, Any]) -> str:
         f"<p>striate doctor: {_e(verdict)}.</p>"
         f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
+    analysis = doctor.get("error_analysis")
+    if isinstance(analysis, Mapping) and analysis.get("gaps"):
+        errors = analysis.get("errors", {})
+        rows = [
+            (
+                g.get("name", ""),
+                f"{g.get('to', '')} {_pct(errors.get(g.get('to')))} − "
+                f"{g.get('from', '')} {_pct(errors.get(g.get('from')))}",
+                _pct(g.get("value"), sign=True),
+                "±" + _pct(g.get("noise")) if g.get("noise") is not None else "",
+            )
+            for g in analysis["gaps"]
+        ]
+        body += f"<h3>Error analysis (human-level error {_e(_pct(errors.get('human')))})</h3>"
+        body += _table(("gap", "errors", "difference", "noise (2 s.e.)"), rows, numeric={2, 3})
+        if analysis.get("advice"):
+            body += f"<p>{_e(analysis['advice'])}</p>"
     if doctor.get("activations"):
         from striate.train.activations import plot_histograms
 
         body += _img(plot_histograms(doctor["activations"]), "activation histograms per layer")
     return body
+
+
+def _pct(v: Any, sign: bool = False) -> str:
+    if not isinstance(v, numbers.Real) or not math.isfinite(v):
+        return "—"
+    return f"{float(v):+.2%}" if sign else f"{float(v):.2%}"
 
 
 def add_section(path: str | os.PathLike, heading: str, body: str) -> Path:
