@@ -370,6 +370,24 @@ def test_lr_find_writes_plot_and_suggestion(capsys, tmp_path):
         assert im.format == "PNG"
 
 
+def test_lr_find_takes_a_fresh_default_folder_and_refuses_to_overwrite(
+    capsys, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    args = ["lr-find", "--model", "mlp", "--num-steps", "20"]
+    for expected in ("digits-mlp", "digits-mlp-2"):
+        code, out, _ = run(capsys, *args)
+        assert code == 0 and f"runs/lr-find/{expected}/lr_find.png" in out
+    before = (tmp_path / "runs/lr-find/digits-mlp/lr_find.json").read_text()
+    code, _, err = run(capsys, *args, "--out", "runs/lr-find/digits-mlp", "--start", "1e-4")
+    assert code == 2 and "already holds results" in err and "--overwrite" in err
+    assert (tmp_path / "runs/lr-find/digits-mlp/lr_find.json").read_text() == before
+    code, _, _ = run(capsys, *args, "--out", "runs/lr-find/digits-mlp", "--start", "1e-4",
+                     "--overwrite")  # fmt: skip
+    assert code == 0
+    assert (tmp_path / "runs/lr-find/digits-mlp/lr_find.json").read_text() != before
+
+
 def test_help_lists_every_training_option(capsys):
     code, out, _ = run(capsys, "train", "--help")
     assert code == 0
