@@ -1,0 +1,133 @@
+"""Every example in README.md runs as written.
+
+Its blocks run in order in one working folder that has `../shared/data` beside it, as a reader's
+clone has: ```sh blocks line by line (`striate ...` in this process, `torchrun` as a process),
+```python blocks with `exec`, and a ```toml block whose first line is `# FILE` is written to FILE
+first. Datasets are cut to STRIATE_MAX_IMAGES images per split (a stratified sample; the setting
+is striate's own, for quick trials), so the whole README takes about a minute, not hours; the
+commands are otherwise exactly those of the README. A command that needs what a test cannot have
+(another machine, a database server) is listed in NOT_RUN with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from striate.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+# (a part of the command line, why it is not run)
+NOT_RUN = (
+    ("make ", "sets up the project: what `make test` did before this test ran"),
+    ("--rdzv-endpoint HOST0", "needs several machines"),
+    ("--storage postgresql://", "needs a PostgreSQL server"),
+    ("createdb ", "needs a PostgreSQL server"),
+    ("pip install", "installs packages"),
+)
+# commands whose documented outcome includes exit status 1
+STATUS_1_MEANS = {"doctor": "a check failed (the table says which)"}
+
+
+def readme_blocks(text: str) -> list[tuple[str, str, int]]:
+    """(language, body, line number) of every fenced block."""
+    return [
+        (m.group(1), m.group(2), text.count("\n", 0, m.start()) + 1) for m in BLOCK.finditer(text)
+    ]
+
+
+def shell_commands(body: str) -> list[list[str]]:
+    """The command lines of a ```sh block: continuations joined, comments dropped."""
+    joined = re.sub(r"\\\n", " ", body)
+    return [argv for line in joined.splitlines() if (argv := shlex.split(line, comments=True))]
+
+
+def skipped(argv: list[str]) -> str | None:
+    line = " ".join(argv) + " "
+    return next((why for part, why in NOT_RUN if part in line), None)
+
+
+def test_the_block_parser_on_a_small_readme():
+    text = (
+        "intro\n```sh\nstriate train --lr 0.1 \\\n   --epochs 2   # a comment\n\nmake test\n```\n"
+        "```python\nprint(1)\n```\n"
+    )
+    blocks = readme_blocks(text)
+    assert [(lang, line) for lang, _, line in blocks] == [("sh", 2), ("python", 8)]
+    assert shell_commands(blocks[0][1]) == [
+        ["striate", "train", "--lr", "0.1", "--epochs", "2"],
+        ["make", "test"],
+    ]
+    assert skipped(["make", "test"]) and not skipped(["striate", "train"])
+
+
+@pytest.fixture
+def reader_folder(tmp_path, shared_data, monkeypatch):
+    """A working folder with ../shared/data, as in a clone of the project beside shared/."""
+    (tmp_path / "shared").symlink_to(shared_data.parent)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("STRIATE_MAX_IMAGES", os.environ.get("STRIATE_MAX_IMAGES", "400"))
+    return work
+
+
+def test_every_readme_example_runs_as_written(reader_folder, capfd):
+    text = README.read_text()
+    ran, times = 0, []
+    for lang, body, line in readme_blocks(text):
+        where = f"README.md line {line}"
+        if lang == "toml":
+            first, _, rest = body.partition("\n")
+            if first.startswith("# "):
+                (reader_folder / first[2:].strip()).write_text(rest)
+            continue
+        if lang == "python":
+            namespace = {"__name__": "__readme__"}
+            start = time.perf_counter()
+            exec(compile(body, where, "exec"), namespace)  # noqa: S102 - our own README
+            times.append((time.perf_counter() - start, where))
+            ran += 1
+            continue
+        if lang != "sh":
+            continue
+        for argv in shell_commands(body):
+            if skipped(argv):
+                continue
+            command = " ".join(argv)
+            start = time.perf_counter()
+            if argv[0] == "striate":
+                code = main(argv[1:])
+                allowed = {0, 1} if argv[1] in STATUS_1_MEANS else {0}
+                _, err = capfd.readouterr()
+                assert code in allowed, f"{where}: `{command}` exited {code}\n{err[-2000:]}"
+            elif argv[0] == "torchrun":
+                venv_bin = str(Path(sys.executable).parent)
+                env = {**os.environ, "PATH": venv_bin + os.pathsep + os.environ["PATH"]}
+                done = subprocess.run(
+                    [str(Path(venv_bin) / argv[0]), *argv[1:]],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    timeout=600,
+                )
+                assert done.returncode == 0, f"{where}: `{command}`\n{done.stderr[-2000:]}"
+            else:
+                pytest.fail(f"{where}: `{command}` is neither striate nor listed in NOT_RUN")
+            times.append((time.perf_counter() - start, command))
+            ran += 1
+    if os.environ.get("STRIATE_README_TIMES"):
+        Path(os.environ["STRIATE_README_TIMES"]).write_text(
+            "\n".join(f"{t:6.1f} s  {what}" for t, what in sorted(times, reverse=True))
+        )
+    assert ran > 40  # the README's examples, not an empty parse
