@@ -4,9 +4,10 @@ Its blocks run in order in one working folder that has `../shared/data` beside i
 clone has: ```sh blocks line by line (`striate ...` in this process, `torchrun` as a process),
 ```python blocks with `exec`, and a ```toml block whose first line is `# FILE` is written to FILE
 first. Datasets are cut to STRIATE_MAX_IMAGES images per split (a stratified sample; the setting
-is striate's own, for quick trials), so the whole README takes about a minute, not hours; the
-commands are otherwise exactly those of the README. A command that needs what a test cannot have
-(another machine, a database server) is listed in NOT_RUN with the reason.
+is striate's own, for quick trials), so the whole README takes minutes, not hours; the commands
+are otherwise exactly those of the README. A command that needs what a test cannot have (another
+machine, a database server) is listed in NOT_RUN with the reason; the longest few (SLOW_ONLY) run
+under `-m slow` only.
 """
 
 from __future__ import annotations
@@ -27,13 +28,19 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
-# (a part of the command line, why it is not run)
+# (a pattern of the command line, why it is not run)
 NOT_RUN = (
-    ("make ", "sets up the project: what `make test` did before this test ran"),
-    ("--rdzv-endpoint HOST0", "needs several machines"),
-    ("--storage postgresql://", "needs a PostgreSQL server"),
-    ("createdb ", "needs a PostgreSQL server"),
-    ("pip install", "installs packages"),
+    (r"^make ", "sets up the project: what `make test` did before this test ran"),
+    (r"--rdzv-endpoint HOST0", "needs several machines"),
+    (r"--storage postgresql://", "needs a PostgreSQL server"),
+    (r"^createdb ", "needs a PostgreSQL server"),
+    (r"^pip install", "installs packages"),
+)
+# (a pattern, why it runs only under `-m slow`): the longest examples, which `make test` leaves to
+# `make test-slow` (each costs 15-25 s even on a few hundred images)
+SLOW_ONLY = (
+    (r"^torchrun --standalone", "starts two processes"),
+    (r"^striate train --recipe cifar10-fast --data \S+$", "the full network (the GPU example)"),
 )
 # commands whose documented outcome includes exit status 1
 STATUS_1_MEANS = {"doctor": "a check failed (the table says which)"}
@@ -52,9 +59,11 @@ def shell_commands(body: str) -> list[list[str]]:
     return [argv for line in joined.splitlines() if (argv := shlex.split(line, comments=True))]
 
 
-def skipped(argv: list[str]) -> str | None:
-    line = " ".join(argv) + " "
-    return next((why for part, why in NOT_RUN if part in line), None)
+def skipped(argv: list[str], slow: bool = True) -> str | None:
+    """Why a command is not run (None: it is); `slow` False leaves out SLOW_ONLY too."""
+    line = " ".join(argv)
+    rules = NOT_RUN if slow else NOT_RUN + SLOW_ONLY
+    return next((why for pattern, why in rules if re.search(pattern, line)), None)
 
 
 def test_the_block_parser_on_a_small_readme():
@@ -69,6 +78,10 @@ def test_the_block_parser_on_a_small_readme():
         ["make", "test"],
     ]
     assert skipped(["make", "test"]) and not skipped(["striate", "train"])
+    gpu = ["striate", "train", "--recipe", "cifar10-fast", "--data"]
+    gpu.append("../shared/data/cifar10/cifar10-jpeg.zip")
+    assert skipped(gpu, slow=False) and not skipped(gpu, slow=True)
+    assert not skipped([*gpu, "--epochs", "14"], slow=False)  # the CPU example runs
 
 
 @pytest.fixture
@@ -78,11 +91,12 @@ def reader_folder(tmp_path, shared_data, monkeypatch):
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    monkeypatch.setenv("STRIATE_MAX_IMAGES", os.environ.get("STRIATE_MAX_IMAGES", "400"))
+    monkeypatch.setenv("STRIATE_MAX_IMAGES", os.environ.get("STRIATE_MAX_IMAGES", "300"))
     return work
 
 
-def test_every_readme_example_runs_as_written(reader_folder, capfd):
+@pytest.mark.parametrize("slow", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_every_readme_example_runs_as_written(reader_folder, capfd, slow):
     text = README.read_text()
     ran, times = 0, []
     for lang, body, line in readme_blocks(text):
@@ -102,7 +116,7 @@ def test_every_readme_example_runs_as_written(reader_folder, capfd):
         if lang != "sh":
             continue
         for argv in shell_commands(body):
-            if skipped(argv):
+            if skipped(argv, slow):
                 continue
             command = " ".join(argv)
             start = time.perf_counter()
