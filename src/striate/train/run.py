@@ -572,7 +572,7 @@ def evaluate_run(
     ds, label, config = evaluation_data(model_path, data, root, split)
     if tuple(ds.classes) != tuple(model.classes):
         raise ConfigError(
-            f"{data} has classes {list(ds.classes)[:10]}, the model {list(model.classes)[:10]}: "
+            f"{label} has classes {list(ds.classes)[:10]}, the model {list(model.classes)[:10]}: "
             f"evaluate on data with the model's classes"
         )
     loss = config.loss if config is not None else "cross_entropy"
