@@ -122,7 +122,7 @@ def bench_snapshots(quick: bool) -> list[dict]:
     paths = snapshot_paths(folder)
     names = [f"snapshot {k} (epoch {k * cycle_epochs})" for k in range(1, len(paths) + 1)]
     result, eval_seconds = timed(
-        lambda: evaluate_ensemble(paths, test, names=names, precision="fp32")
+        lambda: evaluate_ensemble(paths, test, names=names)
     )
     rows = []
     for k, (name, m, p) in enumerate(
@@ -138,7 +138,7 @@ def bench_snapshots(quick: bool) -> list[dict]:
                         f"loss {p['loss']:.4f}"))  # fmt: skip
     # the ensembles of the last k snapshots (Huang et al.'s Table 4 shape): the same members,
     # evaluated in reverse order, so that their first k are the last k
-    last = evaluate_ensemble(paths[::-1], test, names=names[::-1], precision="fp32")
+    last = evaluate_ensemble(paths[::-1], test, names=names[::-1])
     for k, p in enumerate(last.prefixes[1:], start=2):
         print(f"snapshots: ensemble of the last {k}: {100 * p['acc']:.2f}%", flush=True)
         rows.append(row("snapshots", f"ensemble of the last {k} snapshots: test acc",
@@ -195,7 +195,7 @@ def bench_cosine(quick: bool) -> list[dict]:
         in_shape=test.shape,
         normalization=norm.state_dict(),
     )
-    m = evaluate_ensemble([path], test, precision="fp32").members[0]
+    m = evaluate_ensemble([path], test).members[0]
     _COSINE[quick], _COSINE_MODEL[quick] = m["acc"], model
     print(f"cosine: {100 * m['acc']:.2f}% (loss {m['loss']:.4f}), {seconds:.0f} s", flush=True)
     return [
@@ -219,7 +219,7 @@ def bench_fge(quick: bool) -> list[dict]:
     )  # fmt: skip
     paths = snapshot_paths(folder)
     names = [f"fge {k} (+{k * cycle_epochs} ep)" for k in range(1, len(paths) + 1)]
-    result = evaluate_ensemble(paths, test, names=names, precision="fp32")
+    result = evaluate_ensemble(paths, test, names=names)
     rows = [row("fge", "start: the cosine model", 100 * _COSINE[quick], "%")]
     for k, (name, m, p) in enumerate(
         zip(names, result.members, result.prefixes, strict=True), start=1

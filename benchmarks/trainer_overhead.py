@@ -7,7 +7,7 @@
 On a machine shared with other work use --threads 1: with every core busy, torch's threads wait
 on one another and a step can take twice as long, at random.
 
-The same job for every program: convnet-small on the first IMAGES MNIST training images (batches
+The same job for every program: convnet_small on the first IMAGES MNIST training images (batches
 from one seeded BatchLoader each, already normalised and on the device), SGD with momentum 0.9 at a
 constant lr, cross entropy, fp32, EPOCHS epochs, the same initial weights and torch threads.
 
@@ -132,8 +132,8 @@ class Run:
 
 
 def _run(program: Program, init: dict[str, torch.Tensor], data: ImageSet, epochs: int) -> Run:
-    """Train a fresh convnet-small from the weights `init` with `program` and time it."""
-    model = models.create("convnet-small", num_classes=10, in_shape=tuple(data.images.shape[1:]))
+    """Train a fresh convnet_small from the weights `init` with `program` and time it."""
+    model = models.create("convnet_small", num_classes=10, in_shape=tuple(data.images.shape[1:]))
     model.load_state_dict(init)
     device = resolve_device("auto")
     model.to(device)
@@ -184,7 +184,7 @@ def bench_overhead(quick: bool) -> list[dict]:
     data = load_dataset("mnist", "train", root=shared_data())[:n]
     torch.manual_seed(SEED)
     init = copy.deepcopy(
-        models.create("convnet-small", num_classes=10, in_shape=(1, 28, 28)).state_dict()
+        models.create("convnet_small", num_classes=10, in_shape=(1, 28, 28)).state_dict()
     )
     device = resolve_device("auto")
     programs: dict[str, Program] = {
