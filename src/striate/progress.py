@@ -25,6 +25,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from striate.errors import StriateWarning
+
 # Tables printed to a file or a pipe are this wide at most: rich would otherwise fold every
 # cell at 80 columns (its default without a terminal), splitting names and paths.
 UNWRAPPED_WIDTH = 1000
@@ -109,8 +111,6 @@ def warnings_as_lines(console: Console | None = None) -> Iterator[None]:
     """Inside, striate's own warnings (`StriateWarning`) print as one ``warning: message`` line
     on stderr instead of Python's ``file:line: StriateWarning: …`` and a line of source code;
     other warnings are shown as Python shows them."""
-    from striate.errors import StriateWarning
-
     out = _progress_console(console)
     with warnings.catch_warnings():
         shown = warnings.showwarning

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from striate.progress import output_console, warnings_as_lines
+from striate.progress import output_console
 
 app = typer.Typer(
     help="Classical baselines: k-nearest neighbours, NCA, linear SVM/softmax.", no_args_is_help=True
@@ -55,8 +55,7 @@ def knn(
     from striate.classic.experiments import load_pair, run_knn
 
     folder = _out_folder("knn", data, out, overwrite)
-    with warnings_as_lines():
-        train, test = load_pair(data, root, train_size, test_size, seed)
+    train, test = load_pair(data, root, train_size, test_size, seed)
     candidates = tuple(int(x) for x in ks.split(",") if x.strip())
     _finish(
         run_knn(train, test, k, metric, features, select_k, candidates, folds, seed, device),
@@ -87,8 +86,7 @@ def nca(
     from striate.classic.experiments import load_pair, run_nca
 
     folder = _out_folder("nca", data, out, overwrite)
-    with warnings_as_lines():
-        train, test = load_pair(data, root, train_size, test_size, seed)
+    train, test = load_pair(data, root, train_size, test_size, seed)
     _finish(
         run_nca(train, test, dim, k, init, max_iter, batch_size, lr, seed, device),
         "nca",
@@ -125,8 +123,7 @@ def linear(
     except ValueError:
         raise StriateError(f"--lr must be a number or auto, got {lr!r}") from None
     folder = _out_folder("linear", data, out, overwrite)
-    with warnings_as_lines():
-        train, test = load_pair(data, root, train_size, test_size, seed)
+    train, test = load_pair(data, root, train_size, test_size, seed)
     _finish(
         run_linear(
             train,
@@ -154,8 +151,7 @@ def _out_folder(method: str, data: str, out: Path | None, overwrite: bool) -> Pa
     from striate.outputs import check_folder, default_folder
 
     if out is None:
-        stem = Path(data).stem if ("/" in data or "." in data) else data
-        return default_folder(Path("runs") / "classic", f"{method}-{stem}")
+        return default_folder(Path("runs") / "classic", f"{method}-{Path(data).stem}")
     check_folder(out, overwrite)
     return out
 

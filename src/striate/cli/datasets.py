@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from striate._atomic import atomic_path
-from striate.progress import output_console, warnings_as_lines
+from striate.progress import output_console
 
 app = typer.Typer(
     help="List dataset sources, show what one holds, or list and clear the decode cache.",
@@ -64,10 +64,7 @@ def show(
     from striate.data.registry import available_splits, load_dataset
 
     splits = split or available_splits(name, root)
-    with warnings_as_lines():  # skipped images: one line, not Python's warning report
-        sets = {
-            s: load_dataset(name, s, root, size=size, on_bad_image=on_bad_image) for s in splits
-        }
+    sets = {s: load_dataset(name, s, root, size=size, on_bad_image=on_bad_image) for s in splits}
     first = next(iter(sets.values()))
     c, h, w = first.shape
     summary = Table(title=escape(name), title_justify="left")

@@ -22,7 +22,7 @@ from safetensors.numpy import save_file
 
 from striate._atomic import atomic_path
 from striate.data.paths import cache_root
-from striate.errors import ConfigError
+from striate.errors import ConfigError, StriateWarning
 
 FORMAT = "striate-decoded-v1"
 
@@ -51,7 +51,7 @@ def load(key: str) -> tuple[torch.Tensor, torch.Tensor, dict] | None:
     except (SafetensorError, OSError, ValueError, KeyError, json.JSONDecodeError) as e:
         warnings.warn(
             f"ignoring damaged decode cache {path} ({e}); decoding again",
-            _warning(),
+            StriateWarning,
             stacklevel=3,
         )
         with contextlib.suppress(OSError):
@@ -74,15 +74,9 @@ def store(key: str, images: np.ndarray, labels: np.ndarray, info: dict) -> None:
     except OSError as e:
         warnings.warn(
             f"could not write decode cache {cache_path(key)} ({e}); the next load decodes again",
-            _warning(),
+            StriateWarning,
             stacklevel=3,
         )
-
-
-def _warning() -> type[Warning]:
-    from striate.errors import StriateWarning
-
-    return StriateWarning
 
 
 @dataclass(frozen=True)

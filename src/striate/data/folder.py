@@ -271,7 +271,7 @@ def _decoder_reason(e: BaseException) -> str:
     text = _BUFFER_REPR.sub("the file", str(e)).strip()
     if isinstance(e, OSError) and text:
         return text  # PIL's own wording: "image file is truncated (3 bytes not processed)"
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+    return describe_failure(e)
 
 
 _BUFFER_REPR = re.compile(r"<_io\.[^>]*>|<[\w.]+ object at 0x[0-9a-fA-F]+>")
