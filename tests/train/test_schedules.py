@@ -28,6 +28,7 @@ from striate.train.schedules import (
     Warmup,
     make_schedule,
     plot_schedule,
+    schedule_for,
 )
 
 
@@ -399,3 +400,12 @@ def test_plot_returns_figure_with_momentum_panel():
     assert isinstance(fig, Figure) and len(fig.axes) == 1
     with pytest.raises(ConfigError):
         plot_schedule(Cosine(50), 0)
+
+
+def test_schedule_for_cycles_momentum_only_where_the_optimiser_has_it():
+    adagrad = torch.optim.Adagrad([torch.zeros(1, requires_grad=True)], lr=0.1)
+    lr_only = schedule_for(adagrad, "onecycle", 100)
+    Scheduler(adagrad, lr_only)
+    assert "momentum" not in adagrad.param_groups[0]  # nothing to cycle: no error, no key
+    with_momentum = schedule_for(sgd(), "onecycle", 100)
+    assert with_momentum.momentum(0) == pytest.approx(0.95)

@@ -108,7 +108,7 @@ from striate.train.activations import plot_layer_stats as _plot_layer_stats
 from striate.train.error_analysis import ERROR_LABELS, ErrorAnalysis
 from striate.train.losses import make_loss
 from striate.train.optim import make_optimizer, param_groups
-from striate.train.schedules import SCHEDULES, Schedule, Scheduler, make_schedule
+from striate.train.schedules import SCHEDULES, Schedule, Scheduler, schedule_for
 
 __all__ = ["CHECKS", "STATUSES", "Check", "DoctorReport", "doctor", "measure_errors"]
 
@@ -498,14 +498,13 @@ def doctor(
     probe_opt = make_optimizer(
         opt, [torch.zeros(1, requires_grad=True)], lr, weight_decay, momentum, nesterov
     )
-    group = probe_opt.param_groups[0]
     sched, sched_name = _make_schedule(
         schedule,
         schedule_options,
         total_steps,
         _length(data),
         batch_size,
-        has_momentum="momentum" in group or "betas" in group,
+        probe_opt,
     )
     dev = resolve_device(device)
 
@@ -667,8 +666,7 @@ def _make_schedule(
     total_steps: int | None,
     examples: int,
     batch_size: int,
-    *,
-    has_momentum: bool,
+    optimizer: torch.optim.Optimizer,
 ) -> tuple[Schedule | None, str]:
     """The run's schedule (None for a constant lr) and its name, built as the Trainer does."""
     if isinstance(schedule, Schedule):
@@ -685,11 +683,7 @@ def _make_schedule(
         total_steps = DEFAULT_EPOCHS * per_epoch
     elif isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
         raise ConfigError(f"doctor: total_steps must be a positive integer, got {total_steps!r}")
-    options = dict(options or {})
-    if schedule == "onecycle" and not has_momentum:
-        options.setdefault("max_momentum", None)  # as the Trainer: cycle the lr alone
-        options.setdefault("min_momentum", None)
-    built = make_schedule(schedule, total_steps, per_epoch, **options)
+    built = schedule_for(optimizer, schedule, total_steps, per_epoch, **(options or {}))
     return (None if schedule == "constant" else built), schedule
 
 

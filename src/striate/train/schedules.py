@@ -58,6 +58,7 @@ __all__ = [
     "Schedule",
     "Scheduler",
     "StepDecay",
+    "schedule_for",
     "Warmup",
     "make_schedule",
     "plot_schedule",
@@ -633,3 +634,19 @@ def plot_schedule(schedule: Schedule, total_steps: int, base_lr: float = 1.0) ->
     for ax in axes:
         ax.grid(alpha=0.3)
     return fig
+
+
+def schedule_for(
+    optimizer: torch.optim.Optimizer,
+    name: str,
+    total_steps: int,
+    steps_per_epoch: int = 1,
+    **options: Any,
+) -> Schedule:
+    """`make_schedule` for `optimizer`: onecycle cycles the lr alone when the optimiser has no
+    momentum to cycle (Adagrad)."""
+    group = optimizer.param_groups[0]
+    if name == "onecycle" and "momentum" not in group and "betas" not in group:
+        options.setdefault("max_momentum", None)
+        options.setdefault("min_momentum", None)
+    return make_schedule(name, total_steps, steps_per_epoch, **options)

@@ -52,7 +52,7 @@ from striate.train.losses import make_loss
 from striate.train.metrics import MetricTracker
 from striate.train.optim import make_optimizer
 from striate.train.precision import resolve_channels_last, resolve_precision
-from striate.train.schedules import Scheduler, make_schedule
+from striate.train.schedules import Scheduler, schedule_for
 from striate.train.state import load_state
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -267,12 +267,13 @@ class Trainer:
             if self.schedule != "constant":
                 raise ConfigError("L-BFGS chooses its own step sizes: use schedule 'constant'")
             self.total_steps = self.epochs  # one full-batch step per epoch
-        options = dict(self.schedule_options)
-        group = self.optimizer.param_groups[0]
-        if self.schedule == "onecycle" and "momentum" not in group and "betas" not in group:
-            options.setdefault("max_momentum", None)  # e.g. Adagrad: cycle the lr alone
-            options.setdefault("min_momentum", None)
-        schedule = make_schedule(self.schedule, self.total_steps, self.steps_per_epoch, **options)
+        schedule = schedule_for(
+            self.optimizer,
+            self.schedule,
+            self.total_steps,
+            self.steps_per_epoch,
+            **self.schedule_options,
+        )
         self.scheduler = Scheduler(self.optimizer, schedule)
         self.scaler = self.precision.scaler()
         self._skip = 0
