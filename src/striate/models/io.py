@@ -79,10 +79,14 @@ class ImageClassifier(nn.Module):
 
     @torch.no_grad()
     def predict_proba(self, images: Any, batch_size: int = 256) -> torch.Tensor:
-        """Class probabilities, N×len(classes), float32 on the CPU."""
+        """Class probabilities, N×len(classes), float32 on the CPU (prepared `batch_size` images
+        at a time, so a large set is never converted to float at once)."""
         self.eval()
-        x = self.prepare(images)
-        return torch.cat([self(b).float().softmax(1).cpu() for b in x.split(batch_size)])
+        many = isinstance(images, (list, tuple)) or getattr(images, "ndim", 0) == 4
+        chunks = [images[i : i + batch_size] for i in range(0, len(images), batch_size)]
+        return torch.cat(
+            [self(self.prepare(c)).float().softmax(1).cpu() for c in (chunks if many else [images])]
+        )
 
     def predict(self, images: Any, k: int = 1) -> list[list[tuple[str, float]]]:
         """The top-k (class name, probability) pairs of each image."""

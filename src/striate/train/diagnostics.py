@@ -617,17 +617,15 @@ def measure_errors(
     model: nn.Module, sets: Mapping[str, ImageSet], *, batch_size: int = 256
 ) -> tuple[dict[str, float], dict[str, int]]:
     """Top-1 error rate and size of each set for a loaded model (`striate.models.load_model`),
-    in evaluation mode and float32 (no autocast): the numbers do not depend on the hardware's
-    bf16 support. A set whose class names are the model's in another order is relabelled by
-    name; other class names are an error."""
+    in evaluation mode and float32 (its `predict_proba`): the numbers do not depend on the
+    hardware's bf16 support. A set whose class names are the model's in another order is
+    relabelled by name; other class names are an error."""
     classes = tuple(getattr(model, "classes", ()))
-    if not classes or not hasattr(model, "prepare"):
+    if not classes or not hasattr(model, "predict_proba"):
         raise ConfigError(
             "measure_errors takes a loaded model (striate.models.load_model) that knows its "
             "classes and input preparation"
         )
-    device = next(model.parameters()).device
-    model.eval()
     errors, sizes = {}, {}
     for name, ds in sets.items():
         if len(ds) == 0:
@@ -641,12 +639,8 @@ def measure_errors(
                 )
             index = torch.as_tensor([classes.index(c) for c in ds.classes])
             labels = index[labels]
-        wrong = 0
-        with torch.no_grad(), torch.autocast(device.type, enabled=False):
-            for i in range(0, len(ds), batch_size):
-                x = model.prepare(ds.images[i : i + batch_size])
-                pred = _logits(model, x.float()).argmax(1).cpu()
-                wrong += int((pred != labels[i : i + batch_size]).sum())
+        pred = model.predict_proba(ds.images, batch_size).argmax(1)
+        wrong = int((pred != labels.cpu()).sum())
         errors[name], sizes[name] = wrong / len(ds), len(ds)
     return errors, sizes
 
