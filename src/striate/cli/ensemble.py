@@ -71,7 +71,7 @@ def ensemble(
     from striate.errors import ConfigError
     from striate.outputs import check_folder, clear_folder, default_folder
     from striate.train.ensemble import evaluate_ensemble, plot_ensemble, snapshot_paths
-    from striate.train.run import evaluation_data
+    from striate.train.evaluation import evaluation_data
 
     paths = list(members or [])
     for run in snapshots or []:

@@ -273,7 +273,7 @@ def evaluate(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
     """Accuracy, top-5 accuracy, loss and per-class accuracy of a trained model on a dataset."""
-    from striate.train.run import evaluate_run
+    from striate.train.evaluation import evaluate_run
 
     m = evaluate_run(model, data, root, split, tta=tta, device=device)
     console.print(f"data: {escape(m['data'])}, {m['images']} images")

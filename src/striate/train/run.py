@@ -1,6 +1,7 @@
 """A training run from a TrainConfig: data → model → Trainer → run folder with report.
 
-The library side of `striate train`, `striate evaluate` and `striate lr-find`:
+The library side of `striate train` and `striate lr-find` (`striate evaluate`: `evaluation.py`,
+the report: `run_report.py`):
 
     result = train_run(TrainConfig(epochs=5))
     result.out / "report.html"
@@ -12,10 +13,8 @@ The run folder holds `config.json` (the resolved settings), `metrics.csv`, `step
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from striate.outputs import check_folder, clear_folder, default_folder
 from striate.train.augment_spec import parse_augment, untrained_views
 from striate.train.config import TrainConfig
 from striate.train.recipes import model_callbacks
+from striate.train.run_report import striate_version, timestamp, write_run_report
 from striate.train.trainer import Trainer
 
 
@@ -329,6 +329,8 @@ def _train_run(
     if trainer.interrupted or not ctx.is_main:
         result.seconds = time.perf_counter() - start
         return result
+    from striate.train.evaluation import per_sample, score
+
     final = trainer.eval_model
     outputs = per_sample(trainer, final, test)
     result.test = score(trainer, *outputs[:2])
@@ -344,7 +346,7 @@ def _train_run(
     )
     (out / "failed.json").unlink(missing_ok=True)  # a diverged run resumed and finished
     result.seconds = time.perf_counter() - start
-    write_run_report(out, config, trainer, test, data, result.test, outputs)
+    write_run_report(out, config, trainer, data, result.test, outputs)
     return result
 
 
@@ -357,13 +359,9 @@ def _write_failure(out: Path, trainer: Trainer, error: Exception) -> None:
             "kind": type(error).__name__,
             "epoch": trainer.epoch,
             "step": trainer.step,
-            "date": _now(),
+            "date": timestamp(),
         },
     )
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
 def _write_config(
@@ -384,212 +382,11 @@ def _write_config(
         "trainable_parameters": sum(p.numel() for p in params if p.requires_grad),
         "replaced_head": getattr(model, "replaced_head", None),
         "normalization": data.normalizer.state_dict(),
-        "striate_version": _version(),
+        "striate_version": striate_version(),
         "torch_version": torch.__version__,
-        "started": _now(),
+        "started": timestamp(),
     }
     _write_json(out / "config.json", {"config": config.to_dict(), "resolved": resolved})
-
-
-def write_run_report(
-    out: Path,
-    config: TrainConfig,
-    trainer: Trainer,
-    test: BatchLoader,
-    data: RunData,
-    test_metrics: dict[str, float],
-    outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-    worst: int = 16,
-) -> Path:
-    """Plots (PNG) and report.html for a finished run from the test set's `per_sample` outputs:
-    what ran where, curves, confusion, hardest test images, and the Doctor section when
-    `striate doctor` saved its results in the folder."""
-    from striate.evaluate.confusion import confusion_matrix, plot_confusion
-    from striate.evaluate.curves import plot_history, plot_steps
-    from striate.evaluate.report import write_report
-
-    probs, labels, losses = outputs
-    pred = probs.argmax(1)
-    classes = data.test.classes
-    cm = confusion_matrix(labels.numpy(), pred.numpy(), len(classes))
-    steps = {k: v for k, v in trainer.steps_log.items() if not all(map(_nan, v))}
-    for name, fig in (
-        ("history.png", plot_history(trainer.history)),
-        ("steps.png", plot_steps(steps)),
-        ("confusion.png", plot_confusion(cm, classes)),
-    ):
-        fig.savefig(out / name, dpi=100, bbox_inches="tight")
-    order = losses.argsort(descending=True)[:worst]
-    final = {f"test_{k}": v for k, v in test_metrics.items()}
-    if trainer.history:
-        last = trainer.history[-1]
-        final.update(
-            {k: last[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc") if k in last}
-        )
-    final["epochs"] = trainer.epoch
-    final["steps"] = trainer.step
-    return write_report(
-        out / "report.html",
-        title=f"striate train: {config.model} on {config.data}",
-        run=run_facts(out, trainer),
-        config=config.to_dict(),
-        history=trainer.history,
-        steps=steps,
-        final=final,
-        classes=classes,
-        confusion=cm,
-        doctor=_saved_doctor(out),
-        worst={
-            "images": data.test.images[order].numpy(),
-            "true": labels[order].tolist(),
-            "pred": pred[order].tolist(),
-            "loss": losses[order].tolist(),
-            "prob": probs[order, pred[order]].tolist(),
-        },
-    )
-
-
-def run_facts(out: Path, trainer: Trainer) -> dict[str, Any]:
-    """What a run resolved to and where it ran, for the report: device, precision, processes,
-    parameters, data sizes, training time, dates and versions (from config.json)."""
-    try:
-        resolved = json.loads((out / "config.json").read_text()).get("resolved", {})
-    except (OSError, ValueError):
-        resolved = {}
-    facts = {
-        "device": resolved.get("device", str(trainer.device)),
-        "precision": resolved.get("precision", trainer.precision.name),
-        "processes": resolved.get("processes", trainer.world_size),
-        "parameters": resolved.get("parameters"),
-        "trainable parameters": resolved.get("trainable_parameters"),
-        "training images": resolved.get("train_images"),
-        "validation images": resolved.get("val_images"),
-        "test images": resolved.get("test_images"),
-        "training time": _duration(sum(h.get("time", 0.0) for h in trainer.history)),
-        "started": resolved.get("started"),
-        "finished": _now(),
-        "striate": resolved.get("striate_version", _version()),
-        "torch": resolved.get("torch_version", torch.__version__),
-    }
-    return {k: f"{v:,}" if isinstance(v, int) else v for k, v in facts.items() if v is not None}
-
-
-def _duration(seconds: float) -> str:
-    minutes, s = divmod(round(seconds), 60)
-    hours, m = divmod(minutes, 60)
-    return f"{hours} h {m:02d} min" if hours else f"{m} min {s:02d} s" if m else f"{s} s"
-
-
-def _saved_doctor(out: Path) -> dict | None:
-    """The results `striate doctor --run RUN --out RUN` saved in the run folder, if any."""
-    try:
-        saved = json.loads((out / "doctor.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return saved if isinstance(saved, dict) and "checks" in saved else None
-
-
-def per_sample(
-    trainer: Trainer, model: torch.nn.Module, data: BatchLoader
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Probabilities, labels and cross-entropy of every sample of an unshuffled loader (in the
-    dataset's order, on the CPU), in one pass over the data."""
-    probs = trainer.predict(model, data)
-    labels = data.data.labels.cpu()
-    losses = -probs.clamp_min(1e-12).log().gather(1, labels[:, None]).squeeze(1)
-    return probs, labels, losses
-
-
-def score(trainer: Trainer, probs: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    """Loss (the trainer's loss function), accuracy and top-k accuracy from `per_sample`'s
-    probabilities: `trainer.evaluate`'s numbers without a second pass over the data (cross-entropy
-    and the multiclass hinge loss depend on the scores only up to a shift per sample, so the log
-    of the probabilities gives the loss of the logits)."""
-    from striate.train.metrics import MetricTracker
-
-    log_p = probs.clamp_min(torch.finfo(probs.dtype).tiny).log()
-    tracker = MetricTracker(probs.shape[1], trainer.topk)
-    tracker.update(log_p, labels, trainer.loss_fn(log_p, labels))
-    return tracker.compute()
-
-
-def evaluation_data(
-    model_path: str | Path, data: str | None, root: str | None, split: str | None
-) -> tuple[ImageSet, str, TrainConfig | None]:
-    """The images `evaluate_run` scores and a line saying which: by default the run's own
-    dataset and test split (its subset and validation split reproduced from config.json);
-    `data` names another dataset."""
-    from striate.models.io import model_folder
-
-    folder = model_folder(model_path)  # RUN/model, or RUN/snapshots/snapshot-K
-    config_path = next(
-        (p / "config.json" for p in (folder, *folder.parents[:2]) if (p / "config.json").is_file()),
-        None,
-    )
-    config = None
-    if config_path is not None:
-        try:
-            config = TrainConfig.from_dict(json.loads(config_path.read_text())["config"])
-        except (StriateError, ValueError, KeyError, TypeError):
-            config = None
-    split = split or "test"
-    if data is None:
-        if config is None:
-            raise ConfigError(
-                f"{model_path} has no run settings (config.json) saying what it was trained on: "
-                f"give --data NAME or PATH"
-            )
-        if split not in ("train", "val", "test"):
-            raise ConfigError(f"--split of a run's own data is train, val or test, not {split!r}")
-        parts = load_run_data(config)
-        ds = {"train": parts.train, "val": parts.val, "test": parts.test}[split]
-        if ds is None:
-            raise ConfigError("the run held out no validation split (val_size 0): use --split test")
-        label = f"{config.data}, the run's {split} split"
-        return ds, label, config
-    if root is None and config is not None and data == config.data:
-        root = config.root
-    ds = load_dataset(data, split, root)
-    return ds, f"{data}, {split} split", config
-
-
-def evaluate_run(
-    model_path: str | Path,
-    data: str | None = None,
-    root: str | None = None,
-    split: str | None = None,
-    batch_size: int = 256,
-    tta: bool | str = False,
-    device: str = "auto",
-) -> dict[str, Any]:
-    """Accuracy, top-5, loss and per-class accuracy of a saved model on a dataset split: the run's
-    own test split unless `data` is given. "data" in the result says which images were used and
-    "warnings" lists TTA views the model was not trained on."""
-    from striate.evaluate.confusion import confusion_matrix, per_class_accuracy
-    from striate.models.io import load_model
-
-    model = load_model(model_path, device="cpu")
-    ds, label, config = evaluation_data(model_path, data, root, split)
-    if tuple(ds.classes) != tuple(model.classes):
-        raise ConfigError(
-            f"{label} has classes {list(ds.classes)[:10]}, the model {list(model.classes)[:10]}: "
-            f"evaluate on data with the model's classes"
-        )
-    loss = config.loss if config is not None else "cross_entropy"
-    trainer = Trainer(epochs=1, device=device, progress=True, tta=tta, loss=loss)
-    model.to(trainer.device)
-    x = BatchLoader(
-        ds, batch_size, shuffle=False, device=trainer.device, normalize=lambda b: model.prepare(b)
-    )
-    probs, labels, _ = per_sample(trainer, model, x)
-    metrics: dict[str, Any] = score(trainer, probs, labels)
-    cm = confusion_matrix(labels.numpy(), probs.argmax(1).numpy(), len(ds.classes))
-    metrics["per_class"] = dict(zip(ds.classes, per_class_accuracy(cm).tolist(), strict=True))
-    metrics["images"] = len(ds)
-    metrics["data"] = label
-    augment = config.augment if config is not None else None
-    metrics["warnings"] = untrained_views(tta, augment, tuple(model.in_shape))
-    return metrics
 
 
 def lr_find_run(
@@ -617,16 +414,6 @@ def lr_find_run(
         result.plot().savefig(out / "lr_find.png", dpi=100, bbox_inches="tight")
         _write_json(out / "lr_find.json", result.to_dict())
     return result
-
-
-def _nan(v: float) -> bool:
-    return isinstance(v, float) and math.isnan(v)
-
-
-def _version() -> str:
-    from striate import __version__
-
-    return __version__
 
 
 def _write_json(path: Path, obj: Any) -> None:
