@@ -16,17 +16,14 @@ from striate import models
 from striate.data import ImageSet, load_dataset
 from striate.errors import ConfigError
 from striate.train import doctor
-from striate.train.diagnostics import (
-    CHECKS,
+from striate.train.diagnostics import CHECKS, Check, DoctorReport, measure_errors
+from striate.train.diagnostics.thresholds import (
     LR_FLAT,
     LR_RISE,
     LR_SPIKE,
     LR_UNTRAINED,
     RATIO_HIGH,
     RATIO_LOW,
-    Check,
-    DoctorReport,
-    measure_errors,
 )
 from striate.train.error_analysis import analyze_errors
 from striate.train.schedules import Schedule
