@@ -439,7 +439,8 @@ class _Index:
 
         The candidates are sorted by fast distance, so `maybe` marks a prefix of each row: each
         query is broadcast against the first columns of its row (no copy of the query per pair),
-        in blocks of rows of bounded size.
+        in blocks of rows of bounded size. Rows go widest first, and a block is as wide as its
+        widest row, so rows needing one exact distance do not pay for another's fifty.
         """
         nr, kp = cand.shape
         device = self.X.device
@@ -447,14 +448,16 @@ class _Index:
         cols = torch.arange(1, kp + 1, device=device)
         width = torch.where(maybe, cols, 0).amax(1)  # the last marked column of each row, + 1
         todo = torch.nonzero(width).squeeze(1)
-        if not len(todo):
-            return exact
-        m = int(width.max())
-        step = max(1, _EXACT_BUDGET // (m * max(1, self.dim)))
-        for s in range(0, len(todo), step):
+        todo = todo[width[todo].argsort(descending=True)]
+        widths = width[todo].tolist()
+        s = 0
+        while s < len(todo):
+            m = widths[s]
+            step = max(1, _EXACT_BUDGET // (m * max(1, self.dim)))
             r = todo[s : s + step]
             d = self._exact(Q[rows[r]].unsqueeze(1), self.X[cand[r, :m]])
             exact[r, :m] = torch.where(maybe[r, :m], d, math.inf)
+            s += step
         return exact
 
     def _exact_all(

@@ -16,7 +16,6 @@ from striate.progress import output_console
 
 console = output_console()  # tables unfolded when stdout is not a terminal
 
-_D = "[default: from TrainConfig]"
 
 
 def _opt(flag: str, help: str) -> typer.Option:  # noqa: A002
