@@ -121,9 +121,7 @@ def bench_snapshots(quick: bool) -> list[dict]:
     _, seconds = train(quick, "sgdr", [Snapshots(folder=folder)])
     paths = snapshot_paths(folder)
     names = [f"snapshot {k} (epoch {k * cycle_epochs})" for k in range(1, len(paths) + 1)]
-    result, eval_seconds = timed(
-        lambda: evaluate_ensemble(paths, test, names=names)
-    )
+    result, eval_seconds = timed(lambda: evaluate_ensemble(paths, test, names=names))
     rows = []
     for k, (name, m, p) in enumerate(
         zip(names, result.members, result.prefixes, strict=True), start=1

@@ -17,7 +17,6 @@ from striate.progress import output_console
 console = output_console()  # tables unfolded when stdout is not a terminal
 
 
-
 def _opt(flag: str, help: str) -> typer.Option:  # noqa: A002
     return typer.Option(None, flag, help=help, show_default=False)
 
