@@ -30,7 +30,7 @@ import torch
 
 from _common import RESULTS, print_table, shared_data
 from striate._atomic import atomic_write
-from striate.train import Callback
+from striate.engine import Callback
 from striate.train.config import TrainConfig
 from striate.train.recipes import model_callbacks, recipe_config
 from striate.train.run import build_model, build_trainer, load_run_data, loaders

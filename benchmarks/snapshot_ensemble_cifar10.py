@@ -42,10 +42,11 @@ import torch
 from _common import cifar10_jpeg, results_dir, row, run_sections, timed
 from striate import models
 from striate.data import BatchLoader, ImageSet, Normalizer
+from striate.data.augment_spec import parse_augment
 from striate.device import resolve_device
+from striate.engine import Trainer
 from striate.models.io import save_model
-from striate.train import Snapshots, Trainer, evaluate_ensemble, snapshot_paths
-from striate.train.augment_spec import parse_augment
+from striate.train import Snapshots, evaluate_ensemble, snapshot_paths
 from striate.train.ensemble import plot_ensemble
 
 TRAIN_SIZE, BATCH, SEED = 5_000, 128, 0

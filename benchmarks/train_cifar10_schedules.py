@@ -47,10 +47,10 @@ import torch
 from _common import cifar10_jpeg, results_dir, row, run_sections, timed
 from striate import models
 from striate.data import BatchLoader, ImageSet, Normalizer
+from striate.data.augment_spec import parse_augment
 from striate.device import resolve_device
+from striate.engine import LRFinderResult, Trainer
 from striate.evaluate.curves import plot_steps
-from striate.train import LRFinderResult, Trainer
-from striate.train.augment_spec import parse_augment
 
 TRAIN_SIZE, EPOCHS, BATCH, SEED = 20_000, 5, 128, 0
 MOMENTUM, WEIGHT_DECAY, AUGMENT = 0.9, 5e-4, "flip,crop"

@@ -37,8 +37,8 @@ import torch
 from _common import results_dir, row, run_sections, shared_data, stratified_subset, timed
 from striate import load_dataset, models
 from striate.data import BatchLoader, ImageSet, Normalizer
+from striate.engine import Trainer
 from striate.evaluate.curves import plot_losses, smooth
-from striate.train import Trainer
 
 BATCH, LR, EPOCHS, SEEDS = 64, 0.01, 10, (0, 1, 2)
 EPOCHS_VARIANTS = 2

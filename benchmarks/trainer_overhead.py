@@ -50,7 +50,7 @@ from striate import models
 from striate.data import BatchLoader, Normalizer, load_dataset
 from striate.data.imageset import ImageSet
 from striate.device import resolve_device
-from striate.train import Trainer
+from striate.engine import Trainer
 
 IMAGES, EPOCHS, ROUNDS = 6_000, 3, 5
 QUICK_IMAGES, QUICK_EPOCHS, QUICK_ROUNDS = 512, 2, 1

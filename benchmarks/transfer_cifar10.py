@@ -66,9 +66,9 @@ from striate import load_dataset
 from striate.classic import KNNClassifier, LinearClassifier
 from striate.classic.knn import select_k
 from striate.data import BatchLoader, ImageSet, Normalizer
+from striate.data.augment_spec import parse_augment
+from striate.engine import Trainer
 from striate.models.io import load_model, save_model
-from striate.train import Trainer
-from striate.train.augment_spec import parse_augment
 from striate.train.config import TrainConfig
 from striate.train.run import RunData, build_model, build_trainer, finetune_setup, source_normalizer
 from striate.train.transfer import FeatureExtractor, layer_groups

@@ -23,7 +23,8 @@ _LAZY = {
     "ImageSet": "striate.data",
     "load_dataset": "striate.data",
     "load_model": "striate.models.io",
-    "Trainer": "striate.train",
+    "Trainer": "striate.engine",
+    "engine": None,
     "models": None,
     "classic": None,
     "data": None,
@@ -41,6 +42,7 @@ __all__ = [
     "__version__",
     "classic",
     "data",
+    "engine",
     "evaluate",
     "load_dataset",
     "load_model",
@@ -49,10 +51,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from striate import classic, data, evaluate, models, train
+    from striate import classic, data, engine, evaluate, models, train
     from striate.data import ImageSet, load_dataset
+    from striate.engine import Trainer
     from striate.models.io import load_model
-    from striate.train import Trainer
 
 
 def __getattr__(name: str) -> Any:

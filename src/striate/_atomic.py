@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 
 def _umask() -> int:
@@ -58,3 +59,28 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def write_json(path: str | os.PathLike, obj: Any, *, indent: int | None = 2) -> None:
+    """Write `obj` as JSON atomically; NumPy scalars and arrays, tuples, sets and paths become
+    their plain JSON forms, anything else is a TypeError."""
+    with atomic_write(path, "w") as f:
+        json.dump(obj, f, indent=indent, default=jsonable, allow_nan=True)
+        f.write("\n")
+
+
+def jsonable(o: Any) -> Any:
+    """The JSON form of the values `json` does not know (its `default=` hook)."""
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (tuple, set, frozenset)):
+        return sorted(o) if isinstance(o, (set, frozenset)) else list(o)
+    if isinstance(o, os.PathLike):
+        return os.fspath(o)
+    if hasattr(o, "item") and callable(o.item) and getattr(o, "ndim", None) == 0:
+        return o.item()  # a 0-d tensor
+    raise TypeError(f"cannot write {type(o).__name__} to JSON")

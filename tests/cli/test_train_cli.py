@@ -14,8 +14,8 @@ from PIL import Image
 
 from striate.cli.main import main
 from striate.data import load_dataset
+from striate.engine import Callback
 from striate.models.io import load_model
-from striate.train import Callback
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:

@@ -66,7 +66,7 @@ def test_seeded_epochs_repeat_and_resume():
 
 def test_a_state_taken_mid_epoch_resumes_after_the_last_batch_with_the_same_draws(tmp_path):
     from striate.data.augment import RandomCrop
-    from striate.train.state import load_state, save_state
+    from striate.state_file import load_state, save_state
 
     ds = _set(n=30)
     kw = dict(batch_size=4, device="cpu", seed=5, augment=RandomCrop(4, padding=1))

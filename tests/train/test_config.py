@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from striate.data.augment import Compose, Mixup, RandomCrop, RandomHorizontalFlip
+from striate.data.augment_spec import parse_augment
 from striate.errors import ConfigError
-from striate.train.augment_spec import parse_augment
 from striate.train.config import TrainConfig
 
 

@@ -14,6 +14,7 @@ from torch import nn
 
 from striate import models
 from striate.data import ImageSet, load_dataset
+from striate.engine.schedules import Schedule
 from striate.errors import ConfigError
 from striate.train import doctor
 from striate.train.diagnostics import CHECKS, Check, DoctorReport, measure_errors
@@ -26,7 +27,6 @@ from striate.train.diagnostics.thresholds import (
     RATIO_LOW,
 )
 from striate.train.error_analysis import analyze_errors
-from striate.train.schedules import Schedule
 
 # small budgets: every test here runs in about a second on a loaded 2-core machine
 FAST = dict(max_samples=600, overfit_steps=100, lr_steps=30, gap_epochs=6)

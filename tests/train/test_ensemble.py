@@ -15,21 +15,19 @@ from torch import nn
 
 from striate import models
 from striate.data import BatchLoader, load_dataset
+from striate.engine import EMA, Callback, Trainer
+from striate.engine.schedules import make_schedule
 from striate.errors import ConfigError
 from striate.models.io import ImageClassifier, load_model, save_model
 from striate.train import (
-    EMA,
-    Callback,
     Ensemble,
     Snapshots,
     TrainConfig,
-    Trainer,
     evaluate_ensemble,
     load_snapshots,
     snapshot_paths,
 )
 from striate.train.ensemble import cycle_ends
-from striate.train.schedules import make_schedule
 
 QUIET = dict(progress=False, device="cpu", tensorboard=False, precision="fp32")
 

@@ -14,11 +14,12 @@ from torch import nn
 from striate import models
 from striate.data import BatchLoader, ImageSet, Normalizer
 from striate.data.augment import AlternatingFlip, Compose, RandomCrop
+from striate.data.augment_spec import parse_augment
+from striate.engine import Lookahead, make_optimizer, make_schedule
+from striate.engine.callbacks import Callback
 from striate.errors import ConfigError
 from striate.models.fastnet import FastNet, whiten_init
-from striate.train import Lookahead, TrainConfig, make_optimizer, make_schedule
-from striate.train.augment_spec import parse_augment
-from striate.train.callbacks import Callback
+from striate.train import TrainConfig
 from striate.train.recipes import (
     RECIPES,
     PatchWhitening,

@@ -16,9 +16,9 @@ from striate import models
 from striate.classic import KNNClassifier
 from striate.cli.main import main
 from striate.data import BatchLoader, load_dataset
+from striate.engine import Trainer
 from striate.errors import ConfigError, StriateError
 from striate.models.io import load_model, load_weights, read_state_dict, save_model
-from striate.train import Trainer
 from striate.train.transfer import (
     FeatureExtractor,
     FreezeFrozen,

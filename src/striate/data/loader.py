@@ -5,7 +5,7 @@ then `normalize`), ``y`` int64 labels, or soft targets when the augmentation mix
 Epoch e is shuffled and augmented from a generator seeded by ``(seed, e)``, so a run is reproducible
 and can resume at any epoch (`state_dict` / `load_state_dict`, or `set_epoch`).
 
-Data-parallel training (torchrun, see `striate.train.distributed`): with ``world_size`` W > 1
+Data-parallel training (torchrun, see `striate.engine.distributed`): with ``world_size`` W > 1
 (by default the process group's), ``batch_size`` stays the global batch and must be a multiple of
 W. Every process draws the same order, and process ``rank`` takes its contiguous share of each
 global batch, so the union of the shares is the batch one process would see. The in-memory

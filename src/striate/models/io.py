@@ -230,7 +230,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             with safe_open(str(p), framework="pt") as f:
                 is_state = "striate_state" in (f.metadata() or {})
             if is_state:  # a training checkpoint: its model part
-                from striate.train.state import load_state
+                from striate.state_file import load_state
 
                 weights = load_state(p)["model"]
             else:

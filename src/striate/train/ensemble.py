@@ -29,15 +29,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from striate._atomic import atomic_write
+from striate.engine.callbacks import Callback
 from striate.errors import ConfigError, StriateError
-from striate.train.callbacks import Callback
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from striate.data import ImageSet
+    from striate.engine.trainer import Trainer
     from striate.models.io import ImageClassifier
-    from striate.train.trainer import Trainer
 
 SNAPSHOTS = "snapshots"  # the folder in a run that holds snapshot-1, snapshot-2, ...
 _SNAPSHOT = re.compile(r"snapshot-(\d+)")
@@ -161,8 +161,8 @@ def evaluate_ensemble(
     log-probabilities are kept (N×C), so the ensembles of the first k members come for free.
     """
     from striate.data import BatchLoader, ImageSet
-    from striate.train.metrics import MetricTracker
-    from striate.train.trainer import Trainer
+    from striate.engine.metrics import MetricTracker
+    from striate.engine.trainer import Trainer
 
     models, labels = load_members(members, device="cpu")
     names = list(names) if names is not None else labels
@@ -456,7 +456,7 @@ class Snapshots(Callback):
 def cycle_ends(trainer: Trainer, every: int | None = None) -> list[int]:
     """The optimiser steps that end a warm-restart cycle of the trainer's SGDR schedule (within
     the run), or every `every` epochs."""
-    from striate.train.schedules import SGDR, Warmup
+    from striate.engine.schedules import SGDR, Warmup
 
     total, per_epoch = trainer.total_steps, trainer.steps_per_epoch
     if every is not None:

@@ -10,11 +10,11 @@ from typing import Any
 import torch
 
 from striate.data import BatchLoader, ImageSet, load_dataset
+from striate.data.augment_spec import untrained_views
+from striate.engine.trainer import Trainer
 from striate.errors import ConfigError, StriateError
-from striate.train.augment_spec import untrained_views
 from striate.train.config import TrainConfig
 from striate.train.run import load_run_data
-from striate.train.trainer import Trainer
 
 
 def per_sample(
@@ -33,7 +33,7 @@ def score(trainer: Trainer, probs: torch.Tensor, labels: torch.Tensor) -> dict[s
     probabilities: `trainer.evaluate`'s numbers without a second pass over the data (cross-entropy
     and the multiclass hinge loss depend on the scores only up to a shift per sample, so the log
     of the probabilities gives the loss of the logits)."""
-    from striate.train.metrics import MetricTracker
+    from striate.engine.metrics import MetricTracker
 
     log_p = probs.clamp_min(torch.finfo(probs.dtype).tiny).log()
     tracker = MetricTracker(probs.shape[1], trainer.topk)

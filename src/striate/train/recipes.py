@@ -31,9 +31,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from striate.engine.callbacks import Callback
 from striate.errors import ConfigError
 from striate.models.fastnet import FastNet, whiten_init
-from striate.train.callbacks import Callback
 from striate.train.config import TrainConfig, merge
 
 __all__ = ["RECIPES", "PatchWhitening", "decoupled_sgd", "model_callbacks", "recipe_config"]

@@ -23,14 +23,14 @@ import torch
 
 from striate._atomic import atomic_write
 from striate.data import BatchLoader, ImageSet, Normalizer, load_dataset, train_val_split
+from striate.data.augment_spec import parse_augment, untrained_views
 from striate.data.splits import stratified_split
+from striate.engine.trainer import Trainer
 from striate.errors import ConfigError, StriateError
 from striate.outputs import check_folder, clear_folder, default_folder
-from striate.train.augment_spec import parse_augment, untrained_views
 from striate.train.config import TrainConfig
 from striate.train.recipes import model_callbacks
 from striate.train.run_report import striate_version, timestamp, write_run_report
-from striate.train.trainer import Trainer
 
 
 @dataclass
@@ -199,6 +199,45 @@ def loaders(
     return train, val, test
 
 
+@dataclass
+class Prepared:
+    """A run assembled from its config: what `prepare` returns."""
+
+    config: TrainConfig
+    data: RunData
+    model: torch.nn.Module
+    trainer: Trainer
+    train: BatchLoader
+    val: BatchLoader | None
+    test: BatchLoader
+
+
+def prepare(
+    config: TrainConfig,
+    *,
+    out: Path | None = None,
+    progress: bool = True,
+    device: str | None = None,
+    data: RunData | None = None,
+) -> Prepared:
+    """The one assembly of a run, as the data-flow diagram draws it: data (with the
+    normalisation a fine-tuned model was trained with) → model (weights loaded) → trainer (with
+    the callbacks the config and the model ask for) → loaders on the trainer's device.
+
+    Used by `striate train`, `lr-find`, the search's trials, the doctor and the benchmarks;
+    `data` gives already loaded sets (a search trial's subset), `device` overrides the config's
+    (a torchrun process's own GPU)."""
+    if data is None:
+        data = load_run_data(config)
+    data.normalizer = source_normalizer(config, data)
+    model = build_model(config, data.train)
+    extra = finetune_setup(config, model)
+    extra["callbacks"] = extra.get("callbacks", []) + model_callbacks(model)
+    trainer = build_trainer(config, out, progress, device=device or config.device, **extra)
+    train, val, test = loaders(config, data, trainer.device)
+    return Prepared(config, data, model, trainer, train, val, test)
+
+
 def default_out(config: TrainConfig, base: Path = Path("runs/train")) -> Path:
     """runs/train/DATA-MODEL, or -2, -3, ... when that holds an earlier run."""
     return default_folder(base, f"{Path(config.data).stem}-{config.model}")
@@ -235,7 +274,7 @@ def train_run(
     Under `torchrun` every process runs this: each trains on its share of every batch, and only
     process 0 chooses and writes the run folder.
     """
-    from striate.train import distributed
+    from striate.engine import distributed
 
     ctx = distributed.init_from_env(device=config.device)
     try:
@@ -260,7 +299,7 @@ def _resumed_config(out: Path) -> TrainConfig:
 def _claim_out(config: TrainConfig, overwrite: bool, ctx: Any) -> Path:
     """The run folder (process 0 chooses; every process gets it), refused when it holds results
     and `overwrite` is not given."""
-    from striate.train import distributed
+    from striate.engine import distributed
 
     out, error = None, None
     if ctx.is_main:
@@ -278,7 +317,7 @@ def _claim_out(config: TrainConfig, overwrite: bool, ctx: Any) -> Path:
 def _train_run(
     config: TrainConfig, resume: str | Path | None, overwrite: bool, progress: bool, ctx: Any
 ) -> RunResult:
-    from striate.train import distributed
+    from striate.engine import distributed
 
     start = time.perf_counter()
     if resume is not None:
@@ -293,15 +332,11 @@ def _train_run(
     if not ctx.is_main:
         distributed.barrier()  # process 0 downloads and decodes first; the others read its cache
     data = load_run_data(config)
-    data.normalizer = source_normalizer(config, data)
     if ctx.is_main:
         distributed.barrier()
-    model = build_model(config, data.train)
-    device = str(ctx.device) if ctx.distributed else config.device
-    extra = finetune_setup(config, model)
-    extra["callbacks"] = extra.get("callbacks", []) + model_callbacks(model)
-    trainer = build_trainer(config, out, progress, device=device, **extra)
-    train, val, test = loaders(config, data, trainer.device)
+    device = str(ctx.device) if ctx.distributed else None
+    run = prepare(config, out=out, progress=progress, device=device, data=data)
+    model, trainer, train, val, test = run.model, run.trainer, run.train, run.val, run.test
     warnings = untrained_views(config.tta, config.augment, data.train.shape)
     if resume is None:
         trainer.check(model, train)  # a bad option fails here, before the folder is made
@@ -403,12 +438,8 @@ def lr_find_run(
     that holds results is refused unless `overwrite`)."""
     if out is not None:
         check_folder(out, overwrite)
-    data = load_run_data(config)
-    data.normalizer = source_normalizer(config, data)
-    model = build_model(config, data.train)
-    trainer = build_trainer(config, None, progress=False, **finetune_setup(config, model))
-    train, _, _ = loaders(config, data, trainer.device)
-    result = trainer.lr_find(model, train, start=start, end=end, num_steps=num_steps)
+    run = prepare(config, progress=False)
+    result = run.trainer.lr_find(run.model, run.train, start=start, end=end, num_steps=num_steps)
     if out is not None:
         clear_folder(out) if overwrite else out.mkdir(parents=True, exist_ok=True)
         result.plot().savefig(out / "lr_find.png", dpi=100, bbox_inches="tight")

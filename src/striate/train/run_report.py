@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 if TYPE_CHECKING:
+    from striate.engine.trainer import Trainer
     from striate.train.config import TrainConfig
     from striate.train.run import RunData
-    from striate.train.trainer import Trainer
 
 
 def write_run_report(

@@ -19,9 +19,9 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from torch import nn
 
+from striate.engine.callbacks import Callback
+from striate.engine.optim import discriminative_groups
 from striate.errors import ConfigError
-from striate.train.callbacks import Callback
-from striate.train.optim import discriminative_groups
 
 
 def head_name(model: nn.Module) -> str:

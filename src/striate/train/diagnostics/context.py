@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from striate.data import ImageSet
+from striate.engine.optim import make_optimizer
+from striate.engine.schedules import SCHEDULES, Schedule, Scheduler, schedule_for
 from striate.errors import ConfigError
 from striate.train.diagnostics.report import DoctorReport
-from striate.train.optim import make_optimizer
-from striate.train.schedules import SCHEDULES, Schedule, Scheduler, schedule_for
 
 DEFAULT_EPOCHS = 30  # TrainConfig's: the run length a schedule assumes when none is given
 

@@ -7,6 +7,7 @@ import math
 
 import torch
 
+from striate.engine.optim import param_groups
 from striate.train.diagnostics.context import (
     Ctx,
     accuracy_of,
@@ -25,7 +26,6 @@ from striate.train.diagnostics.thresholds import (
     OVERFIT_PASS,
     OVERFIT_WARN,
 )
-from striate.train.optim import param_groups
 
 
 def check_initial_loss(ctx: Ctx) -> Check:

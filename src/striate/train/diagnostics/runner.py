@@ -12,6 +12,9 @@ import torch
 from torch import nn
 
 from striate.data import ImageSet, Normalizer
+from striate.engine.losses import make_loss
+from striate.engine.optim import make_optimizer
+from striate.engine.schedules import Schedule
 from striate.errors import ConfigError, StriateError
 from striate.train.diagnostics.activation_checks import check_activations
 from striate.train.diagnostics.context import Ctx, as_xy, logits_of, num_examples, run_schedule
@@ -24,9 +27,6 @@ from striate.train.diagnostics.initial import (
 )
 from striate.train.diagnostics.report import Check, DoctorReport
 from striate.train.diagnostics.updates import check_learning_rate, check_update_ratio
-from striate.train.losses import make_loss
-from striate.train.optim import make_optimizer
-from striate.train.schedules import Schedule
 
 CHECKS = (
     "initial_loss",

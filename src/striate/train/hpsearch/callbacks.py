@@ -7,13 +7,13 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from striate.train.callbacks import Callback
+from striate.engine.callbacks import Callback
 from striate.train.hpsearch._values import finite
 
 if TYPE_CHECKING:
     import optuna
 
-    from striate.train.trainer import Trainer
+    from striate.engine.trainer import Trainer
 
 
 class LossAbort(Callback):

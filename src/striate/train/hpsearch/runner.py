@@ -224,9 +224,9 @@ class _Searcher:
     def run_trial(self, index: int, study: optuna.Study, space: dict[str, Param]) -> None:
         from optuna.trial import TrialState
 
+        from striate.engine.trainer import TrainingDiverged
         from striate.train.run import RunData, build_model, build_trainer, finetune_setup
         from striate.train.run import loaders as make_loaders
-        from striate.train.trainer import TrainingDiverged
 
         stage = self.stages[index]
         trial = study.ask()

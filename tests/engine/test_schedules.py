@@ -11,8 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from matplotlib.figure import Figure
 
-from striate.errors import ConfigError
-from striate.train.schedules import (
+from striate.engine.schedules import (
     SCHEDULES,
     SGDR,
     Constant,
@@ -30,6 +29,7 @@ from striate.train.schedules import (
     plot_schedule,
     schedule_for,
 )
+from striate.errors import ConfigError
 
 
 def sgd(lr=0.1, momentum=0.9, groups=1):

@@ -33,7 +33,7 @@ from striate._atomic import atomic_write
 from striate.errors import ConfigError
 
 if TYPE_CHECKING:
-    from striate.train.trainer import Trainer
+    from striate.engine.trainer import Trainer
 
 
 class Callback:
@@ -259,7 +259,7 @@ class Checkpoint(Callback):
         return None if trainer.out is None else trainer.out / "checkpoints"
 
     def save_last(self, trainer: Trainer) -> None:
-        from striate.train.state import save_state
+        from striate.state_file import save_state
 
         folder = self._dir(trainer)
         if folder is None:

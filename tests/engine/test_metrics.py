@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import accuracy_score, confusion_matrix, top_k_accuracy_score
 
+from striate.engine.metrics import MetricTracker, accuracy, per_class_accuracy, topk_accuracy
 from striate.errors import ConfigError
-from striate.train.metrics import MetricTracker, accuracy, per_class_accuracy, topk_accuracy
 
 
 def _data(n=200, c=10, seed=0, absent=()):

@@ -15,8 +15,7 @@ from torch import nn
 from striate import models
 from striate.data import BatchLoader, load_dataset
 from striate.data.augment import RandomTranslate
-from striate.errors import ConfigError, StriateError
-from striate.train import (
+from striate.engine import (
     EMA,
     Callback,
     Checkpoint,
@@ -27,7 +26,8 @@ from striate.train import (
     Trainer,
     TrainingDiverged,
 )
-from striate.train.state import load_state
+from striate.errors import ConfigError, StriateError
+from striate.state_file import load_state
 
 # fp32 whatever the CPU: "auto" picks bf16 on CPUs with native bf16, which changes the numbers.
 QUIET = dict(progress=False, device="cpu", tensorboard=False, precision="fp32")

@@ -16,8 +16,7 @@ import torch
 from striate.data.augment import AlternatingFlip, Compose, Mixup, RandomCrop
 from striate.data.imageset import ImageSet
 from striate.data.loader import BatchLoader, StreamingLoader
-from striate.errors import ConfigError
-from striate.train import (
+from striate.engine import (
     Checkpoint,
     CSVLogger,
     EarlyStopping,
@@ -26,9 +25,10 @@ from striate.train import (
     Trainer,
     distributed,
 )
-from striate.train.state import load_state
+from striate.errors import ConfigError
+from striate.state_file import load_state
 from tests.data.folder_fixtures import make_folder
-from tests.train import ddp_worker
+from tests.engine import ddp_worker
 
 TORCHRUN_ENV = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 

@@ -33,8 +33,8 @@ import torch.distributed as dist
 from torch import nn
 
 from striate.device import resolve_device
+from striate.engine.metrics import MetricTracker
 from striate.errors import ConfigError
-from striate.train.metrics import MetricTracker
 
 BACKENDS = ("auto", "gloo", "nccl")
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from striate.engine.losses import LOSSES, cross_entropy, make_loss, multiclass_hinge
 from striate.errors import ConfigError, StriateError
-from striate.train.losses import LOSSES, cross_entropy, make_loss, multiclass_hinge
 
 
 def _batch(n=16, c=7, seed=0, dtype=torch.float32):

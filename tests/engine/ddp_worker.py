@@ -1,6 +1,6 @@
 """The program test_distributed.py starts under torchrun (2 CPU processes, gloo).
 
-    torchrun --standalone --nproc_per_node 2 tests/train/ddp_worker.py OUT
+    torchrun --standalone --nproc_per_node 2 tests/engine/ddp_worker.py OUT
 
 OUT holds data.pt (the digits, from `save_digits`; reading it spares each process importing
 scikit-learn). Each process writes what it saw to OUT/result_<rank>.pt, what it printed to
@@ -21,8 +21,8 @@ import torch
 from striate import models
 from striate.data import BatchLoader, ImageSet
 from striate.data.augment import Mixup
-from striate.train import Callback, Trainer, TrainingDiverged, distributed
-from striate.train.state import load_state
+from striate.engine import Callback, Trainer, TrainingDiverged, distributed
+from striate.state_file import load_state
 
 QUIET = dict(device="cpu", tensorboard=False, precision="fp32")
 

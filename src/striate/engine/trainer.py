@@ -11,7 +11,7 @@ A step: forward under autocast → loss → backward (scaled for fp16) → non-f
 `last.safetensors` and returns; resuming from it continues exactly as the uninterrupted run would
 (same weights, data order and augmentation).
 
-Under torchrun (see `striate.train.distributed`) `fit` trains data-parallel: the model is wrapped
+Under torchrun (see `striate.engine.distributed`) `fit` trains data-parallel: the model is wrapped
 in DistributedDataParallel (`model` stays the plain module, so saved weights have their own
 names), each process takes its share of every global batch, the step loss and the epoch metrics
 are reduced across processes, `main_only` callbacks (printing, logging, checkpoints) run in
@@ -34,10 +34,8 @@ import torch
 from torch import nn
 
 from striate.device import resolve_device
-from striate.errors import ConfigError, StriateError
-from striate.evaluate.tta import parse_tta, tta_log_probs
-from striate.train import distributed
-from striate.train.callbacks import (
+from striate.engine import distributed
+from striate.engine.callbacks import (
     EMA,
     Callback,
     Checkpoint,
@@ -48,12 +46,14 @@ from striate.train.callbacks import (
     ProgressBar,
     TensorBoard,
 )
-from striate.train.losses import make_loss
-from striate.train.metrics import MetricTracker
-from striate.train.optim import make_optimizer
-from striate.train.precision import resolve_channels_last, resolve_precision
-from striate.train.schedules import Scheduler, schedule_for
-from striate.train.state import load_state
+from striate.engine.losses import make_loss
+from striate.engine.metrics import MetricTracker
+from striate.engine.optim import make_optimizer
+from striate.engine.precision import resolve_channels_last, resolve_precision
+from striate.engine.schedules import Scheduler, schedule_for
+from striate.errors import ConfigError, StriateError
+from striate.evaluate.tta import parse_tta, tta_log_probs
+from striate.state_file import load_state
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -722,7 +722,7 @@ class Trainer:
                 if self.channels_last and x.dim() == 4:
                     x = x.contiguous(memory_format=torch.channels_last)
                 # fp32 whatever the training precision: reported numbers must not depend on
-                # whether the CPU has native bf16 (see striate.train.precision)
+                # whether the CPU has native bf16 (see striate.engine.precision)
                 out = tta_log_probs(model, x, views, logits=self.loss_name in ("hinge", "svm"))
                 yield out, y.to(self.device)
 
@@ -798,7 +798,7 @@ class Trainer:
     ):
         """Sweep the lr geometrically from `start` to `end` with this trainer's optimiser, loss
         and precision; model and optimiser are restored afterwards. Returns an LRFinderResult."""
-        from striate.train.lr_finder import lr_find
+        from striate.engine.lr_finder import lr_find
 
         self._setup(model, train, None, parallel=False)  # each process sweeps on its own
 

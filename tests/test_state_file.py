@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from striate.errors import StriateError
-from striate.train.state import load_state, save_state
+from striate.state_file import load_state, save_state
 
 
 def test_nested_state_round_trips_with_key_types_and_tuples(tmp_path):

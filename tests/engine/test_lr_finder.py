@@ -14,8 +14,8 @@ from matplotlib.figure import Figure
 
 from striate.data.imageset import ImageSet
 from striate.data.loader import BatchLoader
+from striate.engine.lr_finder import LRFinderResult, lr_find
 from striate.errors import ConfigError
-from striate.train.lr_finder import LRFinderResult, lr_find
 
 
 def tiny_model(seed=0):

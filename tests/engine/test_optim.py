@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
+from striate.engine.optim import OPTIMIZERS, discriminative_groups, make_optimizer, param_groups
 from striate.errors import ConfigError
-from striate.train.optim import OPTIMIZERS, discriminative_groups, make_optimizer, param_groups
 
 
 class Net(nn.Module):

@@ -1,0 +1,86 @@
+"""Named things in one shape: a Registry maps names to objects, with a summary line each, so
+listings and help text are generated from it and an unknown name gets a did-you-mean hint.
+
+    SCHEDULES = Registry("schedule")
+    @SCHEDULES.register("cosine", summary="half a cosine from lr to 0")
+    def cosine(...): ...
+    SCHEDULES.get("cosine"); SCHEDULES.names(); "cosine" in SCHEDULES
+
+Used by models, schedules, optimisers, losses, augmentations, doctor checks and tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from striate.checks import did_you_mean
+from striate.errors import ConfigError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    name: str
+    obj: T
+    summary: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Registry(Generic[T]):
+    """Names → objects of one kind (`kind` names them in messages: "unknown schedule …")."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry[T]] = {}
+
+    def add(self, name: str, obj: T, summary: str = "", **meta: Any) -> T:
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is registered twice")
+        self._entries[name] = Entry(name, obj, summary or _first_line(obj), meta)
+        return obj
+
+    def register(self, name: str, summary: str = "", **meta: Any) -> Callable[[T], T]:
+        """Decorator form of `add`."""
+
+        def decorate(obj: T) -> T:
+            return self.add(name, obj, summary, **meta)
+
+        return decorate
+
+    def get(self, name: str) -> T:
+        return self.entry(name).obj
+
+    def entry(self, name: str) -> Entry[T]:
+        if not isinstance(name, str) or name not in self._entries:
+            raise ConfigError(
+                f"unknown {self.kind} {name!r}; the {self.kind}s are "
+                f"{', '.join(self._entries)}{did_you_mean(name, self._entries)}"
+            )
+        return self._entries[name]
+
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def entries(self) -> list[Entry[T]]:
+        return list(self._entries.values())
+
+    def help(self) -> str:
+        """One line per name ('name: summary'), for --help and listings."""
+        return "; ".join(f"{e.name}: {e.summary}" if e.summary else e.name for e in self.entries())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _first_line(obj: Any) -> str:
+    doc = getattr(obj, "__doc__", None) or ""
+    return doc.strip().splitlines()[0].rstrip(".") if doc.strip() else ""
