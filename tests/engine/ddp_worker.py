@@ -21,7 +21,7 @@ import torch
 from striate import models
 from striate.data import BatchLoader, ImageSet
 from striate.data.augment import Mixup
-from striate.engine import Callback, Trainer, TrainingDiverged, distributed
+from striate.engine import EMA, Callback, Trainer, TrainingDiverged, distributed
 from striate.state_file import load_state
 
 QUIET = dict(device="cpu", tensorboard=False, precision="fp32")
@@ -131,7 +131,7 @@ def run(out: Path) -> dict:
     # Ctrl-C in process 1 alone, in the middle of epoch 2, then resume: as if never stopped
     def resumable(folder, callbacks=(), resume=None):
         net = model(dropout=0.2)  # dropout draws from each process's own generator
-        tr = trainer(folder, callbacks=callbacks, epochs=3, ema=0.9)
+        tr = trainer(folder, callbacks=[EMA(0.9), *callbacks], epochs=3)
         tr.fit(net, *loaders(train, test), resume=resume)
         return tr, net
 

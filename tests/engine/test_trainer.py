@@ -19,6 +19,7 @@ from striate.engine import (
     EMA,
     Callback,
     Checkpoint,
+    Classification,
     EarlyStopping,
     GradientClipping,
     Lookahead,
@@ -123,10 +124,8 @@ def test_resume_continues_exactly_as_the_uninterrupted_run(digits, tmp_path, sto
             nesterov=True,
             weight_decay=1e-3,
             schedule="onecycle",
-            ema=0.9,
-            lookahead=0.9,
             out=out,
-            callbacks=callbacks,
+            callbacks=[EMA(0.9), Lookahead(0.9), *callbacks],
             **{**QUIET, "precision": "auto"},
         )
         trainer.fit(
@@ -316,7 +315,7 @@ def test_translate_tta_averages_six_views_with_airbench_weights(digits, cpu_bf16
 @pytest.mark.parametrize("spec", ["flip,flip", "translate:0", "translate:x", "rotate", 3])
 def test_a_bad_tta_spec_is_refused_before_training(spec):
     with pytest.raises(ConfigError, match="tta"):
-        Trainer(epochs=1, tta=spec, **QUIET)
+        Trainer(epochs=1, task=Classification(tta=spec), **QUIET)
 
 
 def test_flip_tta_averages_the_probabilities_of_the_image_and_its_mirror(digits, cpu_bf16):
@@ -351,8 +350,8 @@ def test_label_smoothing_hinge_and_adam_variants_train(digits):
     train, _ = digits
     loader = BatchLoader(train, 64, device="cpu")
     for kw in (
-        dict(label_smoothing=0.1),
-        dict(loss="hinge"),
+        dict(task=Classification(label_smoothing=0.1)),
+        dict(task=Classification("hinge")),
         dict(opt="adamw", lr=1e-3),
         dict(opt="rmsprop", lr=1e-3),
         dict(opt="adagrad", lr=0.05),
@@ -405,12 +404,14 @@ def test_precision_and_memory_format(digits):
         (dict(lr=float("nan")), "learning rate"),
         (dict(epochs=0), "epochs"),
         (dict(epochs=2, steps=3), "exactly one"),
-        (dict(loss="l2"), "cross_entropy"),
+        (dict(task="l2"), "Task"),
     ],
 )
 def test_bad_settings_say_what_is_wrong(digits, kwargs, match):
     train, _ = digits
     kwargs = {"epochs": 1, **kwargs}
+    with pytest.raises(ConfigError, match="cross_entropy"):
+        Classification("l2")
     if kwargs.get("steps"):
         kwargs.pop("epochs", None) if kwargs.get("epochs") is None else None
     with pytest.raises(ConfigError, match=match):

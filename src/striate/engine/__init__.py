@@ -17,12 +17,15 @@ from striate.engine.callbacks import (
     ProgressBar,
     TensorBoard,
 )
+from striate.engine.classification import Classification
 from striate.engine.losses import LOSSES, cross_entropy, make_loss, multiclass_hinge
 from striate.engine.lr_finder import LRFinderResult, lr_find
 from striate.engine.metrics import MetricTracker, accuracy, topk_accuracy
 from striate.engine.optim import OPTIMIZERS, make_optimizer, param_groups
 from striate.engine.precision import PRECISIONS, resolve_precision
 from striate.engine.schedules import SCHEDULES, Schedule, Scheduler, make_schedule, plot_schedule
+from striate.engine.step import optimizer_step
+from striate.engine.task import TASKS, Evaluation, Step, Task
 from striate.engine.trainer import Trainer, TrainingDiverged
 
 __all__ = [
@@ -31,10 +34,13 @@ __all__ = [
     "OPTIMIZERS",
     "PRECISIONS",
     "SCHEDULES",
+    "TASKS",
     "CSVLogger",
     "Callback",
     "Checkpoint",
+    "Classification",
     "EarlyStopping",
+    "Evaluation",
     "GradientClipping",
     "LRFinderResult",
     "Lookahead",
@@ -42,6 +48,8 @@ __all__ = [
     "ProgressBar",
     "Schedule",
     "Scheduler",
+    "Step",
+    "Task",
     "TensorBoard",
     "Trainer",
     "TrainingDiverged",
@@ -52,6 +60,7 @@ __all__ = [
     "make_optimizer",
     "make_schedule",
     "multiclass_hinge",
+    "optimizer_step",
     "param_groups",
     "plot_schedule",
     "resolve_precision",

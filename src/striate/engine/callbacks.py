@@ -23,6 +23,7 @@ import io
 import json
 import math
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,14 +58,20 @@ class Callback:
         pass
 
 
-def _fmt(metrics: dict[str, float], keys: tuple[str, ...]) -> str:
+def _fmt(metrics: dict[str, float], keys: Iterable[str]) -> str:
     parts = []
     for k in keys:
         v = metrics.get(k)
         if v is None or (isinstance(v, float) and math.isnan(v)):
             continue
-        parts.append(f"{k} {v:.2%}" if k.endswith(("acc", "top5")) else f"{k} {v:.4g}")
+        parts.append(f"{k} {v:.2%}" if _is_fraction(k) else f"{k} {v:.4g}")
     return "  ".join(parts)
+
+
+def _is_fraction(name: str) -> bool:
+    """Accuracies (acc, top5, …) are shown as percentages."""
+    last = name.rsplit("_", 1)[-1]
+    return last == "acc" or (last.startswith("top") and last[3:].isdigit())
 
 
 class ProgressBar(Callback):
@@ -128,10 +135,7 @@ class ProgressBar(Callback):
         self._last = now
         running = trainer.running_metrics()
         speed = self._images / max(now - self._start, 1e-9)
-        stats = (
-            f"loss {running['loss']:.4f}  acc {running['acc']:.1%}  "
-            f"lr {trainer.lr:.2e}  {speed:,.0f} img/s"
-        )
+        stats = f"{_fmt(running, running)}  lr {trainer.lr:.2e}  {speed:,.0f} img/s"
         self.progress.update(self.task, advance=1, stats=stats)
         self.progress.refresh()
 
@@ -139,7 +143,7 @@ class ProgressBar(Callback):
         if self.task is not None:
             self.progress.remove_task(self.task)
             self.task = None
-        keys = ("train_loss", "train_acc", "val_loss", "val_acc", "val_top5")
+        keys = [k for k in metrics if k.startswith(("train_", "val_"))]
         self.console.print(
             f"epoch {trainer.epoch}/{trainer.epochs}  {_fmt(metrics, keys)}  "
             f"lr {trainer.lr:.2e}  {metrics.get('time', 0):.1f}s"

@@ -1,12 +1,15 @@
-"""The Trainer: one fixed training loop; every feature plugs in as a callback.
+"""The Trainer: one fixed training loop for every task; every feature plugs in as a callback.
 
     trainer = Trainer(epochs=10, opt="sgd", lr=0.1, schedule="onecycle", out="runs/x")
     trainer.fit(model, train_loader, val_loader)      # resume="runs/x" continues a stopped run
     trainer.evaluate(model, test_loader)              # {"loss", "acc", "top5"}
     trainer.predict(model, test_loader)               # class probabilities, N×C
 
-A step: forward under autocast → loss → backward (scaled for fp16) → non-finite loss check →
-`on_before_step` (clipping) → optimiser step → schedule step. Epochs end with validation and
+What a batch's loss is, and which metrics exist, is the `task`'s (`striate.engine.task`; the
+default is `Classification()`). A step is one closure (`closure_step`), shared by the SGD family,
+L-BFGS (whose closure covers the whole training set) and the LR finder: forward under autocast →
+the task's loss → backward (scaled for fp16) → non-finite loss check → `on_before_step`
+(clipping) → optimiser step; then the schedule steps. Epochs end with validation and
 `on_epoch_end` (logging, checkpoints, early stopping). Ctrl-C finishes the running step, saves
 `last.safetensors` and returns; resuming from it continues exactly as the uninterrupted run would
 (same weights, data order and augmentation).
@@ -33,29 +36,21 @@ from typing import Any
 import torch
 from torch import nn
 
+from striate.checks import positive_int
 from striate.device import resolve_device
 from striate.engine import distributed
-from striate.engine.callbacks import (
-    EMA,
-    Callback,
-    Checkpoint,
-    CSVLogger,
-    EarlyStopping,
-    GradientClipping,
-    Lookahead,
-    ProgressBar,
-    TensorBoard,
-)
-from striate.engine.losses import make_loss
-from striate.engine.metrics import MetricTracker
+from striate.engine.callbacks import EMA, Callback, Checkpoint, CSVLogger, ProgressBar, TensorBoard
+from striate.engine.classification import Classification
 from striate.engine.optim import make_optimizer
 from striate.engine.precision import resolve_channels_last, resolve_precision
 from striate.engine.schedules import Scheduler, schedule_for
+from striate.engine.step import optimizer_step
+from striate.engine.task import Task
 from striate.errors import ConfigError, StriateError
-from striate.evaluate.tta import parse_tta, tta_log_probs
+from striate.progress import progress_bar
 from striate.state_file import load_state
 
-Batch = tuple[torch.Tensor, torch.Tensor]
+Batch = tuple[torch.Tensor, ...]
 
 
 class TrainingDiverged(StriateError):
@@ -63,13 +58,17 @@ class TrainingDiverged(StriateError):
 
 
 class Trainer:
-    """Trains a classifier with the practice of the reference lectures; see the module docstring.
+    """Trains a model on a task with the practice of the reference lectures; see the module
+    docstring.
 
-    Give `epochs` or `steps` (optimiser steps). `opt`, `schedule` and `loss` are names
-    (see OPTIMIZERS, SCHEDULES, LOSSES); `schedule_options` go to `make_schedule` (durations in
-    epochs). `out` is the run folder for metrics, checkpoints and plots (None: write nothing).
-    `param_groups` (torch optimiser groups of the model's parameters, with their own "lr" if
-    wanted) replace the default groups: all parameters, biases and norm layers without decay.
+    Give `epochs` or `steps` (optimiser steps). `task` says what a batch's loss is and what is
+    measured (default `Classification()`). `opt` and `schedule` are names (see OPTIMIZERS,
+    SCHEDULES) or, for `opt`, a torch optimiser; `schedule_options` go to `make_schedule`
+    (durations in epochs). `out` is the run folder for metrics, checkpoints and plots (None: write
+    nothing). Features are `callbacks` (clipping, EMA, early stopping, …; `striate.train.run`
+    builds them from a config). `param_groups` (torch optimiser groups of the model's parameters,
+    with their own "lr" if wanted) replace the default groups: all parameters, biases and norm
+    layers without decay.
     """
 
     def __init__(
@@ -77,27 +76,18 @@ class Trainer:
         *,
         epochs: int | None = None,
         steps: int | None = None,
-        opt: str = "sgd",
+        task: Task | None = None,
+        opt: str | torch.optim.Optimizer = "sgd",
         lr: float = 0.01,
         weight_decay: float = 0.0,
         momentum: float | None = None,
         nesterov: bool = False,
         schedule: str = "constant",
         schedule_options: dict[str, Any] | None = None,
-        loss: str = "cross_entropy",
-        label_smoothing: float = 0.0,
         precision: str = "auto",
         channels_last: bool | str = "auto",
         device: str | torch.device = "auto",
         seed: int | None = 0,
-        clip_grad_norm: float | None = None,
-        clip_grad_value: float | None = None,
-        ema: float | None = None,
-        lookahead: float | None = None,
-        early_stopping: int | None = None,
-        monitor: str = "val_acc",
-        tta: bool | str = False,
-        topk: Sequence[int] = (1, 5),
         out: str | Path | None = None,
         progress: bool = True,
         tensorboard: bool | str = "auto",
@@ -105,44 +95,41 @@ class Trainer:
         param_groups: list[dict[str, Any]] | None = None,
     ) -> None:
         if (epochs is None) == (steps is None):
-            raise ConfigError("give the length of training as exactly one of epochs or steps")
-        for name, v in (("epochs", epochs), ("steps", steps)):
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+            raise ConfigError(
+                "Trainer: give the length of training as exactly one of epochs or steps"
+            )
+        positive_int("Trainer", "epochs", epochs, allow_none=True)
+        positive_int("Trainer", "steps", steps, allow_none=True)
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-            raise ConfigError(f"learning rate must be a positive number, got {lr!r}")
+            raise ConfigError(f"Trainer: learning rate must be a positive number, got {lr!r}")
+        if task is not None and not isinstance(task, Task):
+            raise ConfigError(
+                f"Trainer: task must be a striate.engine.Task (e.g. Classification()), got "
+                f"{type(task).__name__}"
+            )
+        self.task = task if task is not None else Classification()
         self.epochs_arg, self.steps_arg = epochs, steps
         self.param_groups = param_groups  # e.g. discriminative lrs; default: the whole model
         self.opt, self.lr_arg, self.weight_decay = opt, float(lr), float(weight_decay)
         self.momentum, self.nesterov = momentum, nesterov
         self.schedule, self.schedule_options = schedule, dict(schedule_options or {})
-        self.loss_fn = make_loss(loss, label_smoothing=label_smoothing)
-        self.loss_name = loss
         self.precision_arg, self.channels_last_arg = precision, channels_last
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
-        parse_tta(tta)  # a bad spec fails here, not after training
-        self.seed, self.tta, self.topk = seed, tta, tuple(topk)
-        self.monitor = monitor
+        self.seed = seed
         self.out = Path(out) if out is not None else None
 
         self.show_progress, self._fitting = progress, False
-        self.callbacks: list[Callback] = []
-        if progress:
-            self.callbacks.append(ProgressBar())
-        if clip_grad_norm is not None or clip_grad_value is not None:
-            self.callbacks.append(GradientClipping(clip_grad_norm, clip_grad_value))
-        if ema is not None:
-            self.callbacks.append(EMA(ema))
-        if lookahead is not None:
-            self.callbacks.append(Lookahead(lookahead))
+        given = list(callbacks)
+        own: list[Callback] = [ProgressBar()] if progress else []
         if self.out is not None:
-            self.callbacks += [CSVLogger(), Checkpoint(monitor)]
+            if not any(isinstance(cb, CSVLogger) for cb in given):
+                own.append(CSVLogger())
+            if not any(isinstance(cb, Checkpoint) for cb in given):
+                own.append(Checkpoint(self.task.monitor))
             if tensorboard is True or (tensorboard == "auto" and TensorBoard.available()):
-                self.callbacks.append(TensorBoard())
-        if early_stopping is not None:
-            self.callbacks.append(EarlyStopping(monitor, patience=early_stopping))
-        self.callbacks += list(callbacks)
+                own.append(TensorBoard())
+        self.callbacks: list[Callback] = own + given
         self._reset()
 
     # ------------------------------------------------------------------ state seen by callbacks
@@ -161,7 +148,7 @@ class Trainer:
         self.stop_reason: str | None = None
         self.interrupted = False
         self.last_batch_size = 0
-        self._running = torch.zeros(3, device=self.device)  # loss·n, correct, n this epoch
+        self._running = self._zero_running()  # the sums of the task's running_stats this epoch
         self.ddp: nn.Module | None = None  # the DistributedDataParallel wrapper while fitting
         self._ctrl_c = False  # Ctrl-C seen here, acted on once all processes agree
         self._ranks: dict[str, torch.Tensor] | None = None  # gathered for the next checkpoint
@@ -204,8 +191,11 @@ class Trainer:
         return min(len(self.train_loader) - self._skip, left)
 
     def running_metrics(self) -> dict[str, float]:
-        loss_n, correct, n = self._running.tolist()
-        return {"loss": loss_n / max(n, 1), "acc": correct / max(n, 1)}
+        """This epoch's running training metrics so far (the task's, e.g. loss and acc)."""
+        return self.task.summarize(self._running)
+
+    def _zero_running(self) -> torch.Tensor:
+        return torch.zeros(len(self.task.running_stats), device=self.device)
 
     # ------------------------------------------------------------------ setup
 
@@ -254,6 +244,7 @@ class Trainer:
                 momentum=self.momentum,
                 nesterov=self.nesterov,
             )
+        self.task.check(self.model, self)
         self.lbfgs = isinstance(self.optimizer, torch.optim.LBFGS)
         if self.lbfgs and parallel:
             raise ConfigError(
@@ -349,6 +340,7 @@ class Trainer:
             "callbacks": {
                 f"{i}:{type(cb).__name__}": cb.state_dict() for i, cb in enumerate(self.callbacks)
             },
+            "task": self.task.state_dict(),
         }
 
     def _restore(self, resume: str | Path) -> None:
@@ -390,6 +382,7 @@ class Trainer:
                 self._running = mine[self.rank].to(self.device)
             elif not self.is_main:
                 self._running.zero_()  # process 0 carries the sum of all
+        self.task.load_state_dict(state.get("task", {}))
         saved = state["callbacks"]
         for i, cb in enumerate(self.callbacks):
             key = f"{i}:{type(cb).__name__}"
@@ -469,9 +462,10 @@ class Trainer:
         left = self.total_steps - self.step
         todo = self.steps_in_epoch()
         done = 0
-        for x, y in self.train_loader:
+        for batch in self.train_loader:
             lr, momentum = self.lr, self.momentum_now  # what this step uses
-            loss = self._train_step(x, y)
+            loss = self.task.train_step(self, batch)
+            self.scheduler.step()
             self.step += 1
             self._log_step(loss, lr, momentum)
             self._call("on_step_end", loss)
@@ -483,116 +477,77 @@ class Trainer:
         self._skip = 0
         return done >= todo or not self.interrupted
 
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        if self.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        if self.ddp is not None:
-            return self._parallel_step(x, y)
-        with self.precision.autocast():
-            logits = self.model(x)
-            loss = self.loss_fn(logits, y)
-        value = self._optimise(loss)
-        self.scheduler.step()
-        labels = y.argmax(1) if y.dim() == 2 else y
-        self.last_batch_size = n = len(labels)
-        self._running[0] += loss.detach().float() * n
-        self._running[1] += (logits.detach().argmax(1) == labels).sum()
-        self._running[2] += n
-        return value
-
-    def _parallel_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        """A step on this process's share of the global batch, through the DDP wrapper.
-
-        DDP averages the processes' gradients; weighting each process's mean loss by its share
-        of the batch, n_r·W/n, makes that average the gradient of the global batch's mean loss
-        when a short last batch is split unevenly (the weight is 1 for every other batch)."""
-        labels = y.argmax(1) if y.dim() == 2 else y
-        n = len(labels)
-        total = getattr(self.train_loader, "global_size", 0) or n * self.world_size
-        with self.precision.autocast():
-            logits = self.ddp(x)
-            loss = self.loss_fn(logits, y)
-        weight = n * self.world_size / total
-        value = self._optimise(loss, n=n, weight=weight)
-        self.scheduler.step()
-        self.last_batch_size = total
-        self._running[0] += loss.detach().float() * n
-        self._running[1] += (logits.detach().argmax(1) == labels).sum()
-        self._running[2] += n
-        return value
-
-    def _optimise(
-        self, loss: torch.Tensor, diverged: str = "raise", n: int = 0, weight: float = 1.0
-    ) -> float:
-        """Backward, the non-finite check, `on_before_step` hooks and the optimiser step.
-
-        A non-finite loss raises TrainingDiverged, or with `diverged="return"` skips the step
-        and returns it (the LR finder ends its sweep on it). Under DDP the returned loss is the
-        mean over all processes' `n` samples, so all of them see the same value and agree."""
-        self.optimizer.zero_grad(set_to_none=True)
-        scaled = loss if weight == 1.0 else loss * weight
-        if self.scaler is not None:
-            self.scaler.scale(scaled).backward()
-            self.scaler.unscale_(self.optimizer)
-        else:
-            scaled.backward()
-        if self.ddp is not None:
-            sums = torch.tensor(
-                [float(loss.detach()) * n, n], dtype=torch.float64, device=self.device
-            )
-            loss_n, count = distributed.all_reduce_sum(sums).tolist()
-            value = loss_n / count
-        else:
-            value = float(loss.detach())
-        if not math.isfinite(value):
-            if diverged == "return":
-                return value
-            raise TrainingDiverged(self._diagnose(value))
-        self._call("on_before_step")
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
-        return value
-
     def _lbfgs_epoch(self) -> bool:
-        """One full-batch L-BFGS step: the closure sums the loss over every training batch."""
-        loader, n_total = self.train_loader, None
-
-        def closure() -> torch.Tensor:
-            nonlocal n_total
-            self.optimizer.zero_grad(set_to_none=True)
-            if hasattr(loader, "set_epoch"):
-                loader.set_epoch(self.epoch)  # the same batches at every evaluation
-            total, n = torch.zeros((), device=self.device), 0
-            stats = torch.zeros(3, device=self.device)
-            batches = list(loader)
-            n_total = sum(len(y) for _, y in batches)
-            for x, y in batches:
-                with self.precision.autocast():
-                    logits = self.model(x)
-                    loss = self.loss_fn(logits, y) * (len(y) / n_total)
-                loss.backward()
-                total = total + loss.detach()
-                n += len(y)
-                labels = y.argmax(1) if y.dim() == 2 else y
-                stats[0] += loss.detach().float() * n_total
-                stats[1] += (logits.detach().argmax(1) == labels).sum()
-                stats[2] += len(y)
-            self._running = stats
-            return total
-
+        """One full-batch L-BFGS step: the closure covers every training batch."""
+        if hasattr(self.train_loader, "set_epoch"):
+            self.train_loader.set_epoch(self.epoch)  # the same batches at every evaluation
         lr = self.lr
-        loss = self.optimizer.step(closure)
-        value = float(loss)
-        if not math.isfinite(value):
-            raise TrainingDiverged(self._diagnose(value))
+        value = self.closure_step(list(self.train_loader))
         self.step += 1
-        self.last_batch_size = n_total or 0
         self._log_step(value, lr, None)
         self._call("on_step_end", value)
         return True
+
+    def closure_step(self, batches: Sequence[Batch], *, diverged: str = "raise") -> float:
+        """One optimiser step on the mean loss of `batches` (one minibatch; for L-BFGS the whole
+        training set), through one closure; returns the loss.
+
+        A non-finite loss raises TrainingDiverged, or with `diverged="return"` skips the step
+        and returns it (the LR finder ends its sweep on it). Under DDP each process weights its
+        mean loss by its share of the global batch, n_r·W/n: DDP averages the processes'
+        gradients, and this makes the average the gradient of the global batch's mean loss when
+        a short last batch is split unevenly (the weight is 1 for every other batch). The loss
+        returned is then the mean over all processes' samples, so all of them agree."""
+        model = self.ddp if self.ddp is not None else self.model
+        sizes = [self.task.size(b) for b in batches]
+        n = sum(sizes)
+        total = n
+        if self.ddp is not None:
+            total = getattr(self.train_loader, "global_size", 0) or n * self.world_size
+        share = n * self.world_size / total if self.ddp is not None else 1.0
+        sums: dict[str, torch.Tensor] = {}
+
+        def closure() -> torch.Tensor:
+            self.optimizer.zero_grad(set_to_none=True)
+            mean, stats = torch.zeros((), device=self.device), None
+            for batch, size in zip(batches, sizes, strict=True):
+                with self.precision.autocast():
+                    step = self.task.training_step(model, self._memory_format(batch))
+                part = step.loss if size == n else step.loss * (size / n)
+                scaled = part if share == 1.0 else part * share
+                (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+                mean = mean + part.detach().float()
+                stats = step.stats if stats is None else stats + step.stats
+            sums["stats"] = stats
+            return mean
+
+        def value(loss: torch.Tensor) -> float:
+            if self.ddp is None:
+                return float(loss)
+            both = torch.tensor([float(loss) * n, n], dtype=torch.float64, device=self.device)
+            loss_n, count = distributed.all_reduce_sum(both).tolist()
+            return loss_n / count
+
+        result = optimizer_step(
+            self.optimizer,
+            closure,
+            value=value,
+            before_step=lambda: self._call("on_before_step"),
+            scaler=self.scaler,
+        )
+        if not math.isfinite(result):
+            if diverged == "return":
+                return result
+            raise TrainingDiverged(self._diagnose(result))
+        self._running += sums["stats"].to(self._running.device)
+        self.last_batch_size = total
+        return result
+
+    def _memory_format(self, batch: Batch) -> Batch:
+        x = batch[0]
+        if self.channels_last and x.dim() == 4:
+            return (x.contiguous(memory_format=torch.channels_last), *batch[1:])
+        return batch
 
     def _log_step(self, loss: float, lr: float, momentum: float | None) -> None:
         log = self.steps_log
@@ -609,19 +564,14 @@ class Trainer:
             distributed.broadcast_buffers(self.model)
             if self.eval_model is not self.model:
                 distributed.broadcast_buffers(self.eval_model)
-        train = self.running_metrics()
-        metrics: dict[str, float] = {
-            "epoch": self.epoch,
-            "step": self.step,
-            "train_loss": train["loss"],
-            "train_acc": train["acc"],
-        }
+        metrics: dict[str, float] = {"epoch": self.epoch, "step": self.step}
+        metrics.update({f"train_{k}": v for k, v in self.running_metrics().items()})
         if val is not None:
             metrics.update({f"val_{k}": v for k, v in self.evaluate(self.eval_model, val).items()})
         metrics["lr"] = self.lr
         metrics["time"] = seconds
         self.history.append(metrics)
-        self._running = torch.zeros(3, device=self.device)
+        self._running = self._zero_running()
         if self.ddp is not None:
             self._gather_ranks()
         self._call("on_epoch_end", metrics)
@@ -709,73 +659,66 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
 
-    def _outputs(
-        self, model: nn.Module, data: Iterable[Batch], tta: bool | str | None = None
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """(log-probabilities or logits, targets) per batch, computed in fp32; TTA averages the
-        probabilities of fixed views of each image (`striate.evaluate.tta`)."""
-        views = parse_tta(self.tta if tta is None else tta)
+    def eval_batches(
+        self, model: nn.Module, data: Iterable[Batch], label: str = "evaluating"
+    ) -> Iterator[Batch]:
+        """`data`'s batches on this trainer's device and memory format, with `model` in eval
+        mode and gradients off, and a progress bar when this trainer shows progress and is not
+        fitting (validation runs inside the epoch's bar). Evaluation is fp32 whatever the
+        training precision: reported numbers must not depend on whether the CPU has native bf16
+        (see striate.engine.precision)."""
+        self._prepare_eval(model)
         model.eval()
-        with torch.no_grad():
-            for x, y in self._with_progress(data, len(views)):
-                x = x.to(self.device)
-                if self.channels_last and x.dim() == 4:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                # fp32 whatever the training precision: reported numbers must not depend on
-                # whether the CPU has native bf16 (see striate.engine.precision)
-                out = tta_log_probs(model, x, views, logits=self.loss_name in ("hinge", "svm"))
-                yield out, y.to(self.device)
-
-    def _with_progress(self, data: Iterable[Batch], views: int) -> Iterator[Batch]:
-        """The batches, with a progress bar when this trainer shows progress and is not fitting
-        (validation runs inside the epoch's bar)."""
         shown = self.show_progress and not self._fitting and self.is_main
-        if not shown or not hasattr(data, "__len__"):
-            yield from data
-            return
-        from striate.progress import progress_bar
+        with torch.no_grad():
+            if not shown or not hasattr(data, "__len__"):
+                for batch in data:
+                    yield self._on_device(batch)
+                return
+            with progress_bar(label, len(data), "batches") as advance:
+                for batch in data:
+                    yield self._on_device(batch)
+                    advance(1)
 
-        label = "evaluating" + (f" ({views} views per image)" if views > 1 else "")
-        with progress_bar(label, len(data), "batches") as advance:
-            for batch in data:
-                yield batch
-                advance(1)
+    def _on_device(self, batch: Batch) -> Batch:
+        return self._memory_format(tuple(t.to(self.device) for t in batch))
 
-    def evaluate(
-        self, model: nn.Module, data: Iterable[Batch], *, tta: bool | str | None = None
-    ) -> dict[str, float]:
-        """Loss, accuracy and top-k accuracy of `model` on `data` (flip TTA when asked).
+    def evaluate(self, model: nn.Module, data: Iterable[Batch], **options: Any) -> dict[str, float]:
+        """The task's metrics of `model` on `data` (for classification: loss, accuracy and top-k
+        accuracy; `tta=` overrides the task's test-time augmentation).
 
         Under torchrun, with a loader that shares its batches among the processes, every
         process must call it: the sums are reduced, and all get the metrics of the whole set."""
-        self._prepare_eval(model)
-        tracker: MetricTracker | None = None
-        for out, y in self._outputs(model, data, tta):
-            if tracker is None:
-                tracker = MetricTracker(out.shape[1], self.topk)
-            tracker.update(out, y, self.loss_fn(out, y))
-        if tracker is None:
+        evaluation = self.task.evaluation(**options)
+        label = self._eval_label(options)
+        seen = False
+        for batch in self.eval_batches(model, data, label):
+            evaluation.update(model, batch)
+            seen = True
+        if not seen:
             raise ConfigError("the evaluation data yields no batches")
         if getattr(data, "world_size", 1) > 1 and distributed.is_distributed():
-            distributed.all_reduce_tracker(tracker)
-        return tracker.compute()
+            evaluation.reduce()
+        return evaluation.compute()
 
     def predict(
-        self,
-        model: nn.Module,
-        data: Iterable[Batch] | torch.Tensor,
-        *,
-        tta: bool | str | None = None,
+        self, model: nn.Module, data: Iterable[Batch] | torch.Tensor, **options: Any
     ) -> torch.Tensor:
-        """Class probabilities (N×C float32, on the CPU) for a loader or a batch of images
-        (under torchrun, of this process's share of a loader that shares its batches)."""
-        self._prepare_eval(model)
+        """The task's predictions (for classification: class probabilities, N×C float32) for a
+        loader or a batch of inputs, on the CPU (under torchrun, of this process's share of a
+        loader that shares its batches)."""
         if isinstance(data, torch.Tensor):
-            data = [(data, torch.zeros(len(data), dtype=torch.int64))]
-        probs = []
-        for out, _ in self._outputs(model, data, tta):
-            probs.append(out.softmax(1).cpu())
-        return torch.cat(probs)
+            data = [(data,)]
+        outputs = [
+            self.task.predict(model, batch[0], **options).float().cpu()
+            for batch in self.eval_batches(model, data, self._eval_label(options))
+        ]
+        return torch.cat(outputs)
+
+    def _eval_label(self, options: dict[str, Any]) -> str:
+        views = getattr(self.task, "views", None)
+        n = views(options.get("tta")) if views is not None else 1
+        return "evaluating" + (f" ({n} views per image)" if n > 1 else "")
 
     def _prepare_eval(self, model: nn.Module) -> None:
         if not hasattr(self, "channels_last"):
@@ -796,20 +739,21 @@ class Trainer:
         beta: float = 0.98,
         diverge: float = 4.0,
     ):
-        """Sweep the lr geometrically from `start` to `end` with this trainer's optimiser, loss
-        and precision; model and optimiser are restored afterwards. Returns an LRFinderResult."""
+        """Sweep the lr geometrically from `start` to `end` with this trainer's task, optimiser
+        and precision, through the same step as training; the callbacks that shape training (not
+        those that report it: `main_only` ones) start as in `fit`, so a model trains as designed
+        (cifar_fast's whitening). Model and optimiser are restored afterwards. Returns an
+        LRFinderResult."""
         from striate.engine.lr_finder import lr_find
 
         self._setup(model, train, None, parallel=False)  # each process sweeps on its own
+        for cb in self.callbacks:
+            if not cb.main_only:
+                cb.on_fit_start(self)
 
         def step(batch: Batch) -> float:
-            x, y = batch
-            if self.channels_last and x.dim() == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
             self.model.train()
-            with self.precision.autocast():
-                loss = self.loss_fn(self.model(x), y)
-            return self._optimise(loss, diverged="return")
+            return self.closure_step([batch], diverged="return")
 
         return lr_find(
             self.model,

@@ -30,6 +30,8 @@ from torch import nn
 
 from striate._atomic import atomic_write
 from striate.engine.callbacks import Callback
+from striate.engine.classification import Classification
+from striate.engine.trainer import Trainer
 from striate.errors import ConfigError, StriateError
 
 if TYPE_CHECKING:
@@ -162,8 +164,6 @@ def evaluate_ensemble(
     """
     from striate.data import BatchLoader, ImageSet
     from striate.engine.metrics import MetricTracker
-    from striate.engine.trainer import Trainer
-
     models, labels = load_members(members, device="cpu")
     names = list(names) if names is not None else labels
     if len(names) != len(models):
@@ -171,9 +171,8 @@ def evaluate_ensemble(
     log_w = _log_weights(weights, len(models))
     trainer = Trainer(
         epochs=1,
+        task=Classification(tta=tta, topk=topk),
         device=device,
-        tta=tta,
-        topk=topk,
         progress=False,
         tensorboard=False,
     )
@@ -196,9 +195,8 @@ def evaluate_ensemble(
     logps = []
     for name, model in zip(names, models, strict=True):
         outs, ys = [], []
-        trainer._prepare_eval(model)  # the device and memory format evaluate() would use
-        for out, y in trainer._outputs(model, data, tta):
-            outs.append(out.float().log_softmax(1).cpu())
+        for x, y in trainer.eval_batches(model, data):
+            outs.append(trainer.task.log_probs(model, x, tta).float().log_softmax(1).cpu())
             ys.append(y.cpu())
         if not outs:
             raise ConfigError("the evaluation data yields no batches")

@@ -29,16 +29,9 @@ def per_sample(
 
 
 def score(trainer: Trainer, probs: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    """Loss (the trainer's loss function), accuracy and top-k accuracy from `per_sample`'s
-    probabilities: `trainer.evaluate`'s numbers without a second pass over the data (cross-entropy
-    and the multiclass hinge loss depend on the scores only up to a shift per sample, so the log
-    of the probabilities gives the loss of the logits)."""
-    from striate.engine.metrics import MetricTracker
-
-    log_p = probs.clamp_min(torch.finfo(probs.dtype).tiny).log()
-    tracker = MetricTracker(probs.shape[1], trainer.topk)
-    tracker.update(log_p, labels, trainer.loss_fn(log_p, labels))
-    return tracker.compute()
+    """`trainer.evaluate`'s numbers from `per_sample`'s probabilities, without a second pass
+    over the data (`Classification.score`)."""
+    return trainer.task.score(probs, labels)
 
 
 def evaluation_data(

@@ -25,10 +25,14 @@ from striate._atomic import atomic_write
 from striate.data import BatchLoader, ImageSet, Normalizer, load_dataset, train_val_split
 from striate.data.augment_spec import parse_augment, untrained_views
 from striate.data.splits import stratified_split
+from striate.engine.callbacks import EMA, Callback, EarlyStopping, GradientClipping, Lookahead
+from striate.engine.classification import Classification
+from striate.engine.task import Task
 from striate.engine.trainer import Trainer
 from striate.errors import ConfigError, StriateError
 from striate.outputs import check_folder, clear_folder, default_folder
 from striate.train.config import TrainConfig
+from striate.train.ensemble import Snapshots
 from striate.train.recipes import model_callbacks
 from striate.train.run_report import striate_version, timestamp, write_run_report
 
@@ -139,16 +143,35 @@ def finetune_setup(config: TrainConfig, model: torch.nn.Module) -> dict[str, Any
     return {"param_groups": groups, "callbacks": [FreezeFrozen(frozen)] if frozen else []}
 
 
-def build_trainer(config: TrainConfig, out: Path | None, progress: bool, **extra: Any) -> Trainer:
-    extra.setdefault("device", config.device)
-    if config.snapshots is not False and out is not None:
-        from striate.train.ensemble import Snapshots
+def make_task(config: TrainConfig) -> Classification:
+    """The run's task: classification with the config's loss, smoothing and TTA."""
+    return Classification(config.loss, label_smoothing=config.label_smoothing, tta=config.tta)
 
-        every = None if config.snapshots is True else config.snapshots
-        extra["callbacks"] = [*extra.get("callbacks", ()), Snapshots(every)]
+
+def config_callbacks(config: TrainConfig, task: Task, out: Path | None) -> list[Callback]:
+    """The callbacks the config's features ask for, one line per feature (the Trainer's loop
+    knows none of them)."""
+    every = None if config.snapshots is True else config.snapshots
+    made = [
+        config.clip_grad is not None and GradientClipping(config.clip_grad),
+        config.ema is not None and EMA(config.ema),
+        config.lookahead is not None and Lookahead(config.lookahead),
+        config.early_stopping is not None and EarlyStopping(task.monitor, config.early_stopping),
+        config.snapshots is not False and out is not None and Snapshots(every),
+    ]
+    return [cb for cb in made if cb]
+
+
+def build_trainer(config: TrainConfig, out: Path | None, progress: bool, **extra: Any) -> Trainer:
+    """The Trainer of `config`: its task, optimiser and schedule, and the callbacks of its
+    features before those in `extra["callbacks"]` (fine-tuning, the model's own)."""
+    extra.setdefault("device", config.device)
+    task = make_task(config)
+    extra["callbacks"] = [*config_callbacks(config, task, out), *extra.get("callbacks", ())]
     return Trainer(
         epochs=config.epochs,
         steps=config.steps,
+        task=task,
         opt=config.opt,
         lr=config.lr,
         weight_decay=config.wd,
@@ -156,16 +179,9 @@ def build_trainer(config: TrainConfig, out: Path | None, progress: bool, **extra
         nesterov=config.nesterov and config.opt == "sgd",  # the default is for SGD only
         schedule=config.schedule,
         schedule_options=config.schedule_options,
-        loss=config.loss,
-        label_smoothing=config.label_smoothing,
         precision=config.precision,
         channels_last=config.channels_last,
         seed=config.seed,
-        clip_grad_norm=config.clip_grad,
-        ema=config.ema,
-        lookahead=config.lookahead,
-        early_stopping=config.early_stopping,
-        tta=config.tta,
         out=out,
         progress=progress,
         **extra,
