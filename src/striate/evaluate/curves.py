@@ -1,4 +1,5 @@
-"""Training curves: per-epoch loss and accuracy, per-step learning rate, momentum and loss.
+"""Training curves: per-epoch loss and accuracy (or a task's metrics), per-step learning rate,
+momentum and loss.
 
 The training engine hands over plain Python data at the end of a run (a list of per-epoch dicts, a
 dict of per-step lists); every function here returns a matplotlib ``Figure`` (no pyplot state) that
@@ -27,7 +28,6 @@ from striate.errors import ConfigError
 
 __all__ = ["plot_history", "plot_losses", "plot_steps", "smooth"]
 
-HISTORY_KEYS = ("train_loss", "val_loss", "train_acc", "val_acc")
 STEP_KEYS = ("step", "lr", "momentum", "loss")
 MARKERS_UP_TO = 30  # epochs or points; beyond this, markers would only blur the line
 
@@ -77,12 +77,15 @@ def _log_if_wide(ax, values: np.ndarray, decades: float = 2.0) -> None:
         ax.set_yscale("log")
 
 
-def plot_history(history: Sequence[Mapping[str, Any]]) -> Figure:
-    """Loss and accuracy (in %) per epoch, train and validation, in two panels.
+def plot_history(
+    history: Sequence[Mapping[str, Any]], metrics: Sequence[str] = ("loss", "acc")
+) -> Figure:
+    """One panel per metric per epoch, train and validation: by default loss and accuracy (in
+    %), a classifier's; a task gives its own (`metrics=("loss", "psnr")`).
 
-    `history` holds one dict per epoch with ``"epoch"`` and any of ``"train_loss"``,
-    ``"val_loss"``, ``"train_acc"``, ``"val_acc"`` (accuracies as fractions in [0, 1]). A key
-    missing or NaN in some epochs leaves a gap that the line bridges; other keys are ignored.
+    `history` holds one dict per epoch with ``"epoch"`` and any of ``"train_<metric>"``,
+    ``"val_<metric>"`` (accuracies as fractions in [0, 1]). A key missing or NaN in some epochs
+    leaves a gap that the line bridges; other keys are ignored.
     """
     if isinstance(history, (str, bytes, Mapping)) or not isinstance(history, Sequence):
         raise ConfigError(
@@ -95,12 +98,16 @@ def plot_history(history: Sequence[Mapping[str, Any]]) -> Figure:
                 f"got {type(row).__name__}"
             )
     epochs = _series([row.get("epoch", i + 1) for i, row in enumerate(history)], "epoch")
-    cols = {k: _series([row.get(k) for row in history], k) for k in HISTORY_KEYS}
+    keys = [f"{split}_{m}" for m in metrics for split in ("train", "val")]
+    cols = {k: _series([row.get(k) for row in history], k) for k in keys}
 
-    fig = Figure(figsize=(10, 4))
-    ax_loss, ax_acc = fig.subplots(1, 2)
+    fig = Figure(figsize=(5 * len(metrics), 4))
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     marker = "o" if len(history) <= MARKERS_UP_TO else None
-    for ax, kind, scale, label in ((ax_loss, "loss", 1.0, "loss"), (ax_acc, "acc", 100.0, "%")):
+    for ax, kind in zip(axes, metrics, strict=True):
+        percent = kind == "acc" or (kind.startswith("top") and kind[3:].isdigit())
+        scale, label = (100.0, "%") if percent else (1.0, kind)
+        title = "accuracy" if kind == "acc" else kind
         drawn = False
         for split, style in (("train", "-"), ("val", "--")):
             y = cols[f"{split}_{kind}"] * scale
@@ -109,7 +116,6 @@ def plot_history(history: Sequence[Mapping[str, Any]]) -> Figure:
                 name = "train" if split == "train" else "validation"
                 ax.plot(epochs[ok], y[ok], style, marker=marker, ms=4, label=name)
                 drawn = True
-        title = "loss" if kind == "loss" else "accuracy"
         ax.set_title(title, fontsize=10)
         if drawn:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 2.5
@@ -119,11 +125,12 @@ def plot_history(history: Sequence[Mapping[str, Any]]) -> Figure:
             ax.legend(fontsize=8)
         else:
             _no_data(ax, f"no {title} recorded")
-    best = cols["val_acc"]
-    if np.isfinite(best).any():
-        i = int(np.nanargmax(best))
-        title = f"accuracy (best validation {best[i]:.2%} at epoch {epochs[i]:g})"
-        ax_acc.set_title(title, fontsize=10)
+        best = cols[f"val_{kind}"]
+        if percent and np.isfinite(best).any():
+            i = int(np.nanargmax(best))
+            ax.set_title(
+                f"{title} (best validation {best[i]:.2%} at epoch {epochs[i]:g})", fontsize=10
+            )
     fig.tight_layout()
     return fig
 

@@ -205,63 +205,14 @@ def _value(name: str, v: Any) -> str:
     return _number(v)
 
 
-def _sections(
-    title: str,
-    run: Mapping[str, Any],
-    config: Mapping[str, Any],
-    history: Sequence[Mapping[str, Any]],
-    steps: Mapping[str, Sequence[float]],
-    final: Mapping[str, Any],
+def _classification_sections(
     classes: Sequence[str],
     confusion: np.ndarray | None,
     pairs: list[tuple[str, str, int]] | None,
     worst: tuple[np.ndarray, dict[str, list]] | None,
-    extra_sections: Sequence[tuple[str, str]],
-    doctor: Mapping[str, Any] | None = None,
 ) -> Iterator[str]:
-    """The HTML document in pieces, so the file is written as each figure is drawn."""
-    yield (
-        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-        f"<h1>{_e(title)}</h1>\n"
-        f'<p class="meta">striate {_e(striate.__version__)} run report</p>\n'
-    )
-
-    if run:
-        yield "<section>\n<h2>Run</h2>\n"
-        yield _table(("what", "value"), [(k, _number(v)) for k, v in run.items()])
-        yield "\n</section>\n"
-
-    yield "<section>\n<h2>Final metrics</h2>\n"
-    if final:
-        rows = [(k, _value(k, v)) for k, v in final.items()]
-        yield _table(("metric", "value"), rows, numeric={1})
-    else:
-        yield _na()
-    yield "\n</section>\n"
-
-    yield "<section>\n<h2>Configuration</h2>\n"
-    if config:
-        text = json.dumps(_jsonable(config), indent=2, ensure_ascii=False, default=str)
-        yield f"<pre>{_e(text)}</pre>"
-    else:
-        yield _na()
-    yield "\n</section>\n"
-
-    yield "<section>\n<h2>Training curves</h2>\n"
-    yield (
-        _img(plot_history(history), "loss and accuracy per epoch")
-        if history
-        else _na("per-epoch history")
-    )
-    has_steps = any(np.size(v) for v in steps.values())
-    yield (
-        _img(plot_steps(steps), "learning rate, momentum and loss per step")
-        if has_steps
-        else _na("per-step values")
-    )
-    yield "\n</section>\n"
-
+    """The confusion matrix, the most confused pairs and the worst test images (a classifier's
+    run; other tasks have no classes)."""
     yield "<section>\n<h2>Confusion matrix</h2>\n"
     if confusion is not None:
         cm = np.asarray(confusion)
@@ -295,6 +246,66 @@ def _sections(
         yield _na()
     yield "\n</section>\n"
 
+
+def _sections(
+    title: str,
+    run: Mapping[str, Any],
+    config: Mapping[str, Any],
+    history: Sequence[Mapping[str, Any]],
+    steps: Mapping[str, Sequence[float]],
+    final: Mapping[str, Any],
+    classes: Sequence[str],
+    confusion: np.ndarray | None,
+    pairs: list[tuple[str, str, int]] | None,
+    worst: tuple[np.ndarray, dict[str, list]] | None,
+    extra_sections: Sequence[tuple[str, str]],
+    doctor: Mapping[str, Any] | None = None,
+    metrics: Sequence[str] = ("loss", "acc"),
+) -> Iterator[str]:
+    """The HTML document in pieces, so the file is written as each figure is drawn."""
+    yield (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        f"<h1>{_e(title)}</h1>\n"
+        f'<p class="meta">striate {_e(striate.__version__)} run report</p>\n'
+    )
+
+    if run:
+        yield "<section>\n<h2>Run</h2>\n"
+        yield _table(("what", "value"), [(k, _number(v)) for k, v in run.items()])
+        yield "\n</section>\n"
+
+    yield "<section>\n<h2>Final metrics</h2>\n"
+    if final:
+        rows = [(k, _value(k, v)) for k, v in final.items()]
+        yield _table(("metric", "value"), rows, numeric={1})
+    else:
+        yield _na()
+    yield "\n</section>\n"
+
+    yield "<section>\n<h2>Configuration</h2>\n"
+    if config:
+        text = json.dumps(_jsonable(config), indent=2, ensure_ascii=False, default=str)
+        yield f"<pre>{_e(text)}</pre>"
+    else:
+        yield _na()
+    yield "\n</section>\n"
+
+    yield "<section>\n<h2>Training curves</h2>\n"
+    yield (
+        _img(plot_history(history, metrics), f"{' and '.join(metrics)} per epoch")
+        if history
+        else _na("per-epoch history")
+    )
+    has_steps = any(np.size(v) for v in steps.values())
+    yield (
+        _img(plot_steps(steps), "learning rate, momentum and loss per step")
+        if has_steps
+        else _na("per-step values")
+    )
+    yield "\n</section>\n"
+    if classes:
+        yield from _classification_sections(classes, confusion, pairs, worst)
     if doctor is not None:
         yield f"<section>\n<h2>Doctor</h2>\n{doctor_section(doctor)}\n</section>\n"
     for heading, body in extra_sections:
@@ -316,6 +327,7 @@ def write_report(
     worst: Mapping[str, Any] | None = None,
     extra_sections: Sequence[tuple[str, str]] = (),
     doctor: Mapping[str, Any] | None = None,
+    metrics: Sequence[str] = ("loss", "acc"),
 ) -> Path:
     """Write the self-contained HTML report of a run to `path` (atomically) and return the path.
 
@@ -327,6 +339,8 @@ def write_report(
     "prob": floats}`` for the test images with the highest loss. `extra_sections` are
     (heading, html) pairs appended as they are; the html is trusted, the heading escaped.
     `doctor` is a `DoctorReport.to_dict()` (`striate doctor`), shown as a "Doctor" section.
+    `metrics` are the per-epoch curves drawn (a task's `metrics`); without `classes` (a task
+    other than classification) the confusion and worst-image sections are left out.
     """
     path = Path(path)
     if path.is_dir():
@@ -380,6 +394,7 @@ def write_report(
         checked_worst,
         extra,
         doctor,
+        metrics,
     )
     with atomic_write(path, "wb") as f:
         for part in parts:
