@@ -88,7 +88,8 @@ def _png(fig: Figure, dpi: int = 100) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _img(fig: Figure, alt: str) -> str:
+def figure_html(fig: Figure, alt: str) -> str:
+    """An <img> of `fig` as an inline PNG, for an HTML report section."""
     return f'<img alt="{_e(alt)}" src="{_png(fig)}">'
 
 
@@ -216,7 +217,7 @@ def _classification_sections(
     yield "<section>\n<h2>Confusion matrix</h2>\n"
     if confusion is not None:
         cm = np.asarray(confusion)
-        yield _img(plot_confusion(cm, [_mpl(c) for c in classes]), "confusion matrix")
+        yield figure_html(plot_confusion(cm, [_mpl(c) for c in classes]), "confusion matrix")
         acc = per_class_accuracy(cm)
         support, correct = cm.sum(1), np.diag(cm)
         rows = [
@@ -241,7 +242,9 @@ def _classification_sections(
     if worst is not None and len(worst[0]):
         images, cols = worst
         yield "<p>Titled true class → predicted class (loss), then p, the probability.</p>"
-        yield _img(plot_worst(images, classes=classes, **cols), "test images with the highest loss")
+        yield figure_html(
+            plot_worst(images, classes=classes, **cols), "test images with the highest loss"
+        )
     else:
         yield _na()
     yield "\n</section>\n"
@@ -293,13 +296,13 @@ def _sections(
 
     yield "<section>\n<h2>Training curves</h2>\n"
     yield (
-        _img(plot_history(history, metrics), f"{' and '.join(metrics)} per epoch")
+        figure_html(plot_history(history, metrics), f"{' and '.join(metrics)} per epoch")
         if history
         else _na("per-epoch history")
     )
     has_steps = any(np.size(v) for v in steps.values())
     yield (
-        _img(plot_steps(steps), "learning rate, momentum and loss per step")
+        figure_html(plot_steps(steps), "learning rate, momentum and loss per step")
         if has_steps
         else _na("per-step values")
     )
@@ -444,7 +447,9 @@ def doctor_section(doctor: Mapping[str, Any]) -> str:
     if doctor.get("activations"):
         from striate.train.activations import plot_histograms
 
-        body += _img(plot_histograms(doctor["activations"]), "activation histograms per layer")
+        body += figure_html(
+            plot_histograms(doctor["activations"]), "activation histograms per layer"
+        )
     return body
 
 
