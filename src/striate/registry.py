@@ -6,7 +6,9 @@ listings and help text are generated from it and an unknown name gets a did-you-
     def cosine(...): ...
     SCHEDULES.get("cosine"); SCHEDULES.names(); "cosine" in SCHEDULES
 
-Used by models, schedules, optimisers, losses, augmentations, doctor checks and tasks.
+Used by models, schedules, optimisers, losses, augmentations, doctor checks and tasks. A
+registry made with `normalize` looks every name up in its normal spelling (the models read a
+hyphen as an underscore: "convnet-small" is "convnet_small").
 """
 
 from __future__ import annotations
@@ -32,11 +34,16 @@ class Entry(Generic[T]):
 class Registry(Generic[T]):
     """Names → objects of one kind (`kind` names them in messages: "unknown schedule …")."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, *, normalize: Callable[[str], str] | None = None) -> None:
         self.kind = kind
+        self.normalize = normalize
         self._entries: dict[str, Entry[T]] = {}
 
+    def _key(self, name: Any) -> Any:
+        return self.normalize(name) if self.normalize and isinstance(name, str) else name
+
     def add(self, name: str, obj: T, summary: str = "", **meta: Any) -> T:
+        name = self._key(name)
         if name in self._entries:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         self._entries[name] = Entry(name, obj, summary or _first_line(obj), meta)
@@ -54,12 +61,13 @@ class Registry(Generic[T]):
         return self.entry(name).obj
 
     def entry(self, name: str) -> Entry[T]:
-        if not isinstance(name, str) or name not in self._entries:
+        key = self._key(name)
+        if not isinstance(name, str) or key not in self._entries:
             raise ConfigError(
                 f"unknown {self.kind} {name!r}; the {self.kind}s are "
-                f"{', '.join(self._entries)}{did_you_mean(name, self._entries)}"
+                f"{', '.join(self._entries)}{did_you_mean(key, self._entries)}"
             )
-        return self._entries[name]
+        return self._entries[key]
 
     def names(self) -> list[str]:
         return list(self._entries)
@@ -71,8 +79,14 @@ class Registry(Generic[T]):
         """One line per name ('name: summary'), for --help and listings."""
         return "; ".join(f"{e.name}: {e.summary}" if e.summary else e.name for e in self.entries())
 
+    def copy(self) -> Registry[T]:
+        """A registry with the same entries, to add to without touching this one (tests)."""
+        new: Registry[T] = Registry(self.kind, normalize=self.normalize)
+        new._entries = dict(self._entries)
+        return new
+
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return self._key(name) in self._entries
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)
