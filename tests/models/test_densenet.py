@@ -242,11 +242,11 @@ def test_spec_round_trip(small):
     ("kwargs", "needle"),
     [
         (dict(stem="tiny"), "unknown stem 'tiny'; choose 'imagenet'.*or 'cifar'"),
-        (dict(growth_rate=0), "growth_rate must be an int >= 1, got 0"),
-        (dict(block_config=[]), "block_config must be a list of at least 1 ints"),
+        (dict(growth_rate=0), "growth_rate must be a positive integer, got 0"),
+        (dict(block_config=[]), "block_config must be a list of at least 1 integers"),
         (dict(block_config=[6, -1]), "block_config must be a list"),
-        (dict(bn_size=-4), "bn_size must be an int >= 1"),
-        (dict(num_init_features=2.5), "num_init_features must be an int"),
+        (dict(bn_size=-4), "bn_size must be a positive integer"),
+        (dict(num_init_features=2.5), "num_init_features must be a positive integer"),
         (dict(dropout=1.0), r"dropout must be a probability in \[0, 1\)"),
         (dict(memory_efficient="no"), "memory_efficient must be True or False"),
         (dict(drop_rate=0.1), "has no option 'drop_rate'"),
@@ -260,9 +260,9 @@ def test_bad_options(kwargs, needle):
 def test_bad_inputs_to_the_class_and_helpers():
     with pytest.raises(ConfigError, match="in_shape must be"):
         DenseNet((3, 32, 32, 1), 10)
-    with pytest.raises(ConfigError, match="num_classes must be an int >= 2"):
+    with pytest.raises(ConfigError, match="num_classes must be an integer >= 2"):
         DenseNet((3, 32, 32), 0, stem="cifar")
     with pytest.raises(ConfigError, match="unknown stem 'big'"):
         min_input_size("big")
-    with pytest.raises(ConfigError, match="blocks must be an int >= 1"):
+    with pytest.raises(ConfigError, match="blocks must be a positive integer"):
         min_input_size("cifar", 0)

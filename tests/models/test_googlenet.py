@@ -271,7 +271,7 @@ def test_bad_inputs_to_the_class_and_helpers():
         GoogLeNet((1, 32, 32), 10, stem="cifar", transform_input=True)
     with pytest.raises(ConfigError, match="in_shape must be"):
         GoogLeNet((3, 32), 10)
-    with pytest.raises(ConfigError, match="num_classes must be an int >= 2"):
+    with pytest.raises(ConfigError, match="num_classes must be an integer >= 2"):
         GoogLeNet((3, 32, 32), 1, stem="cifar")
     with pytest.raises(ConfigError, match="unknown stem 'tiny'"):
         min_input_size("tiny")

@@ -108,7 +108,7 @@ def test_lenet5_bad_options():
         models.create("lenet5", 10, (1, 32, 32), activation="tahn")
     with pytest.raises(ConfigError, match="unknown pool 'mean'.*'avg'.*'max'"):
         models.create("lenet5", 10, (1, 32, 32), pool="mean")
-    with pytest.raises(ConfigError, match="padding .* int >= 0, got -1"):
+    with pytest.raises(ConfigError, match="padding .* non-negative integer .*got -1"):
         models.create("lenet5", 10, (1, 32, 32), padding=-1)
     with pytest.raises(ConfigError, match="padding"):
         models.create("lenet5", 10, (1, 32, 32), padding=1.5)

@@ -76,7 +76,7 @@ def test_activations_by_name(name, kind):
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
     [
-        (dict(sizes=[784]), "sizes must be a list of at least 2 ints"),
+        (dict(sizes=[784]), "sizes must be a list of at least 2 integers"),
         (dict(sizes=[784, 0, 10]), "sizes"),
         (dict(sizes=[784, -5, 10]), "sizes"),
         (dict(sizes=[784, 10], activation="softmax"), "choose one of relu, leaky_relu"),
@@ -149,8 +149,8 @@ def test_too_many_pooled_stages_says_how_many_fit():
     ("kwargs", "needle"),
     [
         (dict(kernel_size=4), "kernel_size must be odd"),
-        (dict(kernel_size=0), "kernel_size must be an int >= 1"),
-        (dict(channels=()), "channels must be a list of at least 1 ints"),
+        (dict(kernel_size=0), "kernel_size must be a positive integer"),
+        (dict(channels=()), "channels must be a list of at least 1 integers"),
         (dict(channels=(8, 0)), "channels"),
         (dict(pool="median"), "pool must be True"),
         (dict(convs_per_stage=0), "convs_per_stage"),

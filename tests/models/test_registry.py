@@ -17,8 +17,7 @@ from striate.models import registry
 @pytest.fixture
 def private_registry(monkeypatch):
     """A copy of the registry, so test models do not leak into other tests."""
-    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
-    monkeypatch.setattr(registry, "_DEFAULTS", dict(registry._DEFAULTS))
+    monkeypatch.setattr(registry, "MODELS", registry.MODELS.copy())
 
 
 def test_available_lists_the_built_in_models_sorted():
@@ -65,7 +64,7 @@ def test_unknown_name_lists_available_and_suggests(typo):
     msg = str(e.value)
     assert f"unknown model '{typo}'" in msg and "did you mean 'convnet_small'" in msg
     assert all(n in msg for n in models.available())
-    with pytest.raises(ConfigError, match="Available models"):
+    with pytest.raises(ConfigError, match="the models are"):
         models.describe("resnet9000")
     assert isinstance(e.value, StriateError) and isinstance(e.value, ValueError)
 
@@ -104,7 +103,7 @@ def test_option_that_is_not_json_is_refused():
 
 @pytest.mark.parametrize("num_classes", [1, 0, -3, 2.5, True, "10"])
 def test_bad_num_classes(num_classes):
-    with pytest.raises(ConfigError, match="num_classes must be an int >= 2"):
+    with pytest.raises(ConfigError, match="num_classes must be an integer >= 2"):
         models.create("mlp", num_classes=num_classes)
 
 
@@ -234,7 +233,7 @@ def test_register_declares_the_default_input(private_registry):
     assert models.create("grey_pixels", 3)[1].weight.shape == (3, 35)  # one of the two given
     with pytest.raises(ConfigError, match="in_shape must be"):
         models.register("bad_input", in_shape=(32, 32))
-    with pytest.raises(ConfigError, match="num_classes must be an int >= 2"):
+    with pytest.raises(ConfigError, match="num_classes must be an integer >= 2"):
         models.register("bad_classes", num_classes=1)
 
 

@@ -180,5 +180,5 @@ def test_bad_options():
         models.create("squeezenet1_0", 10, (3, 224, 224), dropout=1.0)
     with pytest.raises(ConfigError, match=r"unknown version '1\.2'.*'1_0', '1_1'"):
         SqueezeNet("1.2")
-    with pytest.raises(ConfigError, match="squeeze must be an int >= 1"):
+    with pytest.raises(ConfigError, match="squeeze must be a positive integer"):
         Fire(8, 0, 4, 4)

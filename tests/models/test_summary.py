@@ -424,7 +424,7 @@ def test_bad_arguments_raise_config_errors_that_say_what_to_do():
     for bad in ["3,32,32", (3, -1, 32), (), (3, 32.0, 32), (3, True, 4)]:
         with pytest.raises(ConfigError, match="input_size must be"):
             summary(conv, bad)
-    with pytest.raises(ConfigError, match="batch_size must be an int >= 1, got 0"):
+    with pytest.raises(ConfigError, match="batch_size must be a positive integer, got 0"):
         summary(conv, (3, 8, 8), batch_size=0)
     with pytest.raises(ConfigError, match="unknown device 'gpu-please'"):
         summary(conv, (3, 8, 8), device="gpu-please")

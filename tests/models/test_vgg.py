@@ -251,7 +251,7 @@ def test_forward_rejects_too_small_images(small_vgg):
 def test_bad_options():
     with pytest.raises(ConfigError, match=r"unknown stem 'imagnet'.*'imagenet'.*'cifar'"):
         models.create("vgg11", 10, (3, 32, 32), stem="imagnet")
-    with pytest.raises(ConfigError, match="classifier_width must be an int >= 1, got 0"):
+    with pytest.raises(ConfigError, match="classifier_width must be a positive integer, got 0"):
         models.create("vgg11", 10, (3, 32, 32), classifier_width=0)
     with pytest.raises(ConfigError, match="dropout"):
         models.create("vgg11", 10, (3, 32, 32), dropout=-0.1)

@@ -46,10 +46,10 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
+from striate.checks import boolean
 from striate.errors import ConfigError
 from striate.models.registry import (
     IMAGENET,
-    check_bool,
     check_dropout,
     check_in_shape,
     check_num_classes,
@@ -233,7 +233,7 @@ class AlexNet2012(nn.Sequential):
         num_classes = check_num_classes(num_classes, owner)
         stem = check_stem(stem, owner)
         dropout = check_dropout(dropout, owner)
-        groups = 2 if check_bool(grouped, "grouped", owner) else 1
+        groups = 2 if boolean(owner, "grouped", grouped) else 1
 
         conv1, relu1, pool1 = _alexnet_stem(stem, c, 96, nn.Conv2d(c, 96, 11, stride=4))
         layers = [

@@ -18,15 +18,13 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from striate.checks import boolean, int_sequence, positive_int
 from striate.errors import ConfigError
 from striate.models.mlp import make_activation
 from striate.models.registry import (
     CIFAR,
-    check_bool,
     check_dropout,
     check_in_shape,
-    check_int,
-    check_ints,
     check_num_classes,
     register,
     register_variant,
@@ -58,18 +56,18 @@ class ConvNet(nn.Module):
         owner = "ConvNet"
         c, h, w = check_in_shape(in_shape, owner)
         num_classes = check_num_classes(num_classes, owner)
-        channels = check_ints(channels, "channels", owner, min_len=1)
-        convs_per_stage = check_int(convs_per_stage, "convs_per_stage", owner)
-        kernel_size = check_int(kernel_size, "kernel_size", owner)
+        channels = int_sequence(owner, "channels", channels, min_len=1)
+        convs_per_stage = positive_int(owner, "convs_per_stage", convs_per_stage)
+        kernel_size = positive_int(owner, "kernel_size", kernel_size)
         if kernel_size % 2 == 0:
             raise ConfigError(
                 f"{owner}: kernel_size must be odd (1, 3, 5...) so that padding kernel_size // 2 "
                 f"keeps the image size, got {kernel_size}"
             )
-        batchnorm = check_bool(batchnorm, "batchnorm", owner)
-        fc = check_ints(fc, "fc", owner)
+        batchnorm = boolean(owner, "batchnorm", batchnorm)
+        fc = int_sequence(owner, "fc", fc)
         dropout = check_dropout(dropout, owner)
-        global_pool = check_bool(global_pool, "global_pool", owner)
+        global_pool = boolean(owner, "global_pool", global_pool)
         make_activation(activation, owner)
         pool_kind = _pool_kind(pool, owner)
         if pool_kind is not None and min(h, w) >> len(channels) < 1:

@@ -32,14 +32,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from striate.checks import boolean, int_sequence, positive_int
 from striate.errors import ConfigError
 from striate.models.registry import (
     IMAGENET,
-    check_bool,
     check_dropout,
     check_in_shape,
-    check_int,
-    check_ints,
     check_num_classes,
     register_variant,
 )
@@ -154,12 +152,12 @@ class DenseNet(nn.Module):
         owner = "DenseNet"
         c, h, w = check_in_shape(in_shape, owner)
         num_classes = check_num_classes(num_classes, owner)
-        growth_rate = check_int(growth_rate, "growth_rate", owner)
-        block_config = check_ints(block_config, "block_config", owner, min_len=1)
-        num_init_features = check_int(num_init_features, "num_init_features", owner)
-        bn_size = check_int(bn_size, "bn_size", owner)
+        growth_rate = positive_int(owner, "growth_rate", growth_rate)
+        block_config = int_sequence(owner, "block_config", block_config, min_len=1)
+        num_init_features = positive_int(owner, "num_init_features", num_init_features)
+        bn_size = positive_int(owner, "bn_size", bn_size)
         dropout = check_dropout(dropout, owner)
-        memory_efficient = check_bool(memory_efficient, "memory_efficient", owner)
+        memory_efficient = boolean(owner, "memory_efficient", memory_efficient)
         _check_stem(stem, owner)
         low = min_input_size(stem, len(block_config))
         if min(h, w) < low:
@@ -228,7 +226,7 @@ def min_input_size(stem: str = "imagenet", blocks: int = 4) -> int:
     ``4·(2^(blocks-1) - 1) + 1``.
     """
     _check_stem(stem, "min_input_size")
-    blocks = check_int(blocks, "blocks", "min_input_size")
+    blocks = positive_int("min_input_size", "blocks", blocks)
     after_stem = 2 ** (blocks - 1)
     return after_stem if stem == "cifar" else 4 * (after_stem - 1) + 1
 

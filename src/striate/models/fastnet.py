@@ -41,14 +41,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from striate.checks import int_sequence, positive_int, positive_number
 from striate.errors import ConfigError
 from striate.models.registry import (
     CIFAR,
     check_in_shape,
-    check_int,
-    check_ints,
     check_num_classes,
-    check_positive_float,
     register,
 )
 
@@ -130,16 +128,16 @@ class FastNet(nn.Module):
         owner = "FastNet"
         c, h, w = check_in_shape(in_shape, owner)
         num_classes = check_num_classes(num_classes, owner)
-        widths = check_ints(widths, "widths", owner, min_len=1)
-        k = check_int(whiten_kernel, "whiten_kernel", owner)
+        widths = int_sequence(owner, "widths", widths, min_len=1)
+        k = positive_int(owner, "whiten_kernel", whiten_kernel)
         if not isinstance(bn_momentum, numbers.Real) or not 0 < bn_momentum <= 1:
             raise ConfigError(
                 f"{owner}: bn_momentum is PyTorch's weight of the new batch statistics and must "
                 f"lie in (0, 1] (airbench's 0.4), got {bn_momentum!r}"
             )
-        bn_eps = check_positive_float(bn_eps, "bn_eps", owner)
-        bn_bias_scale = check_positive_float(bn_bias_scale, "bn_bias_scale", owner)
-        logit_scale = check_positive_float(logit_scale, "logit_scale", owner)
+        bn_eps = positive_number(owner, "bn_eps", bn_eps)
+        bn_bias_scale = positive_number(owner, "bn_bias_scale", bn_bias_scale)
+        logit_scale = positive_number(owner, "logit_scale", logit_scale)
         # each group halves the size (rounding down), after the k×k unpadded whitening conv
         need = k - 1 + 2 ** len(widths)
         if min(h, w) < need:

@@ -36,14 +36,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from striate.checks import boolean, positive_number
 from striate.errors import ConfigError
 from striate.models.registry import (
     IMAGENET,
-    check_bool,
     check_dropout,
     check_in_shape,
     check_num_classes,
-    check_positive_float,
     register,
 )
 
@@ -174,8 +173,8 @@ class GoogLeNet(nn.Module):
         owner = "GoogLeNet"
         c, h, w = check_in_shape(in_shape, owner)
         num_classes = check_num_classes(num_classes, owner)
-        self.aux_logits = check_bool(aux_logits, "aux_logits", owner)
-        self.transform_input = check_bool(transform_input, "transform_input", owner)
+        self.aux_logits = boolean(owner, "aux_logits", aux_logits)
+        self.transform_input = boolean(owner, "transform_input", transform_input)
         dropout = check_dropout(dropout, owner)
         _check_stem(stem, owner)
         _check_size(h, w, stem, owner)
@@ -277,7 +276,7 @@ def googlenet_loss(
     Szegedy et al. 2014, §5: the auxiliary losses are "added to the total loss of the network
     with a discount weight (0.3)". Plain logits (or absent heads) give the main loss alone.
     """
-    aux_weight = check_positive_float(aux_weight, "aux_weight", "googlenet_loss")
+    aux_weight = positive_number("googlenet_loss", "aux_weight", aux_weight)
     if isinstance(outputs, torch.Tensor):
         return F.cross_entropy(outputs, target)
     if not isinstance(outputs, tuple) or len(outputs) != 3:

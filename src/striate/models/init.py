@@ -24,12 +24,10 @@ the caller (the Trainer) seeds.
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import torch
 from torch import nn
 
+from striate.checks import positive_number
 from striate.errors import ConfigError
 
 __all__ = ["INIT_SCHEMES", "init_weights"]
@@ -62,12 +60,7 @@ def init_weights(model: nn.Module, scheme: str = "kaiming", std: float = 0.01) -
         raise ConfigError(
             f"unknown weight initialisation {scheme!r}; choose one of {', '.join(INIT_SCHEMES)}"
         )
-    if (
-        not isinstance(std, numbers.Real)
-        or isinstance(std, bool)
-        or not (math.isfinite(std) and std > 0)
-    ):
-        raise ConfigError(f"init_weights: std must be a positive number, got {std!r}")
+    positive_number("init_weights", "std", std)
     if scheme == "default":
         return model
     modules = list(model.modules())  # pre-order: the order of a Sequential stack's forward

@@ -17,12 +17,15 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from striate._atomic import atomic_path, atomic_write
+from striate import __version__
+from striate._atomic import atomic_path, write_json
 from striate.errors import StriateError
+from striate.models.registry import from_spec
+from striate.state_file import load_state
 
 FORMAT = "striate-model/1"
 
@@ -117,8 +120,6 @@ def save_model(
     metrics: dict[str, float] | None = None,
 ) -> Path:
     """Write `weights.safetensors` and `model.json` into `folder` (atomically, each)."""
-    from striate import __version__
-
     spec = getattr(net, "spec", None)
     if spec is None:
         raise StriateError(
@@ -139,8 +140,7 @@ def save_model(
         "normalization": normalization,
         "metrics": metrics or {},
     }
-    with atomic_write(folder / "model.json", "w") as f:
-        json.dump(info, f, indent=2)
+    write_json(folder / "model.json", info)
     return folder
 
 
@@ -178,8 +178,6 @@ def _why_no_model(run: Path) -> str:
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> ImageClassifier:
     """The trained model in `path` (a run folder, its model folder or model.json), ready to use."""
-    from striate.models.registry import from_spec
-
     folder = model_folder(path)
     try:
         info = json.loads((folder / "model.json").read_text())
@@ -225,16 +223,10 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise StriateError(f"weights file {p} does not exist")
     try:
         if p.suffix == ".safetensors":
-            from safetensors import safe_open
-
             with safe_open(str(p), framework="pt") as f:
                 is_state = "striate_state" in (f.metadata() or {})
-            if is_state:  # a training checkpoint: its model part
-                from striate.state_file import load_state
-
-                weights = load_state(p)["model"]
-            else:
-                weights = load_file(str(p))
+            # a training checkpoint: its model part
+            weights = load_state(p)["model"] if is_state else load_file(str(p))
         else:
             weights = torch.load(p, map_location="cpu", weights_only=True)
     except (OSError, SafetensorError, RuntimeError, ValueError, EOFError, pickle.PickleError) as e:

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from striate.checks import non_negative_int
 from striate.errors import ConfigError
 from striate.models.alexnet import min_input_size, spatial_size
 from striate.models.mlp import make_activation
@@ -60,11 +61,9 @@ class LeNet5(nn.Sequential):
             )
         if padding is None:
             padding = 2 if (h, w) == (28, 28) else 0
-        if not isinstance(padding, int) or isinstance(padding, bool) or padding < 0:
-            raise ConfigError(
-                f"{owner}: padding (of C1) must be None (automatic: 2 for 28×28 inputs, else 0) "
-                f"or an int >= 0, got {padding!r}"
-            )
+        padding = non_negative_int(
+            owner, "padding (of C1)", padding, hint="or None: 2 for 28×28 inputs, else 0"
+        )
 
         c1 = nn.Conv2d(c, 6, 5, padding=padding)
         head = [c1, nn.Identity(), _POOLS[pool](2, 2), nn.Conv2d(6, 16, 5), nn.Identity()]

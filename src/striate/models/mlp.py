@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 
 from torch import nn
 
+from striate.checks import boolean, int_sequence
 from striate.errors import ConfigError
-from striate.models.registry import CIFAR, check_bool, check_dropout, check_ints, register
+from striate.models.registry import CIFAR, check_dropout, register
 
 __all__ = ["ACTIVATIONS", "MLP", "make_activation", "mlp"]
 
@@ -46,9 +47,9 @@ class MLP(nn.Sequential):
         dropout: float = 0.0,
         batchnorm: bool = False,
     ) -> None:
-        sizes = check_ints(sizes, "sizes", "MLP", min_len=2)
+        sizes = int_sequence("MLP", "sizes", sizes, min_len=2)
         dropout = check_dropout(dropout, "MLP")
-        batchnorm = check_bool(batchnorm, "batchnorm", "MLP")
+        batchnorm = boolean("MLP", "batchnorm", batchnorm)
         make_activation(activation, "MLP")  # checks the name before anything is built
         layers: list[nn.Module] = [nn.Flatten()]
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
@@ -73,6 +74,6 @@ def mlp(
     batchnorm: bool = False,
 ) -> MLP:
     """Multi-layer perceptron on flattened pixels: C·H·W → hidden... → classes."""
-    hidden = check_ints(hidden, "hidden", "model 'mlp'")
+    hidden = int_sequence("model 'mlp'", "hidden", hidden)
     c, h, w = in_shape
     return MLP([c * h * w, *hidden, num_classes], activation, dropout, batchnorm)

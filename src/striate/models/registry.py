@@ -24,12 +24,14 @@ otherwise), applies the weight initialisation ``init`` and records ``model.spec`
 values, so that ``from_spec(model.spec)`` (and ``striate.load_model``) rebuilds the same
 architecture from a ``model.json`` without unpickling anything.
 
-The ``check_*`` helpers validate common builder arguments with messages in house style.
+The names live in `MODELS`, a `striate.registry.Registry` (one entry per builder, its summary the
+docstring's first line, its default input in the entry's ``in_shape`` and ``num_classes``).
+``check_num_classes``, ``check_in_shape`` and ``check_dropout`` validate the arguments every
+family shares; the others use `striate.checks`.
 """
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import math
 import numbers
@@ -38,13 +40,17 @@ from typing import Any
 
 from torch import nn
 
+from striate.checks import did_you_mean, fail, integer, is_int, positive_number, probability
 from striate.errors import ConfigError
 from striate.models.init import INIT_SCHEMES, init_weights
+from striate.registry import Registry
 
 __all__ = [
     "CIFAR",
     "IMAGENET",
+    "MODELS",
     "available",
+    "builder",
     "canonical_name",
     "create",
     "default_input",
@@ -59,18 +65,18 @@ Builder = Callable[..., nn.Module]
 CIFAR: dict[str, Any] = {"in_shape": (3, 32, 32), "num_classes": 10}
 IMAGENET: dict[str, Any] = {"in_shape": (3, 224, 224), "num_classes": 1000}  # torchvision's
 
-_MODELS: dict[str, Builder] = {}
-_DEFAULTS: dict[str, tuple[tuple[int, int, int], int]] = {}  # name -> (in_shape, num_classes)
-_LEADING = ("num_classes", "in_shape")
-_RESERVED = ("name", "init", "init_std")  # arguments of create itself
-_SPEC_KEYS = ("name", "num_classes", "in_shape", "kwargs", "init", "init_std")
-_REQUIRED = inspect.Parameter.empty  # the "default" of an option without one
-
 
 def canonical_name(name: str) -> str:
     """The registry's spelling of a model name: torchvision's underscores for hyphens
     ("convnet-small" -> "convnet_small")."""
     return name.replace("-", "_") if isinstance(name, str) else name
+
+
+MODELS: Registry[Builder] = Registry("model", normalize=canonical_name)
+_LEADING = ("num_classes", "in_shape")
+_RESERVED = ("name", "init", "init_std")  # arguments of create itself
+_SPEC_KEYS = ("name", "num_classes", "in_shape", "kwargs", "init", "init_std")
+_REQUIRED = inspect.Parameter.empty  # the "default" of an option without one
 
 
 def register(
@@ -95,10 +101,11 @@ def register(
     )
 
     def decorate(fn: Builder) -> Builder:
-        if key in _MODELS:
+        if key in MODELS:
+            other = MODELS.get(key)
             raise ConfigError(
-                f"model {key!r} is already registered (by {_MODELS[key].__module__}."
-                f"{_MODELS[key].__qualname__}); choose another name"
+                f"model {key!r} is already registered (by {other.__module__}."
+                f"{other.__qualname__}); choose another name"
             )
         params = list(inspect.signature(fn).parameters.values())
         if tuple(p.name for p in params[:2]) != _LEADING:
@@ -118,8 +125,9 @@ def register(
                     f"builder {fn.__qualname__} for {key!r}: {p.name!r} is an argument of "
                     f"create itself; rename the option"
                 )
-        _MODELS[key] = fn
-        _DEFAULTS[key] = defaults
+        doc = inspect.getdoc(fn) or ""
+        summary = doc.strip().splitlines()[0] if doc.strip() else ""
+        MODELS.add(key, fn, summary, in_shape=defaults[0], num_classes=defaults[1])
         return fn
 
     return decorate
@@ -161,21 +169,28 @@ def register_variant(
 
 def available() -> list[str]:
     """The registered model names (torchvision's spelling, with underscores), sorted."""
-    return sorted(_MODELS)
+    return sorted(MODELS.names())
 
 
 def default_input(name: str) -> tuple[tuple[int, int, int], int]:
     """``(in_shape, num_classes)`` that `create(name)` builds without them: the input the
     architecture is made for (3×224×224 and 1000 classes for torchvision's ImageNet models,
     3×32×32 and 10 for the CIFAR ones)."""
-    _builder(name)  # an unknown name: the did-you-mean error
-    return _DEFAULTS[canonical_name(name)]
+    meta = MODELS.entry(name).meta  # an unknown name: the did-you-mean error
+    return meta["in_shape"], meta["num_classes"]
 
 
 def describe(name: str) -> str:
     """The first line of the builder's docstring: what the model is, in one line."""
-    doc = inspect.getdoc(_builder(name)) or ""
-    return doc.strip().splitlines()[0] if doc.strip() else ""
+    return MODELS.entry(name).summary
+
+
+def builder(name: str) -> Builder:
+    """The builder of `name` (hyphens read as underscores), or a ConfigError that suggests."""
+    return MODELS.get(name)
+
+
+_builder = builder  # the old private name, still imported by cli/models
 
 
 def create(
@@ -196,9 +211,9 @@ def create(
     PyTorch's), ``init_std`` the standard deviation of ``init="normal"``. The model's ``spec``
     attribute records everything `from_spec` needs to build it again.
     """
-    fn = _builder(name)
+    fn = builder(name)
     name = canonical_name(name)
-    default_shape, default_classes = _DEFAULTS[name]
+    default_shape, default_classes = default_input(name)
     num_classes = default_classes if num_classes is None else num_classes
     in_shape = default_shape if in_shape is None else in_shape
     num_classes = check_num_classes(num_classes, f"model {name!r}")
@@ -207,12 +222,11 @@ def create(
         raise ConfigError(
             f"model {name!r}: unknown init {init!r}; choose one of {', '.join(INIT_SCHEMES)}"
         )
-    init_std = check_positive_float(init_std, "init_std", f"model {name!r}")
+    init_std = positive_number(f"model {name!r}", "init_std", init_std)
     options = _options(fn)
     unknown = [k for k in kwargs if k not in options]
     if unknown:
-        hints = [m for k in unknown for m in difflib.get_close_matches(k, options, n=1)]
-        hint = f" (did you mean {', '.join(map(repr, hints))}?)" if hints else ""
+        hint = "".join(did_you_mean(k, options) for k in unknown)
         raise ConfigError(
             f"model {name!r} has no option {', '.join(map(repr, unknown))}{hint}; its options "
             f"are {', '.join(options) or 'none'}"
@@ -271,18 +285,6 @@ def from_spec(spec: Mapping[str, Any]) -> nn.Module:
 # --------------------------------------------------------------------------- internals
 
 
-def _builder(name: str) -> Builder:
-    """The builder of `name` (hyphens read as underscores), or a ConfigError that suggests."""
-    key = canonical_name(name)
-    if not isinstance(name, str) or key not in _MODELS:
-        close = difflib.get_close_matches(str(key), list(_MODELS), n=3)
-        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else "."
-        raise ConfigError(
-            f"unknown model {name!r}{hint} Available models: {', '.join(available())}"
-        )
-    return _MODELS[key]
-
-
 def _options(fn: Builder) -> dict[str, Any]:
     """The builder's options after (num_classes, in_shape), with their defaults."""
     params = list(inspect.signature(fn).parameters.values())[2:]
@@ -309,67 +311,14 @@ def _to_json(value: Any, arg: str, name: str) -> Any:
 # --------------------------------------------------------------------------- argument checks
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
-def check_int(value: Any, arg: str, owner: str, minimum: int = 1) -> int:
-    """``value`` as an int ≥ ``minimum``, else a ConfigError naming ``arg``."""
-    if not _is_int(value) or value < minimum:
-        raise ConfigError(f"{owner}: {arg} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def check_ints(value: Any, arg: str, owner: str, *, minimum: int = 1, min_len: int = 0) -> tuple:
-    """A sequence of ints ≥ ``minimum`` (at least ``min_len`` of them) as a tuple."""
-    if (
-        isinstance(value, (str, bytes))
-        or not isinstance(value, Sequence)
-        or len(value) < min_len
-        or not all(_is_int(v) and v >= minimum for v in value)
-    ):
-        many = f"at least {min_len} " if min_len else ""
-        raise ConfigError(
-            f"{owner}: {arg} must be a list of {many}ints >= {minimum}, got {value!r}"
-        )
-    return tuple(int(v) for v in value)
-
-
-def check_positive_float(value: Any, arg: str, owner: str) -> float:
-    """A finite number > 0 as a float."""
-    if (
-        not isinstance(value, numbers.Real)
-        or isinstance(value, bool)
-        or not (math.isfinite(value) and value > 0)
-    ):
-        raise ConfigError(f"{owner}: {arg} must be a positive number, got {value!r}")
-    return float(value)
-
-
 def check_dropout(value: Any, owner: str) -> float:
     """A dropout probability in [0, 1)."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 <= value < 1:
-        raise ConfigError(
-            f"{owner}: dropout must be a probability in [0, 1) (0 turns it off), got {value!r}"
-        )
-    return float(value)
-
-
-def check_bool(value: Any, arg: str, owner: str) -> bool:
-    """A real bool (so that a string like "false" is not silently true)."""
-    if not isinstance(value, bool):
-        raise ConfigError(f"{owner}: {arg} must be True or False, got {value!r}")
-    return value
+    return probability(owner, "dropout", value, high_open=True, hint="0 turns it off")  # type: ignore[return-value]
 
 
 def check_num_classes(value: Any, owner: str) -> int:
     """At least two classes."""
-    if not _is_int(value) or value < 2:
-        raise ConfigError(
-            f"{owner}: num_classes must be an int >= 2 (a classifier needs two classes), got "
-            f"{value!r}"
-        )
-    return int(value)
+    return integer(owner, "num_classes", value, low=2, hint="a classifier needs two classes")  # type: ignore[return-value]
 
 
 def check_in_shape(value: Any, owner: str) -> tuple[int, int, int]:
@@ -378,10 +327,13 @@ def check_in_shape(value: Any, owner: str) -> tuple[int, int, int]:
         isinstance(value, (str, bytes))
         or not isinstance(value, Sequence)
         or len(value) != 3
-        or not all(_is_int(v) and v >= 1 for v in value)
+        or not all(is_int(v) and v >= 1 for v in value)
     ):
-        raise ConfigError(
-            f"{owner}: in_shape must be (channels, height, width), three positive ints such as "
-            f"(3, 32, 32) or (1, 28, 28), without the batch dimension; got {value!r}"
+        raise fail(
+            owner,
+            "in_shape",
+            "(channels, height, width), three positive integers such as (3, 32, 32) or "
+            "(1, 28, 28), without the batch dimension",
+            value,
         )
     return int(value[0]), int(value[1]), int(value[2])

@@ -53,13 +53,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from striate.checks import boolean, int_sequence, positive_int
 from striate.errors import ConfigError
 from striate.models.registry import (
     IMAGENET,
-    check_bool,
     check_in_shape,
-    check_int,
-    check_ints,
     check_num_classes,
     register_variant,
 )
@@ -222,7 +220,7 @@ class ResNet(nn.Module):
                 f"{owner}: unknown block {block!r}; choose one of {', '.join(map(repr, _BLOCKS))}"
             )
         block_cls = _BLOCKS[block]
-        layers = check_ints(layers, "layers", owner)
+        layers = int_sequence(owner, "layers", layers)
         if len(layers) != 4:
             raise ConfigError(
                 f"{owner}: layers must give the number of blocks of each of the 4 stages, such "
@@ -230,10 +228,10 @@ class ResNet(nn.Module):
             )
         c, h, w = check_in_shape(in_shape, owner)
         num_classes = check_num_classes(num_classes, owner)
-        groups = check_int(groups, "groups", owner)
-        width_per_group = check_int(width_per_group, "width_per_group", owner)
-        se = check_bool(se, "se", owner)
-        zero_init_residual = check_bool(zero_init_residual, "zero_init_residual", owner)
+        groups = positive_int(owner, "groups", groups)
+        width_per_group = positive_int(owner, "width_per_group", width_per_group)
+        se = boolean(owner, "se", se)
+        zero_init_residual = boolean(owner, "zero_init_residual", zero_init_residual)
         stem = check_stem(stem, owner)
         self.min_size = stem_stride(stem) * 8  # three stride-2 stages follow the stem
         check_min_size(h, w, self.min_size, owner, stem)

@@ -47,13 +47,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from striate.checks import int_sequence, integer, positive_int
 from striate.errors import ConfigError
 from striate.models.registry import (
     CIFAR,
     check_dropout,
     check_in_shape,
-    check_int,
-    check_ints,
     check_num_classes,
     register,
 )
@@ -121,7 +120,7 @@ class CifarResNet(nn.Module):
     ) -> None:
         super().__init__()
         owner = f"CIFAR ResNet-{depth}"
-        depth = check_int(depth, "depth", "CIFAR ResNet", minimum=8)
+        depth = integer("CIFAR ResNet", "depth", depth, low=8)
         if (depth - 2) % 6:
             raise ConfigError(
                 f"CIFAR ResNet: depth must be 6n+2 (8, 14, 20, 32, 44, 56, 110...), got {depth}; "
@@ -217,8 +216,8 @@ class PreActResNet(nn.Module):
         owner: str = "PreActResNet",
     ) -> None:
         super().__init__()
-        widths = check_ints(widths, "widths", owner, min_len=1)
-        blocks = check_ints(blocks, "blocks", owner, min_len=1)
+        widths = int_sequence(owner, "widths", widths, min_len=1)
+        blocks = int_sequence(owner, "blocks", blocks, min_len=1)
         if len(widths) != len(blocks):
             raise ConfigError(
                 f"{owner}: widths and blocks give one entry per stage and must have the same "
@@ -226,7 +225,7 @@ class PreActResNet(nn.Module):
             )
         c, h, w = check_in_shape(in_shape, owner)
         num_classes = check_num_classes(num_classes, owner)
-        stem_width = check_int(stem_width, "stem_width", owner)
+        stem_width = positive_int(owner, "stem_width", stem_width)
         stem = check_stem(stem, owner)
         dropout = check_dropout(dropout, owner)
         self.min_size = stem_stride(stem) * 2 ** (len(widths) - 1)
@@ -359,13 +358,13 @@ def wide_resnet(
 ) -> PreActResNet:
     """Wide ResNet WRN-depth-k (Zagoruyko & Komodakis 2016): pre-activation, 16k/32k/64k wide."""
     owner = "wide_resnet"
-    depth = check_int(depth, "depth", owner, minimum=10)
+    depth = integer(owner, "depth", depth, low=10)
     if (depth - 4) % 6:
         raise ConfigError(
             f"{owner}: depth must be 6n+4 (10, 16, 22, 28, 40...), got {depth}; the nearest "
             f"are {_nearest(depth, 6, 4)}"
         )
-    k = check_int(widen_factor, "widen_factor", owner)
+    k = positive_int(owner, "widen_factor", widen_factor)
     n = (depth - 4) // 6
     return PreActResNet(
         (16 * k, 32 * k, 64 * k),

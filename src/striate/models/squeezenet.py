@@ -26,13 +26,13 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from striate.checks import positive_int
 from striate.errors import ConfigError
 from striate.models.alexnet import check_input_size, check_stem, min_input_size
 from striate.models.registry import (
     IMAGENET,
     check_dropout,
     check_in_shape,
-    check_int,
     check_num_classes,
     register,
 )
@@ -53,7 +53,7 @@ class Fire(nn.Module):
             ("expand1x1", expand1x1),
             ("expand3x3", expand3x3),
         ):
-            check_int(v, arg, "Fire")
+            positive_int("Fire", arg, v)
         self.inplanes = inplanes
         self.squeeze = nn.Conv2d(inplanes, squeeze, 1)
         self.squeeze_activation = nn.ReLU()

@@ -61,8 +61,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from striate.checks import positive_int
 from striate.errors import ConfigError
-from striate.models.registry import check_int
 
 __all__ = ["LayerSummary", "Summary", "human_bytes", "human_count", "parameter_count", "summary"]
 
@@ -230,7 +230,7 @@ def summary(
     if not isinstance(model, nn.Module):
         raise ConfigError(f"summary needs a torch.nn.Module, got {type(model).__name__}")
     shape = _check_input_size(model, input_size)
-    batch_size = check_int(batch_size, "batch_size", "summary")
+    batch_size = positive_int("summary", "batch_size", batch_size)
     dev = _check_device(model, device)
     if dtype is None:
         dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)

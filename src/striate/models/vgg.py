@@ -27,14 +27,13 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from striate.checks import boolean, positive_int
 from striate.errors import ConfigError
 from striate.models.alexnet import check_input_size, check_stem, min_input_size
 from striate.models.registry import (
     IMAGENET,
-    check_bool,
     check_dropout,
     check_in_shape,
-    check_int,
     check_num_classes,
     register_variant,
 )
@@ -93,8 +92,8 @@ class VGG(nn.Module):
         c, h, w = check_in_shape(in_shape, self.owner)
         num_classes = check_num_classes(num_classes, self.owner)
         self.stem = check_stem(stem, self.owner)
-        batchnorm = check_bool(batchnorm, "batchnorm", self.owner)
-        width = check_int(classifier_width, "classifier_width", self.owner)
+        batchnorm = boolean(self.owner, "batchnorm", batchnorm)
+        width = positive_int(self.owner, "classifier_width", classifier_width)
         dropout = check_dropout(dropout, self.owner)
 
         layers = _make_layers(VGG_CFGS[cfg], c, batchnorm)
