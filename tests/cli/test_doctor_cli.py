@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from striate.cli.main import main
-from tests.train.test_doctor import assert_lr_verdict_follows_its_numbers
+from tests.train.doctor.helpers import assert_lr_verdict_follows_its_numbers
 
 QUICK = ["--max-samples", "400", "--seed", "0", "--device", "cpu"]
 
@@ -46,6 +46,17 @@ def test_doctor_on_the_default_convnet_passes_and_writes_results(tmp_path, capsy
             assert im.format == "PNG"
 
 
+def test_the_checks_help_names_every_registered_check(capsys):
+    from striate.train.doctor import DOCTOR_CHECKS
+    from striate.train.doctor.checks.registry import groups
+
+    code, text, _ = run(capsys, "doctor", "--help")
+    assert code == 0
+    words = set(text.replace(",", " ").replace("(", " ").replace(")", " ").split())
+    assert set(DOCTOR_CHECKS.names()) <= words
+    assert set(groups()) <= words
+
+
 def test_doctor_exits_1_when_a_check_fails(tmp_path, capsys):
     code, text, _ = run(
         capsys, "doctor", "--lr", "100", "--checks", "learning_rate", "--out", str(tmp_path), *QUICK
@@ -58,7 +69,7 @@ def test_doctor_exits_1_when_a_check_fails(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--checks", "vibes"], "unknown check 'vibes'"),
+        (["--checks", "vibes"], "got 'vibes'"),
         (["--data", "no-such-dataset"], "no-such-dataset"),
         (["--run", "/no/such/run"], "not a training run folder"),
         (["--lr", "-1"], "lr"),
@@ -171,7 +182,7 @@ def test_the_mlp_at_lr_0_5_prints_what_its_verdict_rests_on(tmp_path, capsys):
     )
     result, checks = _checks(tmp_path)
     check = checks["learning_rate"]
-    from striate.train.diagnostics import Check
+    from striate.train.doctor import Check
 
     assert_lr_verdict_follows_its_numbers(
         Check(check["name"], check["status"], check["value"], check["advice"], check["detail"]),

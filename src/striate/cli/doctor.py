@@ -23,6 +23,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+# the options shared with `striate train` (to come from striate/cli/options.py, declared once)
 from striate.cli.train import (
     BATCH,
     CONFIG,
@@ -36,11 +37,15 @@ from striate.cli.train import (
     SCHEDULE,
     SEED,
     WD,
-    _opt,
 )
 from striate.progress import output_console
 
 console = output_console()  # tables unfolded when stdout is not a terminal
+
+
+def _opt(flag: str, help: str) -> typer.Option:  # noqa: A002
+    """An option without a default of its own (the config's applies)."""
+    return typer.Option(None, flag, help=help, show_default=False)
 
 
 def doctor(
@@ -110,12 +115,13 @@ def doctor(
     ),
 ) -> None:
     """Sanity checks of a model and its training settings, each with pass/warn/fail and advice."""
+    from striate._atomic import write_json
     from striate.errors import ConfigError
     from striate.outputs import check_folder, clear_folder, default_folder, slug
     from striate.train.config import TrainConfig, merge, read_toml
-    from striate.train.diagnostics import doctor as run_doctor
+    from striate.train.doctor import doctor as run_doctor
     from striate.train.error_analysis import parse_error_rate
-    from striate.train.run import build_model, load_run_data, source_normalizer
+    from striate.train.run import prepare
 
     human = parse_error_rate(human_error) if human_error is not None else None
     if human is not None and run is None:
@@ -174,10 +180,9 @@ def doctor(
         history = _read_history(run / "metrics.csv")
     else:
         cfg = TrainConfig.load(config, **options)
-    source = load_run_data(cfg)
-    source.normalizer = source_normalizer(cfg, source)
+    prepared = prepare(cfg, progress=False)
+    source, net = prepared.data, prepared.model
     dev = _dev_set(cfg, dev_data, dev_split) if human is not None else None
-    net = build_model(cfg, source.train)
     nesterov = cfg.nesterov and cfg.opt.strip().lower() == "sgd"
     per_epoch = math.ceil(len(source.train) / cfg.batch_size)
     total_steps = cfg.steps if cfg.steps is not None else (cfg.epochs or 1) * per_epoch
@@ -215,7 +220,7 @@ def doctor(
         folder.mkdir(parents=True, exist_ok=True)
     result = report.to_dict()
     result["config"] = cfg.to_dict()
-    _write_json(folder / "doctor.json", result)
+    write_json(folder / "doctor.json", result)
     for name, fig in report.figures().items():
         fig.savefig(folder / name, dpi=100, bbox_inches="tight")
     console.print(report.table(title=f"striate doctor: {cfg.model} on {cfg.data}"))
@@ -262,7 +267,7 @@ def _error_analysis(
     run's test split stands for the test set only when it comes from the dev set's data."""
     from striate.device import resolve_device
     from striate.models.io import load_model
-    from striate.train.diagnostics import measure_errors
+    from striate.train.doctor import measure_errors
     from striate.train.error_analysis import analyze_errors
 
     model = load_model(run, device=resolve_device(cfg.device))
@@ -344,6 +349,7 @@ def init_experiment(
     ),
 ) -> None:
     """The lecture's experiment: std of each layer of a deep net under four initialisations."""
+    from striate._atomic import write_json
     from striate.train.activations import init_experiment as run_experiment
 
     names = [s.strip() for s in inits.split(",") if s.strip()]
@@ -354,16 +360,9 @@ def init_experiment(
     stem = f"init_experiment_{re.sub(r'[^a-z0-9]+', '_', nonlinearity)}"
     result.plot().savefig(out / f"{stem}.png", dpi=100, bbox_inches="tight")
     result.plot_histograms().savefig(out / f"{stem}_hist.png", dpi=100, bbox_inches="tight")
-    _write_json(out / f"{stem}.json", result.to_dict())
+    write_json(out / f"{stem}.json", result.to_dict())
     table = Table("layer", *names, title=f"layer std, {layers}×{units} {nonlinearity} network")
     for i in range(layers):
         table.add_row(str(i + 1), *(f"{result.stds(n)[i]:.3g}" for n in names))
     console.print(table)
     console.print(f"plots: {escape(str(out / (stem + '.png')))}, {escape(stem + '_hist.png')}")
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    from striate._atomic import atomic_write
-
-    with atomic_write(path, "w") as f:
-        json.dump(obj, f, indent=2, default=str, allow_nan=False)

@@ -14,7 +14,7 @@ import warnings
 from typing import Any
 
 from striate.train.config import TrainConfig
-from striate.train.diagnostics import Check, DoctorReport, doctor
+from striate.train.doctor import Check, DoctorReport, doctor
 from striate.train.ensemble import (
     Ensemble,
     EnsembleResult,

@@ -8,7 +8,7 @@ import math
 import torch
 
 from striate.engine.optim import param_groups
-from striate.train.diagnostics.context import (
+from striate.train.doctor.checks.context import (
     Ctx,
     accuracy_of,
     copy_model,
@@ -19,15 +19,17 @@ from striate.train.diagnostics.context import (
     probe_batch,
     train_step,
 )
-from striate.train.diagnostics.report import Check
-from striate.train.diagnostics.thresholds import (
+from striate.train.doctor.checks.registry import check
+from striate.train.doctor.checks.thresholds import (
     INITIAL_LOSS_FAIL,
     INITIAL_LOSS_PASS,
     OVERFIT_PASS,
     OVERFIT_WARN,
 )
+from striate.train.doctor.report import Check
 
 
+@check("initial_loss", "loss of the untrained model against ln C (or C - 1 for hinge)", order=10)
 def check_initial_loss(ctx: Ctx) -> Check:
     """Loss at initialisation against ln C (CS231n: "double check that the loss is reasonable")."""
     expected, label = expected_loss(ctx)
@@ -72,6 +74,12 @@ def check_initial_loss(ctx: Ctx) -> Check:
     return Check("initial_loss", status, loss, advice, detail)
 
 
+@check(
+    "regularization",
+    "the loss rises when the L2 penalty is switched on",
+    order=20,
+    aliases=("regularisation",),
+)
 def check_regularization(ctx: Ctx) -> Check:
     """The loss rises when the L2 penalty is switched on (CS231n: "loss went up, good")."""
     model = dropout_off(copy_model(ctx))
@@ -112,6 +120,7 @@ def check_regularization(ctx: Ctx) -> Check:
     )
 
 
+@check("overfit", "20 examples fitted with regularisation off", order=30)
 def check_overfit(ctx: Ctx) -> Check:
     """Overfit a tiny subset with regularisation off (CS231n: "make sure that you can overfit
     a very small portion of the training data")."""

@@ -1,9 +1,9 @@
-"""`doctor`: the selected checks, each on a copy of the model, into a `DoctorReport`."""
+"""`doctor`: the selected checks (of `DOCTOR_CHECKS`), each on a copy of the model, into a
+`DoctorReport`."""
 
 from __future__ import annotations
 
 import copy
-import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -11,38 +11,24 @@ from typing import Any
 import torch
 from torch import nn
 
+from striate.checks import integer, number, one_of
 from striate.data import ImageSet, Normalizer
 from striate.engine.losses import make_loss
 from striate.engine.optim import make_optimizer
 from striate.engine.schedules import Schedule
 from striate.errors import ConfigError, StriateError
-from striate.train.diagnostics.activation_checks import check_activations
-from striate.train.diagnostics.context import Ctx, as_xy, logits_of, num_examples, run_schedule
-from striate.train.diagnostics.fit_gap import check_fit_gap
-from striate.train.diagnostics.gradients import check_gradcheck
-from striate.train.diagnostics.initial import (
-    check_initial_loss,
-    check_overfit,
-    check_regularization,
+from striate.train.doctor.checks import DOCTOR_CHECKS
+from striate.train.doctor.checks.context import (
+    Ctx,
+    as_xy,
+    logits_of,
+    num_examples,
+    run_schedule,
 )
-from striate.train.diagnostics.report import Check, DoctorReport
-from striate.train.diagnostics.updates import check_learning_rate, check_update_ratio
+from striate.train.doctor.checks.registry import aliases, groups, ordered
+from striate.train.doctor.report import DoctorReport
 
-CHECKS = (
-    "initial_loss",
-    "regularization",
-    "overfit",
-    "gradcheck",
-    "update_ratio",
-    "dead_relus",
-    "saturation",
-    "activation_scale",
-    "learning_rate",
-    "fit_gap",
-)
-
-
-_GROUPS = {"activations": ("dead_relus", "saturation", "activation_scale")}
+CHECKS = tuple(e.name for e in ordered())  # the check names in report order
 
 
 def doctor(
@@ -107,10 +93,8 @@ def doctor(
         ("ratio_steps", ratio_steps, 1),
         ("gap_epochs", gap_epochs, 1),
     ):
-        if isinstance(v, bool) or not isinstance(v, int) or v < low:
-            raise ConfigError(f"doctor: {name} must be an integer ≥ {low}, got {v!r}")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ConfigError(f"doctor: lr must be a positive number, got {lr!r}")
+        integer("doctor", name, v, low=low)
+    number("doctor", "lr", lr, low=0, low_open=True)
     loss_fn = make_loss(loss)
     loss_key = "hinge" if loss.strip().lower() in ("hinge", "svm") else "cross_entropy"
     probe_opt = make_optimizer(
@@ -128,7 +112,9 @@ def doctor(
 
     if isinstance(normalize, str):
         if normalize != "auto":
-            raise ConfigError(f"normalize must be 'auto', a callable or None, got {normalize!r}")
+            raise ConfigError(
+                f"doctor: normalize must be 'auto', a callable or None, got {normalize!r}"
+            )
         if isinstance(data, ImageSet) and len(data):
             normalize = Normalizer().fit(data)
         elif (
@@ -211,46 +197,59 @@ def doctor(
     )
     devices = [dev.index or 0] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
-        activations_done = False
-        for name in selected:
-            if name in _GROUPS["activations"]:
-                if activations_done:
-                    continue
-                activations_done = True
-                run = [n for n in _GROUPS["activations"] if n in selected]
-                start = time.perf_counter()
-                found = check_activations(ctx, run)
-            else:
-                start = time.perf_counter()
-                torch.manual_seed(seed)
-                found = [_RUNNERS[name](ctx)]
-            spent = (time.perf_counter() - start) / max(1, len(found))
+        for batch in _batches(selected):
+            # a group's checks share one measurement: they share its time too
+            start = time.perf_counter()
+            torch.manual_seed(seed)
+            found = [DOCTOR_CHECKS.get(name)(ctx) for name in batch]
+            spent = (time.perf_counter() - start) / len(found)
             for c in found:
                 c.seconds = spent
             report.checks += found
     return report
 
 
+def _batches(selected: Sequence[str]) -> list[list[str]]:
+    """The selected checks in runs: a group's checks together, every other check alone."""
+    out: list[list[str]] = []
+    last = None
+    for name in selected:
+        group = DOCTOR_CHECKS.entry(name).meta["group"]
+        if group is not None and group == last:
+            out[-1].append(name)
+        else:
+            out.append([name])
+        last = group
+    return out
+
+
 def select_checks(checks: Iterable[str] | None) -> list[str]:
+    """The names of `checks` (check names, group names such as "activations", or aliases; a
+    comma-separated string too) in report order; None selects every check."""
     if checks is None:
         return list(CHECKS)
     if isinstance(checks, str):
         checks = [s.strip() for s in checks.split(",") if s.strip()]
+    by_group, spelled = groups(), aliases()
     wanted: set[str] = set()
     for name in checks:
         key = str(name).strip().lower().replace("-", "_")
-        key = {"regularisation": "regularization", "lr": "learning_rate"}.get(key, key)
-        if key in _GROUPS:
-            wanted.update(_GROUPS[key])
-        elif key in CHECKS:
-            wanted.add(key)
+        key = spelled.get(key, key)
+        if key in by_group:
+            wanted.update(by_group[key])
         else:
-            raise ConfigError(
-                f"unknown check {name!r}; choose from {', '.join(CHECKS)} (or 'activations')"
-            )
+            wanted.add(one_of("doctor", "check", key, [*CHECKS, *by_group]))
     if not wanted:
-        raise ConfigError(f"no checks selected; choose from {', '.join(CHECKS)}")
+        raise ConfigError(f"doctor: checks must name at least one of {', '.join(CHECKS)}, got none")
     return [c for c in CHECKS if c in wanted]
+
+
+def checks_help() -> str:
+    """The check names for `--checks`' help: every check, then each group with its checks."""
+    by_group = groups()
+    parts = [", ".join(CHECKS)]
+    parts += [f"{g} ({', '.join(names)})" for g, names in by_group.items()]
+    return "; ".join(parts)
 
 
 def infer_num_classes(
@@ -298,14 +297,3 @@ def infer_num_classes(
     if outputs < 2:
         raise ConfigError(f"doctor: a classifier needs at least 2 outputs, got {outputs}")
     return outputs
-
-
-_RUNNERS: dict[str, Callable[[Ctx], Check]] = {
-    "initial_loss": check_initial_loss,
-    "regularization": check_regularization,
-    "overfit": check_overfit,
-    "gradcheck": check_gradcheck,
-    "update_ratio": check_update_ratio,
-    "learning_rate": check_learning_rate,
-    "fit_gap": check_fit_gap,
-}

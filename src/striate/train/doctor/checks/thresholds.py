@@ -1,4 +1,5 @@
-"""The doctor's thresholds: the table and their calibration are in the package docstring."""
+"""The doctor's thresholds: the table and their calibration are in `striate.train.doctor`'s
+docstring."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from striate.train.diagnostics.context import (
+from striate.train.doctor.checks.context import (
     Ctx,
     accuracy_of,
     copy_model,
@@ -13,10 +13,12 @@ from striate.train.diagnostics.context import (
     optimizer_for,
     train_step,
 )
-from striate.train.diagnostics.report import Check
-from striate.train.diagnostics.thresholds import GAP_OVERFIT, GAP_SMALL, UNDERFIT_ACC
+from striate.train.doctor.checks.registry import check
+from striate.train.doctor.checks.thresholds import GAP_OVERFIT, GAP_SMALL, UNDERFIT_ACC
+from striate.train.doctor.report import Check
 
 
+@check("fit_gap", "train against validation accuracy: over- and underfitting", order=100)
 def check_fit_gap(ctx: Ctx) -> Check:
     """Train/validation accuracy gap (CS231n: "big gap = overfitting => increase regularization
     strength; no gap => increase model capacity")."""

@@ -87,13 +87,26 @@ diverged; between 2e-2 and 0.1 some did (convnet-small at 6e-2) and some trained
 digits convnet, which kept its accuracy, warns of a jump) and fails every setup at lr 1.
 
 
-The package: `runner` (`doctor`), `context` (what the checks work on), one module per group
-of checks (`initial`, `gradients`, `updates`, `activation_checks`, `fit_gap`), `report`
-(`Check`, `DoctorReport`), `thresholds`, and `error_rates` (for `striate.train.error_analysis`).
+The package: `api` (`doctor`, the selection of checks), `report` (`Check`, `DoctorReport`) and
+`checks/`, one module per group of checks (`initial`, `gradients`, `updates`, `activations`,
+`fit_gap`), each check registered by the `@check` decorator into `DOCTOR_CHECKS` (its name, a
+summary, its place in the report and its group), what they share (`context`, `thresholds`), and
+`error_rates` (for `striate.train.error_analysis`).
 """
 
-from striate.train.diagnostics.error_rates import measure_errors
-from striate.train.diagnostics.report import STATUSES, Check, DoctorReport, plot_curves
-from striate.train.diagnostics.runner import CHECKS, doctor
+from striate.train.doctor.api import CHECKS, checks_help, doctor, select_checks
+from striate.train.doctor.checks import DOCTOR_CHECKS, measure_errors
+from striate.train.doctor.report import STATUSES, Check, DoctorReport, plot_curves
 
-__all__ = ["CHECKS", "STATUSES", "Check", "DoctorReport", "doctor", "measure_errors", "plot_curves"]
+__all__ = [
+    "CHECKS",
+    "DOCTOR_CHECKS",
+    "STATUSES",
+    "Check",
+    "DoctorReport",
+    "checks_help",
+    "doctor",
+    "measure_errors",
+    "plot_curves",
+    "select_checks",
+]

@@ -6,17 +6,19 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from striate.checks import positive_int
 from striate.data import ImageSet
 from striate.engine.optim import make_optimizer
 from striate.engine.schedules import SCHEDULES, Schedule, Scheduler, schedule_for
+from striate.engine.step import optimizer_step
 from striate.errors import ConfigError
-from striate.train.diagnostics.report import DoctorReport
+from striate.train.doctor.report import DoctorReport
 
 DEFAULT_EPOCHS = 30  # TrainConfig's: the run length a schedule assumes when none is given
 
@@ -45,6 +47,7 @@ class Ctx:
     history: list[dict[str, float]] | None
     budget: dict[str, int]
     report: DoctorReport
+    shared: dict[str, Any] = field(default_factory=dict)  # what a group's checks measure once
 
 
 def as_xy(
@@ -103,7 +106,7 @@ def normalized_images(images: torch.Tensor, normalize: Any) -> torch.Tensor:
     elif normalize is False or normalize is None:
         out = images.float() / 255
     else:
-        raise ConfigError(f"normalize must be a callable, None or False, got {normalize!r}")
+        raise ConfigError(f"doctor: normalize must be a callable, None or False, got {normalize!r}")
     return out.detach().float()
 
 
@@ -155,8 +158,8 @@ def run_schedule(
     per_epoch = max(1, math.ceil(examples / batch_size))
     if total_steps is None:
         total_steps = DEFAULT_EPOCHS * per_epoch
-    elif isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
-        raise ConfigError(f"doctor: total_steps must be a positive integer, got {total_steps!r}")
+    else:
+        positive_int("doctor", "total_steps", total_steps)
     built = schedule_for(optimizer, schedule, total_steps, per_epoch, **(options or {}))
     return (None if schedule == "constant" else built), schedule
 
@@ -187,18 +190,15 @@ def optimizer_for(ctx: Ctx, model: nn.Module, weight_decay: float | None = None)
 
 
 def train_step(model: nn.Module, optimizer, loss_fn: Callable, xb, yb) -> float:
+    """One optimiser step on (xb, yb) through the engine's step (L-BFGS aware); the loss."""
+
     def closure():
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(logits_of(model, xb), yb)
         loss.backward()
-        return loss
+        return loss.detach()
 
-    if isinstance(optimizer, torch.optim.LBFGS):
-        return float(optimizer.step(closure).detach())
-    loss = closure().detach()
-    if torch.isfinite(loss):
-        optimizer.step()
-    return float(loss)
+    return optimizer_step(optimizer, closure)
 
 
 def fixed_batches(ctx: Ctx, steps: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:

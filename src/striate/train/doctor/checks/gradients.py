@@ -7,11 +7,13 @@ import copy
 import numpy as np
 import torch
 
-from striate.train.diagnostics.context import Ctx, dropout_off, logits_of
-from striate.train.diagnostics.report import Check
-from striate.train.diagnostics.thresholds import GRAD_FAIL, GRAD_PASS
+from striate.train.doctor.checks.context import Ctx, dropout_off, logits_of
+from striate.train.doctor.checks.registry import check
+from striate.train.doctor.checks.thresholds import GRAD_FAIL, GRAD_PASS
+from striate.train.doctor.report import Check
 
 
+@check("gradcheck", "analytic gradients against centred differences in float64", order=40)
 def check_gradcheck(ctx: Ctx) -> Check:
     """Backward pass against centred differences in float64 (CS231n notes, gradient checks)."""
     from striate.gradcheck import gradcheck

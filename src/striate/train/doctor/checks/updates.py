@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 
-from striate.train.diagnostics.context import (
+from striate.train.doctor.checks.context import (
     Ctx,
     copy_model,
     ctx_scheduler,
@@ -22,8 +22,8 @@ from striate.train.diagnostics.context import (
     schedule_label,
     train_step,
 )
-from striate.train.diagnostics.report import Check
-from striate.train.diagnostics.thresholds import (
+from striate.train.doctor.checks.registry import check
+from striate.train.doctor.checks.thresholds import (
     LR_CONVERGED,
     LR_FLAT,
     LR_MOVED,
@@ -37,8 +37,10 @@ from striate.train.diagnostics.thresholds import (
     RATIO_LOW,
     RATIO_STUCK,
 )
+from striate.train.doctor.report import Check
 
 
+@check("update_ratio", "update/weight ratio over the schedule's first steps", order=50)
 def check_update_ratio(ctx: Ctx) -> Check:
     """‖Δw‖/‖w‖ per weight tensor over the first steps of the run's schedule (CS231n: "want this
     to be somewhere around 0.001"); the verdict is on the typical (median) layer, calibrated on
@@ -157,6 +159,12 @@ def check_update_ratio(ctx: Ctx) -> Check:
     )
 
 
+@check(
+    "learning_rate",
+    "the loss of a short run up to the peak lr",
+    order=90,
+    aliases=("lr",),
+)
 def check_learning_rate(ctx: Ctx) -> Check:
     """Symptoms of a short run up to the peak lr (CS231n: "loss not going down: learning rate
     too low; loss exploding: learning rate too high"; "cost: NaN almost always means high
@@ -219,20 +227,20 @@ def check_learning_rate(ctx: Ctx) -> Check:
     detail = f"{path}{after:.3g} in {where}; ‖Δw‖/‖w‖ {moved:.2g}"
     ratio = after / before if before > 0 else math.inf
 
-    def check(status: str, advice: str) -> Check:
+    def verdict(status: str, advice: str) -> Check:
         return Check("learning_rate", status, ratio, f"{lr}: {advice}", detail)
 
     too_high = "the learning rate is too high (lower it 10×, or run the LR finder)"
     if not math.isfinite(after) or after > before + (LR_RISE - 1) * scale:
-        return check("fail", f"the loss ends higher than it started: {too_high}")
+        return verdict("fail", f"the loss ends higher than it started: {too_high}")
     if spiked and after > LR_UNTRAINED * before:
-        return check(
+        return verdict(
             "fail",
             f"the loss explodes to {peak:.3g} ({peak / before:.0f}× its start) and does not come "
             f"back down: {too_high}",
         )
     if spiked:
-        return check(
+        return verdict(
             "warn",
             f"the loss jumps to {peak:.3g} ({peak / before:.1f}× its start) before it falls: "
             "the learning rate is at the edge of stability; lower it 2-3× if training is erratic"
@@ -240,29 +248,29 @@ def check_learning_rate(ctx: Ctx) -> Check:
         )
     if after > before - LR_FLAT * scale:
         if before < LR_CONVERGED * expected:
-            return check(
+            return verdict(
                 "pass",
                 f"the loss is already near 0 (untrained: {label}): the model has converged on "
                 "these examples, and this lr does not disturb it",
             )
         if moved > LR_MOVED:
-            return check(
+            return verdict(
                 "warn",
                 f"the loss does not fall although the weights moved by {moved:.2g}× their norm: "
                 "the steps are too large to descend (the network may collapse to constant "
                 "outputs); the learning rate is probably too high (lower it 3-10×)",
             )
         if before >= LR_UNTRAINED * expected:
-            return check(
+            return verdict(
                 "warn",
                 f"the loss stays near its untrained value ({label}) and the weights barely move: "
                 "not learning; the learning rate is probably too low (raise it 10×, or run the LR "
                 "finder)",
             )
-        return check(
+        return verdict(
             "warn",
             f"the loss stalls (untrained: {label}): the learning rate is too low for this "
             "stage, or the model fits no better (see overfit and fit_gap)",
         )
     bump = f" (after a bump to {peak:.3g}, under {LR_SPIKE:g}× its start)" if bumped else ""
-    return check("pass", f"the loss goes down{bump}")
+    return verdict("pass", f"the loss goes down{bump}")
