@@ -27,6 +27,7 @@ from striate.data.augment_spec import parse_augment, untrained_views
 from striate.data.splits import stratified_split
 from striate.engine.callbacks import EMA, Callback, EarlyStopping, GradientClipping, Lookahead
 from striate.engine.classification import Classification
+from striate.engine.run_info import striate_version, timestamp
 from striate.engine.task import Task
 from striate.engine.trainer import Trainer
 from striate.errors import ConfigError, StriateError
@@ -34,7 +35,7 @@ from striate.outputs import check_folder, clear_folder, default_folder
 from striate.train.config import TrainConfig
 from striate.train.ensemble import Snapshots
 from striate.train.recipes import model_callbacks
-from striate.train.run_report import striate_version, timestamp, write_run_report
+from striate.train.run_report import write_run_report
 
 
 @dataclass
@@ -138,7 +139,7 @@ def finetune_setup(config: TrainConfig, model: torch.nn.Module) -> dict[str, Any
     from striate.train.transfer import FreezeFrozen, finetune_parameters
 
     groups, frozen = finetune_parameters(
-        model, config.finetune, config.lr, config.lr_factor, config.wd
+        model, config.finetune, config.lr, config.lr_factor, config.weight_decay
     )
     return {"param_groups": groups, "callbacks": [FreezeFrozen(frozen)] if frozen else []}
 
@@ -174,7 +175,7 @@ def build_trainer(config: TrainConfig, out: Path | None, progress: bool, **extra
         task=task,
         opt=config.opt,
         lr=config.lr,
-        weight_decay=config.wd,
+        weight_decay=config.weight_decay,
         momentum=config.momentum,
         nesterov=config.nesterov and config.opt == "sgd",  # the default is for SGD only
         schedule=config.schedule,

@@ -1,0 +1,56 @@
+"""The facts of a run folder: where and how it ran (device, precision, sizes, time, versions),
+for every task's report."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from striate.engine.trainer import Trainer
+
+
+def run_facts(out: Path, trainer: Trainer) -> dict[str, Any]:
+    """What a run resolved to and where it ran, for the report: device, precision, processes,
+    parameters, data sizes, training time, dates and versions (from config.json)."""
+    try:
+        resolved = json.loads((out / "config.json").read_text()).get("resolved", {})
+    except (OSError, ValueError):
+        resolved = {}
+    facts = {
+        "device": resolved.get("device", str(trainer.device)),
+        "precision": resolved.get("precision", trainer.precision.name),
+        "processes": resolved.get("processes", trainer.world_size),
+        "parameters": resolved.get("parameters"),
+        "trainable parameters": resolved.get("trainable_parameters"),
+        "training images": resolved.get("train_images"),
+        "validation images": resolved.get("val_images"),
+        "test images": resolved.get("test_images"),
+        "training time": _duration(sum(h.get("time", 0.0) for h in trainer.history)),
+        "started": resolved.get("started"),
+        "finished": timestamp(),
+        "striate": resolved.get("striate_version", striate_version()),
+        "torch": resolved.get("torch_version", torch.__version__),
+    }
+    return {k: f"{v:,}" if isinstance(v, int) else v for k, v in facts.items() if v is not None}
+
+
+def _duration(seconds: float) -> str:
+    minutes, s = divmod(round(seconds), 60)
+    hours, m = divmod(minutes, 60)
+    return f"{hours} h {m:02d} min" if hours else f"{m} min {s:02d} s" if m else f"{s} s"
+
+
+def timestamp() -> str:
+    """Now, in local time with its offset, to the second (ISO 8601)."""
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def striate_version() -> str:
+    from striate import __version__
+
+    return __version__
