@@ -32,8 +32,8 @@ from _common import RESULTS, print_table, shared_data
 from striate._atomic import atomic_write
 from striate.engine import Callback
 from striate.train.config import TrainConfig
-from striate.train.recipes import model_callbacks, recipe_config
-from striate.train.run import build_model, build_trainer, load_run_data, loaders
+from striate.train.recipes import recipe_config
+from striate.train.run import load_run_data, prepare
 
 
 def seconds_per_step(config, data, probe_steps: int = 10, warmup: int = 3) -> float:
@@ -54,10 +54,8 @@ def seconds_per_step(config, data, probe_steps: int = 10, warmup: int = 3) -> fl
             "schedule_options": {},
         }
     )
-    model = build_model(probe, data.train)
-    trainer = build_trainer(probe, None, False, callbacks=[*model_callbacks(model), Clock()])
-    train, _, _ = loaders(probe, data, trainer.device)
-    trainer.fit(model, train)
+    run = prepare(probe, progress=False, data=data, callbacks=[Clock()])
+    run.trainer.fit(run.model, run.train)
     return (times[-1] - times[warmup - 1]) / probe_steps
 
 
@@ -65,10 +63,9 @@ def run(config, data, budget_s: float) -> dict:
     per_step = seconds_per_step(config, data)
     steps = max(1, int(budget_s / per_step))
     cfg = TrainConfig.from_dict({**config.to_dict(), "epochs": None, "steps": steps})
-    model = build_model(cfg, data.train)
-    trainer = build_trainer(cfg, None, False, callbacks=model_callbacks(model))
-    train, _, test = loaders(cfg, data, trainer.device)
-    history = trainer.fit(model, train)
+    prepared = prepare(cfg, progress=False, data=data)
+    trainer, train, test = prepared.trainer, prepared.train, prepared.test
+    history = trainer.fit(prepared.model, train)
     trained = sum(h["time"] for h in history)
     metrics = trainer.evaluate(trainer.eval_model, test)
     return {

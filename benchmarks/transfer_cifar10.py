@@ -23,10 +23,9 @@ the task is similar to the source one (the table's left column). Every method se
 stratified subset of PER_CLASS training images per class (seed s) and is tested on all 4,000
 test images of the four classes; every network method trains TARGET_EPOCHS epochs of batch
 TARGET_BATCH with flip + crop and 1cycle, normalised with the *source* statistics (read from
-model.json by ``source_normalizer``, as ``striate train --weights`` does). Networks are built
-by ``build_model`` (the 6-class head replaced by a fresh 4-class one), and trained by
-``build_trainer(..., **finetune_setup(config, model))``: the library path of
-``striate train --model resnet20 --weights PATH --finetune MODE --lr-factor F``.
+model.json, as ``striate train --weights`` does). Networks are assembled by ``prepare`` (the
+6-class head replaced by a fresh 4-class one, the layers frozen as --finetune says): the library
+path of ``striate train --model resnet20 --weights PATH --finetune MODE --lr-factor F``.
 
 - scratch: the same architecture, random initialisation (seed s), lr 0.1 as the source run.
 - frozen features + softmax / kNN: ``FeatureExtractor`` (the 64 averaged features before ``fc``)
@@ -65,12 +64,10 @@ from _common import results_dir, row, run_sections, shared_data, stratified_subs
 from striate import load_dataset
 from striate.classic import KNNClassifier, LinearClassifier
 from striate.classic.knn import select_k
-from striate.data import BatchLoader, ImageSet, Normalizer
-from striate.data.augment_spec import parse_augment
-from striate.engine import Trainer
+from striate.data import ImageSet, Normalizer
 from striate.models.io import load_model, save_model
 from striate.train.config import TrainConfig
-from striate.train.run import RunData, build_model, build_trainer, finetune_setup, source_normalizer
+from striate.train.run import RunData, prepare
 from striate.train.transfer import FeatureExtractor, layer_groups
 
 CIFAR = "cifar10/cifar10-jpeg.zip"
@@ -129,28 +126,6 @@ def config(**kw) -> TrainConfig:
     return TrainConfig(model=MODEL, augment=AUGMENT, val_size=0.0, **kw)
 
 
-def loader(
-    ds: ImageSet, cfg: TrainConfig, norm: Normalizer, trainer: Trainer, train: bool
-) -> BatchLoader:
-    """Training batches (shuffled, flip + crop, seed cfg.seed) or evaluation batches."""
-    if not train:
-        return BatchLoader(ds, 500, shuffle=False, normalize=norm, device=trainer.device)
-    augment = parse_augment(cfg.augment, ds.shape, ds.num_classes)
-    return BatchLoader(
-        ds,
-        cfg.batch_size,
-        shuffle=True,
-        augment=augment,
-        normalize=norm,
-        device=trainer.device,
-        seed=cfg.seed,
-    )
-
-
-# --------------------------------------------------------------------------- source
-
-
-@functools.cache
 def pretrained(quick: bool) -> tuple[Path, float, float, int]:
     """(the source model's folder, its source test accuracy in %, training seconds, steps)."""
     train, test = (classes_subset(s, SOURCE) for s in cifar10())
@@ -162,11 +137,10 @@ def pretrained(quick: bool) -> tuple[Path, float, float, int]:
         batch_size=SOURCE_BATCH,
         lr=SOURCE_LR,
     )
-    norm = Normalizer().fit(train)
-    model = build_model(cfg, train)
-    trainer = build_trainer(cfg, None, progress=False)
-    _, seconds = timed(lambda: trainer.fit(model, loader(train, cfg, norm, trainer, True)))
-    acc = 100 * trainer.evaluate(model, loader(test, cfg, norm, trainer, False))["acc"]
+    run = prepare(cfg, progress=False, data=RunData(train, None, test, Normalizer().fit(train)))
+    model, trainer, norm = run.model, run.trainer, run.data.normalizer
+    _, seconds = timed(lambda: trainer.fit(model, run.train))
+    acc = 100 * trainer.evaluate(model, run.test)["acc"]
     folder = Path(tempfile.mkdtemp(prefix="striate-transfer-")) / "source"
     save_model(
         folder,
@@ -223,18 +197,17 @@ def run_method(
         lr=m.lr,
         seed=seed,
     )
-    # the source's mean and std from its model.json (the target's own for scratch)
-    data = RunData(train, None, test, Normalizer().fit(train))
-    norm = source_normalizer(cfg, data)
-    model = build_model(cfg, train)
-    trainer = build_trainer(cfg, None, progress=False, **finetune_setup(cfg, model))
+    # prepare normalises with the source's mean and std from its model.json (the target's own
+    # for scratch), loads the weights and freezes what cfg.finetune says
+    run = prepare(cfg, progress=False, data=RunData(train, None, test, Normalizer().fit(train)))
+    model, trainer = run.model, run.trainer
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     frozen = frozen_state(model)
-    _, seconds = timed(lambda: trainer.fit(model, loader(train, cfg, norm, trainer, True)))
+    _, seconds = timed(lambda: trainer.fit(model, run.train))
     moved = [k for k, v in frozen_state(model).items() if not torch.equal(v, frozen[k])]
     if moved:  # a frozen group must keep its weights and its batch-norm statistics
         raise AssertionError(f"{m.name}: frozen tensors changed in training: {moved[:5]}")
-    acc = 100 * trainer.evaluate(model, loader(test, cfg, norm, trainer, False))["acc"]
+    acc = 100 * trainer.evaluate(model, run.test)["acc"]
     return acc, seconds, f"{trainable:,} trained params, {trainer.step} steps"
 
 

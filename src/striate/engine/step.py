@@ -34,8 +34,8 @@ def optimizer_step(
     runs between backward and the update, with the gradients unscaled (clipping); `scaler`
     (fp16) scales the backward pass inside `closure` and the step here."""
     if isinstance(optimizer, torch.optim.LBFGS):
-        return float(optimizer.step(closure))
-    loss = value(closure())
+        return float(optimizer.step(closure).detach())
+    loss = value(closure().detach())
     if scaler is not None:
         scaler.unscale_(optimizer)
     if not math.isfinite(loss):

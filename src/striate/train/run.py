@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,6 +237,7 @@ def prepare(
     progress: bool = True,
     device: str | None = None,
     data: RunData | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> Prepared:
     """The one assembly of a run, as the data-flow diagram draws it: data (with the
     normalisation a fine-tuned model was trained with) → model (weights loaded) → trainer (with
@@ -243,13 +245,13 @@ def prepare(
 
     Used by `striate train`, `lr-find`, the search's trials, the doctor and the benchmarks;
     `data` gives already loaded sets (a search trial's subset), `device` overrides the config's
-    (a torchrun process's own GPU)."""
+    (a torchrun process's own GPU), `callbacks` are added after the run's own."""
     if data is None:
         data = load_run_data(config)
     data.normalizer = source_normalizer(config, data)
     model = build_model(config, data.train)
     extra = finetune_setup(config, model)
-    extra["callbacks"] = extra.get("callbacks", []) + model_callbacks(model)
+    extra["callbacks"] = [*extra.get("callbacks", []), *model_callbacks(model), *callbacks]
     trainer = build_trainer(config, out, progress, device=device or config.device, **extra)
     train, val, test = loaders(config, data, trainer.device)
     return Prepared(config, data, model, trainer, train, val, test)
