@@ -10,9 +10,7 @@ import io
 import os
 import pickle
 import struct
-import sys
 import tarfile
-import types
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from striate.data import download
 from striate.data.cifar import load_cifar, safe_unpickle
 from striate.errors import DataError
 
@@ -281,9 +280,7 @@ def test_python_folder_wins_over_archive(tmp_path, splits):
 
 
 def fake_download(monkeypatch, fetch):
-    module = types.ModuleType("striate.data.download")
-    module.fetch_official = fetch
-    monkeypatch.setitem(sys.modules, "striate.data.download", module)
+    monkeypatch.setattr(download, "fetch_official", fetch)
 
 
 def test_missing_everything_fetches_the_python_archive(tmp_path, splits, monkeypatch):

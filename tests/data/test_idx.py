@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import struct
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +13,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from striate.data import download
 from striate.data.idx import FASHION_MNIST_CLASSES, load_mnist, read_idx
 from striate.errors import DataError, DownloadError, StriateError
 
@@ -259,9 +258,7 @@ def test_bad_arguments(tmp_path):
 
 
 def fake_download(monkeypatch, fetch):
-    module = types.ModuleType("striate.data.download")
-    module.fetch_official = fetch
-    monkeypatch.setitem(sys.modules, "striate.data.download", module)
+    monkeypatch.setattr(download, "fetch_official", fetch)
 
 
 def test_missing_files_are_fetched_into_root_variant(tmp_path, monkeypatch):

@@ -51,6 +51,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from striate.checks import (
+    fail,
+    integer,
+    is_int,
+    is_number,
+    non_negative_int,
+    one_of,
+    positive_int,
+    positive_number,
+    probability,
+)
 from striate.errors import StriateError
 
 __all__ = [
@@ -76,30 +87,18 @@ Params = dict[str, torch.Tensor]
 # --------------------------------------------------------------------------- validation helpers
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
-
-def _check_prob(name: str, p: Any, owner: str) -> float:
-    if not _is_number(p) or not 0.0 <= float(p) <= 1.0:
-        raise StriateError(f"{owner}: {name} must be a probability in [0, 1], got {p!r}")
-    return float(p)
-
-
 def _check_size(size: Any, owner: str) -> tuple[int, int]:
     """An int or an (height, width) pair of positive ints."""
-    if isinstance(size, numbers.Integral) and not isinstance(size, bool):
+    if is_int(size):
         size = (int(size), int(size))
     if (
         not isinstance(size, Sequence)
         or len(size) != 2
-        or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in size)
+        or not all(is_int(s) for s in size)
         or min(size) < 1
     ):
-        raise StriateError(
-            f"{owner}: size must be a positive int or a (height, width) pair of positive ints, "
-            f"got {size!r}"
-        )
+        what = "a positive integer or a (height, width) pair of positive integers"
+        raise fail(owner, "size", what, size)
     return int(size[0]), int(size[1])
 
 
@@ -108,23 +107,20 @@ def _check_range(name: str, v: Any, owner: str, *, centre: float | None, low: fl
 
     Both ends must be at least `low` and in order.
     """
-    if _is_number(v):
+    if is_number(v):
         if v < 0:
-            raise StriateError(f"{owner}: {name} must be non-negative, got {v!r}")
+            raise fail(owner, name, "non-negative", v)
         lo, hi = (-float(v), float(v)) if centre is None else (max(low, centre - v), centre + v)
         return (lo, hi)
     if (
         isinstance(v, Sequence)
         and len(v) == 2
-        and all(_is_number(e) for e in v)
+        and all(is_number(e) for e in v)
         and low <= v[0] <= v[1]
     ):
         return (float(v[0]), float(v[1]))
     bound = "min <= max" if low == -math.inf else f"{low:g} <= min <= max"
-    raise StriateError(
-        f"{owner}: {name} must be a non-negative number or a (min, max) pair with {bound}, "
-        f"got {v!r}"
-    )
+    raise fail(owner, name, f"a non-negative number or a (min, max) pair with {bound}", v)
 
 
 def _check_batch(x: Any, y: Any, g: Any, owner: str) -> None:
@@ -316,9 +312,8 @@ def augment(
 ) -> Batch:
     """Run ``transform(x, y, g)`` with a fresh CPU generator seeded with ``seed`` (and ``info``
     for a `Transform`)."""
-    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
-        raise StriateError(f"augment: seed must be an int, got {seed!r}")
-    return call_transform(transform, x, y, torch.Generator().manual_seed(int(seed)), info)
+    seed = integer("augment", "seed", seed)
+    return call_transform(transform, x, y, torch.Generator().manual_seed(seed), info)
 
 
 def call_transform(
@@ -337,7 +332,7 @@ class RandomHorizontalFlip(Transform):
     _fields = ("p",)
 
     def __init__(self, p: float = 0.5) -> None:
-        self.p = _check_prob("p", p, "RandomHorizontalFlip")
+        self.p = probability("RandomHorizontalFlip", "p", p)
 
     def get_params(self, shape, g):
         return {"flip": torch.rand(shape[0], generator=g) < self.p}
@@ -405,14 +400,8 @@ class RandomCrop(Transform):
         self, size: int | tuple[int, int], padding: int = 4, padding_mode: str = "zeros"
     ) -> None:
         self.size = _check_size(size, "RandomCrop")
-        if not isinstance(padding, numbers.Integral) or isinstance(padding, bool) or padding < 0:
-            raise StriateError(f"RandomCrop: padding must be a non-negative int, got {padding!r}")
-        if padding_mode not in self._modes:
-            raise StriateError(
-                f"RandomCrop: padding_mode must be one of {self._modes}, got {padding_mode!r}"
-            )
-        self.padding = int(padding)
-        self.padding_mode = padding_mode
+        self.padding = non_negative_int("RandomCrop", "padding", padding)
+        self.padding_mode = one_of("RandomCrop", "padding_mode", padding_mode, self._modes)
 
     def _check_input(self, x, y):
         _, _, h, w = x.shape
@@ -451,7 +440,7 @@ class RandomTranslate(Transform):
     _fields = ("max_shift",)
 
     def __init__(self, max_shift: int | float) -> None:
-        ok = _is_number(max_shift) and (
+        ok = is_number(max_shift) and (
             (isinstance(max_shift, numbers.Integral) and max_shift >= 0)
             or (not isinstance(max_shift, numbers.Integral) and 0.0 <= max_shift < 1.0)
         )
@@ -493,10 +482,8 @@ class Cutout(Transform):
     _fields = ("size", "p")
 
     def __init__(self, size: int, p: float = 1.0) -> None:
-        if not isinstance(size, numbers.Integral) or isinstance(size, bool) or size < 1:
-            raise StriateError(f"Cutout: size must be a positive int (pixels), got {size!r}")
-        self.size = int(size)
-        self.p = _check_prob("p", p, "Cutout")
+        self.size = positive_int("Cutout", "size", size, hint="pixels")
+        self.p = probability("Cutout", "p", p)
 
     def get_params(self, shape, g):
         n, _, h, w = shape
@@ -553,7 +540,7 @@ class RandomAffine(Transform):
         if translate is not None and not (
             isinstance(translate, Sequence)
             and len(translate) == 2
-            and all(_is_number(t) and 0.0 <= t <= 1.0 for t in translate)
+            and all(is_number(t) and 0.0 <= t <= 1.0 for t in translate)
         ):
             raise StriateError(
                 f"{owner}: translate must be None or (a, b), fractions of width and height in "
@@ -563,7 +550,7 @@ class RandomAffine(Transform):
         if scale is not None and not (
             isinstance(scale, Sequence)
             and len(scale) == 2
-            and all(_is_number(s) for s in scale)
+            and all(is_number(s) for s in scale)
             and 0 < scale[0] <= scale[1]
         ):
             raise StriateError(
@@ -572,15 +559,15 @@ class RandomAffine(Transform):
             )
         self.scale = None if scale is None else (float(scale[0]), float(scale[1]))
         self.shear = self._check_shear(shear, owner)
-        if not _is_number(fill):
-            raise StriateError(f"{owner}: fill must be a number, got {fill!r}")
+        if not is_number(fill):
+            raise fail(owner, "fill", "a number", fill)
         self.fill = float(fill)
 
     @staticmethod
     def _check_shear(shear: Any, owner: str) -> tuple[float, float, float, float] | None:
         if shear is None:
             return None
-        if isinstance(shear, Sequence) and len(shear) == 4 and all(_is_number(s) for s in shear):
+        if isinstance(shear, Sequence) and len(shear) == 4 and all(is_number(s) for s in shear):
             sx = _check_range("shear", tuple(shear[:2]), owner, centre=None, low=-math.inf)
             sy = _check_range("shear", tuple(shear[2:]), owner, centre=None, low=-math.inf)
         else:
@@ -671,7 +658,7 @@ class ColorJitter(Transform):
 
     @staticmethod
     def _factor(name: str, v: Any) -> tuple[float, float] | None:
-        if v is None or (_is_number(v) and v == 0):
+        if v is None or (is_number(v) and v == 0):
             return None
         return _check_range(name, v, "ColorJitter", centre=1.0, low=0.0)
 
@@ -715,19 +702,10 @@ class _Mix(Transform):
 
     def __init__(self, alpha: float = 1.0, *, num_classes: int) -> None:
         owner = type(self).__name__
-        if not _is_number(alpha) or not alpha > 0:
-            raise StriateError(f"{owner}: alpha must be a positive number, got {alpha!r}")
-        if (
-            not isinstance(num_classes, numbers.Integral)
-            or isinstance(num_classes, bool)
-            or num_classes < 1
-        ):
-            raise StriateError(
-                f"{owner}: num_classes must be a positive int (the length of the soft targets), "
-                f"got {num_classes!r}"
-            )
-        self.alpha = float(alpha)
-        self.num_classes = int(num_classes)
+        self.alpha = positive_number(owner, "alpha", alpha)
+        self.num_classes = positive_int(
+            owner, "num_classes", num_classes, hint="the length of the soft targets"
+        )
 
     def _check_input(self, x, y):
         owner = type(self).__name__

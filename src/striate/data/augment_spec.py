@@ -5,15 +5,17 @@
                        whose usual subjects (digits, letters) change meaning when mirrored
     "none"             no augmentation
 
-Items: flip[:p], altflip (airbench's alternating flip), crop[:padding], translate[:max_shift],
-cutout[:size], affine[:degrees], jitter[:strength], mixup[:alpha], cutmix[:alpha]; mixup/cutmix
-come last (they mix labels).
+The items are the names of `AUGMENTATIONS`, each optionally with ``:value`` (`augment_help` lists
+them with what the value means); mixup/cutmix come last (they mix labels).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
+from typing import Any
 
+from striate.checks import did_you_mean
 from striate.data.augment import (
     AlternatingFlip,
     ColorJitter,
@@ -28,33 +30,97 @@ from striate.data.augment import (
     Transform,
 )
 from striate.errors import ConfigError, StriateError
+from striate.registry import Registry
+
+__all__ = ["AUGMENTATIONS", "augment_help", "parse_augment", "resolve_auto"]
+
+# name -> build(value, h, w, num_classes) -> Transform; meta: `value` (what :value means) and
+# `default` (the value without one: a number, a function of the image's (h, w), or None)
+AUGMENTATIONS: Registry[Callable[..., Transform]] = Registry("augmentation")
 
 
-def _alternating_flip(arg: float | None) -> AlternatingFlip:
+def _eighth(h: int, w: int) -> int:
+    return max(1, min(h, w) // 8)
+
+
+def _quarter(h: int, w: int) -> int:
+    return max(1, min(h, w) // 4)
+
+
+@AUGMENTATIONS.register("flip", "mirror left-right with probability p", value="p", default=0.5)
+def _flip(p: float, h: int, w: int, num_classes: int) -> Transform:
+    return RandomHorizontalFlip(p)
+
+
+@AUGMENTATIONS.register(
+    "altflip", "mirror a fixed half of the images in even epochs, the other half in odd ones"
+)
+def _altflip(arg: float | None, h: int, w: int, num_classes: int) -> Transform:
     if arg is not None:
         raise StriateError("altflip takes no value")
     return AlternatingFlip()
 
 
-def _builders(h: int, w: int, num_classes: int) -> dict[str, tuple[Callable, float | None]]:
-    s = min(h, w)
-    return {
-        "flip": (lambda p: RandomHorizontalFlip(p), 0.5),
-        "altflip": (_alternating_flip, None),
-        "crop": (
-            lambda pad: RandomCrop((h, w), padding=int(pad), padding_mode="reflect"),
-            max(1, s // 8),
-        ),
-        "translate": (lambda m: RandomTranslate(int(m)), max(1, s // 8)),
-        "cutout": (lambda size: Cutout(int(size)), max(1, s // 4)),
-        "affine": (
-            lambda deg: RandomAffine(degrees=deg, translate=(0.1, 0.1), scale=(0.9, 1.1)),
-            10.0,
-        ),
-        "jitter": (lambda k: ColorJitter(brightness=k, contrast=k, saturation=k), 0.2),
-        "mixup": (lambda a: Mixup(a, num_classes=num_classes), 0.2),
-        "cutmix": (lambda a: CutMix(a, num_classes=num_classes), 1.0),
-    }
+@AUGMENTATIONS.register(
+    "crop", "reflect-pad by N pixels and crop back at random", value="N", default=_eighth
+)
+def _crop(pad: float, h: int, w: int, num_classes: int) -> Transform:
+    return RandomCrop((h, w), padding=int(pad), padding_mode="reflect")
+
+
+@AUGMENTATIONS.register(
+    "translate", "shift by up to N pixels, zero fill", value="N", default=_eighth
+)
+def _translate(m: float, h: int, w: int, num_classes: int) -> Transform:
+    return RandomTranslate(int(m))
+
+
+@AUGMENTATIONS.register("cutout", "zero an N×N square", value="N", default=_quarter)
+def _cutout(size: float, h: int, w: int, num_classes: int) -> Transform:
+    return Cutout(int(size))
+
+
+@AUGMENTATIONS.register(
+    "affine",
+    "rotate by up to D degrees, shift by 10%, scale by 0.9-1.1",
+    value="D",
+    default=10.0,
+)
+def _affine(deg: float, h: int, w: int, num_classes: int) -> Transform:
+    return RandomAffine(degrees=deg, translate=(0.1, 0.1), scale=(0.9, 1.1))
+
+
+@AUGMENTATIONS.register(
+    "jitter", "brightness, contrast and saturation by up to a factor 1±K", value="K", default=0.2
+)
+def _jitter(k: float, h: int, w: int, num_classes: int) -> Transform:
+    return ColorJitter(brightness=k, contrast=k, saturation=k)
+
+
+@AUGMENTATIONS.register(
+    "mixup", "mix pairs of images and their labels, Beta(A, A) weights", value="A", default=0.2
+)
+def _mixup(a: float, h: int, w: int, num_classes: int) -> Transform:
+    return Mixup(a, num_classes=num_classes)
+
+
+@AUGMENTATIONS.register(
+    "cutmix", "paste a box of another image, labels by area, Beta(A, A)", value="A", default=1.0
+)
+def _cutmix(a: float, h: int, w: int, num_classes: int) -> Transform:
+    return CutMix(a, num_classes=num_classes)
+
+
+def augment_help() -> str:
+    """The items of a spec with what their value means, for --help and error messages."""
+    parts = []
+    for e in AUGMENTATIONS.entries():
+        value, default = e.meta.get("value"), e.meta.get("default")
+        if callable(default):
+            default = {_eighth: "size/8", _quarter: "size/4"}[default]
+        item = f"{e.name}[:{value}]" if value else e.name
+        parts.append(f"{item}: {e.summary}" + (f" ({value}={default})" if value else ""))
+    return "; ".join(parts)
 
 
 def resolve_auto(spec: str, channels: int) -> str:
@@ -71,22 +137,23 @@ def parse_augment(spec: str, shape: tuple[int, int, int], num_classes: int) -> T
     spec = resolve_auto(spec, c)
     if spec in ("", "none"):
         return None
-    builders = _builders(h, w, num_classes)
     transforms = []
     for item in spec.split(","):
         name, _, arg = item.strip().partition(":")
-        if name not in builders:
+        if name not in AUGMENTATIONS:
             raise ConfigError(
                 f"unknown augmentation {name!r} in {spec!r}; use none, auto or a comma-separated "
-                f"list of {', '.join(builders)} (each optionally with :value)"
+                f"list of {', '.join(AUGMENTATIONS)} (each optionally with :value)"
+                f"{did_you_mean(name, AUGMENTATIONS)}"
             )
-        build, default = builders[name]
+        entry = AUGMENTATIONS.entry(name)
+        default: Any = entry.meta.get("default")
         try:
-            value = float(arg) if arg else default
+            value = float(arg) if arg else (default(h, w) if callable(default) else default)
         except ValueError as e:
             raise ConfigError(f"augmentation {item!r}: {arg!r} is not a number") from e
         try:
-            transforms.append(build(value))
+            transforms.append(entry.obj(value, h, w, num_classes))
         except StriateError as e:
             raise ConfigError(f"augmentation {item!r}: {e}") from e
     mixing = [i for i, t in enumerate(transforms) if isinstance(t, (Mixup, CutMix))]
@@ -95,28 +162,14 @@ def parse_augment(spec: str, shape: tuple[int, int, int], num_classes: int) -> T
     return transforms[0] if len(transforms) == 1 else Compose(transforms)
 
 
-# the augmentations that show a model each test-time view during training
-_SEEN_BY = {"flip": ("flip", "altflip"), "translate": ("crop", "translate", "affine")}
+def __getattr__(name: str) -> Any:
+    if name == "untrained_views":  # moved to evaluate/, which may import data/ (not the reverse)
+        warnings.warn(
+            "striate.data.augment_spec.untrained_views moved to striate.evaluate.tta",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from striate.evaluate import tta  # the forwarder's only upward import; goes with it
 
-
-def untrained_views(
-    tta: bool | str | None, augment: str | None, shape: tuple[int, int, int]
-) -> list[str]:
-    """Warnings for the test-time augmentation views of `tta` that the training augmentation
-    `augment` never showed the model (mirror images of digits, say, are other symbols; such a view
-    usually lowers accuracy). `augment` None: unknown, nothing to say."""
-    from striate.evaluate.tta import parse_tta
-
-    if augment is None or len(parse_tta(tta)) == 1:
-        return []
-    trained = {
-        item.strip().partition(":")[0] for item in resolve_auto(augment, shape[0]).split(",")
-    }
-    asked = {part.strip().partition(":")[0] for part in ("flip" if tta is True else tta).split(",")}
-    shown = {"flip": "mirrored", "translate": "shifted"}
-    return [
-        f"--tta {view}: the model was not trained with {shown[view]} images (augment "
-        f"{augment!r}), so this view may lower its accuracy"
-        for view in ("flip", "translate")
-        if view in asked and not trained & set(_SEEN_BY[view])
-    ]
+        return tta.untrained_views
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

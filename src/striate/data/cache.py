@@ -21,8 +21,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from striate._atomic import atomic_path
+from striate.checks import number
 from striate.data.paths import cache_root
-from striate.errors import ConfigError, StriateWarning
+from striate.errors import StriateWarning
 
 FORMAT = "striate-decoded-v1"
 
@@ -118,8 +119,7 @@ def entries() -> list[Entry]:
 def clear(older_than_days: float | None = None) -> tuple[int, int]:
     """Delete the entries not used for `older_than_days` days (all when None); returns
     (entries deleted, bytes freed)."""
-    if older_than_days is not None and not older_than_days >= 0:
-        raise ConfigError(f"older_than_days must be a number >= 0, got {older_than_days!r}")
+    number("cache.clear", "older_than_days", older_than_days, low=0, allow_none=True)
     cutoff = None if older_than_days is None else time.time() - older_than_days * 86400
     count = freed = 0
     for e in entries():

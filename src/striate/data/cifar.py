@@ -26,6 +26,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from striate.data import download
 from striate.data.imageset import ImageSet
 from striate.data.paths import dataset_dirs
 from striate.errors import DataError
@@ -538,9 +539,7 @@ def load_cifar(
     dirs, dest = dataset_dirs(root, variant)
     found = _locate(dirs, variant)
     if found is None:
-        from striate.data.download import fetch_official
-
-        fetched = fetch_official(variant, dest=dest, searched=dirs)
+        fetched = download.fetch_official(variant, dest=dest, searched=dirs)
         archive = _LAYOUTS[variant][0].archive
         path = next((Path(p) for p in fetched if Path(p).name == archive), dest / archive)
         if not path.is_file():

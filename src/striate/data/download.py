@@ -33,6 +33,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from striate import __version__
 from striate._atomic import atomic_write
 from striate.errors import DownloadError
 
@@ -137,8 +138,6 @@ class _Unreachable(Exception):
 
 
 def _open(url: str, timeout: float) -> http.client.HTTPResponse:
-    from striate import __version__
-
     request = urllib.request.Request(url, headers={"User-Agent": f"striate/{__version__}"})
     try:
         opener = urllib.request.build_opener(_HttpOnlyRedirects)  # reads proxy settings now

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import multiprocessing as mp
 import os
 import re
 import struct
@@ -24,8 +25,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from striate.checks import fail, is_int, one_of
+from striate.data import cache as decode_cache
 from striate.data.imageset import ImageSet
-from striate.errors import DataError, StriateError, StriateWarning
+from striate.data.splits import derived_split
+from striate.errors import DataError, StriateWarning
+from striate.progress import progress_bar
 
 IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
@@ -54,11 +59,11 @@ def parse_size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
     """Normalise a `size` argument (int or (H, W)) to (H, W)."""
     if size is None:
         return None
-    if isinstance(size, int):
+    if is_int(size):
         size = (size, size)
     size = tuple(int(s) for s in size)
     if len(size) != 2 or min(size) < 1:
-        raise StriateError(f"size must be a positive int or (height, width), got {size!r}")
+        raise fail("", "size", "a positive integer or (height, width)", size)
     return size  # type: ignore[return-value]
 
 
@@ -340,12 +345,12 @@ def decode_split(
     progress: bool = True,
 ) -> Decoded:
     """Decode every image of a split into one N×C×H×W uint8 array (worker processes, progress)."""
-    _check_policy(on_bad_image)
+    check_policy(on_bad_image)
     names, labels = index.splits[split]
     results = list(_run_decoders(index, names, size, workers, progress, f"decoding {split}"))
     skipped = [(n, r) for n, r in zip(names, results, strict=True) if isinstance(r, str)]
     if skipped and on_bad_image == "error":
-        raise DataError(_bad_image_message(index.path, skipped))
+        raise DataError(bad_image_message(index.path, skipped))
     good = [i for i, r in enumerate(results) if not isinstance(r, str)]
     if not good:
         raise DataError(f"{index.path}: none of the {len(names)} images of '{split}' could be read")
@@ -375,8 +380,6 @@ def _run_decoders(
     progress: bool,
     label: str,
 ) -> Iterator[np.ndarray | str]:
-    from striate.progress import progress_bar
-
     workers = workers or min(os.cpu_count() or 1, 8)
     chunk = 512
     chunks = [names[i : i + chunk] for i in range(0, len(names), chunk)]
@@ -413,8 +416,6 @@ def _close_worker_zip() -> None:
 
 
 def _mp_context():
-    import multiprocessing as mp
-
     # fork is cheapest and safe here: workers only run PIL and NumPy, never torch ops.
     return mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
 
@@ -472,14 +473,11 @@ def load_folder(
     """Load one split of an image folder or zip, decoding once and caching the uint8 result.
 
     A folder without split tops has one split, ``all``; ``train``/``test`` of it are a fixed
-    stratified 80/20 split (seed 0), see `striate.data.registry.derived_split`.
+    stratified 80/20 split (seed 0), see `striate.data.splits.derived_split`.
     """
-    from striate.data import cache as decode_cache
-    from striate.data.registry import derived_split
-
     path = Path(path)
     size = parse_size(size)
-    _check_policy(on_bad_image)
+    check_policy(on_bad_image)
     if not path.exists():
         raise DataError(f"{path} does not exist: give an image folder or a .zip of one")
     fp = fingerprint(path)
@@ -508,7 +506,7 @@ def load_folder(
             images, labels = torch.from_numpy(d.images), torch.from_numpy(d.labels)
         if skipped:
             if on_bad_image == "error":
-                raise DataError(_bad_image_message(path, skipped))
+                raise DataError(bad_image_message(path, skipped))
             warnings.warn(
                 skipped_message(path, f"'{split_name}'", skipped), StriateWarning, stacklevel=3
             )
@@ -527,14 +525,13 @@ def load_folder(
     )
 
 
-def _check_policy(on_bad_image: str) -> None:
-    if on_bad_image not in BAD_IMAGE_POLICIES:
-        raise StriateError(
-            f"on_bad_image must be one of {', '.join(BAD_IMAGE_POLICIES)}, got {on_bad_image!r}"
-        )
+def check_policy(on_bad_image: str) -> None:
+    """A ConfigError unless `on_bad_image` is one of `BAD_IMAGE_POLICIES`."""
+    one_of("", "on_bad_image", on_bad_image, BAD_IMAGE_POLICIES)
 
 
-def _bad_image_message(path: Path, skipped: list[tuple[str, str]]) -> str:
+def bad_image_message(path: Path, skipped: list[tuple[str, str]]) -> str:
+    """The error for the first unreadable image under on_bad_image='error'."""
     name, reason = skipped[0]
     more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
     return (

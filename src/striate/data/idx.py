@@ -19,6 +19,7 @@ from typing import BinaryIO, Literal
 import numpy as np
 import torch
 
+from striate.data import download
 from striate.data.imageset import ImageSet
 from striate.data.paths import dataset_dirs
 from striate.errors import DataError
@@ -55,7 +56,7 @@ _DTYPES = {
 _CHUNK = 1 << 24  # read in 16 MiB steps: memory grows with the data actually present
 
 
-def _read_upto(f: BinaryIO, n: int) -> bytearray:
+def read_upto(f: BinaryIO, n: int) -> bytearray:
     """At most `n` bytes from `f`, fewer only at end of file; memory grows with what is read."""
     buf = bytearray()
     while len(buf) < n:
@@ -69,7 +70,7 @@ def _read_upto(f: BinaryIO, n: int) -> bytearray:
 def _parse_idx(f: BinaryIO, path: Path, file_size: int | None) -> np.ndarray:
     """Header, then exactly the promised payload; `file_size` (plain files) gives an early check."""
     redo = "download the file again or check that it is an IDX file"
-    head = _read_upto(f, 4)
+    head = read_upto(f, 4)
     if len(head) < 4:
         raise DataError(
             f"{path}: the file ends after {len(head)} bytes, inside the 4-byte IDX header; "
@@ -91,7 +92,7 @@ def _parse_idx(f: BinaryIO, path: Path, file_size: int | None) -> np.ndarray:
             f"{path}: IDX header says {ndim} dimensions, expected 1 to 4; the file is corrupt — "
             f"{redo}"
         )
-    raw_dims = _read_upto(f, 4 * ndim)
+    raw_dims = read_upto(f, 4 * ndim)
     if len(raw_dims) < 4 * ndim:
         raise DataError(
             f"{path}: the file ends inside the IDX header ({ndim} dimensions need {4 * ndim} "
@@ -106,7 +107,7 @@ def _parse_idx(f: BinaryIO, path: Path, file_size: int | None) -> np.ndarray:
             f"{path}: {promise} but the file holds only {file_size - 4 - 4 * ndim} bytes after "
             f"the header; it is truncated — {redo}"
         )
-    payload = _read_upto(f, size + 1)
+    payload = read_upto(f, size + 1)
     if len(payload) < size:
         raise DataError(
             f"{path}: {promise} but only {len(payload)} bytes follow the header; the file is "
@@ -180,9 +181,7 @@ def load_mnist(
     dirs, dest = dataset_dirs(root, variant)
     pair = next((p for d in dirs if (p := _find_pair(d, _FILES[split])) is not None), None)
     if pair is None:
-        from striate.data.download import fetch_official
-
-        fetch_official(variant, dest=dest, searched=dirs)
+        download.fetch_official(variant, dest=dest, searched=dirs)
         pair = _find_pair(dest, _FILES[split])
         if pair is None:
             raise DataError(

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from striate.checks import integer
+from striate.data.stratify import encode, stratified
 from striate.errors import DataError
 
 if TYPE_CHECKING:
@@ -123,8 +125,6 @@ class ImageSet:
         `ds.sample(len(ds))` is `ds`; the same seed gives the same subset. Use it instead of
         ``ds[:n]``, which on a folder or zip set holds only the first classes.
         """
-        from striate.data.splits import stratified_split
-
         total = len(self)
         where = f"ImageSet.sample ({self.source or 'no source'})"
         if isinstance(n, bool) or not isinstance(n, (int, float, np.integer, np.floating)):
@@ -142,8 +142,7 @@ class ImageSet:
             count = int(n)
             if count <= 0:
                 raise DataError(f"{where}: n={count} images: ask for at least 1")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise DataError(f"{where}: seed must be an integer, got {seed!r}")
+        integer(where, "seed", seed, error=DataError)
         if total == 0:
             raise DataError(f"{where}: the set is empty, there is nothing to sample")
         if count > total:
@@ -154,7 +153,8 @@ class ImageSet:
         if count == total:
             index = torch.arange(total)
         else:
-            _, index = stratified_split(self.labels, count, seed=seed)  # sorted: original order
+            codes, counts, _ = encode(self.labels)
+            _, index = stratified(codes, counts, count, seed)  # sorted: the original order
         index = index.to(self.images.device)
         note = f"[sample of {count:,}, stratified, seed {seed}]"
         source = f"{self.source} {note}" if self.source else note

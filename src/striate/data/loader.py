@@ -27,13 +27,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 
+from striate.checks import integer, positive_int
 from striate.data.augment import BatchInfo, call_transform
 from striate.data.folder import (
     FolderIndex,
-    _bad_image_message,
-    _check_policy,
+    bad_image_message,
+    check_policy,
     decode_image,
     describe_failure,
     parse_size,
@@ -67,8 +69,7 @@ class _Epochs:
         rank: int | None = None,
         world_size: int | None = None,
     ) -> None:
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise StriateError(f"batch_size must be a positive integer, got {batch_size!r}")
+        positive_int(type(self).__name__, "batch_size", batch_size)
         if n == 0:
             raise DataError("cannot make batches of an empty dataset")
         self.rank, self.world_size = _shard_of(rank, world_size, n, batch_size)
@@ -245,7 +246,7 @@ class StreamingLoader(_Epochs):
         rank: int | None = None,
         world_size: int | None = None,
     ) -> None:
-        _check_policy(on_bad_image)
+        check_policy(on_bad_image)
         index = scan(Path(path))
         if split not in index.splits:
             raise DataError(f"{path} has no split '{split}'; it has {', '.join(index.splits)}")
@@ -289,7 +290,7 @@ class StreamingLoader(_Epochs):
             if fatal:
                 raise DataError(fatal)
             if skipped and self.on_bad_image == "error":
-                raise DataError(_bad_image_message(self.index.path, skipped))
+                raise DataError(bad_image_message(self.index.path, skipped))
             self.skipped += skipped
             if not len(labels) and self.world_size > 1:
                 raise DataError(
@@ -313,19 +314,14 @@ class StreamingLoader(_Epochs):
 def _shard_of(rank: int | None, world_size: int | None, n: int, batch_size: int) -> tuple[int, int]:
     """(rank, world_size): as given, or the running process group's (0, 1 without one)."""
     if world_size is None:
-        import torch.distributed as dist
-
         running = dist.is_available() and dist.is_initialized()
         world_size = dist.get_world_size() if running else 1
         if rank is None:
             rank = dist.get_rank() if running else 0
     if rank is None:
         rank = 0
-    for name, v in (("rank", rank), ("world_size", world_size)):
-        if not isinstance(v, int) or isinstance(v, bool):
-            raise ConfigError(f"{name} must be an integer, got {v!r}")
-    if world_size < 1:
-        raise ConfigError(f"world_size (the number of processes) must be ≥ 1, got {world_size}")
+    rank = integer("", "rank", rank)
+    world_size = positive_int("", "world_size", world_size, hint="the number of processes")
     if not 0 <= rank < world_size:
         raise ConfigError(
             f"rank must lie in 0..{world_size - 1} (world_size {world_size}), got {rank}"

@@ -24,7 +24,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from striate.data.idx import _read_upto
+from striate.data.idx import read_upto
 from striate.data.imageset import ImageSet
 from striate.errors import DataError
 
@@ -37,7 +37,7 @@ _REDO = "save it again with numpy.savez (no object arrays)"
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> np.ndarray:
     """One `.npy` member: header checked against the real payload size, then `np.load`."""
     with archive.open(info) as f:
-        data = _read_upto(f, info.file_size + 1)  # memory bounded by the bytes really present
+        data = read_upto(f, info.file_size + 1)  # memory bounded by the bytes really present
     fp = io.BytesIO(data)
     try:
         version = np.lib.format.read_magic(fp)

@@ -14,13 +14,13 @@ float dtype `x` has (uint8 batches are read as /255 into float32).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from striate.checks import positive_number
 from striate.data.imageset import ImageSet
 from striate.errors import StriateError
 
@@ -422,11 +422,7 @@ class ZCA(_Fitted):
         self.eps = eps
 
     def fit(self, data: DataLike) -> ZCA:
-        eps = self.eps
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
-            raise StriateError(f"ZCA eps must be a positive number, got {eps!r}")
-        if not math.isfinite(eps):
-            raise StriateError(f"ZCA eps must be finite, got {eps!r}")
+        eps = positive_number("ZCA", "eps", self.eps)
         t = _fit_data(data, "ZCA")
         mean, cov = _mean_cov(t, "ZCA")
         evals, evecs = _eigh_descending(cov)

@@ -12,11 +12,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from striate.data.cifar import load_cifar
+from striate.data.folder import load_folder, parse_size, scan
+from striate.data.idx import load_mnist
 from striate.data.imageset import ImageSet
+from striate.data.npz import load_npz
+from striate.data.splits import derived_split
 from striate.errors import DataError, StriateError
-
-DERIVED_TEST_FRACTION = 0.2
-DERIVED_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class Source:
 
 
 def _digits(root: Path | None, split: str) -> ImageSet:
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # scikit-learn's datasets load SciPy: only here
 
     bunch = load_digits()
     # 8×8 images of values 0..16 (Alpaydin & Kaynak 1998), rescaled to the 0..255 of every source.
@@ -47,8 +49,6 @@ def _digits(root: Path | None, split: str) -> ImageSet:
 
 def _mnist(variant: str) -> Callable[..., ImageSet]:
     def load(root: Path | None, split: str) -> ImageSet:
-        from striate.data.idx import load_mnist
-
         return load_mnist(root, split, variant)
 
     return load
@@ -56,8 +56,6 @@ def _mnist(variant: str) -> Callable[..., ImageSet]:
 
 def _cifar(variant: str) -> Callable[..., ImageSet]:
     def load(root: Path | None, split: str, **options) -> ImageSet:
-        from striate.data.cifar import load_cifar
-
         return load_cifar(root, split, variant, **options)
 
     return load
@@ -179,13 +177,9 @@ def _load(
     if options:
         raise StriateError(f"unexpected options for {path}: {', '.join(options)}")
     if path.suffix.lower() == ".npz":
-        from striate.data.npz import load_npz
-
         ds = load_npz(path, split)
         return resize(ds, size) if size is not None else ds
     if path.is_dir() or path.suffix.lower() == ".zip":
-        from striate.data.folder import load_folder
-
         return load_folder(path, split, size, on_bad_image, cache, progress)
     raise DataError(
         f"{path}: don't know how to read '{path.suffix or path.name}' files; give an image folder, "
@@ -193,28 +187,8 @@ def _load(
     )
 
 
-def derived_split(ds: ImageSet, split: str) -> ImageSet:
-    """`train`/`test` of a source that ships as one set: a fixed stratified 80/20 split, seed 0."""
-    from striate.data.splits import stratified_split
-
-    if split not in ("train", "test"):
-        raise DataError(f"no split '{split}' in {ds.source}; use train, test or all")
-    train_idx, test_idx = stratified_split(ds.labels, DERIVED_TEST_FRACTION, seed=DERIVED_SEED)
-    idx = train_idx if split == "train" else test_idx
-    sub = ds[idx]
-    share = 1 - DERIVED_TEST_FRACTION if split == "train" else DERIVED_TEST_FRACTION
-    return ImageSet(
-        sub.images,
-        sub.labels,
-        sub.classes,
-        f"{ds.source} [{split}: stratified {share:.0%} of all, seed {DERIVED_SEED}]",
-    )
-
-
 def resize(ds: ImageSet, size: int | Sequence[int]) -> ImageSet:
     """Every image resized to `size` (H, W) with antialiased bilinear interpolation, in batches."""
-    from striate.data.folder import parse_size
-
     h, w = parse_size(size)  # type: ignore[misc]
     if ds.shape[1:] == (h, w):
         return ds
@@ -248,7 +222,5 @@ def available_splits(
             raise DataError(f"{path} is not a readable .npz file ({e})") from e
         return [s for s in ("train", "test") if f"x_{s}" in keys] or ["train"]
     if path.is_dir() or (path.suffix.lower() == ".zip" and path.is_file()):
-        from striate.data.folder import scan
-
         return list(scan(path).splits)
     return ["train"]  # load_dataset will say what is wrong with it

@@ -20,9 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from striate.data.augment_spec import resolve_auto
 from striate.errors import ConfigError
 
-__all__ = ["View", "parse_tta", "tta_log_probs"]
+__all__ = ["View", "parse_tta", "tta_log_probs", "untrained_views"]
 
 View = tuple[float, Callable[[torch.Tensor], torch.Tensor]]
 
@@ -99,3 +100,28 @@ def tta_log_probs(
         return torch.einsum("v,vnc->nc", weights, torch.stack(outs))
     log_p = torch.stack([o.log_softmax(1) for o in outs]) + weights.log()[:, None, None]
     return torch.logsumexp(log_p, 0)
+
+
+# the augmentations that show a model each test-time view during training
+_SEEN_BY = {"flip": ("flip", "altflip"), "translate": ("crop", "translate", "affine")}
+
+
+def untrained_views(
+    tta: bool | str | None, augment: str | None, shape: tuple[int, int, int]
+) -> list[str]:
+    """Warnings for the test-time augmentation views of `tta` that the training augmentation
+    `augment` never showed the model (mirror images of digits, say, are other symbols; such a view
+    usually lowers accuracy). `augment` None: unknown, nothing to say."""
+    if augment is None or len(parse_tta(tta)) == 1:
+        return []
+    trained = {
+        item.strip().partition(":")[0] for item in resolve_auto(augment, shape[0]).split(",")
+    }
+    asked = {part.strip().partition(":")[0] for part in ("flip" if tta is True else tta).split(",")}
+    shown = {"flip": "mirrored", "translate": "shifted"}
+    return [
+        f"--tta {view}: the model was not trained with {shown[view]} images (augment "
+        f"{augment!r}), so this view may lower its accuracy"
+        for view in ("flip", "translate")
+        if view in asked and not trained & set(_SEEN_BY[view])
+    ]
