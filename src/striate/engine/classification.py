@@ -66,7 +66,7 @@ class Classification(Task):
         correct = (logits.detach().argmax(1) == labels).sum()
         return Step(loss, stack_stats(loss.detach().float() * n, correct, n))
 
-    def check(self, model: nn.Module, trainer: Any) -> None:
+    def setup(self, model: nn.Module, trainer: Any) -> None:
         if getattr(model, "aux_logits", False) and distributed.is_distributed():
             raise ConfigError(
                 "Classification: auxiliary heads train on one process (DistributedDataParallel "

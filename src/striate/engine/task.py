@@ -90,8 +90,9 @@ class Task:
         """Samples in a batch (weights a process's share under DDP, a batch under L-BFGS)."""
         return len(batch[0])
 
-    def check(self, model: nn.Module, trainer: Trainer) -> None:
-        """Raise a ConfigError before training when `model` cannot do this task."""
+    def setup(self, model: nn.Module, trainer: Trainer) -> None:
+        """Get ready to train `model`: raise a ConfigError when it cannot do this task, make the
+        task's own optimisers. Called when training starts, before a checkpoint is restored."""
 
     def training_step(self, model: nn.Module, batch: Batch) -> Step:
         raise NotImplementedError

@@ -244,7 +244,7 @@ class Trainer:
                 momentum=self.momentum,
                 nesterov=self.nesterov,
             )
-        self.task.check(self.model, self)
+        self.task.setup(self.model, self)
         self.lbfgs = isinstance(self.optimizer, torch.optim.LBFGS)
         if self.lbfgs and parallel:
             raise ConfigError(

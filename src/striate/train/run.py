@@ -24,7 +24,7 @@ import torch
 
 from striate._atomic import atomic_write
 from striate.data import BatchLoader, ImageSet, Normalizer, load_dataset, train_val_split
-from striate.data.augment_spec import parse_augment, untrained_views
+from striate.data.augment_spec import parse_augment
 from striate.data.splits import stratified_split
 from striate.engine.callbacks import EMA, Callback, EarlyStopping, GradientClipping, Lookahead
 from striate.engine.classification import Classification
@@ -32,6 +32,7 @@ from striate.engine.run_info import striate_version, timestamp
 from striate.engine.task import Task
 from striate.engine.trainer import Trainer
 from striate.errors import ConfigError, StriateError
+from striate.evaluate.tta import untrained_views
 from striate.outputs import check_folder, clear_folder, default_folder
 from striate.train.config import TrainConfig
 from striate.train.ensemble import Snapshots
