@@ -38,7 +38,7 @@ def test_bad_input_is_one_line_and_status_2(capsys):
         (["-p", "lerning_rate=log:1e-4:1"], "unknown search parameter 'lerning_rate'"),
         ([], "nothing to search"),
         (["-p", "lr=log:1e-4:1", "--trials", "3", "--coarse", "2"], "not both"),
-        (["-p", "lr=log:1e-4:1", "--trials", "2", "--sampler", "grid"], "unknown sampler"),
+        (["-p", "lr=log:1e-4:1", "--trials", "2", "--sampler", "grid"], "sampler must be one of"),
     ):
         code, _, err = run(capsys, "search", *args, *TINY)
         assert code == 2, args

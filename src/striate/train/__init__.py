@@ -23,7 +23,7 @@ from striate.train.ensemble import (
     load_snapshots,
     snapshot_paths,
 )
-from striate.train.hpsearch import SearchResult, Stage, coarse_fine, parse_space, search
+from striate.train.search import SearchResult, Stage, coarse_fine, parse_space, search
 from striate.train.run import RunResult, train_run
 
 __all__ = [

@@ -15,13 +15,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from striate._atomic import atomic_write
+from striate._atomic import jsonable, write_json
 from striate.errors import ConfigError
 from striate.outputs import OutputExists, slug
 from striate.train.config import TrainConfig
-from striate.train.hpsearch._values import jsonable
-from striate.train.hpsearch.space import Param, space_as_dict
-from striate.train.hpsearch.stages import Stage, describe_stage, stage_study
+from striate.train.search.space import Param, parse_spec, space_as_dict
+from striate.train.search.stages import Stage, describe_stage, stage_study
+from striate.train.search.storage import require_optuna, study_exists
 
 FORMAT = "striate-search/1"
 FOLDER_FILE = "search.json"
@@ -86,8 +86,6 @@ def differences(saved: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
 
 
 def _spec(name: str, value: Any) -> str:
-    from striate.train.hpsearch.space import parse_spec
-
     try:
         return parse_spec(name, value).spec()
     except ConfigError:
@@ -107,8 +105,6 @@ def mismatch(what: str, diffs: Sequence[str]) -> SearchMismatch:
 
 def check_definition(storage: Any, study: str, definition: Mapping[str, Any], where: str) -> None:
     """Refuse when the study `study` in `storage` was defined otherwise (nothing is created)."""
-    from striate.train.hpsearch.storage import require_optuna, study_exists
-
     if not study_exists(storage, study):
         return
     saved = require_optuna().load_study(study_name=study, storage=storage).user_attrs
@@ -190,5 +186,4 @@ def write_claim(out: Path, study: str, storage: str, definition: Mapping[str, An
     """search.json: which study (in which storage) the folder's results belong to, and its
     definition (written atomically; every process writes the same)."""
     value = {"format": FORMAT, "study": study, "storage": storage, "definition": definition}
-    with atomic_write(out / FOLDER_FILE, "w") as f:
-        json.dump(value, f, indent=2, default=jsonable)
+    write_json(out / FOLDER_FILE, value)

@@ -1,9 +1,12 @@
-"""The search itself: each stage's trials on its Optuna study, shared by every process that runs
+"""Running a search: each stage's trials on its Optuna study, shared by every process that runs
 the same search (a journal file or a database), resumed where it stopped.
 
-A trial trains the configuration with the sampled values and its own seed on the same train/val
-split, reports each epoch's validation accuracy to Optuna and is aborted when its loss exceeds
-3x its first. A trial left running by a process that died is marked failed and queued again.
+A trial (`trial.py`) trains the configuration with the sampled values and its own seed on the
+same train/val split, reports each epoch's validation accuracy to Optuna and is aborted when its
+loss exceeds 3x its first. Here: which trials count toward a stage's number, the trial left
+running by a process that died (marked failed and queued again), the narrowed space of a later
+stage, and `search` itself, which checks its arguments, the folder and the recorded definition
+before anything is created.
 """
 
 from __future__ import annotations
@@ -16,14 +19,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from rich.console import Console
+from rich.markup import escape
 
-from striate.errors import ConfigError, StriateError
+from striate.checks import number, one_of, positive_int
+from striate.data import ImageSet
+from striate.errors import ConfigError
 from striate.outputs import clear_folder
 from striate.train.config import TrainConfig
-from striate.train.hpsearch._values import finite, short
-from striate.train.hpsearch.callbacks import LossAbort, ReportToTrial
-from striate.train.hpsearch.definition import (
+from striate.train.run import RunData, load_run_data
+from striate.train.search._values import short
+from striate.train.search.definition import (
     check_definition,
     check_search_folder,
     default_study_name,
@@ -33,16 +39,10 @@ from striate.train.hpsearch.definition import (
     study_names,
     write_claim,
 )
-from striate.train.hpsearch.results import SearchResult, choose_best, sort_trials, write_results
-from striate.train.hpsearch.space import (
-    Param,
-    apply_params,
-    check_space,
-    parse_space,
-    space_as_dict,
-)
-from striate.train.hpsearch.stages import Stage, edge_warnings, narrow, stage_study
-from striate.train.hpsearch.storage import (
+from striate.train.search.results import SearchResult, choose_best, sort_trials, write_results
+from striate.train.search.space import Param, check_space, parse_space, space_as_dict
+from striate.train.search.stages import Stage, edge_warnings, narrow, stage_study
+from striate.train.search.storage import (
     SAMPLERS,
     delete_studies,
     describe_storage,
@@ -54,15 +54,20 @@ from striate.train.hpsearch.storage import (
     storage_key,
     trial_sampler_seed,
 )
+from striate.train.search.trial import train_trial, trial_config
 
 if TYPE_CHECKING:
     import optuna
 
 
 class _Searcher:
+    """One process's part of a search: the stages it runs, the studies they live in, the
+    trials it trains, and the records of every trial of the search so far."""
+
     def __init__(
         self,
         config: TrainConfig,
+        data: RunData,
         space: dict[str, Param],
         stages: list[Stage],
         storage: Any,
@@ -75,14 +80,13 @@ class _Searcher:
         poll: float,
         stale_after: float,
     ) -> None:
-        self.config, self.space, self.stages = config, space, stages
+        self.config, self.data, self.space, self.stages = config, data, space, stages
         self.storage, self.study_name = storage, study_name
         self.sampler, self.pruner, self.seed = sampler, pruner, seed
         self.abort_factor, self.progress = abort_factor, progress
         self.poll, self.stale_after = poll, stale_after
         self.host, self.token = socket.gethostname(), uuid.uuid4().hex
-        self.data: Any = None
-        self.subsets: dict[int | None, Any] = {}
+        self.subsets: dict[int | None, ImageSet] = {}
         self.running: set[int] = set()
         self.spaces: dict[str, dict[str, Param]] = {}
         self.studies: dict[int, optuna.Study] = {}
@@ -92,14 +96,10 @@ class _Searcher:
         # coarse-fine search), and its results still show them all
         self.all_stages: list[dict[str, Any]] = [s.as_dict() for s in stages]
         if progress:
-            from rich.console import Console
-
             self.console = Console(stderr=True, soft_wrap=True)
 
     def say(self, text: str) -> None:
         if self.progress:
-            from rich.markup import escape
-
             self.console.print(escape(text))
 
     # ---------------------------------------------------------------- studies
@@ -222,11 +222,9 @@ class _Searcher:
         self.records = self.collect()
 
     def run_trial(self, index: int, study: optuna.Study, space: dict[str, Param]) -> None:
+        """Ask the study for a trial, train it (`train_trial`) and tell the study how it ended;
+        a trial left by an interruption is marked failed and queued again."""
         from optuna.trial import TrialState
-
-        from striate.engine.trainer import TrainingDiverged
-        from striate.train.run import RunData, build_model, build_trainer, finetune_setup
-        from striate.train.run import loaders as make_loaders
 
         stage = self.stages[index]
         trial = study.ask()
@@ -245,67 +243,30 @@ class _Searcher:
             params = {name: p.suggest(trial) for name, p in space.items()}
             seed = self.config.seed + trial.number
             trial.set_user_attr("seed", seed)
-            cfg = apply_params(self.config, params)
-            values = cfg.to_dict()
-            values["seed"] = seed
-            if stage.epochs is not None and "epochs" not in params and "steps" not in params:
-                values.update(epochs=stage.epochs, steps=None)
-            cfg = TrainConfig.from_dict(values)
-            trial.set_user_attr("config", {k: v for k, v in values.items() if k != "out"})
-            start = time.perf_counter()
-            abort, report = LossAbort(self.abort_factor), ReportToTrial(trial)
-            state, reason, history = TrialState.COMPLETE, None, []
+            cfg = trial_config(self.config, params, stage, seed)
+            trial.set_user_attr("config", {k: v for k, v in cfg.to_dict().items() if k != "out"})
+            whole = self.data
+            data = RunData(self.train_subset(index), whole.val, whole.test, whole.normalizer)
             try:
-                data = RunData(self.train_subset(stage.train_size), *self._rest())
-                model = build_model(cfg, data.train)
-                extra = finetune_setup(cfg, model)
-                from striate.train.recipes import model_callbacks
-
-                extra["callbacks"] = (
-                    extra.get("callbacks", []) + model_callbacks(model) + [abort, report]
-                )
-                trainer = build_trainer(cfg, None, progress=False, **extra)
-                train, val, _ = make_loaders(cfg, data, trainer.device)
-                history = trainer.fit(model, train, val)
-                if trainer.interrupted:
-                    self.interrupted = True
-                elif abort.reason:
-                    state, reason = TrialState.PRUNED, "aborted: " + abort.reason
-                elif report.pruned:
-                    state, reason = TrialState.PRUNED, report.pruned
-            except TrainingDiverged as e:
-                state, reason = TrialState.PRUNED, "aborted: " + str(e).splitlines()[0]
-                history = trainer.history
-            except StriateError as e:
-                state, reason = TrialState.FAIL, f"failed: {e}"
+                outcome = train_trial(cfg, data, trial, self.abort_factor)
             except BaseException:
                 self.interrupted = True
                 raise
-            seconds = time.perf_counter() - start
-            if self.interrupted:
+            if outcome.interrupted:
+                self.interrupted = True
                 return
-            accs = [h["val_acc"] for h in history if finite(h.get("val_acc"))]
-            best = int(np.argmax(accs)) if accs else None
-            attrs = {
-                "seconds": seconds,
-                "epochs_run": len(history),
-                "reason": reason,
-                "val_acc": accs[best] if best is not None else None,
-                "val_loss": history[best].get("val_loss") if best is not None else None,
-                "train_loss": history[-1]["train_loss"] if history else None,
-            }
+            attrs = outcome.attrs()
             for k, v in attrs.items():
                 trial.set_user_attr(k, v)
-            if state == TrialState.COMPLETE and attrs["val_acc"] is None:
-                state, reason = TrialState.FAIL, "failed: no validation accuracy (val_size 0?)"
-                trial.set_user_attr("reason", reason)
+            state = TrialState[outcome.state.upper()]
             study.tell(trial, attrs["val_acc"] if state == TrialState.COMPLETE else None, state)
             self.running.discard(trial._trial_id)
             shown = "  ".join(f"{k}={short(v)}" for k, v in params.items())
             acc = f"val_acc {attrs['val_acc']:.2%}" if attrs["val_acc"] is not None else ""
+            reason = outcome.reason
             self.say(
                 f"{stage.name} #{trial.number}: {acc}{'  ' if acc else ''}{shown}  "
-                f"({seconds:.1f} s){'  ' + reason if reason else ''}"
+                f"({outcome.seconds:.1f} s){'  ' + reason if reason else ''}"
             )
         finally:
             if trial._trial_id in self.running:
@@ -316,11 +277,14 @@ class _Searcher:
                 ):
                     study.enqueue_trial(frozen.params, user_attrs={"retry_of": trial.number})
 
-    def train_subset(self, size: int | None) -> Any:
-        from striate.train.run import _subset
-
+    def train_subset(self, index: int) -> ImageSet:
+        """The training part, or the stratified subset of it that stage `index` trains on (the
+        same for every trial of the stage)."""
+        size = self.stages[index].train_size
         if size not in self.subsets:
-            self.subsets[size] = _subset(self.data.train, size, self.config.seed)
+            train = self.data.train
+            sampled = size is not None and size < len(train)
+            self.subsets[size] = train.sample(size, self.config.seed) if sampled else train
         return self.subsets[size]
 
     def _begun(self, index: int) -> optuna.Study | None:
@@ -342,9 +306,6 @@ class _Searcher:
         if name not in self.spaces:
             self.spaces[name] = parse_space(study.user_attrs["space"])
         return study
-
-    def _rest(self) -> tuple[Any, Any, Any]:
-        return self.data.val, self.data.test, self.data.normalizer
 
     # ---------------------------------------------------------------- results
 
@@ -414,19 +375,17 @@ def search(
     start = time.perf_counter()
     require_optuna()
     if (trials is None) == (stages is None):
-        raise ConfigError("give exactly one of trials (one stage) or stages")
+        raise ConfigError("search: give exactly one of trials (one stage) or stages")
     if stages is None:
-        if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
-            raise ConfigError(f"trials must be a positive integer, got {trials!r}")
-        stages = [Stage("search", trials)]
+        stages = [Stage("search", positive_int("search", "trials", trials))]
     stages = list(stages)
     if len({s.name for s in stages}) != len(stages):
-        raise ConfigError("stage names must differ")
-    if sampler not in SAMPLERS:
-        raise ConfigError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        raise ConfigError(
+            f"search: stage names must differ, got {', '.join(s.name for s in stages)}"
+        )
+    one_of("search", "sampler", sampler, SAMPLERS)
     make_pruner(pruner)
-    if not (isinstance(abort_factor, (int, float)) and abort_factor > 1):
-        raise ConfigError(f"abort_factor must be a number above 1, got {abort_factor!r}")
+    abort_factor = number("search", "abort_factor", abort_factor, low=1, low_open=True)
     if config.val_size <= 0:
         raise ConfigError("a search chooses on validation accuracy: give val_size > 0")
     space = check_space(parse_space(space), config)
@@ -447,8 +406,6 @@ def search(
     if not overwrite and (journal is None or journal.exists()):
         store = open_storage(storage, out_path)
         check_definition(store, study_name, definition, where)
-
-    from striate.train.run import load_run_data
 
     data = load_run_data(config)  # before anything is created or deleted: it may fail
     if overwrite:
@@ -471,6 +428,7 @@ def search(
 
     s = _Searcher(
         config,
+        data,
         space,
         stages,
         store,
@@ -478,13 +436,12 @@ def search(
         sampler,
         pruner,
         seed,
-        float(abort_factor),
+        abort_factor,
         progress,
         poll,
         stale_after,
     )
     s.all_stages = list(saved["stages"])
-    s.data = data
     try:
         for index in range(len(stages)):
             s.run_stage(index)

@@ -26,19 +26,20 @@ Optuna is an optional dependency (`pip install 'striate[search]'`): nothing here
 until a search runs.
 
 Modules: `space` (Param, parsing, the check against TrainConfig), `stages` (Stage, coarse_fine,
-narrow, edge_warnings), `callbacks` (LossAbort, ReportToTrial), `storage` (journal or database,
-samplers, pruners, the missing-Optuna error), `definition` (names, recorded definitions, the
-folder's search.json), `runner` (`search`), `results` (SearchResult, the best trial, the files).
+narrow, edge_warnings), `trial` (one trial: its config, its assembly by the run's `prepare`,
+LossAbort, ReportToTrial), `study` (`search`: the stages' trials on their studies, resumed),
+`storage` (journal or database, samplers, pruners, the missing-Optuna error),
+`definition` (names, recorded definitions, the folder's search.json), `results` (SearchResult,
+the best trial, the files).
 """
 
-from striate.train.hpsearch.callbacks import LossAbort, ReportToTrial
-from striate.train.hpsearch.definition import (
+from striate.train.search.definition import (
     SearchMismatch,
     default_study_name,
     differences,
     make_definition,
 )
-from striate.train.hpsearch.results import (
+from striate.train.search.results import (
     SearchResult,
     best_summary,
     choose_best,
@@ -48,8 +49,7 @@ from striate.train.hpsearch.results import (
     to_toml,
     write_results,
 )
-from striate.train.hpsearch.runner import search
-from striate.train.hpsearch.space import (
+from striate.train.search.space import (
     FIXED_FIELDS,
     KINDS,
     Param,
@@ -60,8 +60,8 @@ from striate.train.hpsearch.space import (
     parse_space,
     parse_spec,
 )
-from striate.train.hpsearch.stages import Stage, coarse_fine, edge_warnings, narrow
-from striate.train.hpsearch.storage import (
+from striate.train.search.stages import Stage, coarse_fine, edge_warnings, narrow
+from striate.train.search.storage import (
     PRUNERS,
     SAMPLERS,
     MissingExtra,
@@ -70,6 +70,8 @@ from striate.train.hpsearch.storage import (
     open_storage,
     require_optuna,
 )
+from striate.train.search.study import search
+from striate.train.search.trial import LossAbort, ReportToTrial
 
 __all__ = [
     "FIXED_FIELDS",

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from striate._atomic import atomic_path, atomic_write
+from striate._atomic import atomic_path, atomic_write, write_json
 from striate.errors import ConfigError
-from striate.train.hpsearch._values import cell, finite, jsonable, short
-from striate.train.hpsearch.space import Param
-from striate.train.hpsearch.stages import describe_stage
+from striate.train.search._values import cell, finite, short
+from striate.train.search.space import Param
+from striate.train.search.stages import describe_stage
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -128,8 +128,7 @@ def write_results(result: SearchResult, out: Path) -> None:
     names = _param_names(result.spaces)
     with atomic_write(out / "results.csv", "w") as f:
         f.write(results_csv(result.trials, names, result.best))
-    with atomic_write(out / "results.json", "w") as f:
-        json.dump(result.to_dict(), f, indent=2, default=jsonable)
+    write_json(out / "results.json", result.to_dict())
     if result.trials:
         import matplotlib.pyplot as plt
 

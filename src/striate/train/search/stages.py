@@ -8,9 +8,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from striate.checks import number, positive_int
 from striate.errors import ConfigError
-from striate.train.hpsearch._values import finite, short
-from striate.train.hpsearch.space import Param
+from striate.train.search._values import finite, short
+from striate.train.search.space import Param
 
 
 @dataclass(frozen=True)
@@ -26,14 +27,11 @@ class Stage:
     keep: float = 0.25
 
     def __post_init__(self) -> None:
-        for key in ("trials", "epochs", "train_size"):
-            v = getattr(self, key)
-            if v is None and key != "trials":
-                continue
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"stage {self.name}: {key} must be a positive integer, got {v!r}")
-        if not 0 < self.keep <= 1:
-            raise ConfigError(f"stage {self.name}: keep must be a fraction in (0, 1]")
+        owner = f"stage {self.name}"
+        positive_int(owner, "trials", self.trials)
+        positive_int(owner, "epochs", self.epochs, allow_none=True)
+        positive_int(owner, "train_size", self.train_size, allow_none=True)
+        number(owner, "keep", self.keep, low=0, low_open=True, high=1)
 
     def as_dict(self) -> dict[str, Any]:
         """The settings that define the stage (its number of trials may grow on a resume)."""

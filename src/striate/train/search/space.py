@@ -3,14 +3,19 @@ its check against the training configuration it is applied to."""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import math
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from striate import models  # noqa: F401  (registers the families)
+from striate.checks import is_number
 from striate.errors import ConfigError
+from striate.models.registry import builder
 from striate.train.config import TrainConfig
-from striate.train.hpsearch._values import is_number
 
 if TYPE_CHECKING:
     import optuna
@@ -18,6 +23,8 @@ if TYPE_CHECKING:
 KINDS = ("log", "uniform", "int", "logint", "choice")
 # fields a trial may not change: they define the data and where things go, or are set per trial
 FIXED_FIELDS = ("data", "root", "val_size", "train_size", "test_size", "seed", "device", "out")
+# an old name of a TrainConfig field -> the field (wd -> weight_decay)
+_ALIASES: dict[str, str] = getattr(TrainConfig, "ALIASES", {})
 _FORMAT = "kind:LOW:HIGH (kind log, uniform, int or logint) or choice:A,B,C"
 
 
@@ -198,25 +205,21 @@ def parse_space(spec: Iterable[str] | Mapping[str, Any]) -> dict[str, Param]:
 
 
 def _int_field(name: str) -> bool:
-    types = {f.name: str(f.type) for f in TrainConfig.__dataclass_fields__.values()}
+    types = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
     t = types.get(name, "")
     return "int" in t and "float" not in t and "bool" not in t
 
 
 def _model_options(model: str) -> list[str]:
-    import inspect
-
-    from striate import models  # noqa: F401  (registers the families)
-    from striate.models.registry import _builder
-
-    return list(inspect.signature(_builder(model)).parameters)[2:]
+    return list(inspect.signature(builder(model)).parameters)[2:]
 
 
 def _target(name: str, config: TrainConfig) -> tuple[str, str]:
     """Where a searched name goes: ("field", NAME), ("model_options", X) or ("schedule_options",
     X). A bare name that is no TrainConfig field but an argument of the model is a model
     option (so `dropout` searches the ConvNet's dropout)."""
-    fields = set(TrainConfig.__dataclass_fields__)
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    name = _ALIASES.get(name, name)  # an old name of a field (wd) searches the field
     if "." in name:
         table, _, key = name.partition(".")
         if table not in ("model_options", "schedule_options") or not key:
@@ -272,8 +275,21 @@ def check_space(space: Mapping[str, Param], config: TrainConfig) -> dict[str, Pa
     if not space:
         raise ConfigError("nothing to search: give at least one --param NAME=kind:LOW:HIGH")
     checked: dict[str, Param] = {}
+    targets: dict[tuple[str, str], str] = {}
     for name, p in space.items():
+        if name in _ALIASES:
+            warnings.warn(
+                f"the option {name} is now called {_ALIASES[name]}; search {_ALIASES[name]} "
+                f"(the old name goes in the next release)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         table, key = _target(name, config)
+        if (table, key) in targets:
+            raise ConfigError(
+                f"{targets[table, key]} and {name} set the same option: give one range for it"
+            )
+        targets[table, key] = name
         if table == "field" and _int_field(key) and p.kind in ("log", "uniform"):
             if not (float(p.low).is_integer() and float(p.high).is_integer()):
                 raise ConfigError(f"{name} is a whole number: give whole-number bounds")

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from striate.checks import one_of
 from striate.errors import ConfigError, StriateError
 
 if TYPE_CHECKING:
@@ -158,16 +159,18 @@ def delete_studies(storage: Any, names: list[str]) -> None:
 
 
 def make_sampler(kind: str, seed: int) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler `kind` (random or tpe) seeded with `seed`."""
+    one_of("search", "sampler", kind, SAMPLERS)
     optuna = require_optuna()
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    if kind == "tpe":
-        # constant_liar: running trials count as bad, so parallel workers spread out
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5, constant_liar=True)
-    raise ConfigError(f"unknown sampler {kind!r}; choose one of {', '.join(SAMPLERS)}")
+    # constant_liar: running trials count as bad, so parallel workers spread out
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5, constant_liar=True)
 
 
 def make_pruner(kind: str | None) -> optuna.pruners.BasePruner:
+    """The Optuna pruner `kind` (None: none)."""
+    kind = one_of("search", "pruner", kind or "none", PRUNERS)
     p = require_optuna().pruners
     makers = {
         "none": p.NopPruner,
@@ -176,9 +179,7 @@ def make_pruner(kind: str | None) -> optuna.pruners.BasePruner:
         "halving": p.SuccessiveHalvingPruner,
         "hyperband": p.HyperbandPruner,
     }
-    if (kind or "none") not in makers:
-        raise ConfigError(f"unknown pruner {kind!r}; choose one of {', '.join(PRUNERS)}")
-    return makers[kind or "none"]()
+    return makers[kind]()
 
 
 def trial_sampler_seed(seed: int, stage: int, number: int) -> int:
