@@ -18,6 +18,7 @@ from striate.engine.callbacks import (
     TensorBoard,
 )
 from striate.engine.classification import Classification
+from striate.engine.divergence import TrainingDiverged
 from striate.engine.losses import LOSSES, cross_entropy, make_loss, multiclass_hinge
 from striate.engine.lr_finder import LRFinderResult, lr_find
 from striate.engine.metrics import MetricTracker, accuracy, topk_accuracy
@@ -26,7 +27,7 @@ from striate.engine.precision import PRECISIONS, resolve_precision
 from striate.engine.schedules import SCHEDULES, Schedule, Scheduler, make_schedule, plot_schedule
 from striate.engine.step import optimizer_step
 from striate.engine.task import TASKS, Evaluation, Step, Task
-from striate.engine.trainer import Trainer, TrainingDiverged
+from striate.engine.trainer import Trainer
 
 __all__ = [
     "EMA",

@@ -231,6 +231,36 @@ def all_gather(tensor: torch.Tensor) -> torch.Tensor:
     return torch.stack(parts).to(tensor.device)
 
 
+def batch_share(n: int, loader: Any) -> tuple[float, int]:
+    """(weight, global batch size) for this process's `n` samples of a step.
+
+    DDP averages the processes' gradients; weighting each process's mean loss by its share of
+    the global batch, n_r·W/n, makes that average the gradient of the global batch's mean loss
+    when a short last batch is split unevenly (the weight is 1 for every other batch)."""
+    total = getattr(loader, "global_size", 0) or n * world_size()
+    return n * world_size() / total, total
+
+
+def mean_over_processes(value: float, n: int, device: torch.device) -> float:
+    """The mean over every process's samples of a quantity whose mean over this process's `n`
+    is `value` (so that all processes see the same loss and take the same decisions)."""
+    both = torch.tensor([value * n, n], dtype=torch.float64, device=device)
+    total, count = all_reduce_sum(both).tolist()
+    return total / count
+
+
+def check_same_length(steps_per_epoch: int, device: torch.device) -> None:
+    """Every process must take the same number of steps per epoch, or one waits forever."""
+    lengths = torch.tensor([steps_per_epoch, -steps_per_epoch], device=device)
+    longest, shortest = all_reduce_max(lengths).tolist()
+    if longest != -shortest:
+        raise ConfigError(
+            f"the processes' training loaders have {-shortest} to {longest} batches per "
+            f"epoch: every process must take the same number of steps (give each the same "
+            f"data and batch size, and a loader that shares each batch among them)"
+        )
+
+
 def all_reduce_tracker(tracker: MetricTracker) -> MetricTracker:
     """Sum a MetricTracker's counts over all processes, in place (one collective), so that
     `compute()` gives the metrics of everything the processes saw together."""

@@ -20,6 +20,11 @@ names), each process takes its share of every global batch, the step loss and th
 are reduced across processes, `main_only` callbacks (printing, logging, checkpoints) run in
 process 0 alone, and the processes agree after every step whether to stop (Ctrl-C, a non-finite
 loss, `should_stop`), so none is left waiting. Every process resumes from the same checkpoint.
+
+This module is longer than most (about 600 lines) because it is the one loop, read in one place:
+set-up, the step, the epoch, interruption and evaluation. What can be read apart lives apart:
+the saved state (`training_state`), the divergence diagnosis (`divergence`), the arithmetic of
+data parallelism (`distributed`), the step itself (`step`), and everything task-specific (`task`).
 """
 
 from __future__ import annotations
@@ -38,23 +43,19 @@ from torch import nn
 
 from striate.checks import positive_int
 from striate.device import resolve_device
-from striate.engine import distributed
+from striate.engine import distributed, training_state
 from striate.engine.callbacks import EMA, Callback, Checkpoint, CSVLogger, ProgressBar, TensorBoard
 from striate.engine.classification import Classification
+from striate.engine.divergence import TrainingDiverged, diagnose
 from striate.engine.optim import make_optimizer
 from striate.engine.precision import resolve_channels_last, resolve_precision
 from striate.engine.schedules import Scheduler, schedule_for
 from striate.engine.step import optimizer_step
 from striate.engine.task import Task
-from striate.errors import ConfigError, StriateError
+from striate.errors import ConfigError
 from striate.progress import progress_bar
-from striate.state_file import load_state
 
 Batch = tuple[torch.Tensor, ...]
-
-
-class TrainingDiverged(StriateError):
-    """The loss became NaN or infinite; the message carries the diagnosis."""
 
 
 class Trainer:
@@ -269,7 +270,7 @@ class Trainer:
         self.scaler = self.precision.scaler()
         self._skip = 0
         if resume is not None:
-            self._restore(resume)
+            training_state.restore(self, resume)
         if parallel:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -298,121 +299,13 @@ class Trainer:
                     f"cuda:{torch.cuda.current_device()}: pass device='auto' (or the device "
                     f"from init_from_env()) under torchrun"
                 )
-        lengths = torch.tensor([self.steps_per_epoch, -self.steps_per_epoch], device=self.device)
-        longest, shortest = distributed.all_reduce_max(lengths).tolist()
-        if longest != -shortest:
-            raise ConfigError(
-                f"the processes' training loaders have {-shortest} to {longest} batches per "
-                f"epoch: every process must take the same number of steps (give each the same "
-                f"data and batch size, and a loader that shares each batch among them)"
-            )
+        distributed.check_same_length(self.steps_per_epoch, self.device)
 
     # ------------------------------------------------------------------ checkpoint state
 
     def training_state(self) -> dict[str, Any]:
         """Everything `fit(resume=...)` needs to continue exactly (saved by `Checkpoint`)."""
-        rng = {"torch": torch.get_rng_state()}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        running, ranks = self._running, {}
-        if self._ranks is not None:  # under DDP: every process's generators and running sums
-            rng.update({k: v for k, v in self._ranks.items() if k != "running_ranks"})
-            ranks = {"running_ranks": self._ranks["running_ranks"]}
-            running = ranks["running_ranks"].sum(0)
-        return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "loader": self.train_loader.state_dict()
-            if hasattr(self.train_loader, "state_dict")
-            else None,
-            "rng": rng,
-            "trainer": {
-                "epoch": self.epoch,
-                "step": self.step,
-                "history": self.history,
-                "steps_log": self.steps_log,
-                "running": running,
-                **ranks,
-                "total_steps": self.total_steps,
-            },
-            "callbacks": {
-                f"{i}:{type(cb).__name__}": cb.state_dict() for i, cb in enumerate(self.callbacks)
-            },
-            "task": self.task.state_dict(),
-        }
-
-    def _restore(self, resume: str | Path) -> None:
-        path = Path(resume)
-        if path.is_dir():
-            path = (
-                path / "checkpoints" / "last.safetensors"
-                if (path / "checkpoints").is_dir()
-                else path / "last.safetensors"
-            )
-        state = load_state(path)
-        t = state["trainer"]
-        if t["total_steps"] != self.total_steps:
-            raise ConfigError(
-                f"{path} belongs to a run of {t['total_steps']} steps, this one has "
-                f"{self.total_steps}: resume with the same epochs, batch size and data"
-            )
-        try:
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as e:
-            raise ConfigError(
-                f"{path} does not fit this model or optimiser ({e}); resume with the same "
-                f"model and optimiser options as the run that wrote it"
-            ) from e
-        self.scheduler.load_state_dict(state["scheduler"])
-        if self.scaler is not None and state["scaler"] is not None:
-            self.scaler.load_state_dict(state["scaler"])
-        if state["loader"] is not None and hasattr(self.train_loader, "load_state_dict"):
-            self.train_loader.load_state_dict(state["loader"])
-            self._skip = int(state["loader"].get("batch", 0))
-        self._restore_rng(state["rng"])
-        self.epoch, self.step = int(t["epoch"]), int(t["step"])
-        self.history, self.steps_log = list(t["history"]), dict(t["steps_log"])
-        self._running = t["running"].to(self.device)
-        if distributed.is_distributed():
-            mine = t.get("running_ranks")
-            if mine is not None and len(mine) == self.world_size:
-                self._running = mine[self.rank].to(self.device)
-            elif not self.is_main:
-                self._running.zero_()  # process 0 carries the sum of all
-        self.task.load_state_dict(state.get("task", {}))
-        saved = state["callbacks"]
-        for i, cb in enumerate(self.callbacks):
-            key = f"{i}:{type(cb).__name__}"
-            if key in saved:
-                cb.load_state_dict(saved[key])
-
-    def _restore_rng(self, rng: dict[str, torch.Tensor]) -> None:
-        rank, parallel = self.rank, distributed.is_distributed()
-        mine = parallel and len(rng.get("torch_ranks", ())) == self.world_size
-        # a row of a stacked state must be copied out: set_rng_state ignores a view's offset
-        torch.set_rng_state(rng["torch_ranks"][rank].clone() if mine else rng["torch"])
-        if self.device.type == "cuda":
-            if mine and "cuda_ranks" in rng:
-                torch.cuda.set_rng_state(rng["cuda_ranks"][rank].clone(), self.device)
-            elif "cuda" in rng:
-                torch.cuda.set_rng_state(rng["cuda"], self.device)
-        if parallel and not mine and rank > 0:
-            # a checkpoint of another number of processes: same data, fresh dropout draws
-            torch.manual_seed(int(torch.randint(0, 2**62, (1,))) + rank)
-
-    def _gather_ranks(self) -> None:
-        """Every process's generator states and running sums, for the checkpoint process 0
-        writes next: resuming gives each process its own back, so it continues exactly."""
-        self._ranks = {
-            "torch_ranks": distributed.all_gather(torch.get_rng_state()),
-            "running_ranks": distributed.all_gather(self._running),
-        }
-        if self.device.type == "cuda":
-            cuda = torch.cuda.get_rng_state(self.device)
-            self._ranks["cuda_ranks"] = distributed.all_gather(cuda)
+        return training_state.capture(self)
 
     # ------------------------------------------------------------------ the loop
 
@@ -441,7 +334,7 @@ class Trainer:
                         if self.interrupted:
                             self.stop_reason = "interrupted"
                             if self.ddp is not None:
-                                self._gather_ranks()
+                                training_state.gather_ranks(self)
                             self._call("on_interrupt")
                             self._ranks = None
                             distributed.barrier()  # process 0 has saved the checkpoint
@@ -493,18 +386,15 @@ class Trainer:
         training set), through one closure; returns the loss.
 
         A non-finite loss raises TrainingDiverged, or with `diverged="return"` skips the step
-        and returns it (the LR finder ends its sweep on it). Under DDP each process weights its
-        mean loss by its share of the global batch, n_r·W/n: DDP averages the processes'
-        gradients, and this makes the average the gradient of the global batch's mean loss when
-        a short last batch is split unevenly (the weight is 1 for every other batch). The loss
-        returned is then the mean over all processes' samples, so all of them agree."""
+        and returns it (the LR finder ends its sweep on it). Under DDP each process's loss is
+        weighted by its share of the global batch (`distributed.batch_share`), and the loss
+        returned is the mean over all processes' samples, so all of them agree."""
         model = self.ddp if self.ddp is not None else self.model
         sizes = [self.task.size(b) for b in batches]
         n = sum(sizes)
-        total = n
+        share, total = (1.0, n)
         if self.ddp is not None:
-            total = getattr(self.train_loader, "global_size", 0) or n * self.world_size
-        share = n * self.world_size / total if self.ddp is not None else 1.0
+            share, total = distributed.batch_share(n, self.train_loader)
         sums: dict[str, torch.Tensor] = {}
 
         def closure() -> torch.Tensor:
@@ -524,9 +414,7 @@ class Trainer:
         def value(loss: torch.Tensor) -> float:
             if self.ddp is None:
                 return float(loss)
-            both = torch.tensor([float(loss) * n, n], dtype=torch.float64, device=self.device)
-            loss_n, count = distributed.all_reduce_sum(both).tolist()
-            return loss_n / count
+            return distributed.mean_over_processes(float(loss), n, self.device)
 
         result = optimizer_step(
             self.optimizer,
@@ -538,7 +426,7 @@ class Trainer:
         if not math.isfinite(result):
             if diverged == "return":
                 return result
-            raise TrainingDiverged(self._diagnose(result))
+            raise TrainingDiverged(diagnose(self, result))
         self._running += sums["stats"].to(self._running.device)
         self.last_batch_size = total
         return result
@@ -573,7 +461,7 @@ class Trainer:
         self.history.append(metrics)
         self._running = self._zero_running()
         if self.ddp is not None:
-            self._gather_ranks()
+            training_state.gather_ranks(self)
         self._call("on_epoch_end", metrics)
         self._ranks = None
         if self.ddp is not None:
@@ -621,41 +509,6 @@ class Trainer:
             yield
         finally:
             signal.signal(signal.SIGINT, previous)
-
-    def _diagnose(self, value: float) -> str:
-        """Why the loss became non-finite, as far as the gradients and weights show it."""
-        grads, weights = [], []
-        for name, p in self.model.named_parameters():
-            weights.append((name, float(p.detach().float().norm())))
-            if p.grad is not None:
-                grads.append((name, float(p.grad.detach().float().norm())))
-        lines = [
-            f"the loss became {value} at step {self.step + 1} (epoch {self.epoch + 1}) "
-            f"with lr {self.lr:.3g}"
-        ]
-        for what, norms in (("gradient", grads), ("weight", weights)):
-            bad = [n for n, v in norms if not math.isfinite(v)]
-            good = sorted(((n, v) for n, v in norms if math.isfinite(v)), key=lambda t: -t[1])
-            parts = []
-            if bad:
-                more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-                parts.append(f"non-finite {what}s in {', '.join(bad[:5])}{more}")
-            if good:
-                parts.append(
-                    f"largest {what} norms: " + ", ".join(f"{n} {v:.3g}" for n, v in good[:3])
-                )
-            if parts:
-                lines.append("; ".join(parts))
-        finite = [v for v in self.steps_log["loss"] if math.isfinite(v)]
-        if finite:
-            lines.append(f"last finite losses: {', '.join(f'{v:.4g}' for v in finite[-5:])}")
-        if self.out is not None and (self.out / "checkpoints" / "last.safetensors").is_file():
-            lines.append(f"last good checkpoint: {self.out / 'checkpoints' / 'last.safetensors'}")
-        advice = "lower the learning rate (try `striate lr-find`) or clip gradients (--clip-grad)"
-        if self.precision.name != "fp32":
-            advice += f", or train in fp32 (this run used {self.precision.name})"
-        lines.append(f"advice: {advice}")
-        return "\n  ".join(lines)
 
     # ------------------------------------------------------------------ evaluation
 
