@@ -362,7 +362,7 @@ def test_sklearn_estimator_checks(estimator, check):
         (np.ones((5, 3)) * np.arange(5)[:, None], [0, 1, 0, 1, 0], {"n_components": 4}, "≤ 3"),
         (np.ones((5, 3)) * np.arange(5)[:, None], None, {}, "requires y"),
         (np.ones((5, 3)) * np.arange(5)[:, None], [0, 1, 0, 1, 0], {"init": "lda"}, "init"),
-        (np.ones((5, 3)) * np.arange(5)[:, None], [0, 1, 0, 1, 0], {"batch_size": 1}, "≥ 2"),
+        (np.ones((5, 3)) * np.arange(5)[:, None], [0, 1, 0, 1, 0], {"batch_size": 1}, ">= 2"),
         (np.ones((5, 3)) * np.arange(5)[:, None], [0, 1, 0, 1, 0], {"max_iter": 0}, "max_iter"),
         (np.ones((5, 3)) * np.arange(5)[:, None], [0, 1, 0, 1, 0], {"reg": -1}, "reg"),
     ],

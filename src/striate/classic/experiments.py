@@ -6,7 +6,6 @@ Each `run_*` takes train and test ImageSets and returns an `Experiment` (metrics
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -16,7 +15,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from striate._atomic import atomic_path, atomic_write
+from striate._atomic import atomic_path, write_json
+from striate.checks import one_of
 from striate.classic._base import image_features
 from striate.classic.features import HOG, ColorHistogram
 from striate.classic.knn import KNNClassifier, select_k
@@ -48,8 +48,7 @@ class Experiment:
             with atomic_path(out / f"{name}.png") as tmp:
                 fig.savefig(tmp, dpi=120, format="png")
             paths.append(out / f"{name}.png")
-        with atomic_write(out / "metrics.json", "w") as f:
-            json.dump({"method": self.method, **self.metrics}, f, indent=2)
+        write_json(out / "metrics.json", {"method": self.method, **self.metrics})
         return [out / "metrics.json", *paths]
 
 
@@ -84,8 +83,7 @@ def featurize(
     kind: str, train: ImageSet, test: ImageSet, device: str = "auto"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Features of both sets: raw pixels (0–1), HOG, hue histogram, or both concatenated."""
-    if kind not in FEATURES:
-        raise StriateError(f"features must be one of {', '.join(FEATURES)}, got {kind!r}")
+    one_of("", "features", kind, FEATURES)
     if kind == "raw":
         return image_features(train), image_features(test)
     extractors = []

@@ -17,7 +17,6 @@ CVPR 2005; scikit-image's `skimage.feature.hog`, whose layout and conventions HO
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +25,7 @@ import torch
 from sklearn.base import TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from striate.checks import is_int, is_number, positive_int
 from striate.classic._base import TorchEstimator
 from striate.data.imageset import ImageSet
 from striate.errors import InputError
@@ -148,10 +148,6 @@ def rgb_to_hsv(images: torch.Tensor) -> torch.Tensor:
 # Shared input handling
 
 
-def _is_int_param(value: Any, low: int = 1) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low
-
-
 class _ImageFeatures(TransformerMixin, TorchEstimator):
     """Images in, float32 features out: input parsing, validation, chunking and the contract.
 
@@ -234,7 +230,7 @@ class _ImageFeatures(TransformerMixin, TorchEstimator):
             ok = (
                 isinstance(shape, (tuple, list))
                 and len(shape) == 3
-                and all(_is_int_param(s, -1) and s != 0 for s in shape)
+                and all(is_int(s) and s >= -1 and s != 0 for s in shape)
                 and sum(s == -1 for s in shape) <= 1
             )
             if not ok:
@@ -243,15 +239,9 @@ class _ImageFeatures(TransformerMixin, TorchEstimator):
                     f"got {shape!r}"
                 )
         mv = self.max_value
-        if not (
-            mv == "auto"
-            or (isinstance(mv, numbers.Real) and not isinstance(mv, bool) and 0 < mv < math.inf)
-        ):
+        if not (mv == "auto" or (is_number(mv) and 0 < mv < math.inf)):
             raise InputError(f"{name}: max_value must be 'auto' or a positive number, got {mv!r}")
-        if self.chunk_size is not None and not _is_int_param(self.chunk_size):
-            raise InputError(
-                f"{name}: chunk_size must be None or a positive int, got {self.chunk_size!r}"
-            )
+        positive_int(name, "chunk_size", self.chunk_size, allow_none=True, error=InputError)
 
     def _fit_inputs(self, X: Any) -> tuple[Any, float]:
         self._check_params()
@@ -500,10 +490,7 @@ class HOG(_ImageFeatures):
     def _check_params(self) -> None:
         self._check_common_params()
         for param in ("cell", "bins", "block"):
-            if not _is_int_param(getattr(self, param)):
-                raise InputError(
-                    f"HOG: {param} must be a positive int, got {getattr(self, param)!r}"
-                )
+            positive_int("HOG", param, getattr(self, param), error=InputError)
         if self.block_norm is not None and self.block_norm not in _BLOCK_NORMS:
             raise InputError(
                 f"HOG: block_norm must be one of {', '.join(_BLOCK_NORMS)} or None, "
@@ -684,8 +671,7 @@ class ColorHistogram(_ImageFeatures):
 
     def _check_params(self) -> None:
         self._check_common_params()
-        if not _is_int_param(self.bins):
-            raise InputError(f"ColorHistogram: bins must be a positive int, got {self.bins!r}")
+        positive_int("ColorHistogram", "bins", self.bins, error=InputError)
         if self.space not in _SPACES:
             raise InputError(
                 f"ColorHistogram: space must be 'hsv', 'rgb' or 'grey', got {self.space!r}"

@@ -54,6 +54,7 @@ import numpy as np
 import torch
 from sklearn.base import ClassifierMixin
 
+from striate.checks import is_int, positive_int
 from striate.classic._base import ClassifierInputs, TorchEstimator
 from striate.data.imageset import ImageSet
 from striate.data.splits import kfold
@@ -163,9 +164,7 @@ class KNNClassifier(ClassifierMixin, ClassifierInputs, TorchEstimator):
     def _check_params(self) -> None:
         name = type(self).__name__
         for param in ("n_neighbors", "batch_size", "ref_batch_size"):
-            value = getattr(self, param)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise InputError(f"{name}: {param} must be a positive integer, got {value!r}")
+            positive_int(name, param, getattr(self, param), error=InputError)
         if self.metric not in METRICS:
             raise InputError(
                 f"{name}: unknown metric {self.metric!r}; use one of {', '.join(METRICS)}"
@@ -180,9 +179,7 @@ class KNNClassifier(ClassifierMixin, ClassifierInputs, TorchEstimator):
         self._check_fitted()
         name = type(self).__name__
         k = self.n_neighbors if n_neighbors is None else n_neighbors
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise InputError(f"{name}: n_neighbors must be a positive integer, got {k!r}")
-        k = int(k)
+        k = positive_int(name, "n_neighbors", k, error=InputError)
         exclude_self = X is None
         if exclude_self:
             Q = self._index.X
@@ -606,9 +603,7 @@ def _check_ks(ks: Iterable[int]) -> np.ndarray:
         values = list(ks)
     except TypeError as e:
         raise InputError(f"select_k: ks must be a sequence of positive integers, got {ks!r}") from e
-    bad = [
-        k for k in values if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1
-    ]
+    bad = [k for k in values if not (is_int(k) and k >= 1)]
     if not values:
         raise InputError("select_k: ks must be a non-empty sequence of positive integers")
     if bad:

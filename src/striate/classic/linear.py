@@ -31,7 +31,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,7 @@ from sklearn.base import ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import available_if
 
+from striate.checks import fail, is_int, is_number, number, positive_int
 from striate.classic._base import ClassifierInputs, TorchEstimator
 from striate.data.imageset import ImageSet
 from striate.errors import InputError
@@ -202,24 +203,10 @@ class LinearClassifier(ClassifierMixin, ClassifierInputs, TorchEstimator):
         name = type(self).__name__
 
         def bad(param: str, want: str) -> InputError:
-            return InputError(f"{name}: {param} must be {want}, got {getattr(self, param)!r}")
+            return fail(name, param, want, getattr(self, param), error=InputError)
 
-        def number(param: str, low: float, high: float, low_open: bool, high_open: bool) -> None:
-            v = getattr(self, param)
-            ok = isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v)
-            ok = (
-                ok
-                and (v > low if low_open else v >= low)
-                and (v < high if high_open else v <= high)
-            )
-            if not ok:
-                left, right = "(" if low_open else "[", ")" if high_open else "]"
-                raise bad(param, f"a number in {left}{low:g}, {high:g}{right}")
-
-        def integer(param: str) -> None:
-            v = getattr(self, param)
-            if not (isinstance(v, Integral) and not isinstance(v, bool) and v >= 1):
-                raise bad(param, "a positive integer")
+        def real(param: str, **interval: Any) -> None:
+            number(name, param, getattr(self, param), **interval, error=InputError)
 
         if self.loss not in _LOSSES:
             raise bad("loss", "'svm' or 'softmax'")
@@ -227,20 +214,18 @@ class LinearClassifier(ClassifierMixin, ClassifierInputs, TorchEstimator):
             raise bad("penalty", "'l2', 'l1', 'elasticnet' or None")
         if self.schedule not in _SCHEDULES:
             raise bad("schedule", "'cosine', 'constant' or 'exponential'")
-        number("reg", 0, math.inf, False, True)
-        number("l1_ratio", 0, 1, False, False)
-        number("margin", 0, math.inf, True, True)
+        real("reg", low=0)
+        real("l1_ratio", low=0, high=1)
+        real("margin", low=0, low_open=True)
         if not (isinstance(self.learning_rate, str) and self.learning_rate == "auto"):
-            number("learning_rate", 0, math.inf, True, True)
-        integer("batch_size")
-        integer("max_iter")
-        integer("n_iter_no_change")
-        number("lr_decay", 0, 1, True, False)
-        number("momentum", 0, 1, False, True)
-        if self.tol is not None:
-            number("tol", 0, math.inf, False, True)
+            real("learning_rate", low=0, low_open=True)
+        for param in ("batch_size", "max_iter", "n_iter_no_change"):
+            positive_int(name, param, getattr(self, param), error=InputError)
+        real("lr_decay", low=0, high=1, low_open=True)
+        real("momentum", low=0, high=1, high_open=True)
+        real("tol", low=0, allow_none=True)
         rs = self.random_state
-        seed_ok = isinstance(rs, Integral) and not isinstance(rs, bool) and rs >= 0
+        seed_ok = is_int(rs) and rs >= 0
         if not (rs is None or isinstance(rs, np.random.RandomState) or seed_ok):
             raise bad("random_state", "a non-negative integer, a RandomState or None")
 
@@ -477,14 +462,17 @@ def random_search(
     """
     for name, bounds in (("lr_range", lr_range), ("reg_range", reg_range)):
         ok = isinstance(bounds, Sequence) and len(bounds) == 2
-        ok = ok and all(isinstance(v, Real) and math.isfinite(v) for v in bounds)
+        ok = ok and all(is_number(v) and math.isfinite(v) for v in bounds)
         if not (ok and 0 < bounds[0] <= bounds[1]):
-            raise InputError(
-                f"random_search: {name} must be (low, high) with 0 < low ≤ high (sampled "
-                f"log-uniformly), got {bounds!r}"
+            raise fail(
+                "random_search",
+                name,
+                "(low, high) with 0 < low <= high",
+                bounds,
+                hint="sampled log-uniformly",
+                error=InputError,
             )
-    if not (isinstance(trials, Integral) and trials >= 1):
-        raise InputError(f"random_search: trials must be a positive integer, got {trials!r}")
+    positive_int("random_search", "trials", trials, error=InputError)
     for forbidden in ("learning_rate", "reg"):
         if forbidden in params:
             raise InputError(f"random_search: {forbidden} is searched; do not pass it")

@@ -42,6 +42,7 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from striate.checks import integer, is_int, number, one_of, positive_int, positive_number
 from striate.classic._base import ClassifierInputs, TorchEstimator
 from striate.data.imageset import ImageSet
 from striate.errors import InputError, StriateError
@@ -134,14 +135,6 @@ def _loss(z: torch.Tensor, y: torch.Tensor, A: torch.Tensor, reg: float) -> torc
     return -log_p.sum() / valid.sum().clamp_min(1) + reg * (A * A).sum()
 
 
-def _is_positive_int(v: Any, minimum: int = 1) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= minimum
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
-
-
 class NCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClassifierInputs, TorchEstimator):
     """Neighbourhood Components Analysis (Goldberger et al. 2004), a scikit-learn transformer.
 
@@ -215,32 +208,18 @@ class NCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClassifierInputs, T
         return self.components_.shape[0]
 
     def _check_params(self) -> None:
-        name = type(self).__name__
-        if self.n_components is not None and not _is_positive_int(self.n_components):
-            raise InputError(
-                f"{name}: n_components must be a positive integer or None, "
-                f"got {self.n_components!r}"
-            )
-        if self.init not in _INITS:
-            raise InputError(f"{name}: init must be one of {_INITS}, got {self.init!r}")
-        if not _is_positive_int(self.max_iter):
-            raise InputError(f"{name}: max_iter must be a positive integer, got {self.max_iter!r}")
-        if not _is_positive_int(self.batch_size, 2):
-            raise InputError(
-                f"{name}: batch_size must be an integer ≥ 2 (the softmax needs neighbours), "
-                f"got {self.batch_size!r}"
-            )
-        if not (_is_number(self.learning_rate) and self.learning_rate > 0):
-            raise InputError(
-                f"{name}: learning_rate must be a positive number, got {self.learning_rate!r}"
-            )
+        name, bad = type(self).__name__, InputError
+        positive_int(name, "n_components", self.n_components, allow_none=True, error=bad)
+        one_of(name, "init", self.init, _INITS, error=bad)
+        positive_int(name, "max_iter", self.max_iter, error=bad)
+        hint = "the softmax needs neighbours"
+        integer(name, "batch_size", self.batch_size, low=2, hint=hint, error=bad)
+        positive_number(name, "learning_rate", self.learning_rate, error=bad)
         for key in ("reg", "tol"):
-            v = getattr(self, key)
-            if not (_is_number(v) and v >= 0):
-                raise InputError(f"{name}: {key} must be a number ≥ 0, got {v!r}")
+            number(name, key, getattr(self, key), low=0, error=bad)
 
     def _seed(self) -> int:
-        if _is_positive_int(self.random_state, 0):
+        if is_int(self.random_state) and self.random_state >= 0:
             return int(self.random_state)
         return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
