@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from striate.checks import non_negative_int
 from striate.errors import ConfigError, InputError
 
 
@@ -103,8 +104,7 @@ def most_confused(cm, classes: Sequence[str], n: int = 10) -> list[tuple[str, st
             f"{len(classes)} class names for a {len(m)}×{len(m)} confusion matrix: "
             "give one name per row"
         )
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ConfigError(f"n must be a whole number ≥ 0 (how many pairs to list), got {n!r}")
+    non_negative_int("most_confused", "n", n, hint="how many pairs to list")
     if (m != np.round(m)).any():
         raise ConfigError("cm must hold whole counts; pass the matrix before normalising it")
     off = m.copy()

@@ -15,7 +15,6 @@ bias correction as Adam's moments, Kingma & Ba 2015, arXiv:1412.6980)::
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from scipy.signal import lfilter
 
+from striate.checks import number
 from striate.errors import ConfigError
 
 __all__ = ["plot_history", "plot_losses", "plot_steps", "smooth"]
@@ -54,8 +54,7 @@ def smooth(values: Sequence[float] | np.ndarray, beta: float = 0.98) -> np.ndarr
     ``beta=0`` returns the values unchanged; a NaN or inf propagates to every later value, as a
     diverged loss should.
     """
-    if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not 0.0 <= beta < 1.0:
-        raise ConfigError(f"beta must be a number in [0, 1) (e.g. 0.98), got {beta!r}")
+    number("smooth", "beta", beta, low=0, high=1, high_open=True, hint="e.g. 0.98")
     x = _series(values, "values")
     if len(x) == 0:
         return x

@@ -31,10 +31,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import striate
-from striate._atomic import atomic_write
+from striate._atomic import atomic_write, jsonable
 from striate.errors import ConfigError
 from striate.evaluate.confusion import most_confused, per_class_accuracy, plot_confusion
 from striate.evaluate.curves import STEP_KEYS, plot_history, plot_steps
+from striate.evaluate.histograms import plot_histograms
 
 __all__ = ["add_section", "doctor_section", "plot_worst", "write_report"]
 
@@ -113,17 +114,14 @@ def _table(
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _jsonable(obj: Any) -> Any:
-    """`obj` with mapping keys turned into strings and numpy values into Python ones."""
+def _shown(obj: Any) -> Any:
+    """The JSON form of a configuration value (`jsonable`'s), or its text."""
     if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return obj
+        return dict(obj)
+    try:
+        return jsonable(obj)
+    except TypeError:
+        return str(obj)
 
 
 def _class_name(classes: Sequence[str], i: int) -> str:
@@ -288,7 +286,7 @@ def _sections(
 
     yield "<section>\n<h2>Configuration</h2>\n"
     if config:
-        text = json.dumps(_jsonable(config), indent=2, ensure_ascii=False, default=str)
+        text = json.dumps(config, indent=2, ensure_ascii=False, default=_shown)
         yield f"<pre>{_e(text)}</pre>"
     else:
         yield _na()
@@ -445,8 +443,6 @@ def doctor_section(doctor: Mapping[str, Any]) -> str:
         if analysis.get("advice"):
             body += f"<p>{_e(analysis['advice'])}</p>"
     if doctor.get("activations"):
-        from striate.train.activations import plot_histograms
-
         body += figure_html(
             plot_histograms(doctor["activations"]), "activation histograms per layer"
         )
