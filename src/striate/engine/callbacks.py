@@ -364,6 +364,25 @@ class GradientClipping(Callback):
             torch.nn.utils.clip_grad_value_(params, self.value, foreach=True)
 
 
+class GradientNormLogger(Callback):
+    """The global L2 norm of the gradients at every step, before any clipping, as the
+    `grad_norm` column of steps.csv: a norm that grows by orders of magnitude warns of divergence
+    before the loss does (steps without one, such as L-BFGS's, log NaN)."""
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        logged = len(trainer.steps_log["step"])  # a resumed run: earlier steps, if not logged
+        trainer.steps_log.setdefault("grad_norm", [math.nan] * logged)
+        self.norm = math.nan
+
+    def on_before_step(self, trainer: Trainer) -> None:
+        grads = [p.grad for p in trainer.model.parameters() if p.grad is not None]
+        self.norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
+
+    def on_step_end(self, trainer: Trainer, loss: float) -> None:
+        trainer.steps_log["grad_norm"].append(self.norm)
+        self.norm = math.nan
+
+
 class EMA(Callback):
     """Polyak/exponential moving average of the weights (Polyak & Juditsky 1992); evaluation,
     the best checkpoint and the saved model use the averaged weights.
