@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -71,8 +73,6 @@ def write_json(path: str | os.PathLike, obj: Any, *, indent: int | None = 2) -> 
 
 def jsonable(o: Any) -> Any:
     """The JSON form of the values `json` does not know (its `default=` hook)."""
-    import numpy as np
-
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, np.ndarray):

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from striate.checks import positive_int, positive_number
 from striate.errors import InputError
 
 __all__ = ["GradcheckResult", "gradcheck", "numerical_gradient", "relative_error"]
@@ -139,8 +140,7 @@ def gradcheck(
             f"gradcheck: the analytic gradient has shape {tuple(grad.shape)}, but x has shape "
             f"{tuple(x.shape)}; they must match"
         )
-    if not isinstance(num_checks, int | np.integer) or num_checks < 1:
-        raise InputError(f"gradcheck: num_checks must be a positive integer, got {num_checks!r}")
+    num_checks = positive_int("gradcheck", "num_checks", num_checks, error=InputError)
     work = _working_copy(x, h)
     slack = 0.0
     if tiny is None:
@@ -169,8 +169,7 @@ def gradcheck(
 
 
 def _working_copy(x: ArrayLike, h: float) -> ArrayLike:
-    if not (isinstance(h, float | int) and np.isfinite(h) and h > 0):
-        raise InputError(f"gradient check: h must be a positive number, got {h!r}")
+    positive_number("gradient check", "h", h, error=InputError)
     if isinstance(x, torch.Tensor):
         if not x.is_floating_point():
             raise InputError(
