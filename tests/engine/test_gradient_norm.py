@@ -69,3 +69,14 @@ def test_a_run_resumed_with_it_logs_nan_for_the_steps_before(tmp_path):
     norms = trainer.steps_log["grad_norm"]
     assert len(norms) == 8
     assert all(math.isnan(v) for v in norms[:4]) and all(v > 0 for v in norms[4:])
+
+
+def test_the_report_draws_the_logged_norms():
+    from striate.evaluate.curves import plot_steps
+
+    nan = math.nan
+    steps = {"step": [1, 2, 3, 4], "lr": [0.1] * 4, "grad_norm": [nan, 2.0, 1.0, 0.5]}
+    fig = plot_steps(steps)
+    (axis,) = [ax for ax in fig.axes if ax.get_title() == "gradient norm"]
+    x, y = axis.lines[0].get_data()
+    assert list(x) == [2, 3, 4] and list(y) == [2.0, 1.0, 0.5]

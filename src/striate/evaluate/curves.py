@@ -28,7 +28,7 @@ from striate.errors import ConfigError
 
 __all__ = ["plot_history", "plot_losses", "plot_steps", "smooth"]
 
-STEP_KEYS = ("step", "lr", "momentum", "loss")
+STEP_KEYS = ("step", "lr", "momentum", "loss", "grad_norm")
 MARKERS_UP_TO = 30  # epochs or points; beyond this, markers would only blur the line
 
 
@@ -136,10 +136,11 @@ def plot_history(
 
 def plot_steps(steps: Mapping[str, Sequence[float]], beta: float = 0.98) -> Figure:
     """Per-step panels: learning rate (log y when it spans more than two decades), momentum when
-    given, and the training loss smoothed with `smooth` (raw values faint behind) when given.
+    given, the training loss smoothed with `smooth` (raw values faint behind) when given, and the
+    gradient norm (log y when wide) when given.
 
-    `steps` has ``"step"`` (optional, default 0, 1, ...), ``"lr"``, and optionally ``"momentum"``
-    and ``"loss"``, all lists of the same length.
+    `steps` has ``"step"`` (optional, default 0, 1, ...), ``"lr"``, and optionally ``"momentum"``,
+    ``"loss"`` and ``"grad_norm"`` (`GradientNormLogger`), all lists of the same length.
     """
     if not isinstance(steps, Mapping):
         raise ConfigError(
@@ -157,7 +158,8 @@ def plot_steps(steps: Mapping[str, Sequence[float]], beta: float = 0.98) -> Figu
         raise ConfigError(f"every list in steps needs one value per step; got lengths {lengths}")
     n = next(iter(lengths.values()), 0)
     x = cols.get("step", np.arange(n, dtype=np.float64))
-    panels = [k for k in ("lr", "momentum", "loss") if k in cols and np.isfinite(cols[k]).any()]
+    shown = ("lr", "momentum", "loss", "grad_norm")
+    panels = [k for k in shown if k in cols and np.isfinite(cols[k]).any()]
 
     fig = Figure(figsize=(4.2 * max(len(panels), 1) + 0.8, 3.6))
     axes = fig.subplots(1, max(len(panels), 1), squeeze=False)[0]
@@ -172,10 +174,13 @@ def plot_steps(steps: Mapping[str, Sequence[float]], beta: float = 0.98) -> Figu
             ax.legend(fontsize=8)
             ax.set_title("training loss", fontsize=10)
         else:
-            ax.plot(x, y, color="C1" if key == "lr" else "C2", marker=marker, ms=3)
-            ax.set_title("learning rate" if key == "lr" else "momentum", fontsize=10)
-            if key == "lr":
-                _log_if_wide(ax, y)
+            ok = np.isfinite(y)  # a resumed run's steps from before the norm was logged: NaN
+            colour = {"lr": "C1", "momentum": "C2", "grad_norm": "C3"}[key]
+            ax.plot(x[ok], y[ok], color=colour, marker=marker, ms=3)
+            titles = {"lr": "learning rate", "momentum": "momentum", "grad_norm": "gradient norm"}
+            ax.set_title(titles[key], fontsize=10)
+            if key in ("lr", "grad_norm"):
+                _log_if_wide(ax, y[ok])
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     fig.tight_layout()
