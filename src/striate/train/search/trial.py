@@ -133,8 +133,7 @@ def train_trial(
     state, reason, history, interrupted = "complete", None, [], False
     run: Prepared | None = None
     try:
-        run = prepare(config, progress=False, data=data)
-        run.trainer.callbacks += [abort, report]
+        run = prepare(config, progress=False, data=data, callbacks=[abort, report])
         history = run.trainer.fit(run.model, run.train, run.val)
         if run.trainer.interrupted:
             interrupted = True
