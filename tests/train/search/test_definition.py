@@ -6,10 +6,12 @@ from __future__ import annotations
 import pytest
 
 from striate.outputs import OutputExists
+from striate.train import TrainConfig
 from striate.train.search import (
     SearchMismatch,
     coarse_fine,
     default_study_name,
+    differences,
     parse_space,
     search,
 )
@@ -94,3 +96,17 @@ def test_a_folder_holds_the_results_of_one_study(searched, tmp_path):
     (tmp_path / "search.json").unlink()
     with pytest.raises(OutputExists, match=r"holds search results \(results.csv, results.json"):
         search(tiny(), ["lr=log:1e-3:1"], trials=1, out=tmp_path, progress=False)
+
+
+def test_a_search_recorded_before_an_option_was_renamed_continues():
+    """A definition saved with an old option name (TrainConfig.ALIASES, e.g. wd) matches today's
+    with the new name; a changed value is still a difference."""
+    aliases = getattr(TrainConfig, "ALIASES", {})
+    if not aliases:
+        pytest.skip("no renamed options")
+    old, new = next(iter(aliases.items()))
+    saved = {"space": {}, "config": {old: 5e-4, "lr": 0.1}, "stages": []}
+    assert differences(saved, {"space": {}, "config": {new: 5e-4, "lr": 0.1}, "stages": []}) == []
+    assert differences(saved, {"space": {}, "config": {new: 1e-3, "lr": 0.1}, "stages": []}) == [
+        f"{new} 0.0005 before, 0.001 now"
+    ]

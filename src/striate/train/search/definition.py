@@ -74,7 +74,10 @@ def differences(saved: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
             out.append(f"{name}={_spec(name, now)} searched now, not before")
         else:
             out.append(f"{name} range {_spec(name, before)} before, {_spec(name, now)} now")
-    old_cfg, new_cfg = saved.get("config", {}), new.get("config", {})
+    # a search recorded before an option was renamed (wd) continues under the new name
+    aliases = getattr(TrainConfig, "ALIASES", {})
+    old_cfg = {aliases.get(k, k): v for k, v in saved.get("config", {}).items()}
+    new_cfg = new.get("config", {})
     for key in [k for k in new_cfg if k in old_cfg] + [k for k in old_cfg if k not in new_cfg]:
         if old_cfg.get(key) != new_cfg.get(key):
             out.append(f"{key} {old_cfg.get(key)!r} before, {new_cfg.get(key)!r} now")
