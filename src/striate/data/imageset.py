@@ -166,6 +166,6 @@ class ImageSet:
 
     def show(self, n: int = 64, per_class: int | None = None, seed: int = 0) -> Figure:
         """A matplotlib grid of samples: `n` random images, or `per_class` of each class in rows."""
-        from striate.data.plots import sample_grid
+        from striate.data.plots import sample_grid  # loads matplotlib: only to draw
 
         return sample_grid(self, n=n, per_class=per_class, seed=seed)
