@@ -32,6 +32,7 @@ from matplotlib.figure import Figure
 
 import striate
 from striate._atomic import atomic_write, jsonable
+from striate.checks import is_number
 from striate.errors import ConfigError
 from striate.evaluate.confusion import most_confused, per_class_accuracy, plot_confusion
 from striate.evaluate.curves import STEP_KEYS, plot_history, plot_steps
@@ -72,7 +73,7 @@ def _number(v: Any) -> str:
     if hasattr(v, "item"):  # a numpy or torch scalar
         with contextlib.suppress(ValueError, RuntimeError, TypeError):
             v = v.item()
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+    if not is_number(v):
         return str(v)
     if isinstance(v, numbers.Integral):
         return str(int(v))

@@ -34,13 +34,20 @@ from __future__ import annotations
 
 import inspect
 import math
-import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from torch import nn
 
-from striate.checks import did_you_mean, fail, integer, is_int, positive_number, probability
+from striate.checks import (
+    did_you_mean,
+    fail,
+    integer,
+    is_int,
+    is_number,
+    positive_number,
+    probability,
+)
 from striate.errors import ConfigError
 from striate.models.init import INIT_SCHEMES, init_weights
 from striate.registry import Registry
@@ -295,9 +302,9 @@ def _to_json(value: Any, arg: str, name: str) -> Any:
     """``value`` as a JSON value (tuples become lists, NumPy scalars Python ones)."""
     if isinstance(value, (list, tuple)):
         return [_to_json(v, arg, name) for v in value]
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+    if is_int(value):
         return int(value)
-    if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value):
+    if is_number(value) and math.isfinite(value):
         return float(value)
     if value is None or isinstance(value, (bool, str)):
         return value

@@ -52,7 +52,6 @@ allocating the parameters or computing a value: `striate models` uses it.
 from __future__ import annotations
 
 import math
-import numbers
 import weakref
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -61,7 +60,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from striate.checks import positive_int
+from striate.checks import is_int, positive_int
 from striate.errors import ConfigError
 
 __all__ = ["LayerSummary", "Summary", "human_bytes", "human_count", "parameter_count", "summary"]
@@ -506,10 +505,7 @@ def _check_input_size(model: nn.Module, input_size: Sequence[int] | None) -> tup
         isinstance(input_size, (str, bytes))
         or not isinstance(input_size, Sequence)
         or not input_size
-        or not all(
-            isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
-            for v in input_size
-        )
+        or not all(is_int(v) and v >= 1 for v in input_size)
     ):
         raise ConfigError(
             f"summary: input_size must be one input's shape without the batch dimension, "
