@@ -50,3 +50,13 @@ def test_normalize_and_copy():
     other = reg.copy()
     other.add("mlp", 2)
     assert "mlp" in other and "mlp" not in reg and other.normalize is reg.normalize
+
+
+def test_a_registry_reads_as_a_mapping():
+    reg = make()
+    assert list(reg.keys()) == ["cosine", "step"] and reg["step"] is reg.get("step")
+    assert dict(reg.items())["step"] is reg.get("step") and len(list(reg.values())) == 2
+    with pytest.raises(KeyError):
+        reg["linear"]
+    assert reg.get("linear", None) is None
+    assert reg != make() and len({reg, make()}) == 2  # identity, not contents

@@ -13,7 +13,7 @@ hyphen as an underscore: "convnet-small" is "convnet_small").
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -21,6 +21,7 @@ from striate.checks import did_you_mean
 from striate.errors import ConfigError
 
 T = TypeVar("T")
+_MISSING: Any = object()
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,13 @@ class Entry(Generic[T]):
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-class Registry(Generic[T]):
-    """Names → objects of one kind (`kind` names them in messages: "unknown schedule …")."""
+class Registry(Mapping[str, T], Generic[T]):
+    """Names → objects of one kind (`kind` names them in messages: "unknown schedule …").
+
+    A read-only mapping too (``reg[name]``, ``reg.items()``, ``reg.values()``), so a dict of
+    named things becomes a registry without changing its readers; ``reg[name]`` raises KeyError,
+    `get` the ConfigError with the list of names.
+    """
 
     def __init__(self, kind: str, *, normalize: Callable[[str], str] | None = None) -> None:
         self.kind = kind
@@ -57,8 +63,19 @@ class Registry(Generic[T]):
 
         return decorate
 
-    def get(self, name: str) -> T:
+    def get(self, name: str, default: Any = _MISSING) -> T:  # type: ignore[override]
+        """The object of `name`; unknown: `default` if given, else a ConfigError that suggests."""
+        if default is not _MISSING and name not in self:
+            return default
         return self.entry(name).obj
+
+    __eq__ = object.__eq__  # a registry is itself, not its items (and stays hashable)
+    __hash__ = object.__hash__
+
+    def __getitem__(self, name: str) -> T:
+        if name not in self:
+            raise KeyError(name)
+        return self._entries[self._key(name)].obj
 
     def entry(self, name: str) -> Entry[T]:
         key = self._key(name)

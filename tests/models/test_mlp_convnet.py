@@ -79,7 +79,7 @@ def test_activations_by_name(name, kind):
         (dict(sizes=[784]), "sizes must be a list of at least 2 integers"),
         (dict(sizes=[784, 0, 10]), "sizes"),
         (dict(sizes=[784, -5, 10]), "sizes"),
-        (dict(sizes=[784, 10], activation="softmax"), "choose one of relu, leaky_relu"),
+        (dict(sizes=[784, 10], activation="softmax"), "activations are relu, leaky_relu"),
         (dict(sizes=[784, 10], dropout=1.0), r"dropout must be a probability in \[0, 1\)"),
         (dict(sizes=[784, 10], batchnorm=1), "batchnorm must be True or False"),
     ],

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from striate.checks import did_you_mean
 from striate.data.cifar import load_cifar
 from striate.data.folder import load_folder, parse_size, scan
 from striate.data.idx import load_mnist
@@ -19,6 +20,7 @@ from striate.data.imageset import ImageSet
 from striate.data.npz import load_npz
 from striate.data.splits import derived_split
 from striate.errors import DataError, StriateError
+from striate.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -63,46 +65,47 @@ def _cifar(variant: str) -> Callable[..., ImageSet]:
 
 _IDX_FILES = "{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz (IDX; .gz or not)"
 
-SOURCES: dict[str, Source] = {
-    s.name: s
-    for s in (
-        Source(
-            "digits",
-            "scikit-learn's bundled 8×8 handwritten digits, 1,797 images; needs no files",
-            "none (bundled with scikit-learn)",
-            ("train", "test", "all"),
-            _digits,
-        ),
-        Source(
-            "mnist",
-            "handwritten digits, 28×28 grey, 60,000 + 10,000",
-            _IDX_FILES,
-            ("train", "test"),
-            _mnist("mnist"),
-        ),
-        Source(
-            "fashion-mnist",
-            "Zalando clothing images, 28×28 grey, 60,000 + 10,000",
-            _IDX_FILES,
-            ("train", "test"),
-            _mnist("fashion-mnist"),
-        ),
-        Source(
-            "cifar10",
-            "10 classes of 32×32 colour images, 50,000 + 10,000",
-            "cifar-10-python.tar.gz, or cifar-10-batches-py/ (-bin/ for the binary batches)",
-            ("train", "test"),
-            _cifar("cifar10"),
-        ),
-        Source(
-            "cifar100",
-            "100 classes (20 superclasses: label_mode='coarse'), 32×32, 50,000 + 10,000",
-            "cifar-100-python.tar.gz, or cifar-100-python/ (cifar-100-binary/)",
-            ("train", "test"),
-            _cifar("cifar100"),
-        ),
-    )
-}
+SOURCES: Registry[Source] = Registry("dataset")  # the named sources, in `striate datasets` order
+for _source in (
+    Source(
+        "digits",
+        "scikit-learn's bundled 8×8 handwritten digits, 1,797 images; needs no files",
+        "none (bundled with scikit-learn)",
+        ("train", "test", "all"),
+        _digits,
+    ),
+    Source(
+        "mnist",
+        "handwritten digits, 28×28 grey, 60,000 + 10,000",
+        _IDX_FILES,
+        ("train", "test"),
+        _mnist("mnist"),
+    ),
+    Source(
+        "fashion-mnist",
+        "Zalando clothing images, 28×28 grey, 60,000 + 10,000",
+        _IDX_FILES,
+        ("train", "test"),
+        _mnist("fashion-mnist"),
+    ),
+    Source(
+        "cifar10",
+        "10 classes of 32×32 colour images, 50,000 + 10,000",
+        "cifar-10-python.tar.gz, or cifar-10-batches-py/ (-bin/ for the binary batches)",
+        ("train", "test"),
+        _cifar("cifar10"),
+    ),
+    Source(
+        "cifar100",
+        "100 classes (20 superclasses: label_mode='coarse'), 32×32, 50,000 + 10,000",
+        "cifar-100-python.tar.gz, or cifar-100-python/ (cifar-100-binary/)",
+        ("train", "test"),
+        _cifar("cifar100"),
+    ),
+):
+    SOURCES.add(_source.name, _source, _source.description)
+del _source
+
 
 PATH_KINDS = (
     ("image folder", "DIR with class/xxx.png, or train/ and test/ tops each holding class folders"),
@@ -171,8 +174,9 @@ def _load(
         path = Path(root) / path
     if not path.exists():
         raise DataError(
-            f"unknown dataset '{name}': not a known name ({', '.join(SOURCES)}) nor an existing "
-            f"path; give a folder, a .zip or a .npz (see `striate datasets`)"
+            f"unknown dataset '{name}'{did_you_mean(name, SOURCES)}: not a known name "
+            f"({', '.join(SOURCES)}) nor an existing path; give a folder, a .zip or a .npz "
+            f"(see `striate datasets`)"
         )
     if options:
         raise StriateError(f"unexpected options for {path}: {', '.join(options)}")

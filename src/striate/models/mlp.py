@@ -15,26 +15,25 @@ from torch import nn
 from striate.checks import boolean, int_sequence
 from striate.errors import ConfigError
 from striate.models.registry import CIFAR, check_dropout, register
+from striate.registry import Registry
 
 __all__ = ["ACTIVATIONS", "MLP", "make_activation", "mlp"]
 
-ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "relu": nn.ReLU,
-    "leaky_relu": nn.LeakyReLU,  # negative slope 0.01
-    "elu": nn.ELU,
-    "gelu": nn.GELU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-}
+ACTIVATIONS: Registry[Callable[[], nn.Module]] = Registry("activation")
+ACTIVATIONS.add("relu", nn.ReLU, "max(0, x)")
+ACTIVATIONS.add("leaky_relu", nn.LeakyReLU, "max(0.01·x, x)")
+ACTIVATIONS.add("elu", nn.ELU, "x, or exp(x) - 1 below 0")
+ACTIVATIONS.add("gelu", nn.GELU, "x·Φ(x), Φ the standard normal CDF")
+ACTIVATIONS.add("tanh", nn.Tanh, "tanh(x)")
+ACTIVATIONS.add("sigmoid", nn.Sigmoid, "1 / (1 + exp(-x))")
 
 
 def make_activation(name: str, owner: str = "model") -> nn.Module:
     """A fresh activation module by name (one of `ACTIVATIONS`)."""
-    if not isinstance(name, str) or name not in ACTIVATIONS:
-        raise ConfigError(
-            f"{owner}: unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}"
-        )
-    return ACTIVATIONS[name]()
+    try:
+        return ACTIVATIONS.get(name)()
+    except ConfigError as e:
+        raise ConfigError(f"{owner}: {e}") from None
 
 
 class MLP(nn.Sequential):
