@@ -14,6 +14,24 @@ if TYPE_CHECKING:
     from striate.engine.trainer import Trainer
 
 
+def resolved_facts(trainer: Trainer, model: torch.nn.Module, **sizes: Any) -> dict[str, Any]:
+    """What a run's settings resolved to on this machine, for config.json's "resolved" (read
+    back by `run_facts`): device, precision, processes, parameters, versions, the start time, and
+    `sizes` (train_images=…, …)."""
+    params = list(model.parameters())
+    return {
+        "device": str(trainer.device),
+        "precision": trainer.precision.name,
+        "processes": trainer.world_size,
+        **sizes,
+        "parameters": sum(p.numel() for p in params),
+        "trainable_parameters": sum(p.numel() for p in params if p.requires_grad),
+        "striate_version": striate_version(),
+        "torch_version": torch.__version__,
+        "started": timestamp(),
+    }
+
+
 def run_facts(out: Path, trainer: Trainer) -> dict[str, Any]:
     """What a run resolved to and where it ran, for the report: device, precision, processes,
     parameters, data sizes, training time, dates and versions (from config.json)."""

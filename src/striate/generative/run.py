@@ -23,7 +23,7 @@ from striate._atomic import write_json
 from striate.checks import positive_int
 from striate.data import BatchLoader, ImageSet, load_dataset
 from striate.engine.callbacks import Callback
-from striate.engine.run_info import run_facts, striate_version, timestamp
+from striate.engine.run_info import resolved_facts, run_facts
 from striate.engine.trainer import Trainer
 from striate.errors import ConfigError
 from striate.evaluate.report import figure_html, write_report
@@ -110,16 +110,8 @@ def train_autoencoder(
     if out is not None and not resume:
         trainer.check(model, train)  # a bad option fails before the folder is made
         clear_folder(out) if overwrite else out.mkdir(parents=True, exist_ok=True)
-        resolved = {
-            "device": str(trainer.device),
-            "precision": trainer.precision.name,
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "train_images": len(train_set),
-            "test_images": len(test_set),
-            "striate_version": striate_version(),
-            "torch_version": torch.__version__,
-            "started": timestamp(),
-        }
+        sizes = {"train_images": len(train_set), "test_images": len(test_set)}
+        resolved = resolved_facts(trainer, model, **sizes)
         write_json(out / "config.json", {"config": asdict(config), "resolved": resolved})
     trainer.fit(model, train, test, resume=out if resume else None)
     if trainer.interrupted:

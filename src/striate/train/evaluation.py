@@ -11,6 +11,7 @@ import torch
 
 from striate.data import BatchLoader, ImageSet, load_dataset
 from striate.data.augment_spec import untrained_views
+from striate.engine.classification import Classification
 from striate.engine.trainer import Trainer
 from striate.errors import ConfigError, StriateError
 from striate.train.config import TrainConfig
@@ -97,7 +98,7 @@ def evaluate_run(
             f"evaluate on data with the model's classes"
         )
     loss = config.loss if config is not None else "cross_entropy"
-    trainer = Trainer(epochs=1, device=device, progress=True, tta=tta, loss=loss)
+    trainer = Trainer(epochs=1, task=Classification(loss, tta=tta), device=device, progress=True)
     model.to(trainer.device)
     x = BatchLoader(
         ds, batch_size, shuffle=False, device=trainer.device, normalize=lambda b: model.prepare(b)

@@ -19,16 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from striate._atomic import atomic_write
+from striate._atomic import write_json
 from striate.data import BatchLoader, ImageSet, Normalizer, load_dataset, train_val_split
 from striate.data.augment_spec import parse_augment
 from striate.data.splits import stratified_split
 from striate.engine.callbacks import EMA, Callback, EarlyStopping, GradientClipping, Lookahead
 from striate.engine.classification import Classification
-from striate.engine.run_info import striate_version, timestamp
+from striate.engine.run_info import resolved_facts, timestamp
 from striate.engine.task import Task
 from striate.engine.trainer import Trainer
 from striate.errors import ConfigError, StriateError
@@ -407,7 +406,7 @@ def _train_run(
 
 def _write_failure(out: Path, trainer: Trainer, error: Exception) -> None:
     """failed.json: why a run stopped with an error, so its folder explains itself."""
-    _write_json(
+    write_json(
         out / "failed.json",
         {
             "error": str(error),
@@ -423,25 +422,18 @@ def _write_config(
     out: Path, config: TrainConfig, trainer: Trainer, data: RunData, model: torch.nn.Module
 ) -> None:
     """config.json: the settings, and what they resolved to on this machine."""
-    params = list(model.parameters())
-    resolved = {
-        "device": str(trainer.device),
-        "precision": trainer.precision.name,
-        "processes": trainer.world_size,
-        "classes": list(data.train.classes),
-        "in_shape": list(data.train.shape),
-        "train_images": len(data.train),
-        "val_images": 0 if data.val is None else len(data.val),
-        "test_images": len(data.test),
-        "parameters": sum(p.numel() for p in params),
-        "trainable_parameters": sum(p.numel() for p in params if p.requires_grad),
-        "replaced_head": getattr(model, "replaced_head", None),
-        "normalization": data.normalizer.state_dict(),
-        "striate_version": striate_version(),
-        "torch_version": torch.__version__,
-        "started": timestamp(),
-    }
-    _write_json(out / "config.json", {"config": config.to_dict(), "resolved": resolved})
+    resolved = resolved_facts(
+        trainer,
+        model,
+        classes=list(data.train.classes),
+        in_shape=list(data.train.shape),
+        train_images=len(data.train),
+        val_images=0 if data.val is None else len(data.val),
+        test_images=len(data.test),
+    )
+    resolved["replaced_head"] = getattr(model, "replaced_head", None)
+    resolved["normalization"] = data.normalizer.state_dict()
+    write_json(out / "config.json", {"config": config.to_dict(), "resolved": resolved})
 
 
 def lr_find_run(
@@ -463,18 +455,5 @@ def lr_find_run(
     if out is not None:
         clear_folder(out) if overwrite else out.mkdir(parents=True, exist_ok=True)
         result.plot().savefig(out / "lr_find.png", dpi=100, bbox_inches="tight")
-        _write_json(out / "lr_find.json", result.to_dict())
+        write_json(out / "lr_find.json", result.to_dict())
     return result
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    with atomic_write(path, "w") as f:
-        json.dump(obj, f, indent=2, default=_jsonable)
-
-
-def _jsonable(o: Any) -> Any:
-    if isinstance(o, (np.generic,)):
-        return o.item()
-    if isinstance(o, (tuple, set)):
-        return list(o)
-    raise TypeError(f"cannot write {type(o).__name__} to JSON")
