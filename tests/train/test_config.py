@@ -29,13 +29,13 @@ def test_steps_replace_the_default_epochs():
 @pytest.mark.parametrize(
     "values, message",
     [
-        ({"lr": 0}, "lr must be a number > 0"),
+        ({"lr": 0}, "lr must be a positive number"),
         ({"lr": float("inf")}, "lr must be"),
-        ({"wd": -1}, "wd must be"),
+        ({"weight_decay": -1}, "weight_decay must be"),
         ({"batch_size": 0}, "batch_size must be a positive integer"),
         ({"epochs": 2.5}, "epochs must be a positive integer"),
         ({"momentum": 1.5}, "momentum must be"),
-        ({"label_smoothing": 1.0}, "label_smoothing must be below 1"),
+        ({"label_smoothing": 1.0}, "label_smoothing must be a number in [0, 1)"),
         ({"val_size": 0.5, "ema": 1.0}, "ema is a decay below 1"),
         ({"model": 3}, "model must be a string"),
         ({"model_options": [1]}, "model_options must be a table"),
@@ -68,3 +68,40 @@ def test_augment_spec():
     ]:
         with pytest.raises(ConfigError, match=message):
             parse_augment(bad, (3, 32, 32), 10)
+
+
+def test_the_old_name_wd_is_read_as_weight_decay_with_a_warning(tmp_path):
+    """Old run folders' config.json and TOML files say `wd`; they still load, with a
+    DeprecationWarning, and an override of the new name replaces the old file's value."""
+    with pytest.warns(DeprecationWarning, match="wd is now called weight_decay"):
+        cfg = TrainConfig.from_dict({"wd": 1e-3})
+    assert cfg.weight_decay == 1e-3
+    path = tmp_path / "old.toml"
+    path.write_text("wd = 2e-3\n")
+    with pytest.warns(DeprecationWarning):
+        assert TrainConfig.load(path).weight_decay == 2e-3
+    with pytest.warns(DeprecationWarning):
+        assert TrainConfig.load(path, weight_decay=3e-3).weight_decay == 3e-3
+    saved = {**TrainConfig().to_dict()}
+    saved["wd"] = saved.pop("weight_decay")  # what a run written before the rename saved
+    with pytest.warns(DeprecationWarning):
+        assert TrainConfig.from_dict(saved) == TrainConfig()
+    with pytest.raises(ConfigError, match="wd is the old name of weight_decay"):
+        TrainConfig.from_dict({"wd": 1e-3, "weight_decay": 1e-3})
+    with pytest.warns(DeprecationWarning, match="TrainConfig.wd is now"):
+        assert cfg.wd == 1e-3
+    assert TrainConfig.ALIASES == {"wd": "weight_decay"}
+
+
+def test_every_setting_has_its_help_and_its_listed_names_exist():
+    import dataclasses
+    import importlib
+
+    for f in dataclasses.fields(TrainConfig):
+        help_text = f.metadata.get("help")
+        assert help_text and help_text.endswith("."), f.name
+        ref = f.metadata.get("names")
+        assert ("{names}" in help_text) == bool(ref), f.name
+        if ref:
+            module, _, attr = ref.partition(":")
+            assert hasattr(importlib.import_module(module), attr), ref

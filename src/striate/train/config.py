@@ -3,68 +3,158 @@
     config = TrainConfig.load("run.toml", lr=0.1)      # the file, then overrides on top
 
 Names follow the command line (`--batch-size` is `batch_size`). Tables `[model_options]` and
-`[schedule_options]` pass keyword arguments to the model builder and the schedule.
+`[schedule_options]` pass keyword arguments to the model builder and the schedule. Each field
+carries its help beside it (`setting`): the command-line options of `striate train`, `lr-find`,
+`search` and `doctor` are built from it (`striate.cli.options`), so a default or a help text is
+written once. An old name (`wd`) is still read, with a DeprecationWarning (`ALIASES`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import tomllib
 
+from striate.checks import number, positive_int
 from striate.errors import ConfigError
+
+
+def setting(
+    default: Any = None,
+    help: str = "",  # noqa: A002 - the word the command line uses
+    *,
+    factory: Any = None,
+    flag: str | None = None,
+    names: str | None = None,
+    shown: str | None = None,
+) -> Any:
+    """A TrainConfig field with its help beside it. `help` may hold `{names}`: the names
+    registered in `names` ("module:ATTR", a registry, a tuple of names or a function returning
+    them), listed when help is shown. `flag`: the command-line flag where it is not
+    --field-name; `shown`: the default as help states it, where the value alone does not say it."""
+    metadata = {"help": help, "flag": flag, "names": names, "shown": shown}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
 class TrainConfig:
     """Every option of `striate train`; the defaults train the small ConvNet on digits."""
 
-    data: str = "digits"
-    root: str | None = None
-    model: str = "convnet_small"
-    model_options: dict[str, Any] = field(default_factory=dict)
-    init: str = "default"
-    weights: str | None = None
-    finetune: str = "all"
-    lr_factor: float = 1.0
-    epochs: int | None = 30
-    steps: int | None = None
-    batch_size: int = 64
-    opt: str = "sgd"
-    lr: float = 0.1
-    wd: float = 5e-4
-    momentum: float | None = None  # the optimiser's usual value (0.9 for SGD, 0 for RMSProp)
-    nesterov: bool = True  # with opt "sgd"; other optimisers ignore it
-    schedule: str = "onecycle"
-    schedule_options: dict[str, Any] = field(default_factory=dict)
-    loss: str = "cross_entropy"
-    label_smoothing: float = 0.0
-    augment: str = "auto"
-    precision: str = "auto"
-    channels_last: bool | str = "auto"
-    clip_grad: float | None = None
-    ema: float | None = None
-    lookahead: float | None = None
-    early_stopping: int | None = None
-    snapshots: bool | int = False  # True: at each SGDR restart; N: every N epochs
-    tta: bool | str = False
-    val_size: float = 0.1
-    train_size: int | None = None
-    test_size: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    out: str | None = None
+    # an old name → its field: read from TOML files, old runs' config.json and search spaces
+    ALIASES: ClassVar[dict[str, str]] = {"wd": "weight_decay"}
+
+    data: str = setting("digits", "Dataset name (see `striate datasets`) or path.")
+    root: str | None = setting(None, "Folder holding the dataset's files.")
+    model: str = setting(
+        "convnet_small",
+        "Model (`striate models show NAME` describes one): {names}.",
+        names="striate.models:available",
+    )
+    model_options: dict[str, Any] = setting(
+        help="Keyword arguments of the model builder (a [model_options] table).", factory=dict
+    )
+    init: str = setting(
+        "default", "Weight initialisation: {names}.", names="striate.models.init:INIT_SCHEMES"
+    )
+    weights: str | None = setting(
+        None,
+        "Start from these weights: a .safetensors file, a torch state dict (read with "
+        "weights_only=True) or a run folder; a head of another size starts afresh.",
+    )
+    finetune: str = setting(
+        "all",
+        "head (train the classifier on frozen features), last:N (the last N layer groups) or all.",
+    )
+    lr_factor: float = setting(
+        1.0, "Discriminative learning rates: each layer group before the head gets lr / F^k."
+    )
+    epochs: int | None = setting(30, "Epochs to train.")
+    steps: int | None = setting(None, "Optimiser steps to train (instead of --epochs).")
+    batch_size: int = setting(64, "Images per batch.")
+    opt: str = setting("sgd", "Optimiser: {names}.", names="striate.engine.optim:OPTIMIZERS")
+    lr: float = setting(0.1, "Learning rate (the peak for onecycle).")
+    weight_decay: float = setting(5e-4, "Weight decay (not on biases and norm layers).")
+    momentum: float | None = setting(
+        None, "Momentum of SGD/RMSProp, or Adam's beta1.", shown="0.9 for SGD, 0 for RMSProp"
+    )
+    nesterov: bool = setting(True, "Nesterov momentum with opt sgd (other optimisers ignore it).")
+    schedule: str = setting(
+        "onecycle",
+        "Learning-rate schedule, stepped at every optimiser step: {names}.",
+        names="striate.engine.schedules:SCHEDULES",
+    )
+    schedule_options: dict[str, Any] = setting(
+        help="Keyword arguments of the schedule (a [schedule_options] table).", factory=dict
+    )
+    loss: str = setting("cross_entropy", "Loss: {names}.", names="striate.engine.losses:LOSSES")
+    label_smoothing: float = setting(0.0, "Label smoothing.")
+    augment: str = setting(
+        "auto",
+        "Augmentation: none; auto (flip and crop for colour images, nothing for grey ones); or "
+        "comma-separated items, e.g. flip,crop:4,cutout:8,mixup:0.2 (mixup or cutmix last). "
+        "The items: {names}.",
+        names="striate.data.augment_spec:augment_help",
+    )
+    precision: str = setting(
+        "auto", "Precision: {names}.", names="striate.engine.precision:PRECISIONS"
+    )
+    channels_last: bool | str = setting("auto", "Channels-last memory format: auto, true or false.")
+    clip_grad: float | None = setting(None, "Clip the gradient norm to this value.")
+    ema: float | None = setting(
+        None, "Evaluate an exponential moving average of the weights with this decay (e.g. 0.999)."
+    )
+    lookahead: float | None = setting(
+        None,
+        "Lookahead weight averaging with airbench's schedule and this per-step decay (e.g. 0.95).",
+    )
+    early_stopping: int | None = setting(
+        None, "Stop after this many epochs without validation improvement."
+    )
+    snapshots: bool | int = setting(  # True: at each SGDR restart; N: every N epochs
+        False,
+        "Save the model at the end of each warm-restart cycle of --schedule sgdr, in "
+        "RUN/snapshots/snapshot-K, for `striate ensemble --snapshots RUN`.",
+        flag="--snapshots/--no-snapshots",
+        shown="off",
+    )
+    tta: bool | str = setting(
+        False,
+        "Test-time augmentation: none, flip, translate[:N] or flip,translate[:N].",
+        shown="none",
+    )
+    val_size: float = setting(0.1, "Validation fraction (or count) held out of the training split.")
+    train_size: int | None = setting(None, "Stratified subset of the training split.")
+    test_size: int | None = setting(None, "Stratified subset of the test split.")
+    seed: int = setting(0, "Seed for the split, initialisation, order and augmentation.")
+    device: str = setting("auto", "Device: auto, cpu, cuda or cuda:N.")
+    out: str | None = setting(
+        None,
+        "Run folder; one that already holds results needs --overwrite.",
+        shown="runs/train/DATA-MODEL, or -2, -3, ... when taken",
+    )
 
     def __post_init__(self) -> None:
         self.validate()
         from striate.models.registry import canonical_name
 
         self.model = canonical_name(self.model)  # --model convnet-small is convnet_small
+
+    @property
+    def wd(self) -> float:
+        """The old name of `weight_decay`, for one release."""
+        warnings.warn(
+            "TrainConfig.wd is now TrainConfig.weight_decay; the old name goes in the next release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.weight_decay
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, **overrides: Any) -> TrainConfig:
@@ -74,6 +164,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        values = canonical(values)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
@@ -89,25 +180,6 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def validate(self) -> None:
-        def positive_int(name: str, allow_none: bool = False) -> None:
-            v = getattr(self, name)
-            if v is None and allow_none:
-                return
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
-
-        def number(name: str, low: float, high: float = math.inf, *, open_low=False) -> None:
-            v = getattr(self, name)
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            ok = ok and (v > low if open_low else v >= low) and v <= high
-            if not ok:
-                bound = f"> {low}" if open_low else f">= {low}"
-                raise ConfigError(
-                    f"{name} must be a number {bound}"
-                    + (f" and <= {high}" if high < math.inf else "")
-                    + f", got {v!r}"
-                )
-
         for name in (
             "data",
             "model",
@@ -126,31 +198,24 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be a table of keyword arguments")
         if (self.epochs is None) == (self.steps is None):
             raise ConfigError("give exactly one of epochs or steps")
-        positive_int("epochs", allow_none=True)
-        positive_int("steps", allow_none=True)
-        positive_int("batch_size")
-        positive_int("train_size", allow_none=True)
-        positive_int("test_size", allow_none=True)
-        positive_int("early_stopping", allow_none=True)
-        number("lr", 0.0, open_low=True)
-        number("wd", 0.0)
-        if self.momentum is not None:
-            number("momentum", 0.0, 1.0)
-        number("label_smoothing", 0.0, 1.0)
-        number("val_size", 0.0, 1.0)
-        number("lr_factor", 1.0)
+        for name in ("epochs", "steps", "train_size", "test_size", "early_stopping"):
+            positive_int("", name, getattr(self, name), allow_none=True)
+        positive_int("", "batch_size", self.batch_size)
+        number("", "lr", self.lr, low=0, low_open=True)
+        number("", "weight_decay", self.weight_decay, low=0)
+        number("", "momentum", self.momentum, low=0, high=1, allow_none=True)
+        number("", "label_smoothing", self.label_smoothing, low=0, high=1, high_open=True)
+        number("", "val_size", self.val_size, low=0)
+        number("", "lr_factor", self.lr_factor, low=1)
         if not isinstance(self.finetune, str):
             raise ConfigError(f"finetune must be 'head', 'last:N' or 'all', got {self.finetune!r}")
-        if self.label_smoothing >= 1.0:
-            raise ConfigError(f"label_smoothing must be below 1, got {self.label_smoothing}")
         if self.val_size >= 1.0 and not float(self.val_size).is_integer():
             raise ConfigError(f"val_size is a fraction below 1 or a count, got {self.val_size}")
-        if self.clip_grad is not None:
-            number("clip_grad", 0.0, open_low=True)
+        number("", "clip_grad", self.clip_grad, low=0, low_open=True, allow_none=True)
         for name, example in (("ema", 0.999), ("lookahead", 0.95)):
             decay = getattr(self, name)
             if decay is not None:
-                number(name, 0.0, 1.0, open_low=True)
+                number("", name, decay, low=0, low_open=True, high=1)
                 if decay >= 1.0:
                     raise ConfigError(f"{name} is a decay below 1 (e.g. {example}), not {decay}")
         from striate.evaluate.tta import parse_tta
@@ -172,13 +237,32 @@ class TrainConfig:
             raise ConfigError(f"seed must be an integer, got {self.seed!r}")
 
 
+def canonical(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with the old names of `TrainConfig.ALIASES` read as the new ones (with a
+    DeprecationWarning); both names at once are refused."""
+    old = [k for k in values if k in TrainConfig.ALIASES]
+    if not old:
+        return values
+    out = dict(values)
+    for k in old:
+        new = TrainConfig.ALIASES[k]
+        if new in out:
+            raise ConfigError(f"{k} is the old name of {new}: give {new} alone")
+        warnings.warn(
+            f"the option {k} is now called {new}; the old name goes in the next release",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        out[new] = out.pop(k)
+    return out
+
+
 def merge(values: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """`values` with `overrides` on top: None values skipped, and the keyword tables
-    (model_options, schedule_options) merged key by key rather than replaced."""
-    out = dict(values)
-    for k, v in overrides.items():
-        if v is None:
-            continue
+    (model_options, schedule_options) merged key by key rather than replaced. Old names
+    (`wd`) count as the new ones, so an override replaces an old file's value."""
+    out = dict(canonical(values))
+    for k, v in canonical({k: v for k, v in overrides.items() if v is not None}).items():
         if k in ("model_options", "schedule_options") and isinstance(out.get(k), dict):
             v = {**out[k], **v}
         out[k] = v

@@ -106,7 +106,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "nesterov": True,
         "momentum": _AIRBENCH_MOMENTUM,
         "lr": _FAST_LR,
-        "wd": _FAST_WD,
+        "weight_decay": _FAST_WD,
         "schedule": "onecycle",
         "schedule_options": _FAST_SCHEDULE,
         "label_smoothing": 0.2,
