@@ -52,7 +52,9 @@ def test_the_checks_help_names_every_registered_check(capsys):
 
     code, text, _ = run(capsys, "doctor", "--help")
     assert code == 0
-    words = set(text.replace(",", " ").replace("(", " ").replace(")", " ").split())
+    words = set(
+        text.replace(",", " ").replace(";", " ").replace("(", " ").replace(")", " ").split()
+    )
     assert set(DOCTOR_CHECKS.names()) <= words
     assert set(groups()) <= words
 

@@ -189,7 +189,7 @@ def test_optimisers_other_than_sgd_train_with_the_default_nesterov(capsys, tmp_p
         (["--model", "resnet9000"], "unknown model"),
         (["--opt", "sgdd"], "sgd"),
         (["--schedule", "1cycle"], "onecycle"),
-        (["--lr", "-0.1"], "lr must be a number > 0"),
+        (["--lr", "-0.1"], "lr must be a positive number"),
         (["--epochs", "0"], "epochs must be a positive integer"),
         (["--data", "no/such/folder"], "unknown dataset"),
         (["--augment", "flip,spin"], "unknown augmentation"),

@@ -17,102 +17,110 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-# the options shared with `striate train` (to come from striate/cli/options.py, declared once)
-from striate.cli.train import (
-    BATCH,
-    CONFIG,
-    DATA,
-    DEVICE,
-    EPOCHS,
-    LR,
-    MODEL,
-    OPT,
-    ROOT,
-    SCHEDULE,
-    SEED,
-    WD,
-)
+from striate.cli.options import CONFIG, HELP, listing, option
 from striate.progress import output_console
 
 console = output_console()  # tables unfolded when stdout is not a terminal
 
 
-def _opt(flag: str, help: str) -> typer.Option:  # noqa: A002
-    """An option without a default of its own (the config's applies)."""
-    return typer.Option(None, flag, help=help, show_default=False)
+def _doctor_option(flag: str, help: str) -> typer.Option:  # noqa: A002
+    return typer.Option(flag, help=help, show_default=False)
 
 
+# the parameters named after TrainConfig fields take their flag, help and default from the field
 def doctor(
-    config: Path | None = CONFIG,
-    data: str | None = DATA,
-    root: str | None = ROOT,
-    model: str | None = MODEL,
-    batch_size: int | None = BATCH,
-    opt: str | None = OPT,
-    lr: float | None = LR,
-    wd: float | None = WD,
-    schedule: str | None = SCHEDULE,
-    epochs: int | None = EPOCHS,
-    momentum: float | None = _opt(
-        "--momentum", "Momentum of SGD/RMSProp, or Adam's beta1 [default: 0.9 for SGD]."
-    ),
-    loss: str | None = _opt("--loss", "cross_entropy or hinge [default: cross_entropy]."),
-    init: str | None = _opt("--init", "default, normal, xavier or kaiming [default: default]."),
-    weights: str | None = _opt(
-        "--weights",
-        "Diagnose these trained weights (a .safetensors file, a state dict or a run folder); "
-        "the initial-loss check is skipped.",
-    ),
-    run: Path | None = _opt(
-        "--run",
-        "A training run folder: its settings, its trained model, and its metrics.csv for the "
-        "train/validation gap.",
-    ),
-    train_size: int | None = _opt("--train-size", "Stratified subset of the training split."),
-    val_size: float | None = _opt(
-        "--val-size", "Validation fraction (or count) held out of the training split [0.1]."
-    ),
-    seed: int | None = SEED,
-    device: str | None = DEVICE,
-    checks: str | None = _opt(
-        "--checks",
-        "Comma-separated checks to run: initial_loss, regularization, overfit, gradcheck, "
-        "update_ratio, dead_relus, saturation, activation_scale (or activations), learning_rate, "
-        "fit_gap [default: all].",
-    ),
-    max_samples: int = typer.Option(2048, "--max-samples", help="Examples used at most."),
-    human_error: str | None = _opt(
-        "--human-error",
-        "Human-level error, e.g. 0.5% or 0.005 (with --run): adds the error analysis (avoidable "
-        "bias, variance, data mismatch, overfitting to dev) and what to do about the largest gap.",
-    ),
-    dev_data: str | None = _opt(
-        "--dev-data",
-        "A dev set from the data the model is meant for (name or path; its --dev-split, default "
-        "test) for the error analysis; without one, data mismatch and overfitting to dev are "
-        "measured together.",
-    ),
-    dev_split: str | None = _opt(
-        "--dev-split",
-        "The split of --dev-data (or, alone, of the run's own data, e.g. val) used as dev set.",
-    ),
-    out: Path | None = _opt(
-        "--out",
-        "Folder for doctor.json and the plots [default: runs/doctor/DATA-MODEL, -2, ...]; a run "
-        "folder gets them added and its report.html a Doctor section.",
-    ),
-    overwrite: bool = typer.Option(
-        False,
-        "--overwrite",
-        help="Replace the contents of an --out folder that already holds results (a run folder "
-        "is never emptied: the doctor's files in it are replaced).",
-    ),
+    config: Annotated[Path | None, CONFIG] = None,
+    data: Annotated[str | None, option("data")] = None,
+    root: Annotated[str | None, option("root")] = None,
+    model: Annotated[str | None, option("model")] = None,
+    batch_size: Annotated[int | None, option("batch_size")] = None,
+    opt: Annotated[str | None, option("opt")] = None,
+    lr: Annotated[float | None, option("lr")] = None,
+    weight_decay: Annotated[float | None, option("weight_decay")] = None,
+    schedule: Annotated[str | None, option("schedule")] = None,
+    epochs: Annotated[int | None, option("epochs")] = None,
+    momentum: Annotated[float | None, option("momentum")] = None,
+    loss: Annotated[str | None, option("loss")] = None,
+    init: Annotated[str | None, option("init")] = None,
+    weights: Annotated[
+        str | None,
+        option(
+            "weights",
+            "Diagnose these trained weights (a .safetensors file, a state dict or a run folder); "
+            "the initial-loss check is skipped.",
+        ),
+    ] = None,
+    run: Annotated[
+        Path | None,
+        _doctor_option(
+            "--run",
+            "A training run folder: its settings, its trained model, and its metrics.csv for the "
+            "train/validation gap.",
+        ),
+    ] = None,
+    train_size: Annotated[int | None, option("train_size")] = None,
+    val_size: Annotated[float | None, option("val_size")] = None,
+    seed: Annotated[int | None, option("seed")] = None,
+    device: Annotated[str | None, option("device")] = None,
+    checks: Annotated[
+        str | None,
+        _doctor_option(
+            "--checks",
+            f"Comma-separated checks to run: {listing('striate.train.doctor:checks_help')} "
+            "[default: all].",
+        ),
+    ] = None,
+    max_samples: Annotated[
+        int, typer.Option("--max-samples", help="Examples used at most.")
+    ] = 2048,
+    human_error: Annotated[
+        str | None,
+        _doctor_option(
+            "--human-error",
+            "Human-level error, e.g. 0.5% or 0.005 (with --run): adds the error analysis "
+            "(avoidable bias, variance, data mismatch, overfitting to dev) and what to do about "
+            "the largest gap.",
+        ),
+    ] = None,
+    dev_data: Annotated[
+        str | None,
+        _doctor_option(
+            "--dev-data",
+            "A dev set from the data the model is meant for (name or path; its --dev-split, "
+            "default test) for the error analysis; without one, data mismatch and overfitting "
+            "to dev are measured together.",
+        ),
+    ] = None,
+    dev_split: Annotated[
+        str | None,
+        _doctor_option(
+            "--dev-split",
+            "The split of --dev-data (or, alone, of the run's own data, e.g. val) used as dev set.",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        _doctor_option(
+            "--out",
+            "Folder for doctor.json and the plots [default: runs/doctor/DATA-MODEL, -2, ...]; a "
+            "run folder gets them added and its report.html a Doctor section.",
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Replace the contents of an --out folder that already holds results (a run "
+            "folder is never emptied: the doctor's files in it are replaced).",
+        ),
+    ] = False,
+    show_help: Annotated[bool, HELP] = False,
 ) -> None:
     """Sanity checks of a model and its training settings, each with pass/warn/fail and advice."""
     from striate._atomic import write_json
@@ -152,7 +160,7 @@ def doctor(
         batch_size=batch_size,
         opt=opt,
         lr=lr,
-        wd=wd,
+        weight_decay=weight_decay,
         schedule=schedule,
         epochs=epochs,
         momentum=momentum,
@@ -195,7 +203,7 @@ def doctor(
         loss=cfg.loss,
         opt=cfg.opt,
         lr=cfg.lr,
-        weight_decay=cfg.wd,
+        weight_decay=cfg.weight_decay,
         momentum=cfg.momentum,
         nesterov=nesterov,
         batch_size=cfg.batch_size,

@@ -9,105 +9,144 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from striate.cli.train import (
-    AUGMENT,
-    BATCH,
-    CONFIG,
-    DATA,
-    DEVICE,
-    MODEL,
-    OPT,
-    PRECISION,
-    ROOT,
-    SCHEDULE,
-    _opt,
-)
+from striate.cli.options import CONFIG, HELP, listing, option
 from striate.progress import output_console
 
 console = output_console()  # tables unfolded when stdout is not a terminal
 
 
+def _search_option(flag: str, help: str) -> typer.Option:  # noqa: A002
+    return typer.Option(flag, help=help, show_default=False)
+
+
+# the parameters named after TrainConfig fields take their flag, help and default from the field
 def search(
-    param: list[str] = typer.Option(
-        [],
-        "--param",
-        "-p",
-        help="A searched hyper-parameter, repeatable: NAME=log:LOW:HIGH (uniform in log space), "
-        "uniform:LOW:HIGH, int:LOW:HIGH, logint:LOW:HIGH or choice:A,B,C. NAME is any option "
-        "of `striate train` (lr, wd, batch_size, momentum, label_smoothing, opt, ...), "
-        "model_options.X or a model argument such as dropout. Adds to the `search` table of "
-        "--config. Example: -p lr=log:1e-4:1 -p dropout=uniform:0:0.5.",
-    ),
-    trials: int | None = _opt("--trials", "Trials of a single stage (instead of --coarse/--fine)."),
-    coarse: int | None = _opt(
-        "--coarse", "Trials of the coarse stage: many short ones (default: 20 without --trials)."
-    ),
-    fine: int | None = _opt(
-        "--fine",
-        "Trials of the fine stage, in the range narrowed around the best quarter of the coarse "
-        "trials (default: 6 without --trials).",
-    ),
-    coarse_epochs: int | None = _opt(
-        "--coarse-epochs", "Epochs of a coarse trial (default: a fifth of --epochs, at least 1)."
-    ),
-    coarse_train_size: int | None = _opt(
-        "--coarse-train-size", "Train the coarse trials on this many of the training images."
-    ),
-    config: Path | None = CONFIG,
-    data: str | None = DATA,
-    root: str | None = ROOT,
-    model: str | None = MODEL,
-    epochs: int | None = _opt("--epochs", "Epochs of a (fine) trial (default: 30)."),
-    batch_size: int | None = BATCH,
-    opt: str | None = OPT,
-    lr: float | None = _opt("--lr", "Learning rate when not searched (default: 0.1)."),
-    wd: float | None = _opt("--wd", "Weight decay when not searched (default: 5e-4)."),
-    schedule: str | None = SCHEDULE,
-    augment: str | None = AUGMENT,
-    precision: str | None = PRECISION,
-    val_size: float | None = _opt(
-        "--val-size", "Validation fraction (or count) the trials are compared on (default: 0.1)."
-    ),
-    train_size: int | None = _opt("--train-size", "Stratified subset of the training split."),
-    sampler: str = typer.Option(
-        "random", "--sampler", help="random (the lectures' random search) or tpe (Bayesian)."
-    ),
-    pruner: str = typer.Option(
-        "none",
-        "--pruner",
-        help="Stop unpromising trials early on their val accuracy per epoch: none, median, "
-        "percentile, halving or hyperband.",
-    ),
-    abort_factor: float = typer.Option(
-        3.0, "--abort-factor", help="Abort a trial whose loss exceeds this many times its first."
-    ),
-    study: str | None = _opt(
-        "--study",
-        "Study name (default: DATA-MODEL-PARAMS, e.g. digits-convnet_small-lr-wd); the same "
-        "command (name, storage, space and settings) continues a search, another is refused.",
-    ),
-    storage: str | None = _opt(
-        "--storage",
-        "Where the study lives: a journal file path, or a database URL (sqlite:///s.db, "
-        "postgresql://...) for several machines (default: OUT/study.journal).",
-    ),
-    out: Path | None = _opt("--out", "Output folder (default: runs/search/STUDY)."),
-    overwrite: bool = typer.Option(
-        False,
-        "--overwrite",
-        help="Start afresh: delete the study (in its journal or database) and the folder's "
-        "results. Give it to the first process only, not to those that share the work.",
-    ),
-    seed: int | None = _opt(
-        "--seed", "Seed of the split and the sampler; trial k trains with seed+k (default: 0)."
-    ),
-    device: str | None = DEVICE,
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Print a line per trial."),
+    param: Annotated[
+        list[str],
+        typer.Option(
+            "--param",
+            "-p",
+            help="A searched hyper-parameter, repeatable: NAME=log:LOW:HIGH (uniform in log "
+            "space), uniform:LOW:HIGH, int:LOW:HIGH, logint:LOW:HIGH or choice:A,B,C. NAME is any "
+            "option of `striate train` (lr, weight_decay, batch_size, momentum, label_smoothing, "
+            "opt, ...), model_options.X or a model argument such as dropout. Adds to the `search` "
+            "table of --config. Example: -p lr=log:1e-4:1 -p dropout=uniform:0:0.5.",
+        ),
+    ] = [],  # noqa: B006 - typer copies it
+    trials: Annotated[
+        int | None,
+        _search_option("--trials", "Trials of a single stage (instead of --coarse/--fine)."),
+    ] = None,
+    coarse: Annotated[
+        int | None,
+        _search_option(
+            "--coarse",
+            "Trials of the coarse stage: many short ones (default: 20 without --trials).",
+        ),
+    ] = None,
+    fine: Annotated[
+        int | None,
+        _search_option(
+            "--fine",
+            "Trials of the fine stage, in the range narrowed around the best quarter of the "
+            "coarse trials (default: 6 without --trials).",
+        ),
+    ] = None,
+    coarse_epochs: Annotated[
+        int | None,
+        _search_option(
+            "--coarse-epochs",
+            "Epochs of a coarse trial (default: a fifth of --epochs, at least 1).",
+        ),
+    ] = None,
+    coarse_train_size: Annotated[
+        int | None,
+        _search_option(
+            "--coarse-train-size", "Train the coarse trials on this many of the training images."
+        ),
+    ] = None,
+    config: Annotated[Path | None, CONFIG] = None,
+    data: Annotated[str | None, option("data")] = None,
+    root: Annotated[str | None, option("root")] = None,
+    model: Annotated[str | None, option("model")] = None,
+    epochs: Annotated[int | None, option("epochs", "Epochs of a (fine) trial.")] = None,
+    batch_size: Annotated[int | None, option("batch_size")] = None,
+    opt: Annotated[str | None, option("opt")] = None,
+    lr: Annotated[float | None, option("lr", "Learning rate when not searched.")] = None,
+    weight_decay: Annotated[
+        float | None, option("weight_decay", "Weight decay when not searched.")
+    ] = None,
+    schedule: Annotated[str | None, option("schedule")] = None,
+    augment: Annotated[str | None, option("augment")] = None,
+    precision: Annotated[str | None, option("precision")] = None,
+    val_size: Annotated[
+        float | None,
+        option("val_size", "Validation fraction (or count) the trials are compared on."),
+    ] = None,
+    train_size: Annotated[int | None, option("train_size")] = None,
+    sampler: Annotated[
+        str,
+        typer.Option(
+            "--sampler",
+            help="random (the lectures' random search) or tpe (Bayesian).",
+        ),
+    ] = "random",
+    pruner: Annotated[
+        str,
+        typer.Option(
+            "--pruner",
+            help="Stop unpromising trials early on their val accuracy per epoch: "
+            f"{listing('striate.train.search.storage:PRUNERS')}.",
+        ),
+    ] = "none",
+    abort_factor: Annotated[
+        float,
+        typer.Option(
+            "--abort-factor", help="Abort a trial whose loss exceeds this many times its first."
+        ),
+    ] = 3.0,
+    study: Annotated[
+        str | None,
+        _search_option(
+            "--study",
+            "Study name (default: DATA-MODEL-PARAMS, e.g. digits-convnet_small-lr-wd); the same "
+            "command (name, storage, space and settings) continues a search, another is refused.",
+        ),
+    ] = None,
+    storage: Annotated[
+        str | None,
+        _search_option(
+            "--storage",
+            "Where the study lives: a journal file path, or a database URL (sqlite:///s.db, "
+            "postgresql://...) for several machines (default: OUT/study.journal).",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, _search_option("--out", "Output folder (default: runs/search/STUDY).")
+    ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Start afresh: delete the study (in its journal or database) and the folder's "
+            "results. Give it to the first process only, not to those that share the work.",
+        ),
+    ] = False,
+    seed: Annotated[
+        int | None,
+        option("seed", "Seed of the split and the sampler; trial k trains with seed+k."),
+    ] = None,
+    device: Annotated[str | None, option("device")] = None,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Print a line per trial.")
+    ] = True,
+    show_help: Annotated[bool, HELP] = False,
 ) -> None:
     """Search hyper-parameters: random search in stages (coarse, then fine in a narrowed range).
 
@@ -120,14 +159,14 @@ def search(
     """
     from striate.errors import ConfigError
     from striate.train.config import TrainConfig, read_toml
-    from striate.train.hpsearch import (
+    from striate.train.search import (
         coarse_fine,
         default_study_name,
         parse_param,
         parse_space,
         require_optuna,
     )
-    from striate.train.hpsearch import search as run
+    from striate.train.search import search as run
 
     require_optuna()
 
@@ -152,7 +191,7 @@ def search(
         batch_size=batch_size,
         opt=opt,
         lr=lr,
-        wd=wd,
+        weight_decay=weight_decay,
         schedule=schedule,
         augment=augment,
         precision=precision,

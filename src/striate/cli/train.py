@@ -1,221 +1,134 @@
 """`striate train`, `striate evaluate`, `striate predict` and `striate lr-find`.
 
 Options left out fall back to `--config FILE.toml`, then to TrainConfig's defaults, so
-`striate train` alone trains the small ConvNet on the bundled digits set.
+`striate train` alone trains the small ConvNet on the bundled digits set. The options named after
+TrainConfig's fields take their flag, help and default from the field (`striate.cli.options`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+from striate.cli.options import (
+    CONFIG,
+    HELP,
+    MODEL_OPTION,
+    OVERWRITE,
+    SCHEDULE_OPTION,
+    listing,
+    option,
+    settings,
+)
 from striate.progress import output_console
 
 console = output_console()  # tables unfolded when stdout is not a terminal
 
-
-def _opt(flag: str, help: str) -> typer.Option:  # noqa: A002
-    return typer.Option(None, flag, help=help, show_default=False)
-
-
-DATA = _opt("--data", "Dataset name (see `striate datasets`) or path [default: digits].")
-ROOT = _opt("--root", "Folder holding the dataset's files.")
-MODEL = _opt(
-    "--model",
-    "Model name (see `striate models` / striate.models.available()) [default: convnet_small].",
+RECIPE = typer.Option(
+    "--recipe",
+    help=f"Start from a named recipe's settings ({listing('striate.train.recipes:RECIPES')}); "
+    "options given win.",
 )
-EPOCHS = _opt("--epochs", "Epochs to train [default: 30].")
-STEPS = _opt("--steps", "Optimiser steps to train (instead of --epochs).")
-BATCH = _opt("--batch-size", "Images per batch [default: 64].")
-OPT = _opt("--opt", "sgd, nesterov, adagrad, rmsprop, adam, adamw or lbfgs [default: sgd].")
-LR = _opt("--lr", "Learning rate (the peak for onecycle) [default: 0.1].")
-WD = _opt("--wd", "Weight decay (not on biases and norm layers) [default: 5e-4].")
-SCHEDULE = _opt(
-    "--schedule",
-    "constant, step, exponential, inverse-time, cosine, linear, rsqrt, "
-    "sgdr or onecycle [default: onecycle].",
+SNAPSHOT_EVERY = typer.Option(
+    "--snapshot-every", help="Save a snapshot every N epochs instead (with any schedule)."
 )
-AUGMENT = _opt("--augment", "none, auto, or e.g. flip,crop:4,cutout:8,mixup:0.2 [default: auto].")
-PRECISION = _opt("--precision", "auto, fp32, bf16 or fp16 [default: auto].")
-SEED = _opt("--seed", "Seed for the split, initialisation, order and augmentation [default: 0].")
-DEVICE = _opt("--device", "auto, cpu, cuda or cuda:N [default: auto].")
-CONFIG = typer.Option(None, "--config", help="TOML file of options; command-line options win.")
-OVERWRITE = typer.Option(
-    False, "--overwrite", help="Replace the results in an --out folder that already holds some."
+RESUME = typer.Option(
+    "--resume",
+    help="Continue the run in this folder from its last checkpoint, with its saved settings.",
 )
+PROGRESS = typer.Option("--progress/--no-progress", help="Live progress bar.")
 
 
+# The parameters named after TrainConfig fields are its settings (`settings(locals())`); their
+# annotations are read when typer builds the command, not on import (postponed annotations).
 def train(
-    config: Path | None = CONFIG,
-    recipe: str | None = _opt(
-        "--recipe", "Start from a named recipe's settings (cifar10-fast); options given win."
-    ),
-    data: str | None = DATA,
-    root: str | None = ROOT,
-    model: str | None = MODEL,
-    epochs: int | None = EPOCHS,
-    steps: int | None = STEPS,
-    batch_size: int | None = BATCH,
-    opt: str | None = OPT,
-    lr: float | None = LR,
-    wd: float | None = WD,
-    momentum: float | None = _opt(
-        "--momentum",
-        "Momentum of SGD/RMSProp, or Adam's beta1 [default: 0.9 for SGD, 0 for RMSProp].",
-    ),
-    schedule: str | None = SCHEDULE,
-    loss: str | None = _opt("--loss", "cross_entropy or hinge [default: cross_entropy]."),
-    label_smoothing: float | None = _opt("--label-smoothing", "Label smoothing [default: 0]."),
-    augment: str | None = AUGMENT,
-    init: str | None = _opt("--init", "default, normal, xavier or kaiming [default: default]."),
-    weights: str | None = _opt(
-        "--weights",
-        "Start from these weights: a .safetensors file, a torch state dict (read with "
-        "weights_only=True) or a run folder; a head of another size starts afresh.",
-    ),
-    finetune: str | None = _opt(
-        "--finetune",
-        "head (train the classifier on frozen features), last:N (the last N layer groups) or "
-        "all [default: all].",
-    ),
-    lr_factor: float | None = _opt(
-        "--lr-factor",
-        "Discriminative learning rates: each layer group before the head gets lr / F^k "
-        "[default: 1].",
-    ),
-    precision: str | None = PRECISION,
-    clip_grad: float | None = _opt("--clip-grad", "Clip the gradient norm to this value."),
-    ema: float | None = _opt(
-        "--ema",
-        "Evaluate an exponential moving average of the weights with this decay (e.g. 0.999).",
-    ),
-    lookahead: float | None = _opt(
-        "--lookahead",
-        "Lookahead weight averaging with airbench's schedule and this per-step decay (e.g. 0.95).",
-    ),
-    early_stopping: int | None = _opt(
-        "--early-stopping", "Stop after this many epochs without validation improvement."
-    ),
-    snapshots: bool | None = typer.Option(
-        None,
-        "--snapshots/--no-snapshots",
-        show_default=False,
-        help="Save the model at the end of each warm-restart cycle of --schedule sgdr, in "
-        "RUN/snapshots/snapshot-K, for `striate ensemble --snapshots RUN` [default: off].",
-    ),
-    snapshot_every: int | None = _opt(
-        "--snapshot-every", "Save a snapshot every N epochs instead (with any schedule)."
-    ),
-    model_option: list[str] | None = typer.Option(
-        None,
-        "--model-option",
-        "-o",
-        help="A model argument KEY=VALUE (VALUE read as JSON, else text), e.g. -o dropout=0.2; "
-        "repeat for more.",
-    ),
-    schedule_option: list[str] | None = typer.Option(
-        None,
-        "--schedule-option",
-        help="A schedule argument KEY=VALUE, e.g. --schedule-option T_0=8 for sgdr, "
-        "--schedule-option warmup=1.",
-    ),
-    tta: str | None = _opt(
-        "--tta",
-        "Test-time augmentation: none, flip, translate[:N] or flip,translate[:N] [default: none].",
-    ),
-    val_size: float | None = _opt(
-        "--val-size",
-        "Validation fraction (or count) held out of the training split [default: 0.1].",
-    ),
-    train_size: int | None = _opt("--train-size", "Stratified subset of the training split."),
-    test_size: int | None = _opt("--test-size", "Stratified subset of the test split."),
-    seed: int | None = SEED,
-    device: str | None = DEVICE,
-    out: Path | None = _opt(
-        "--out",
-        "Run folder [default: runs/train/DATA-MODEL, or -2, -3, ... when taken]; one that "
-        "already holds results needs --overwrite.",
-    ),
-    resume: Path | None = typer.Option(
-        None,
-        "--resume",
-        help="Continue the run in this folder from its last checkpoint, with its saved settings.",
-    ),
-    overwrite: bool = OVERWRITE,
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Live progress bar."),
+    config: Annotated[Path | None, CONFIG] = None,
+    recipe: Annotated[str | None, RECIPE] = None,
+    data: Annotated[str | None, option("data")] = None,
+    root: Annotated[str | None, option("root")] = None,
+    model: Annotated[str | None, option("model")] = None,
+    epochs: Annotated[int | None, option("epochs")] = None,
+    steps: Annotated[int | None, option("steps")] = None,
+    batch_size: Annotated[int | None, option("batch_size")] = None,
+    opt: Annotated[str | None, option("opt")] = None,
+    lr: Annotated[float | None, option("lr")] = None,
+    weight_decay: Annotated[float | None, option("weight_decay")] = None,
+    momentum: Annotated[float | None, option("momentum")] = None,
+    schedule: Annotated[str | None, option("schedule")] = None,
+    loss: Annotated[str | None, option("loss")] = None,
+    label_smoothing: Annotated[float | None, option("label_smoothing")] = None,
+    augment: Annotated[str | None, option("augment")] = None,
+    init: Annotated[str | None, option("init")] = None,
+    weights: Annotated[str | None, option("weights")] = None,
+    finetune: Annotated[str | None, option("finetune")] = None,
+    lr_factor: Annotated[float | None, option("lr_factor")] = None,
+    precision: Annotated[str | None, option("precision")] = None,
+    clip_grad: Annotated[float | None, option("clip_grad")] = None,
+    ema: Annotated[float | None, option("ema")] = None,
+    lookahead: Annotated[float | None, option("lookahead")] = None,
+    early_stopping: Annotated[int | None, option("early_stopping")] = None,
+    snapshots: Annotated[bool | None, option("snapshots")] = None,
+    snapshot_every: Annotated[int | None, SNAPSHOT_EVERY] = None,
+    model_option: Annotated[list[str] | None, MODEL_OPTION] = None,
+    schedule_option: Annotated[list[str] | None, SCHEDULE_OPTION] = None,
+    tta: Annotated[str | None, option("tta")] = None,
+    val_size: Annotated[float | None, option("val_size")] = None,
+    train_size: Annotated[int | None, option("train_size")] = None,
+    test_size: Annotated[int | None, option("test_size")] = None,
+    seed: Annotated[int | None, option("seed")] = None,
+    device: Annotated[str | None, option("device")] = None,
+    out: Annotated[Path | None, option("out")] = None,
+    resume: Annotated[Path | None, RESUME] = None,
+    overwrite: Annotated[bool, OVERWRITE] = False,
+    progress: Annotated[bool, PROGRESS] = True,
+    show_help: Annotated[bool, HELP] = False,
 ) -> None:
     """Train a network and write a run folder with metrics, checkpoints, plots and report.html."""
-    from striate.cli.models import parse_options
-    from striate.train.config import TrainConfig
-    from striate.train.run import train_run
+    given = settings(locals())
+    from striate.train.run import is_complete, resume_point, train_run
 
-    options = dict(
-        model_options=parse_options(model_option) if model_option else None,
-        schedule_options=parse_options(schedule_option) if schedule_option else None,
-        data=data,
-        root=root,
-        model=model,
-        epochs=epochs,
-        steps=steps,
-        batch_size=batch_size,
-        opt=opt,
-        lr=lr,
-        wd=wd,
-        momentum=momentum,
-        schedule=schedule,
-        loss=loss,
-        label_smoothing=label_smoothing,
-        augment=augment,
-        weights=weights,
-        finetune=finetune,
-        lr_factor=lr_factor,
-        init=init,
-        precision=precision,
-        clip_grad=clip_grad,
-        ema=ema,
-        lookahead=lookahead,
-        early_stopping=early_stopping,
-        snapshots=snapshot_every if snapshot_every is not None else snapshots,
-        tta=tta,
-        val_size=val_size,
-        train_size=train_size,
-        test_size=test_size,
-        seed=seed,
-        device=device,
-        out=str(out) if out else None,
-    )
+    cfg = _run_config(config, recipe, resume, overwrite, given)
     if resume is not None:
-        given = sorted(k for k, v in options.items() if v is not None)
-        if recipe is not None:
-            given.append("recipe")
-        if overwrite:
-            given.append("overwrite")
-        if given or config is not None:
-            from striate.errors import ConfigError
-
-            raise ConfigError(
-                f"--resume continues a run with its saved settings; leave out "
-                f"{', '.join('--' + k.replace('_', '-') for k in given) or '--config'}"
-            )
-        cfg = TrainConfig()  # replaced by the run's saved settings
-    elif recipe is not None:
-        from striate.train.config import merge, read_toml
-        from striate.train.recipes import recipe_config
-
-        cfg = recipe_config(recipe, **merge(read_toml(config) if config else {}, options))
-    else:
-        cfg = TrainConfig.load(config, **options)
-    if resume is not None:
-        from striate.train.run import is_complete, resume_point
-
         point = resume_point(resume)
         if point is not None and not is_complete(resume):
             epoch, step = point
             console.print(f"resuming {escape(str(resume))} from epoch {epoch + 1}, step {step}")
     result = train_run(cfg, resume=resume, overwrite=overwrite, progress=progress)
+    _print_result(result)
+
+
+def _run_config(
+    config: Path | None,
+    recipe: str | None,
+    resume: Path | None,
+    overwrite: bool,
+    given: dict[str, Any],
+):
+    """The run's TrainConfig: the recipe's or the defaults, then --config, then the options
+    `given`; with --resume, which takes the run's saved settings, none of them."""
+    from striate.errors import ConfigError
+    from striate.train.config import TrainConfig, merge, read_toml
+    from striate.train.recipes import recipe_config
+
+    if resume is not None:
+        extra = ["--" + k.replace("_", "-") for k in sorted(given)]
+        extra += ["--recipe"] * (recipe is not None) + ["--overwrite"] * overwrite
+        if extra or config is not None:
+            raise ConfigError(
+                f"--resume continues a run with its saved settings; leave out "
+                f"{', '.join(extra) or '--config'}"
+            )
+        return TrainConfig()  # replaced by the run's saved settings
+    if recipe is not None:
+        return recipe_config(recipe, **merge(read_toml(config) if config else {}, given))
+    return TrainConfig.load(config, **given)
+
+
+def _print_result(result) -> None:
     for warning in result.warnings:
         console.print(f"warning: {escape(warning)}")
     if result.already_complete:
@@ -258,7 +171,7 @@ def evaluate(
         "--data",
         help="Dataset name or path [default: the run's own dataset, from its config.json].",
     ),
-    root: str | None = ROOT,
+    root: Annotated[str | None, option("root")] = None,
     split: str | None = typer.Option(
         None,
         "--split",
@@ -323,47 +236,38 @@ def predict(
 
 
 def lr_find(
-    config: Path | None = CONFIG,
-    data: str | None = DATA,
-    root: str | None = ROOT,
-    model: str | None = MODEL,
-    batch_size: int | None = BATCH,
-    opt: str | None = OPT,
-    wd: float | None = WD,
-    augment: str | None = AUGMENT,
-    precision: str | None = PRECISION,
-    seed: int | None = SEED,
-    device: str | None = DEVICE,
-    start: float = typer.Option(1e-8, "--start", help="First learning rate."),
-    end: float = typer.Option(10.0, "--end", help="Last learning rate."),
-    num_steps: int = typer.Option(100, "--num-steps", help="Steps of the sweep."),
-    out: Path | None = _opt(
-        "--out", "Folder for lr_find.png and lr_find.json [default: runs/lr-find/DATA-MODEL]."
-    ),
-    overwrite: bool = OVERWRITE,
+    config: Annotated[Path | None, CONFIG] = None,
+    data: Annotated[str | None, option("data")] = None,
+    root: Annotated[str | None, option("root")] = None,
+    model: Annotated[str | None, option("model")] = None,
+    batch_size: Annotated[int | None, option("batch_size")] = None,
+    opt: Annotated[str | None, option("opt")] = None,
+    weight_decay: Annotated[float | None, option("weight_decay")] = None,
+    augment: Annotated[str | None, option("augment")] = None,
+    precision: Annotated[str | None, option("precision")] = None,
+    seed: Annotated[int | None, option("seed")] = None,
+    device: Annotated[str | None, option("device")] = None,
+    start: Annotated[float, typer.Option("--start", help="First learning rate.")] = 1e-8,
+    end: Annotated[float, typer.Option("--end", help="Last learning rate.")] = 10.0,
+    num_steps: Annotated[int, typer.Option("--num-steps", help="Steps of the sweep.")] = 100,
+    folder: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Folder for lr_find.png and lr_find.json [default: runs/lr-find/DATA-MODEL].",
+        ),
+    ] = None,
+    overwrite: Annotated[bool, OVERWRITE] = False,
+    show_help: Annotated[bool, HELP] = False,
 ) -> None:
     """The LR finder (Smith 2017): loss against a geometrically growing lr, and a suggestion."""
+    given = settings(locals())
+    from striate.outputs import default_folder
     from striate.train.config import TrainConfig
     from striate.train.run import lr_find_run
 
-    cfg = TrainConfig.load(
-        config,
-        data=data,
-        root=root,
-        model=model,
-        batch_size=batch_size,
-        opt=opt,
-        wd=wd,
-        augment=augment,
-        precision=precision,
-        seed=seed,
-        device=device,
-        schedule="constant",
-    )
-    if out is None:
-        from striate.outputs import default_folder
-
-        out = default_folder(Path("runs/lr-find"), f"{Path(cfg.data).stem}-{cfg.model}")
+    cfg = TrainConfig.load(config, **given, schedule="constant")
+    out = folder or default_folder(Path("runs/lr-find"), f"{Path(cfg.data).stem}-{cfg.model}")
     result = lr_find_run(
         cfg, start=start, end=end, num_steps=num_steps, out=out, overwrite=overwrite
     )
