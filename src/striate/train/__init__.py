@@ -1,6 +1,7 @@
 """Image classification on the engine: the run's settings (`TrainConfig`), its assembly
 (`prepare`), `train_run` (the whole job behind `striate train`), recipes, transfer learning,
-ensembles, hyper-parameter search (`search/`) and the doctor (`doctor/`).
+ensembles, hyper-parameter search (the `search` package: `search.search(config, space)`) and
+the doctor (the `doctor` package: `doctor.doctor(model, data)`).
 
     from striate.train import TrainConfig, train_run
     train_run(TrainConfig(epochs=5)).out / "report.html"
@@ -13,8 +14,9 @@ import importlib
 import warnings
 from typing import Any
 
+from striate.train import doctor, search
 from striate.train.config import TrainConfig
-from striate.train.doctor import Check, DoctorReport, doctor
+from striate.train.doctor import Check, DoctorReport
 from striate.train.ensemble import (
     Ensemble,
     EnsembleResult,
@@ -23,8 +25,8 @@ from striate.train.ensemble import (
     load_snapshots,
     snapshot_paths,
 )
-from striate.train.search import SearchResult, Stage, coarse_fine, parse_space, search
 from striate.train.run import RunResult, train_run
+from striate.train.search import SearchResult, Stage, coarse_fine, parse_space
 
 __all__ = [
     "Check",

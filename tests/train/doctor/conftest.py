@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from striate.data import ImageSet, load_dataset
-from striate.train import doctor
+from striate.train.doctor import doctor
 from striate.train.doctor import DoctorReport
 from tests.train.doctor.helpers import FAST, convnet
 

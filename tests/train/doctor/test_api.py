@@ -11,7 +11,7 @@ from torch import nn
 
 from striate import models
 from striate.errors import ConfigError
-from striate.train import doctor
+from striate.train.doctor import doctor
 from striate.train.doctor import CHECKS, Check
 from tests.train.doctor.helpers import FAST, convnet
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from striate.train import doctor
+from striate.train.doctor import doctor
 from tests.train.doctor.helpers import FAST, convnet
 
 

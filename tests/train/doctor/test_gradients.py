@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from striate.train import doctor
+from striate.train.doctor import doctor
 from tests.train.doctor.helpers import FAST
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from striate.train import doctor
+from striate.train.doctor import doctor
 from tests.train.doctor.helpers import FAST, convnet
 
 

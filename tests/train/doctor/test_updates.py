@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from striate.engine.schedules import Schedule
-from striate.train import doctor
+from striate.train.doctor import doctor
 from striate.train.doctor.checks.thresholds import LR_SPIKE, RATIO_HIGH, RATIO_LOW
 from tests.train.doctor.helpers import (
     FAST,

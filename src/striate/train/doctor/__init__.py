@@ -94,6 +94,7 @@ summary, its place in the report and its group), what they share (`context`, `th
 `error_rates` (for `striate.train.error_analysis`).
 """
 
+from striate._deprecation import callable_package
 from striate.train.doctor.api import CHECKS, checks_help, doctor, select_checks
 from striate.train.doctor.checks import DOCTOR_CHECKS, measure_errors
 from striate.train.doctor.report import STATUSES, Check, DoctorReport, plot_curves
@@ -110,3 +111,5 @@ __all__ = [
     "plot_curves",
     "select_checks",
 ]
+
+callable_package(__name__, doctor, "striate.train.doctor.doctor")

@@ -33,6 +33,7 @@ LossAbort, ReportToTrial), `study` (`search`: the stages' trials on their studie
 the best trial, the files).
 """
 
+from striate._deprecation import callable_package
 from striate.train.search.definition import (
     SearchMismatch,
     default_study_name,
@@ -110,3 +111,5 @@ __all__ = [
     "to_toml",
     "write_results",
 ]
+
+callable_package(__name__, search, "striate.train.search.search")
