@@ -31,9 +31,9 @@ import torch
 from _common import RESULTS, print_table, shared_data
 from striate._atomic import atomic_write
 from striate.engine import Callback
+from striate.train.assembly import load_run_data, prepare
 from striate.train.config import TrainConfig
 from striate.train.recipes import recipe_config
-from striate.train.run import load_run_data, prepare
 
 
 def seconds_per_step(config, data, probe_steps: int = 10, warmup: int = 3) -> float:

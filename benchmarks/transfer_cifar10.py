@@ -66,8 +66,8 @@ from striate.classic import KNNClassifier, LinearClassifier
 from striate.classic.knn import select_k
 from striate.data import ImageSet, Normalizer
 from striate.models.io import load_model, save_model
+from striate.train.assembly import RunData, prepare
 from striate.train.config import TrainConfig
-from striate.train.run import RunData, prepare
 from striate.train.transfer import FeatureExtractor, layer_groups
 
 CIFAR = "cifar10/cifar10-jpeg.zip"

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from striate.engine import EMA, EarlyStopping, GradientClipping, Lookahead
+from striate.train.assembly import config_callbacks, make_task, prepare
 from striate.train.config import TrainConfig
 from striate.train.ensemble import Snapshots
 from striate.train.recipes import PatchWhitening, recipe_config
-from striate.train.run import config_callbacks, lr_find_run, make_task, prepare
+from striate.train.run import lr_find_run
 from tests.train.test_recipes import cifar_like
 
 

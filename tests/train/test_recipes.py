@@ -20,6 +20,7 @@ from striate.engine.callbacks import Callback
 from striate.errors import ConfigError
 from striate.models.fastnet import FastNet, whiten_init
 from striate.train import TrainConfig
+from striate.train.assembly import build_trainer
 from striate.train.recipes import (
     RECIPES,
     PatchWhitening,
@@ -27,7 +28,6 @@ from striate.train.recipes import (
     model_callbacks,
     recipe_config,
 )
-from striate.train.run import build_trainer
 
 
 def test_recipe_values_are_airbench94_in_striate_terms():
@@ -36,7 +36,7 @@ def test_recipe_values_are_airbench94_in_striate_terms():
     assert (c.model, c.batch_size, c.opt, c.momentum) == ("cifar_fast", 1024, "nesterov", 0.85)
     # lr 11.5 per 1024 examples / (1 + 1/(1 - 0.85)), on the batch-mean loss of 1024 examples
     assert c.lr == pytest.approx(11.5 / (1 + 1 / 0.15)) == pytest.approx(1.5)
-    assert c.wd == pytest.approx(0.0153 / 11.5)
+    assert c.weight_decay == pytest.approx(0.0153 / 11.5)
     assert c.label_smoothing == 0.2 and c.tta and c.val_size == 0
     assert c.augment == "altflip,crop:2" and c.lookahead == 0.95 and c.ema is None
     t = parse_augment(c.augment, (3, 32, 32), 10)

@@ -126,10 +126,10 @@ def doctor(
     from striate._atomic import write_json
     from striate.errors import ConfigError
     from striate.outputs import check_folder, clear_folder, default_folder, slug
+    from striate.train.assembly import prepare
     from striate.train.config import TrainConfig, merge, read_toml
     from striate.train.doctor import doctor as run_doctor
     from striate.train.error_analysis import parse_error_rate
-    from striate.train.run import prepare
 
     human = parse_error_rate(human_error) if human_error is not None else None
     if human is not None and run is None:

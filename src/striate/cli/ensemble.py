@@ -85,7 +85,7 @@ def ensemble(
         if value is not None and value < 1:
             raise ConfigError(f"{name} must be a positive integer, got {value}")
     ds, label, config = evaluation_data(paths[0], data, root, split)
-    from striate.data.augment_spec import untrained_views
+    from striate.evaluate.tta import untrained_views
 
     for warning in untrained_views(tta, config.augment if config else None, ds.shape):
         console.print(f"warning: {escape(warning)}")

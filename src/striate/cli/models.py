@@ -97,9 +97,9 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON instead."),
 ) -> None:
     """Layer by layer: output shape, parameters, MACs, memory, receptive field; and the totals."""
-    from striate.models.registry import _builder, canonical_name
+    from striate.models.registry import builder, canonical_name
 
-    _builder(name)  # an unknown name: the did-you-mean error
+    builder(name)  # an unknown name: the did-you-mean error
     name = canonical_name(name)
     shape = parse_shape(input_shape) if input_shape is not None else None
     options = parse_options(option or [])

@@ -160,16 +160,3 @@ def parse_augment(spec: str, shape: tuple[int, int, int], num_classes: int) -> T
     if mixing and (len(mixing) > 1 or mixing[0] != len(transforms) - 1):
         raise ConfigError("mixup or cutmix must be the last augmentation, and only one of them")
     return transforms[0] if len(transforms) == 1 else Compose(transforms)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "untrained_views":  # moved to evaluate/, which may import data/ (not the reverse)
-        warnings.warn(
-            "striate.data.augment_spec.untrained_views moved to striate.evaluate.tta",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        from striate.evaluate import tta  # the forwarder's only upward import; goes with it
-
-        return tta.untrained_views
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -334,7 +334,7 @@ def write_report(
     """Write the self-contained HTML report of a run to `path` (atomically) and return the path.
 
     `run` is what the run resolved to and where it ran (device, precision, parameters, data
-    sizes, time, versions: `striate.train.run.run_facts`), shown first.
+    sizes, time, versions: `striate.engine.run_info.run_facts`), shown first.
     `history` is one dict per epoch (see `plot_history`), `steps` per-step lists (see
     `plot_steps`), `final` the final metrics by name, `confusion` a K×K count matrix for the K
     `classes`, and `worst` ``{"images": uint8 N×C×H×W, "true", "pred": class indices, "loss",

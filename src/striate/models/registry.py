@@ -197,7 +197,6 @@ def builder(name: str) -> Builder:
     return MODELS.get(name)
 
 
-_builder = builder  # the old private name, still imported by cli/models
 
 
 def create(

@@ -14,19 +14,26 @@ import importlib
 import warnings
 from typing import Any
 
-from striate.train import doctor, search
 from striate.train.config import TrainConfig
-from striate.train.doctor import Check, DoctorReport
-from striate.train.ensemble import (
-    Ensemble,
-    EnsembleResult,
-    Snapshots,
-    evaluate_ensemble,
-    load_snapshots,
-    snapshot_paths,
-)
-from striate.train.run import RunResult, train_run
-from striate.train.search import SearchResult, Stage, coarse_fine, parse_space
+
+# imported when first used: `striate.train.config` alone (the CLI reads its fields to build the
+# options of every command on each run) must not import torch
+_LAZY = {
+    "Check": "striate.train.doctor",
+    "DoctorReport": "striate.train.doctor",
+    "Ensemble": "striate.train.ensemble",
+    "EnsembleResult": "striate.train.ensemble",
+    "Snapshots": "striate.train.ensemble",
+    "evaluate_ensemble": "striate.train.ensemble",
+    "load_snapshots": "striate.train.ensemble",
+    "snapshot_paths": "striate.train.ensemble",
+    "RunResult": "striate.train.run",
+    "train_run": "striate.train.run",
+    "SearchResult": "striate.train.search",
+    "Stage": "striate.train.search",
+    "coarse_fine": "striate.train.search",
+    "parse_space": "striate.train.search",
+}
 
 __all__ = [
     "Check",
@@ -50,6 +57,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in ("doctor", "search"):
+        return importlib.import_module(f"striate.train.{name}")
     engine = importlib.import_module("striate.engine")
     if name in engine.__all__:
         warnings.warn(

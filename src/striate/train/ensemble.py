@@ -164,6 +164,7 @@ def evaluate_ensemble(
     """
     from striate.data import BatchLoader, ImageSet
     from striate.engine.metrics import MetricTracker
+
     models, labels = load_members(members, device="cpu")
     names = list(names) if names is not None else labels
     if len(names) != len(models):

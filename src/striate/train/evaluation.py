@@ -10,12 +10,14 @@ from typing import Any
 import torch
 
 from striate.data import BatchLoader, ImageSet, load_dataset
-from striate.data.augment_spec import untrained_views
 from striate.engine.classification import Classification
 from striate.engine.trainer import Trainer
 from striate.errors import ConfigError, StriateError
+from striate.evaluate.confusion import confusion_matrix, per_class_accuracy
+from striate.evaluate.tta import untrained_views
+from striate.models.io import load_model, model_folder
+from striate.train.assembly import load_run_data
 from striate.train.config import TrainConfig
-from striate.train.run import load_run_data
 
 
 def per_sample(
@@ -41,7 +43,6 @@ def evaluation_data(
     """The images `evaluate_run` scores and a line saying which: by default the run's own
     dataset and test split (its subset and validation split reproduced from config.json);
     `data` names another dataset."""
-    from striate.models.io import model_folder
 
     folder = model_folder(model_path)  # RUN/model, or RUN/snapshots/snapshot-K
     config_path = next(
@@ -87,8 +88,6 @@ def evaluate_run(
     """Accuracy, top-5, loss and per-class accuracy of a saved model on a dataset split: the run's
     own test split unless `data` is given. "data" in the result says which images were used and
     "warnings" lists TTA views the model was not trained on."""
-    from striate.evaluate.confusion import confusion_matrix, per_class_accuracy
-    from striate.models.io import load_model
 
     model = load_model(model_path, device="cpu")
     ds, label, config = evaluation_data(model_path, data, root, split)

@@ -13,8 +13,8 @@ from striate.engine.run_info import run_facts
 
 if TYPE_CHECKING:
     from striate.engine.trainer import Trainer
+    from striate.train.assembly import RunData
     from striate.train.config import TrainConfig
-    from striate.train.run import RunData
 
 
 def write_run_report(

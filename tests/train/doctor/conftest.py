@@ -8,8 +8,7 @@ import torch
 from torch import nn
 
 from striate.data import ImageSet, load_dataset
-from striate.train.doctor import doctor
-from striate.train.doctor import DoctorReport
+from striate.train.doctor import DoctorReport, doctor
 from tests.train.doctor.helpers import FAST, convnet
 
 

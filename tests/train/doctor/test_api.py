@@ -11,8 +11,7 @@ from torch import nn
 
 from striate import models
 from striate.errors import ConfigError
-from striate.train.doctor import doctor
-from striate.train.doctor import CHECKS, Check
+from striate.train.doctor import CHECKS, Check, doctor
 from tests.train.doctor.helpers import FAST, convnet
 
 

@@ -122,8 +122,8 @@ def test_a_loss_spike_is_printed_with_the_verdict_it_causes():
     # the issue's MLP at lr 0.5 (the CLI's data; a constant lr): the loss jumps to about 6.6 at
     # step 8 and then falls to about 0.1. The old check printed "1.6 → 0.235" next to "fail: the
     # loss explodes"; the jump must be printed, and a loss that recovers is a warning.
+    from striate.train.assembly import build_model, load_run_data
     from striate.train.config import TrainConfig
-    from striate.train.run import build_model, load_run_data
 
     cfg = TrainConfig(model="mlp", lr=0.5, precision="fp32", device="cpu")
     data = load_run_data(cfg)

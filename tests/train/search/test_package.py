@@ -29,6 +29,8 @@ def test_striate_train_exports_the_search():
     # the package, not the function (a package is not named after a function beside it);
     # calling the package as the function was called still works for one release
     assert striate.train.search is package
-    with pytest.deprecated_call(match=r"call striate.train.search.search\(\.\.\.\)"):
-        with pytest.raises(TypeError):
-            striate.train.search()
+    with (
+        pytest.deprecated_call(match=r"call striate.train.search.search\(\.\.\.\)"),
+        pytest.raises(TypeError),
+    ):
+        striate.train.search()

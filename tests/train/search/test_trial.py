@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-import striate.train.run as run_module
+import striate.train.assembly as assembly
 from striate import models
 from striate.data import Normalizer, load_dataset
 from striate.models.io import save_model
@@ -44,12 +44,12 @@ def test_a_trial_fine_tuning_a_saved_model_keeps_its_normalisation(tmp_path, mon
     )
     seen: list[dict[str, list[float]]] = []
 
-    class Spy(run_module.BatchLoader):
+    class Spy(assembly.BatchLoader):
         def __init__(self, *args, normalize=None, **kw):
             seen.append(normalize.state_dict())
             super().__init__(*args, normalize=normalize, **kw)
 
-    monkeypatch.setattr(run_module, "BatchLoader", Spy)
+    monkeypatch.setattr(assembly, "BatchLoader", Spy)
     result = search(
         tiny(weights=str(tmp_path / "m")), ["lr=log:1e-3:1e-1"], trials=1, progress=False
     )

@@ -26,8 +26,8 @@ from striate.checks import number, one_of, positive_int
 from striate.data import ImageSet
 from striate.errors import ConfigError
 from striate.outputs import clear_folder
+from striate.train.assembly import RunData, load_run_data
 from striate.train.config import TrainConfig
-from striate.train.run import RunData, load_run_data
 from striate.train.search._values import short
 from striate.train.search.definition import (
     check_definition,

@@ -17,8 +17,8 @@ import numpy as np
 from striate.engine.callbacks import Callback
 from striate.engine.trainer import TrainingDiverged
 from striate.errors import StriateError
+from striate.train.assembly import Prepared, RunData, prepare
 from striate.train.config import TrainConfig
-from striate.train.run import Prepared, RunData, prepare
 from striate.train.search._values import finite
 from striate.train.search.space import apply_params
 from striate.train.search.stages import Stage
