@@ -5,7 +5,7 @@ config is one callback."""
 import numpy as np
 import pytest
 
-from striate.engine import EMA, EarlyStopping, GradientClipping, Lookahead
+from striate.engine import EMA, EarlyStopping, GradientClipping, GradientNormLogger, Lookahead
 from striate.train.assembly import config_callbacks, make_task, prepare
 from striate.train.config import TrainConfig
 from striate.train.ensemble import Snapshots
@@ -70,17 +70,24 @@ def test_each_feature_of_the_config_is_one_callback():
     base = TrainConfig()
     assert config_callbacks(base, make_task(base), None) == []
     config = TrainConfig(
-        clip_grad=1.0, ema=0.99, lookahead=0.9, early_stopping=3, snapshots=2, seed=0
+        log_grad_norm=True,
+        clip_grad=1.0,
+        ema=0.99,
+        lookahead=0.9,
+        early_stopping=3,
+        snapshots=2,
+        seed=0,
     )
     made = config_callbacks(config, make_task(config), out="runs/x")
     assert [type(cb) for cb in made] == [
+        GradientNormLogger,  # before clipping, so it logs the norm clipping sees
         GradientClipping,
         EMA,
         Lookahead,
         EarlyStopping,
         Snapshots,
     ]
-    clip, ema, look, stop, snaps = made
+    _, clip, ema, look, stop, snaps = made
     assert clip.max_norm == 1.0 and ema.decay == 0.99 and look.decay == 0.9
     assert stop.monitor == "val_acc" and stop.patience == 3 and snaps.every == 2
     # snapshots are files: without a run folder there is nothing to take them in

@@ -71,6 +71,7 @@ def train(
     ema: Annotated[float | None, option("ema")] = None,
     lookahead: Annotated[float | None, option("lookahead")] = None,
     early_stopping: Annotated[int | None, option("early_stopping")] = None,
+    log_grad_norm: Annotated[bool | None, option("log_grad_norm")] = None,
     snapshots: Annotated[bool | None, option("snapshots")] = None,
     snapshot_every: Annotated[int | None, SNAPSHOT_EVERY] = None,
     model_option: Annotated[list[str] | None, MODEL_OPTION] = None,

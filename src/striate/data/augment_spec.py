@@ -11,7 +11,6 @@ them with what the value means); mixup/cutmix come last (they mix labels).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Any
 

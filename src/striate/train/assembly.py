@@ -23,7 +23,14 @@ from striate import models
 from striate.data import BatchLoader, ImageSet, Normalizer, load_dataset, train_val_split
 from striate.data.augment_spec import parse_augment
 from striate.data.splits import stratified_split
-from striate.engine.callbacks import EMA, Callback, EarlyStopping, GradientClipping, Lookahead
+from striate.engine.callbacks import (
+    EMA,
+    Callback,
+    EarlyStopping,
+    GradientClipping,
+    GradientNormLogger,
+    Lookahead,
+)
 from striate.engine.classification import Classification
 from striate.engine.task import Task
 from striate.engine.trainer import Trainer
@@ -129,6 +136,7 @@ def config_callbacks(config: TrainConfig, task: Task, out: Path | None) -> list[
     knows none of them)."""
     every = None if config.snapshots is True else config.snapshots
     made = [
+        config.log_grad_norm and GradientNormLogger(),  # first: the norm before any clipping
         config.clip_grad is not None and GradientClipping(config.clip_grad),
         config.ema is not None and EMA(config.ema),
         config.lookahead is not None and Lookahead(config.lookahead),

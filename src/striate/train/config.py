@@ -117,6 +117,7 @@ class TrainConfig:
     early_stopping: int | None = setting(
         None, "Stop after this many epochs without validation improvement."
     )
+    log_grad_norm: bool = setting(False, "Log the gradient norm of every step to steps.csv.")
     snapshots: bool | int = setting(  # True: at each SGDR restart; N: every N epochs
         False,
         "Save the model at the end of each warm-restart cycle of --schedule sgdr, in "
