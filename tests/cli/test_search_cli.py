@@ -147,7 +147,8 @@ NO_OPTUNA = textwrap.dedent(
     import striate, striate.train
     from striate.cli.main import main
     from striate.errors import StriateError
-    from striate.train import TrainConfig, search
+    from striate.train import TrainConfig
+    from striate.train.search import search
     assert main(["--help"]) == 0
     assert main(["search", "--help"]) == 0
     print("status", main(["search", "-p", "lr=log:1e-3:1", "--trials", "1"]))

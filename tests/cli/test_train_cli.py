@@ -228,14 +228,14 @@ class _Interrupt(Callback):
 
 
 def test_interrupted_run_resumes_from_the_command_line(capsys, tmp_path, monkeypatch):
-    import striate.train.run as run_module
+    import striate.train.assembly as assembly
 
     args = ["train", "--model", "mlp", "--epochs", "3", "--no-progress"]
     code, _, _ = run(capsys, *args, "--out", str(tmp_path / "full"))
     assert code == 0
-    build = run_module.build_trainer
+    build = assembly.build_trainer
     monkeypatch.setattr(
-        run_module,
+        assembly,
         "build_trainer",
         lambda *a, **k: build(*a, **{**k, "callbacks": [*k.get("callbacks", []), _Interrupt()]}),
     )
@@ -246,7 +246,7 @@ def test_interrupted_run_resumes_from_the_command_line(capsys, tmp_path, monkeyp
     saved = json.loads((tmp_path / "cut" / "checkpoints" / "last.json").read_text())
     assert saved == {"epoch": 1, "step": 30}  # 21 steps an epoch: Ctrl-C in epoch 2
     assert "interrupted at step 30, in epoch 2; the state is saved in" in out
-    monkeypatch.setattr(run_module, "build_trainer", build)
+    monkeypatch.setattr(assembly, "build_trainer", build)
     code, _, err = run(capsys, "train", "--resume", str(tmp_path / "cut"), "--lr", "1")
     assert code == 2 and "leave out --lr" in err
     code, out, _ = run(capsys, "train", "--resume", str(tmp_path / "cut"), "--no-progress")

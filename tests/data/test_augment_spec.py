@@ -52,7 +52,7 @@ def test_unknown_augmentation_lists_the_known_and_suggests():
     assert all(name in msg for name in AUGMENTATIONS)
 
 
-def test_untrained_views_moved_to_evaluate_and_the_old_name_warns():
+def test_untrained_views_warns_of_views_training_never_showed():
     assert untrained_views(True, "none", (1, 28, 28)) == [
         "--tta flip: the model was not trained with mirrored images (augment 'none'), so this "
         "view may lower its accuracy"
@@ -60,6 +60,3 @@ def test_untrained_views_moved_to_evaluate_and_the_old_name_warns():
     assert untrained_views("flip,translate", "auto", (3, 32, 32)) == []  # auto: flip + crop
     assert untrained_views(False, "none", (1, 28, 28)) == []
     assert untrained_views(True, None, (1, 28, 28)) == []
-    with pytest.warns(DeprecationWarning, match="striate.evaluate.tta"):
-        from striate.data.augment_spec import untrained_views as old
-    assert old is untrained_views

@@ -107,7 +107,7 @@ def test_overrides_and_their_validation():
     assert recipe_config("cifar10-fast", batch_size=256).lr == pytest.approx(1.5 / 4)
     assert recipe_config("cifar10-fast", batch_size=256, lr=0.3).lr == 0.3
     assert RECIPES["cifar10-fast"]["batch_size"] == 1024  # the table is not changed
-    with pytest.raises(ConfigError, match="lr must be a number > 0"):
+    with pytest.raises(ConfigError, match="lr must be a positive number"):
         recipe_config("cifar10-fast", lr=-1.0)
     with pytest.raises(ConfigError, match="batch_size must be a positive integer"):
         recipe_config("cifar10-fast", batch_size=0)
