@@ -14,6 +14,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -76,17 +77,22 @@ def progress_bar(
             highlight=False,
         )
         return
-    columns = [
+    with bar_progress(console, TextColumn(unit), transient=False) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def bar_progress(console: Console, stats: TextColumn, **options: Any) -> Progress:
+    """A rich Progress of striate's columns: label, bar, done/total, `stats`, elapsed, left."""
+    columns = (
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn(unit),
+        stats,
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-    ]
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n: bar.advance(task, n)
+    )
+    return Progress(*columns, console=console, **options)
 
 
 @contextlib.contextmanager

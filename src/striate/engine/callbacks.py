@@ -28,10 +28,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from rich.console import Console
+from rich.progress import TextColumn
+from safetensors.torch import save_file
 from torch import nn
 
-from striate._atomic import atomic_write
+from striate._atomic import atomic_path, atomic_write
 from striate.errors import ConfigError
+from striate.progress import bar_progress
+from striate.state_file import save_state
 
 if TYPE_CHECKING:
     from striate.engine.trainer import Trainer
@@ -88,25 +93,10 @@ class ProgressBar(Callback):
         self.refresh = refresh
 
     def on_fit_start(self, trainer: Trainer) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
         self.console = Console(stderr=True, soft_wrap=True)
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
+        self.progress = bar_progress(
+            self.console,
             TextColumn("{task.fields[stats]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=self.console,
             transient=True,
             auto_refresh=False,  # redrawn from on_step_end, at most every `refresh` seconds
         )
@@ -263,7 +253,6 @@ class Checkpoint(Callback):
         return None if trainer.out is None else trainer.out / "checkpoints"
 
     def save_last(self, trainer: Trainer) -> None:
-        from striate.state_file import save_state
 
         folder = self._dir(trainer)
         if folder is None:
@@ -278,10 +267,6 @@ class Checkpoint(Callback):
             return
         value = metrics.get(self.monitor, metrics.get("train_" + self.monitor.removeprefix("val_")))
         if value is not None and not math.isnan(value) and _better(value, self.best, self.mode):
-            from safetensors.torch import save_file
-
-            from striate._atomic import atomic_path
-
             self.best = float(value)
             folder.mkdir(parents=True, exist_ok=True)
             weights = {

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from striate import __version__
+
 if TYPE_CHECKING:
     from striate.engine.trainer import Trainer
 
@@ -69,6 +71,4 @@ def timestamp() -> str:
 
 
 def striate_version() -> str:
-    from striate import __version__
-
     return __version__

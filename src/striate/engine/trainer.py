@@ -40,6 +40,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from striate.checks import positive_int
 from striate.device import resolve_device
@@ -47,6 +48,7 @@ from striate.engine import distributed, training_state
 from striate.engine.callbacks import EMA, Callback, Checkpoint, CSVLogger, ProgressBar, TensorBoard
 from striate.engine.classification import Classification
 from striate.engine.divergence import TrainingDiverged, diagnose
+from striate.engine.lr_finder import lr_find
 from striate.engine.optim import make_optimizer
 from striate.engine.precision import resolve_channels_last, resolve_precision
 from striate.engine.schedules import Scheduler, schedule_for
@@ -272,8 +274,6 @@ class Trainer:
         if resume is not None:
             training_state.restore(self, resume)
         if parallel:
-            from torch.nn.parallel import DistributedDataParallel
-
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp = DistributedDataParallel(self.model, device_ids=ids)
 
@@ -597,7 +597,6 @@ class Trainer:
         those that report it: `main_only` ones) start as in `fit`, so a model trains as designed
         (cifar_fast's whitening). Model and optimiser are restored afterwards. Returns an
         LRFinderResult."""
-        from striate.engine.lr_finder import lr_find
 
         self._setup(model, train, None, parallel=False)  # each process sweeps on its own
         for cb in self.callbacks:
