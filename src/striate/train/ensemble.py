@@ -29,17 +29,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from striate._atomic import atomic_write
+from striate.data import BatchLoader, ImageSet
 from striate.engine.callbacks import Callback
 from striate.engine.classification import Classification
+from striate.engine.metrics import MetricTracker
+from striate.engine.schedules import SGDR, Warmup
 from striate.engine.trainer import Trainer
 from striate.errors import ConfigError, StriateError
+from striate.models.io import ImageClassifier, load_model, save_model
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-    from striate.data import ImageSet
-    from striate.engine.trainer import Trainer
-    from striate.models.io import ImageClassifier
 
 SNAPSHOTS = "snapshots"  # the folder in a run that holds snapshot-1, snapshot-2, ...
 _SNAPSHOT = re.compile(r"snapshot-(\d+)")
@@ -162,8 +162,6 @@ def evaluate_ensemble(
     loader of batches already prepared for every member. Each member is run once, in fp32; its
     log-probabilities are kept (N×C), so the ensembles of the first k members come for free.
     """
-    from striate.data import BatchLoader, ImageSet
-    from striate.engine.metrics import MetricTracker
 
     models, labels = load_members(members, device="cpu")
     names = list(names) if names is not None else labels
@@ -247,7 +245,6 @@ def load_members(
     members: Sequence[nn.Module | str | os.PathLike], device: str | torch.device = "cpu"
 ) -> tuple[list[nn.Module], list[str]]:
     """The members as modules (paths loaded with `load_model`) and a name for each."""
-    from striate.models.io import load_model
 
     if isinstance(members, (str, os.PathLike, nn.Module)):
         members = [members]
@@ -425,7 +422,6 @@ class Snapshots(Callback):
             "epoch": step / trainer.steps_per_epoch,
             "lr": lrs[-1] if lrs else trainer.lr,  # the lr of the step that ended the cycle
         }
-        from striate.models.io import save_model
 
         path = self.dir / f"snapshot-{k}"
         save_model(path, trainer.model, metrics=info, **self._meta)
@@ -455,7 +451,6 @@ class Snapshots(Callback):
 def cycle_ends(trainer: Trainer, every: int | None = None) -> list[int]:
     """The optimiser steps that end a warm-restart cycle of the trainer's SGDR schedule (within
     the run), or every `every` epochs."""
-    from striate.engine.schedules import SGDR, Warmup
 
     total, per_epoch = trainer.total_steps, trainer.steps_per_epoch
     if every is not None:
@@ -511,6 +506,5 @@ def load_snapshots(
     run: str | os.PathLike, device: str | torch.device = "cpu"
 ) -> list[ImageClassifier]:
     """The snapshots of a run as models (`load_model`), in the order taken."""
-    from striate.models.io import load_model
 
     return [load_model(p, device=device) for p in snapshot_paths(run)]

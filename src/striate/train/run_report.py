@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING
 import torch
 
 from striate.engine.run_info import run_facts
+from striate.evaluate.confusion import confusion_matrix, plot_confusion
+from striate.evaluate.curves import plot_history, plot_steps
+from striate.evaluate.report import write_report
 
 if TYPE_CHECKING:
     from striate.engine.trainer import Trainer
@@ -29,9 +32,6 @@ def write_run_report(
     """Plots (PNG) and report.html for a finished run from the test set's `per_sample` outputs:
     what ran where, curves, confusion, hardest test images, and the Doctor section when
     `striate doctor` saved its results in the folder."""
-    from striate.evaluate.confusion import confusion_matrix, plot_confusion
-    from striate.evaluate.curves import plot_history, plot_steps
-    from striate.evaluate.report import write_report
 
     probs, labels, losses = outputs
     pred = probs.argmax(1)

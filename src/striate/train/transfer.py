@@ -19,6 +19,8 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from torch import nn
 
+from striate.data import ImageSet
+from striate.device import resolve_device
 from striate.engine.callbacks import Callback
 from striate.engine.optim import discriminative_groups
 from striate.errors import ConfigError
@@ -149,8 +151,6 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
 
     @torch.no_grad()
     def transform(self, X: Any) -> np.ndarray:
-        from striate.data import ImageSet
-        from striate.device import resolve_device
 
         images = X.images if isinstance(X, ImageSet) else torch.as_tensor(np.asarray(X))
         net = getattr(self.model, "net", self.model)
