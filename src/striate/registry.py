@@ -81,7 +81,7 @@ class Registry(Mapping[str, T], Generic[T]):
         key = self._key(name)
         if not isinstance(name, str) or key not in self._entries:
             raise ConfigError(
-                f"unknown {self.kind} {name!r}; the {self.kind}s are "
+                f"unknown {self.kind} {name!r}; the {_plural(self.kind)} are "
                 f"{', '.join(self._entries)}{did_you_mean(key, self._entries)}"
             )
         return self._entries[key]
@@ -115,3 +115,7 @@ class Registry(Mapping[str, T], Generic[T]):
 def _first_line(obj: Any) -> str:
     doc = getattr(obj, "__doc__", None) or ""
     return doc.strip().splitlines()[0].rstrip(".") if doc.strip() else ""
+
+
+def _plural(kind: str) -> str:
+    return kind + ("es" if kind.endswith(("s", "x", "ch", "sh")) else "s")

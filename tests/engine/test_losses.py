@@ -155,7 +155,7 @@ def test_hinge_rejects_soft_targets():
 
 def test_make_loss_names_and_aliases():
     logits, target, _ = _batch(seed=7)
-    assert LOSSES == ("cross_entropy", "hinge")
+    assert LOSSES.names() == ["cross_entropy", "hinge"]
     ce = F.cross_entropy(logits, target, label_smoothing=0.1)
     for name in ("cross_entropy", "ce", "softmax", "CE"):
         torch.testing.assert_close(make_loss(name, label_smoothing=0.1)(logits, target), ce)

@@ -26,20 +26,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from striate.checks import did_you_mean
 from striate.errors import ConfigError
+from striate.registry import Registry
 
 __all__ = ["LOSSES", "cross_entropy", "make_loss", "multiclass_hinge"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-LOSSES = ("cross_entropy", "hinge")
-_ALIASES = {
-    "cross_entropy": "cross_entropy",
-    "ce": "cross_entropy",
-    "softmax": "cross_entropy",
-    "hinge": "hinge",
-    "svm": "hinge",
-}
+# the names a loss is also known by
+_ALIASES = {"ce": "cross_entropy", "softmax": "cross_entropy", "svm": "hinge"}
 
 
 def _compute_dtype(logits: torch.Tensor) -> torch.dtype:
@@ -135,11 +131,13 @@ def make_loss(
     name: str = "cross_entropy", label_smoothing: float = 0.0, margin: float = 1.0
 ) -> LossFn:
     """The loss ``name`` as a function ``(logits, target) -> mean loss``, options bound."""
-    key = _ALIASES.get(name.strip().lower()) if isinstance(name, str) else None
-    if key is None:
-        aliases = ", ".join(f"{a} → {k}" for a, k in _ALIASES.items() if a != k)
+    key = name.strip().lower() if isinstance(name, str) else name
+    key = _ALIASES.get(key, key)
+    if key not in LOSSES:
+        aliases = ", ".join(f"{a} → {k}" for a, k in _ALIASES.items())
         raise ConfigError(
             f"unknown loss {name!r}; choose one of {', '.join(LOSSES)} (aliases: {aliases})"
+            f"{did_you_mean(key, [*LOSSES, *_ALIASES])}"
         )
     eps = _check_smoothing(label_smoothing)
     if key == "cross_entropy":
@@ -149,3 +147,8 @@ def make_loss(
             f"label_smoothing={eps} applies to cross_entropy only; set it to 0 for the hinge loss"
         )
     return partial(multiclass_hinge, margin=_check_margin(margin))
+
+
+LOSSES: Registry[LossFn] = Registry("loss")
+LOSSES.add("cross_entropy", cross_entropy, "softmax cross-entropy (aliases ce, softmax)")
+LOSSES.add("hinge", multiclass_hinge, "Weston–Watkins multiclass hinge loss (alias svm)")

@@ -27,7 +27,8 @@ smaller learning rates for fine-tuning (Howard & Ruder 2018, arXiv:1801.06146).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from numbers import Real
 from typing import Any
 
@@ -35,10 +36,10 @@ import torch
 from torch import nn
 
 from striate.errors import ConfigError
+from striate.registry import Registry
 
 __all__ = ["OPTIMIZERS", "discriminative_groups", "make_optimizer", "param_groups"]
 
-OPTIMIZERS = ("sgd", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "lbfgs")
 
 _NORM_LAYERS: tuple[type[nn.Module], ...] = (
     nn.modules.batchnorm._BatchNorm,  # BatchNorm1d/2d/3d, SyncBatchNorm, lazy variants
@@ -156,9 +157,8 @@ def make_optimizer(
     ``exempt=True`` the parameters are split by :func:`param_groups`; an iterable of parameters
     or of groups is used as it is.
     """
-    key = name.strip().lower() if isinstance(name, str) else None
-    if key not in OPTIMIZERS:
-        raise ConfigError(f"unknown optimiser {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    entry = OPTIMIZERS.entry(name)
+    key = entry.name
     lr = _check_lr(lr, f"{key} optimiser")
     wd = _check_weight_decay(weight_decay, f"{key} optimiser")
     if momentum is not None and (not _is_number(momentum) or not 0.0 <= momentum < 1.0):
@@ -188,23 +188,67 @@ def make_optimizer(
         )
     if nesterov and momentum == 0:
         raise ConfigError("Nesterov momentum needs momentum > 0 (0.9 is usual)")
-    if key == "lbfgs":
-        return _lbfgs(params_or_model, lr, wd)
-
-    params = _as_params(params_or_model, wd, exempt)
-    eps_kw = {} if eps is None else {"eps": float(eps)}
-    if key in ("sgd", "nesterov"):
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=wd)
-    if key == "adagrad":
-        return torch.optim.Adagrad(params, lr=lr, weight_decay=wd, **eps_kw)
-    if key == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, momentum=momentum, weight_decay=wd, **eps_kw)
-    adam = torch.optim.Adam if key == "adam" else torch.optim.AdamW
-    return adam(params, lr=lr, betas=tuple(float(b) for b in betas), weight_decay=wd, **eps_kw)
+    settings = _Settings(lr, wd, momentum, nesterov, tuple(float(b) for b in betas), eps)
+    return entry.obj(params_or_model, settings, exempt)
 
 
-def _lbfgs(params_or_model: Any, lr: float, weight_decay: float) -> torch.optim.LBFGS:
-    """L-BFGS: one group, no weight decay (it has no such option)."""
+@dataclass(frozen=True)
+class _Settings:
+    """make_optimizer's checked settings, as its builders read them."""
+
+    lr: float
+    weight_decay: float
+    momentum: float
+    nesterov: bool
+    betas: tuple[float, ...]
+    eps: float | None
+
+    def eps_kw(self) -> dict[str, float]:
+        return {} if self.eps is None else {"eps": float(self.eps)}
+
+
+def _sgd(params: Any, o: _Settings, exempt: bool) -> torch.optim.Optimizer:
+    """SGD with momentum (Nesterov's with optimiser 'nesterov')"""
+    groups = _as_params(params, o.weight_decay, exempt)
+    return torch.optim.SGD(
+        groups, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay
+    )
+
+
+def _adagrad(params: Any, o: _Settings, exempt: bool) -> torch.optim.Optimizer:
+    """Adagrad: per-parameter steps scaled by the root of the summed squared gradients"""
+    groups = _as_params(params, o.weight_decay, exempt)
+    return torch.optim.Adagrad(groups, lr=o.lr, weight_decay=o.weight_decay, **o.eps_kw())
+
+
+def _rmsprop(params: Any, o: _Settings, exempt: bool) -> torch.optim.Optimizer:
+    """RMSProp: steps scaled by a moving average of the squared gradients"""
+    groups = _as_params(params, o.weight_decay, exempt)
+    return torch.optim.RMSprop(
+        groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, **o.eps_kw()
+    )
+
+
+def _adam(params: Any, o: _Settings, exempt: bool) -> torch.optim.Optimizer:
+    """Adam: moving averages of the gradient and its square, bias-corrected"""
+    groups = _as_params(params, o.weight_decay, exempt)
+    return torch.optim.Adam(
+        groups, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, **o.eps_kw()
+    )
+
+
+def _adamw(params: Any, o: _Settings, exempt: bool) -> torch.optim.Optimizer:
+    """AdamW: Adam with weight decay decoupled from the gradient step"""
+    groups = _as_params(params, o.weight_decay, exempt)
+    return torch.optim.AdamW(
+        groups, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, **o.eps_kw()
+    )
+
+
+def _lbfgs(params_or_model: Any, o: _Settings, exempt: bool) -> torch.optim.LBFGS:
+    """L-BFGS: full-batch quasi-Newton steps; one group, no weight decay (it has no such
+    option)"""
+    lr, weight_decay = o.lr, o.weight_decay
     advice = (
         "L-BFGS has no weight decay; add an L2 term to the loss instead, or use another "
         "optimiser (sgd, adamw)"
@@ -272,3 +316,15 @@ def discriminative_groups(
             seen.update(id(p) for p in g["params"])
             groups.append({**g, "lr": group_lr, "name": f"group{i}/{g['name']}"})
     return groups
+
+
+OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry(
+    "optimiser", normalize=lambda name: name.strip().lower()
+)
+OPTIMIZERS.add("sgd", _sgd)
+OPTIMIZERS.add("nesterov", _sgd, "SGD with Nesterov momentum")
+OPTIMIZERS.add("adagrad", _adagrad)
+OPTIMIZERS.add("rmsprop", _rmsprop)
+OPTIMIZERS.add("adam", _adam)
+OPTIMIZERS.add("adamw", _adamw)
+OPTIMIZERS.add("lbfgs", _lbfgs)

@@ -32,7 +32,6 @@ others keep following their formula.
 from __future__ import annotations
 
 import bisect
-import difflib
 import math
 import numbers
 from collections.abc import Sequence
@@ -44,6 +43,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from striate.errors import ConfigError
+from striate.registry import Registry
 
 __all__ = [
     "SCHEDULES",
@@ -63,19 +63,6 @@ __all__ = [
     "make_schedule",
     "plot_schedule",
 ]
-
-SCHEDULES = (
-    "constant",
-    "step",
-    "exponential",
-    "inverse-time",
-    "rsqrt",
-    "cosine",
-    "linear",
-    "sgdr",
-    "onecycle",
-)
-
 
 # --------------------------------------------------------------------------- validation helpers
 
@@ -503,29 +490,32 @@ class Scheduler(LRScheduler):
 
 # --------------------------------------------------------------------------- factory
 
-# name -> (class, options it accepts, the options given in epochs)
-_BUILDERS: dict[str, tuple[type[Schedule], tuple[str, ...], tuple[str, ...]]] = {
-    "constant": (Constant, (), ()),
-    "step": (StepDecay, ("gamma", "step_size", "milestones"), ("step_size", "milestones")),
-    "exponential": (Exponential, ("gamma",), ()),
-    "inverse-time": (InverseTime, ("k",), ()),
-    "rsqrt": (InverseSqrt, ("timescale",), ("timescale",)),
-    "cosine": (Cosine, ("min_factor",), ()),
-    "linear": (Linear, ("end_factor",), ()),
-    "sgdr": (SGDR, ("T_0", "T_mult", "min_factor"), ("T_0",)),
-    "onecycle": (
-        OneCycle,
-        ("div", "final_div", "pct_start", "pct_down", "max_momentum", "min_momentum"),
-        (),
-    ),
-}
-_REQUIRED = {
-    "exponential": ("gamma",),
-    "inverse-time": ("k",),
-    "rsqrt": ("timescale",),
-    "sgdr": ("T_0",),
-}
-_TAKES_TOTAL = ("cosine", "linear", "onecycle")
+# each with the options it accepts, those given in epochs (rounded to steps), those it needs, and
+# whether it is told the run's length (to end there)
+SCHEDULES: Registry[type[Schedule]] = Registry("schedule")
+SCHEDULES.add("constant", Constant)
+SCHEDULES.add(
+    "step",
+    StepDecay,
+    accepts=("gamma", "step_size", "milestones"),
+    in_epochs=("step_size", "milestones"),
+)
+SCHEDULES.add("exponential", Exponential, accepts=("gamma",), needs=("gamma",))
+SCHEDULES.add("inverse-time", InverseTime, accepts=("k",), needs=("k",))
+SCHEDULES.add(
+    "rsqrt", InverseSqrt, accepts=("timescale",), in_epochs=("timescale",), needs=("timescale",)
+)
+SCHEDULES.add("cosine", Cosine, accepts=("min_factor",), takes_total=True)
+SCHEDULES.add("linear", Linear, accepts=("end_factor",), takes_total=True)
+SCHEDULES.add(
+    "sgdr", SGDR, accepts=("T_0", "T_mult", "min_factor"), in_epochs=("T_0",), needs=("T_0",)
+)
+SCHEDULES.add(
+    "onecycle",
+    OneCycle,
+    accepts=("div", "final_div", "pct_start", "pct_down", "max_momentum", "min_momentum"),
+    takes_total=True,
+)
 
 
 def _to_steps(name: str, epochs: Any, steps_per_epoch: int) -> int:
@@ -553,10 +543,7 @@ def make_schedule(
     none) ramps up linearly over that many epochs and the schedule runs in the steps left, so
     cosine, linear and onecycle still end at `total_steps`.
     """
-    if not isinstance(name, str) or name not in _BUILDERS:
-        close = difflib.get_close_matches(str(name), SCHEDULES, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"unknown schedule {name!r}{hint}; choose one of: {', '.join(SCHEDULES)}")
+    entry = SCHEDULES.entry(name)
     if not _is_int(total_steps) or total_steps < 1:
         raise ConfigError(f"total_steps must be a positive whole number, got {total_steps!r}")
     if not _is_int(steps_per_epoch) or steps_per_epoch < 1:
@@ -564,7 +551,7 @@ def make_schedule(
             f"steps_per_epoch must be a positive whole number (batches per epoch), got "
             f"{steps_per_epoch!r}"
         )
-    cls, allowed, in_epochs = _BUILDERS[name]
+    allowed, in_epochs = entry.meta.get("accepts", ()), entry.meta.get("in_epochs", ())
     unknown = sorted(set(options) - set(allowed) - {"warmup"})
     if unknown:
         valid = ", ".join((*allowed, "warmup")) if allowed else "warmup"
@@ -572,7 +559,7 @@ def make_schedule(
             f"schedule {name!r} has no option {', '.join(map(repr, unknown))}; "
             f"its options are: {valid}"
         )
-    missing = [o for o in _REQUIRED.get(name, ()) if o not in options]
+    missing = [o for o in entry.meta.get("needs", ()) if o not in options]
     if missing:
         raise ConfigError(f"schedule {name!r} needs {', '.join(o + '=' for o in missing)}")
 
@@ -602,9 +589,9 @@ def make_schedule(
             kwargs[key] = steps
         else:
             kwargs[key] = _to_steps(key, value, steps_per_epoch)
-    if name in _TAKES_TOTAL:
+    if entry.meta.get("takes_total"):
         kwargs["total_steps"] = total_steps - warmup_steps
-    schedule = cls(**kwargs)
+    schedule = entry.obj(**kwargs)
     return Warmup(schedule, warmup_steps) if warmup_steps else schedule
 
 
