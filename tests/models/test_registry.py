@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import numpy as np
@@ -267,3 +268,35 @@ def test_required_option_and_non_module_builder(private_registry):
 
     with pytest.raises(ConfigError, match="returned int"):
         models.create("not-a-module")
+
+
+def test_a_model_class_registers_with_its_constructor_options(private_registry):
+    class Pixels(nn.Sequential):
+        def __init__(self, scale: float, in_shape=(1, 2, 2), num_classes=3, *, bias=True):
+            c, h, w = in_shape
+            super().__init__(nn.Flatten(), nn.Linear(c * h * w, num_classes, bias=bias))
+            self.scale = scale
+
+    family = registry.builder_of("pixels", Pixels, "Pixels to scores.", defaults={"scale": 2.0})
+    assert list(inspect.signature(family).parameters) == [
+        "num_classes",
+        "in_shape",
+        "scale",
+        "bias",
+    ]
+    m = family(4, (1, 3, 3), 5.0, False)  # positionally, as a hand-written builder
+    assert (m.scale, m[1].weight.shape, m[1].bias) == (5.0, (4, 9), None)
+    assert family(4, (1, 3, 3)).scale == 2.0
+
+    bare = registry.register_variant("pixels_bare", family, "Without bias.", bias=False)
+    assert list(inspect.signature(bare).parameters) == ["num_classes", "in_shape", "scale"]
+    assert models.create("pixels_bare", 5, (1, 1, 2))[1].bias is None
+    direct = registry.register_variant("pixels_any", Pixels, "Any scale.", in_shape=(1, 4, 4))
+    assert models.describe("pixels_any") == "Any scale." and direct.__name__ == "pixels_any"
+    with pytest.raises(ConfigError, match="needs the option.*scale"):
+        models.create("pixels_any")
+    assert models.create("pixels_any", scale=1.5).spec["kwargs"] == {"scale": 1.5, "bias": True}
+    with pytest.raises(ConfigError, match=r"has no option \['width'\]"):
+        registry.builder_of("pixels", Pixels, "", defaults={"width": 3})
+    with pytest.raises(ConfigError, match="must take"):
+        registry.builder_of("flat", nn.Flatten, "")

@@ -53,7 +53,7 @@ from striate.models.registry import (
     check_dropout,
     check_in_shape,
     check_num_classes,
-    register,
+    register_variant,
 )
 
 __all__ = [
@@ -292,24 +292,16 @@ class AlexNet2012(nn.Sequential):
 # --------------------------------------------------------------------------- registry
 
 
-@register("alexnet", **IMAGENET)
-def alexnet(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    stem: str = "imagenet",
-    dropout: float = 0.5,
-) -> AlexNet:
-    """AlexNet in torchvision's layout (its weights load); stem='cifar' for 32x32 inputs."""
-    return AlexNet(in_shape, num_classes, stem=stem, dropout=dropout)
-
-
-@register("alexnet_2012", in_shape=(3, 227, 227), num_classes=1000)
-def alexnet_2012(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    stem: str = "imagenet",
-    dropout: float = 0.5,
-    grouped: bool = False,
-) -> AlexNet2012:
-    """AlexNet as in Krizhevsky et al. 2012 / CS231n: 227x227 input, LRN, 96-256-384-384-256."""
-    return AlexNet2012(in_shape, num_classes, stem=stem, dropout=dropout, grouped=grouped)
+alexnet = register_variant(
+    "alexnet",
+    AlexNet,
+    "AlexNet in torchvision's layout (its weights load); stem='cifar' for 32x32 inputs.",
+    **IMAGENET,
+)
+alexnet_2012 = register_variant(
+    "alexnet_2012",
+    AlexNet2012,
+    "AlexNet as in Krizhevsky et al. 2012 / CS231n: 227x227 input, LRN, 96-256-384-384-256.",
+    in_shape=(3, 227, 227),
+    num_classes=1000,
+)

@@ -26,7 +26,6 @@ from striate.models.registry import (
     check_dropout,
     check_in_shape,
     check_num_classes,
-    register,
     register_variant,
 )
 
@@ -130,36 +129,12 @@ def _pool_kind(pool: bool | str | None, owner: str) -> str | None:
     )
 
 
-@register("convnet", **CIFAR)
-def convnet(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    channels: Sequence[int] = (32, 64),
-    convs_per_stage: int = 2,
-    pool: bool | str | None = True,
-    kernel_size: int = 3,
-    batchnorm: bool = True,
-    fc: Sequence[int] = (128,),
-    dropout: float = 0.0,
-    activation: str = "relu",
-    global_pool: bool = False,
-) -> ConvNet:
-    """Configurable ConvNet [(CONV-BN-RELU)x2-POOL]x2-FC-RELU-FC, widths 32 and 64."""
-    return ConvNet(
-        in_shape,
-        num_classes,
-        channels=channels,
-        convs_per_stage=convs_per_stage,
-        pool=pool,
-        kernel_size=kernel_size,
-        batchnorm=batchnorm,
-        fc=fc,
-        dropout=dropout,
-        activation=activation,
-        global_pool=global_pool,
-    )
-
-
+convnet = register_variant(
+    "convnet",
+    ConvNet,
+    "Configurable ConvNet [(CONV-BN-RELU)x2-POOL]x2-FC-RELU-FC, widths 32 and 64.",
+    **CIFAR,
+)
 register_variant(
     "convnet_small",
     convnet,

@@ -36,6 +36,7 @@ from striate.checks import boolean, int_sequence, positive_int
 from striate.errors import ConfigError
 from striate.models.registry import (
     IMAGENET,
+    builder_of,
     check_dropout,
     check_in_shape,
     check_num_classes,
@@ -239,29 +240,9 @@ def _check_stem(stem: object, owner: str) -> None:
         )
 
 
-def densenet(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    growth_rate: int = 32,
-    block_config: Sequence[int] = (6, 12, 24, 16),
-    num_init_features: int = 64,
-    bn_size: int = 4,
-    dropout: float = 0.0,
-    stem: str = "imagenet",
-    memory_efficient: bool = False,
-) -> DenseNet:
-    """A DenseNet-BC (Huang et al. 2017) in torchvision's layout."""
-    return DenseNet(
-        in_shape,
-        num_classes,
-        growth_rate=growth_rate,
-        block_config=block_config,
-        num_init_features=num_init_features,
-        bn_size=bn_size,
-        dropout=dropout,
-        stem=stem,
-        memory_efficient=memory_efficient,
-    )
+densenet = builder_of(
+    "densenet", DenseNet, "A DenseNet-BC (Huang et al. 2017) in torchvision's layout."
+)
 
 
 # name: (growth rate, blocks, initial features, parameters for 1000 classes)

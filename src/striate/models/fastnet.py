@@ -47,7 +47,7 @@ from striate.models.registry import (
     CIFAR,
     check_in_shape,
     check_num_classes,
-    register,
+    register_variant,
 )
 
 __all__ = ["FastNet", "ScaledShiftBatchNorm", "cifar_fast", "whiten_init"]
@@ -242,25 +242,9 @@ def whiten_init(model: nn.Module, images: torch.Tensor, eps: float = 5e-4) -> nn
     return model
 
 
-@register("cifar_fast", **CIFAR)
-def cifar_fast(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    widths: Sequence[int] = (64, 256, 256),
-    whiten_kernel: int = 2,
-    bn_momentum: float = 0.4,
-    bn_eps: float = 1e-12,
-    bn_bias_scale: float = 8.0,
-    logit_scale: float = 1 / 9,
-) -> FastNet:
-    """airbench94's fast CIFAR-10 net: patch whitening, 3 conv groups (64-256-256), 2.0M params."""
-    return FastNet(
-        in_shape,
-        num_classes,
-        widths=widths,
-        whiten_kernel=whiten_kernel,
-        bn_momentum=bn_momentum,
-        bn_eps=bn_eps,
-        bn_bias_scale=bn_bias_scale,
-        logit_scale=logit_scale,
-    )
+cifar_fast = register_variant(
+    "cifar_fast",
+    FastNet,
+    "airbench94's fast CIFAR-10 net: patch whitening, 3 conv groups (64-256-256), 2.0M params.",
+    **CIFAR,
+)

@@ -43,7 +43,7 @@ from striate.models.registry import (
     check_dropout,
     check_in_shape,
     check_num_classes,
-    register,
+    register_variant,
 )
 
 __all__ = [
@@ -338,21 +338,9 @@ def _check_size(h: int, w: int, stem: str, owner: str) -> None:
         )
 
 
-@register("googlenet", **IMAGENET)
-def googlenet(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    aux_logits: bool = False,
-    stem: str = "imagenet",
-    dropout: float = 0.2,
-    transform_input: bool = False,
-) -> GoogLeNet:
-    """GoogLeNet (Inception v1), torchvision layout; 6.6M parameters for 1000 classes."""
-    return GoogLeNet(
-        in_shape,
-        num_classes,
-        aux_logits=aux_logits,
-        stem=stem,
-        dropout=dropout,
-        transform_input=transform_input,
-    )
+googlenet = register_variant(
+    "googlenet",
+    GoogLeNet,
+    "GoogLeNet (Inception v1), torchvision layout; 6.6M parameters for 1000 classes.",
+    **IMAGENET,
+)

@@ -32,7 +32,7 @@ from striate.checks import non_negative_int
 from striate.errors import ConfigError
 from striate.models.alexnet import min_input_size, spatial_size
 from striate.models.mlp import make_activation
-from striate.models.registry import check_in_shape, check_num_classes, register
+from striate.models.registry import check_in_shape, check_num_classes, register_variant
 
 __all__ = ["LeNet5", "lenet5"]
 
@@ -109,13 +109,10 @@ class LeNet5(nn.Sequential):
         return super().forward(x)
 
 
-@register("lenet5", in_shape=(1, 32, 32), num_classes=10)
-def lenet5(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    activation: str = "tanh",
-    pool: str = "avg",
-    padding: int | None = None,
-) -> LeNet5:
-    """LeNet-5 (LeCun et al. 1998): CONV-POOL-CONV-POOL-FC-FC on 32x32 (28x28 padded by 2)."""
-    return LeNet5(in_shape, num_classes, activation=activation, pool=pool, padding=padding)
+lenet5 = register_variant(
+    "lenet5",
+    LeNet5,
+    "LeNet-5 (LeCun et al. 1998): CONV-POOL-CONV-POOL-FC-FC on 32x32 (28x28 padded by 2).",
+    in_shape=(1, 32, 32),
+    num_classes=10,
+)

@@ -10,6 +10,11 @@ and 1000)::
         \"\"\"One line that `describe` and `striate models` show.\"\"\"
         return ConvNet(in_shape, num_classes, channels=channels)
 
+or, where the builder would only repeat a model class's arguments, registers the class, whose
+constructor then declares each option once (`builder_of`; `register_variant` fixes some)::
+
+    convnet = register_variant("convnet", ConvNet, "One line...", **CIFAR)
+
 and ``striate/models/__init__.py`` imports the file so the name exists. A builder takes
 ``num_classes`` and ``in_shape`` (C, H, W) first, then named options with JSON-friendly defaults;
 no ``*args``/``**kwargs``, so `create` can check every option against the signature.
@@ -58,6 +63,7 @@ __all__ = [
     "MODELS",
     "available",
     "builder",
+    "builder_of",
     "canonical_name",
     "create",
     "default_input",
@@ -149,29 +155,57 @@ def register_variant(
     in_shape: Sequence[int] = CIFAR["in_shape"],
     num_classes: int = CIFAR["num_classes"],
     **fixed: Any,
-) -> None:
+) -> Builder:
     """Register `name` as `builder` with some options fixed (a family's configuration or depth)
     and others given new `defaults`, so that a family of variants needs one builder; the
-    variant's options are the builder's others. `in_shape` and `num_classes` as in `register`."""
+    variant's options are the builder's others. `builder` may be a model class (its builder is
+    `builder_of` it). `in_shape` and `num_classes` as in `register`. Returns the variant's
+    builder."""
+    if isinstance(builder, type):
+        builder = builder_of(name, builder, doc)
     sig = inspect.signature(builder)
     defaults = dict(defaults)
     unknown = sorted((set(fixed) | set(defaults)) - set(sig.parameters))
     if unknown:
         raise ConfigError(f"variant {name!r}: {builder.__qualname__} has no option {unknown}")
-
-    def variant(num_classes: int, in_shape: tuple[int, int, int], **options: Any) -> nn.Module:
-        return builder(num_classes, in_shape, **fixed, **{**defaults, **options})
-
-    variant.__signature__ = sig.replace(  # type: ignore[attr-defined]
-        parameters=[
-            p.replace(default=defaults.get(p.name, p.default))
-            for p in sig.parameters.values()
-            if p.name not in fixed
-        ]
+    params = [
+        p.replace(default=defaults.get(p.name, p.default))
+        for p in sig.parameters.values()
+        if p.name not in fixed
+    ]
+    variant = _derived(
+        name, doc, builder.__module__, sig.replace(parameters=params), builder, fixed
     )
-    variant.__doc__, variant.__name__, variant.__qualname__ = doc, name, name
-    variant.__module__ = builder.__module__
-    register(name, in_shape=in_shape, num_classes=num_classes)(variant)
+    return register(name, in_shape=in_shape, num_classes=num_classes)(variant)
+
+
+def builder_of(
+    name: str, cls: Callable[..., nn.Module], doc: str, *, defaults: Mapping[str, Any] = ()
+) -> Builder:
+    """The builder ``name(num_classes, in_shape, **options)`` of the model class `cls`: it
+    returns ``cls(in_shape=in_shape, num_classes=num_classes, **options)``, and its options are
+    the constructor's other arguments with the constructor's defaults (or `defaults`). The class
+    declares each option once, so the builder cannot drift from it; pass the result to
+    `register` or `register_variant`."""
+    sig = inspect.signature(cls)
+    if not set(_LEADING) <= set(sig.parameters):
+        raise ConfigError(f"builder {name!r}: {cls.__qualname__} must take {_LEADING}")
+    defaults = dict(defaults)
+    unknown = sorted(set(defaults) - (set(sig.parameters) - set(_LEADING)))
+    if unknown:
+        raise ConfigError(f"builder {name!r}: {cls.__qualname__} has no option {unknown}")
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    leading = [
+        inspect.Parameter("num_classes", kind, annotation="int"),
+        inspect.Parameter("in_shape", kind, annotation="tuple[int, int, int]"),
+    ]
+    options = [
+        p.replace(kind=kind, default=defaults.get(p.name, p.default))
+        for p in sig.parameters.values()
+        if p.name not in _LEADING
+    ]
+    sig = inspect.Signature(leading + options, return_annotation=cls.__name__)
+    return _derived(name, doc, cls.__module__, sig, cls, {})
 
 
 def available() -> list[str]:
@@ -195,8 +229,6 @@ def describe(name: str) -> str:
 def builder(name: str) -> Builder:
     """The builder of `name` (hyphens read as underscores), or a ConfigError that suggests."""
     return MODELS.get(name)
-
-
 
 
 def create(
@@ -289,6 +321,28 @@ def from_spec(spec: Mapping[str, Any]) -> nn.Module:
 
 
 # --------------------------------------------------------------------------- internals
+
+
+def _derived(
+    name: str,
+    doc: str,
+    module: str,
+    sig: inspect.Signature,
+    target: Callable[..., nn.Module],
+    fixed: Mapping[str, Any],
+) -> Builder:
+    """A builder with signature `sig` that calls ``target(**fixed, **arguments)``, every
+    argument by name and with `sig`'s defaults filled in."""
+
+    def built(*args: Any, **kwargs: Any) -> nn.Module:
+        bound = sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return target(**fixed, **bound.arguments)
+
+    built.__signature__ = sig  # type: ignore[attr-defined]
+    built.__doc__, built.__name__, built.__qualname__ = doc, name, name
+    built.__module__ = module
+    return built
 
 
 def _options(fn: Builder) -> dict[str, Any]:

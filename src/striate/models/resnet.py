@@ -57,6 +57,7 @@ from striate.checks import boolean, int_sequence, positive_int
 from striate.errors import ConfigError
 from striate.models.registry import (
     IMAGENET,
+    builder_of,
     check_in_shape,
     check_num_classes,
     register_variant,
@@ -105,8 +106,8 @@ class SqueezeExcitation(nn.Module):
         return x * torch.sigmoid(self.fc2(self.relu(self.fc1(s))))
 
 
-class BasicBlock(nn.Module):
-    """``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``, two 3×3 convolutions."""
+class _Residual(nn.Module):
+    """A residual block: ``relu(se(branch(x)) + shortcut(x))``; subclasses build the branch."""
 
     expansion = 1
 
@@ -121,6 +122,37 @@ class BasicBlock(nn.Module):
         se: bool = False,
     ) -> None:
         super().__init__()
+        self._build_branch(inplanes, planes, stride, groups, base_width)
+        self.se = SqueezeExcitation(planes * self.expansion) if se else None
+        self.downsample = downsample
+        self.stride = stride
+
+    def _build_branch(
+        self, inplanes: int, planes: int, stride: int, groups: int, base_width: int
+    ) -> None:  # pragma: no cover - every block defines it
+        raise NotImplementedError
+
+    def _branch(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The block's output for a batch N×inplanes×H×W."""
+        out = self._branch(x)
+        if self.se is not None:
+            out = self.se(out)
+        identity = x if self.downsample is None else self.downsample(x)
+        out += identity
+        return self.relu(out)
+
+
+class BasicBlock(_Residual):
+    """``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``, two 3×3 convolutions."""
+
+    expansion = 1
+
+    def _build_branch(
+        self, inplanes: int, planes: int, stride: int, groups: int, base_width: int
+    ) -> None:
         if groups != 1 or base_width != 64:
             raise ConfigError(
                 f"BasicBlock supports only groups=1 and base_width=64 (got {groups} and "
@@ -131,37 +163,19 @@ class BasicBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = conv3x3(planes, planes)
         self.bn2 = nn.BatchNorm2d(planes)
-        self.se = SqueezeExcitation(planes) if se else None
-        self.downsample = downsample
-        self.stride = stride
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The block's output for a batch N×inplanes×H×W."""
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        if self.se is not None:
-            out = self.se(out)
-        identity = x if self.downsample is None else self.downsample(x)
-        out += identity
-        return self.relu(out)
+    def _branch(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(_Residual):
     """1×1 reduce - 3×3 (stride, groups) - 1×1 expand ×4, plus the shortcut, then ReLU."""
 
     expansion = 4
 
-    def __init__(
-        self,
-        inplanes: int,
-        planes: int,
-        stride: int = 1,
-        downsample: nn.Module | None = None,
-        groups: int = 1,
-        base_width: int = 64,
-        se: bool = False,
+    def _build_branch(
+        self, inplanes: int, planes: int, stride: int, groups: int, base_width: int
     ) -> None:
-        super().__init__()
         width = int(planes * (base_width / 64.0)) * groups  # torchvision's formula
         self.conv1 = conv1x1(inplanes, width)
         self.bn1 = nn.BatchNorm2d(width)
@@ -170,20 +184,11 @@ class Bottleneck(nn.Module):
         self.conv3 = conv1x1(width, planes * self.expansion)
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
         self.relu = nn.ReLU(inplace=True)
-        self.se = SqueezeExcitation(planes * self.expansion) if se else None
-        self.downsample = downsample
-        self.stride = stride
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The block's output for a batch N×inplanes×H×W."""
+    def _branch(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        if self.se is not None:
-            out = self.se(out)
-        identity = x if self.downsample is None else self.downsample(x)
-        out += identity
-        return self.relu(out)
+        return self.bn3(self.conv3(out))
 
 
 _BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {
@@ -349,29 +354,12 @@ def kaiming_init(model: nn.Module) -> None:
 # --------------------------------------------------------------------------- registered variants
 
 
-def resnet(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    block: str = "basic",
-    layers: tuple[int, ...] = (2, 2, 2, 2),
-    groups: int = 1,
-    width_per_group: int = 64,
-    stem: str = "imagenet",
-    se: bool = False,
-    zero_init_residual: bool = False,
-) -> ResNet:
-    """A ResNet of `block`s ("basic" or "bottleneck") in four stages of `layers` blocks."""
-    return ResNet(
-        block,
-        list(layers),
-        in_shape,
-        num_classes,
-        groups=groups,
-        width_per_group=width_per_group,
-        stem=stem,
-        se=se,
-        zero_init_residual=zero_init_residual,
-    )
+resnet = builder_of(
+    "resnet",
+    ResNet,
+    'A ResNet of `block`s ("basic" or "bottleneck") in four stages of `layers` blocks.',
+    defaults={"block": "basic", "layers": (2, 2, 2, 2)},
+)
 
 
 _BOTTLENECK = "bottlenecks, v1.5"

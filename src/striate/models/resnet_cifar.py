@@ -55,6 +55,7 @@ from striate.models.registry import (
     check_in_shape,
     check_num_classes,
     register,
+    register_variant,
 )
 from striate.models.resnet import (
     BasicBlock,
@@ -269,12 +270,12 @@ def _nearest(value: int, step: int, offset: int) -> str:
 # --------------------------------------------------------------------------- CIFAR ResNets
 
 
-@register("cifar_resnet", **CIFAR)
-def cifar_resnet(
-    num_classes: int, in_shape: tuple[int, int, int], depth: int = 20, shortcut: str = "A"
-) -> CifarResNet:
-    """CIFAR ResNet of any depth 6n+2 (He et al. 2016, sec. 4.2): 16/32/64 channels."""
-    return CifarResNet(depth, in_shape, num_classes, shortcut=shortcut)
+cifar_resnet = register_variant(
+    "cifar_resnet",
+    CifarResNet,
+    "CIFAR ResNet of any depth 6n+2 (He et al. 2016, sec. 4.2): 16/32/64 channels.",
+    **CIFAR,
+)
 
 
 @register("resnet20", **CIFAR)

@@ -34,7 +34,7 @@ from striate.models.registry import (
     check_dropout,
     check_in_shape,
     check_num_classes,
-    register,
+    register_variant,
 )
 
 __all__ = ["Fire", "SqueezeNet", "squeezenet1_0", "squeezenet1_1"]
@@ -165,23 +165,17 @@ class SqueezeNet(nn.Module):
         return torch.flatten(self.classifier(self.features(x)), 1)
 
 
-@register("squeezenet1_0", **IMAGENET)
-def squeezenet1_0(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    stem: str = "imagenet",
-    dropout: float = 0.5,
-) -> SqueezeNet:
-    """SqueezeNet 1.0 (Iandola et al. 2016): Fire modules, 1.25M parameters, torchvision's."""
-    return SqueezeNet("1_0", in_shape, num_classes, stem=stem, dropout=dropout)
-
-
-@register("squeezenet1_1", **IMAGENET)
-def squeezenet1_1(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    stem: str = "imagenet",
-    dropout: float = 0.5,
-) -> SqueezeNet:
-    """SqueezeNet 1.1: 2.4x less computation than 1.0 at the same accuracy, torchvision's."""
-    return SqueezeNet("1_1", in_shape, num_classes, stem=stem, dropout=dropout)
+squeezenet1_0 = register_variant(
+    "squeezenet1_0",
+    SqueezeNet,
+    "SqueezeNet 1.0 (Iandola et al. 2016): Fire modules, 1.25M parameters, torchvision's.",
+    version="1_0",
+    **IMAGENET,
+)
+squeezenet1_1 = register_variant(
+    "squeezenet1_1",
+    SqueezeNet,
+    "SqueezeNet 1.1: 2.4x less computation than 1.0 at the same accuracy, torchvision's.",
+    version="1_1",
+    **IMAGENET,
+)

@@ -32,6 +32,7 @@ from striate.errors import ConfigError
 from striate.models.alexnet import check_input_size, check_stem, min_input_size
 from striate.models.registry import (
     IMAGENET,
+    builder_of,
     check_dropout,
     check_in_shape,
     check_num_classes,
@@ -140,25 +141,12 @@ class VGG(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
-def vgg(
-    num_classes: int,
-    in_shape: tuple[int, int, int],
-    cfg: str = "D",
-    batchnorm: bool = False,
-    stem: str = "imagenet",
-    classifier_width: int = 4096,
-    dropout: float = 0.5,
-) -> VGG:
-    """VGG of configuration `cfg` (A, B, D, E: 11, 13, 16, 19 layers), torchvision's layout."""
-    return VGG(
-        cfg,
-        in_shape,
-        num_classes,
-        batchnorm=batchnorm,
-        stem=stem,
-        classifier_width=classifier_width,
-        dropout=dropout,
-    )
+vgg = builder_of(
+    "vgg",
+    VGG,
+    "VGG of configuration `cfg` (A, B, D, E: 11, 13, 16, 19 layers), torchvision's layout.",
+    defaults={"cfg": "D"},
+)
 
 
 for _depth, _cfg in (("11", "A"), ("13", "B"), ("16", "D"), ("19", "E")):
