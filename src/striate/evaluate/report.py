@@ -19,6 +19,7 @@ import base64
 import contextlib
 import html
 import io
+import itertools
 import json
 import math
 import numbers
@@ -249,22 +250,10 @@ def _classification_sections(
     yield "\n</section>\n"
 
 
-def _sections(
-    title: str,
-    run: Mapping[str, Any],
-    config: Mapping[str, Any],
-    history: Sequence[Mapping[str, Any]],
-    steps: Mapping[str, Sequence[float]],
-    final: Mapping[str, Any],
-    classes: Sequence[str],
-    confusion: np.ndarray | None,
-    pairs: list[tuple[str, str, int]] | None,
-    worst: tuple[np.ndarray, dict[str, list]] | None,
-    extra_sections: Sequence[tuple[str, str]],
-    doctor: Mapping[str, Any] | None = None,
-    metrics: Sequence[str] = ("loss", "acc"),
+def _front(
+    title: str, run: Mapping[str, Any], final: Mapping[str, Any], config: Mapping[str, Any]
 ) -> Iterator[str]:
-    """The HTML document in pieces, so the file is written as each figure is drawn."""
+    """The head of the document, then the run's facts, its final metrics and its configuration."""
     yield (
         f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
@@ -293,6 +282,13 @@ def _sections(
         yield _na()
     yield "\n</section>\n"
 
+
+def _curves(
+    history: Sequence[Mapping[str, Any]],
+    steps: Mapping[str, Sequence[float]],
+    metrics: Sequence[str],
+) -> Iterator[str]:
+    """The training curves: `metrics` per epoch, and the per-step values."""
     yield "<section>\n<h2>Training curves</h2>\n"
     yield (
         figure_html(plot_history(history, metrics), f"{' and '.join(metrics)} per epoch")
@@ -306,11 +302,13 @@ def _sections(
         else _na("per-step values")
     )
     yield "\n</section>\n"
-    if classes:
-        yield from _classification_sections(classes, confusion, pairs, worst)
+
+
+def _back(doctor: Mapping[str, Any] | None, extra: Sequence[tuple[str, str]]) -> Iterator[str]:
+    """The Doctor section (when given), the extra sections and the end of the document."""
     if doctor is not None:
         yield f"<section>\n<h2>Doctor</h2>\n{doctor_section(doctor)}\n</section>\n"
-    for heading, body in extra_sections:
+    for heading, body in extra:
         yield f"<section>\n<h2>{_e(heading)}</h2>\n{body}\n</section>\n"
     yield "</body>\n</html>\n"
 
@@ -383,20 +381,12 @@ def write_report(
     checked_worst = None if worst is None else _check_worst(worst)
     if doctor is not None and not (isinstance(doctor, Mapping) and "checks" in doctor):
         raise ConfigError("doctor must be a DoctorReport.to_dict() (a dict with 'checks') or None")
-    parts = _sections(
-        str(title),
-        run or {},
-        config or {},
-        history or [],
-        steps or {},
-        final or {},
-        classes,
-        confusion,
-        pairs,
-        checked_worst,
-        extra,
-        doctor,
-        metrics,
+    # the document in pieces, so the file is written as each figure is drawn
+    parts = itertools.chain(
+        _front(str(title), run or {}, final or {}, config or {}),
+        _curves(history or [], steps or {}, metrics),
+        _classification_sections(classes, confusion, pairs, checked_worst) if classes else (),
+        _back(doctor, extra),
     )
     with atomic_write(path, "wb") as f:
         for part in parts:
