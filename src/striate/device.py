@@ -18,14 +18,25 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         if mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise StriateError(
-            f"unknown device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'"
-        ) from e
+    dev = parse_device(device, "'auto', 'cpu', 'cuda' or 'cuda:N'")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise StriateError(
             f"device {device!r} asked for, but CUDA is not available: use 'cpu' or 'auto'"
         )
     return dev
+
+
+def parse_device(
+    device: str | torch.device,
+    usable: str,
+    *,
+    owner: str = "",
+    error: type[StriateError] = StriateError,
+) -> torch.device:
+    """`device` as a torch.device; a name torch does not know raises `error` "owner: unknown
+    device ...: use USABLE" (the names the caller takes)."""
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        prefix = f"{owner}: " if owner else ""
+        raise error(f"{prefix}unknown device {device!r}: use {usable}") from e
