@@ -48,13 +48,7 @@ from torch import nn
 
 from striate.checks import boolean
 from striate.errors import ConfigError
-from striate.models.registry import (
-    IMAGENET,
-    check_dropout,
-    check_in_shape,
-    check_num_classes,
-    register_variant,
-)
+from striate.models.registry import IMAGENET, check_dropout, check_io, register_variant
 
 __all__ = [
     "STEMS",
@@ -174,8 +168,7 @@ class AlexNet(nn.Module):
     ) -> None:
         super().__init__()
         self.owner = "AlexNet"
-        c, h, w = check_in_shape(in_shape, self.owner)
-        num_classes = check_num_classes(num_classes, self.owner)
+        (c, h, w), num_classes = check_io(in_shape, num_classes, self.owner)
         self.stem = check_stem(stem, self.owner)
         dropout = check_dropout(dropout, self.owner)
         rest = [
@@ -229,8 +222,7 @@ class AlexNet2012(nn.Sequential):
         grouped: bool = False,
     ) -> None:
         owner = "AlexNet2012"
-        c, h, w = check_in_shape(in_shape, owner)
-        num_classes = check_num_classes(num_classes, owner)
+        (c, h, w), num_classes = check_io(in_shape, num_classes, owner)
         stem = check_stem(stem, owner)
         dropout = check_dropout(dropout, owner)
         groups = 2 if boolean(owner, "grouped", grouped) else 1

@@ -21,13 +21,7 @@ from torch import nn
 from striate.checks import boolean, int_sequence, positive_int
 from striate.errors import ConfigError
 from striate.models.mlp import make_activation
-from striate.models.registry import (
-    CIFAR,
-    check_dropout,
-    check_in_shape,
-    check_num_classes,
-    register_variant,
-)
+from striate.models.registry import CIFAR, check_dropout, check_io, register_variant
 
 __all__ = ["ConvNet", "convnet"]
 
@@ -53,8 +47,7 @@ class ConvNet(nn.Module):
     ) -> None:
         super().__init__()
         owner = "ConvNet"
-        c, h, w = check_in_shape(in_shape, owner)
-        num_classes = check_num_classes(num_classes, owner)
+        (c, h, w), num_classes = check_io(in_shape, num_classes, owner)
         channels = int_sequence(owner, "channels", channels, min_len=1)
         convs_per_stage = positive_int(owner, "convs_per_stage", convs_per_stage)
         kernel_size = positive_int(owner, "kernel_size", kernel_size)

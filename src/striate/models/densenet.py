@@ -34,14 +34,7 @@ from torch.utils.checkpoint import checkpoint
 
 from striate.checks import boolean, int_sequence, positive_int
 from striate.errors import ConfigError
-from striate.models.registry import (
-    IMAGENET,
-    builder_of,
-    check_dropout,
-    check_in_shape,
-    check_num_classes,
-    register_variant,
-)
+from striate.models.registry import IMAGENET, builder_of, check_dropout, check_io, register_variant
 
 __all__ = [
     "STEMS",
@@ -151,8 +144,7 @@ class DenseNet(nn.Module):
     ) -> None:
         super().__init__()
         owner = "DenseNet"
-        c, h, w = check_in_shape(in_shape, owner)
-        num_classes = check_num_classes(num_classes, owner)
+        (c, h, w), num_classes = check_io(in_shape, num_classes, owner)
         growth_rate = positive_int(owner, "growth_rate", growth_rate)
         block_config = int_sequence(owner, "block_config", block_config, min_len=1)
         num_init_features = positive_int(owner, "num_init_features", num_init_features)

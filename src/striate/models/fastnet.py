@@ -43,12 +43,7 @@ from torch import nn
 
 from striate.checks import int_sequence, positive_int, positive_number
 from striate.errors import ConfigError
-from striate.models.registry import (
-    CIFAR,
-    check_in_shape,
-    check_num_classes,
-    register_variant,
-)
+from striate.models.registry import CIFAR, check_io, register_variant
 
 __all__ = ["FastNet", "ScaledShiftBatchNorm", "cifar_fast", "whiten_init"]
 
@@ -126,8 +121,7 @@ class FastNet(nn.Module):
     ) -> None:
         super().__init__()
         owner = "FastNet"
-        c, h, w = check_in_shape(in_shape, owner)
-        num_classes = check_num_classes(num_classes, owner)
+        (c, h, w), num_classes = check_io(in_shape, num_classes, owner)
         widths = int_sequence(owner, "widths", widths, min_len=1)
         k = positive_int(owner, "whiten_kernel", whiten_kernel)
         if not isinstance(bn_momentum, numbers.Real) or not 0 < bn_momentum <= 1:

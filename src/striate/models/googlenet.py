@@ -38,13 +38,7 @@ from torch import nn
 
 from striate.checks import boolean, positive_number
 from striate.errors import ConfigError
-from striate.models.registry import (
-    IMAGENET,
-    check_dropout,
-    check_in_shape,
-    check_num_classes,
-    register_variant,
-)
+from striate.models.registry import IMAGENET, check_dropout, check_io, register_variant
 
 __all__ = [
     "STEMS",
@@ -171,8 +165,7 @@ class GoogLeNet(nn.Module):
     ) -> None:
         super().__init__()
         owner = "GoogLeNet"
-        c, h, w = check_in_shape(in_shape, owner)
-        num_classes = check_num_classes(num_classes, owner)
+        (c, h, w), num_classes = check_io(in_shape, num_classes, owner)
         self.aux_logits = boolean(owner, "aux_logits", aux_logits)
         self.transform_input = boolean(owner, "transform_input", transform_input)
         dropout = check_dropout(dropout, owner)

@@ -32,7 +32,7 @@ from striate.checks import non_negative_int
 from striate.errors import ConfigError
 from striate.models.alexnet import min_input_size, spatial_size
 from striate.models.mlp import make_activation
-from striate.models.registry import check_in_shape, check_num_classes, register_variant
+from striate.models.registry import check_io, register_variant
 
 __all__ = ["LeNet5", "lenet5"]
 
@@ -52,8 +52,7 @@ class LeNet5(nn.Sequential):
         padding: int | None = None,
     ) -> None:
         owner = "LeNet5"
-        c, h, w = check_in_shape(in_shape, owner)
-        num_classes = check_num_classes(num_classes, owner)
+        (c, h, w), num_classes = check_io(in_shape, num_classes, owner)
         make_activation(activation, owner)  # checks the name
         if not isinstance(pool, str) or pool not in _POOLS:
             raise ConfigError(

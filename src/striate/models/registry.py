@@ -31,8 +31,8 @@ architecture from a ``model.json`` without unpickling anything.
 
 The names live in `MODELS`, a `striate.registry.Registry` (one entry per builder, its summary the
 docstring's first line, its default input in the entry's ``in_shape`` and ``num_classes``).
-``check_num_classes``, ``check_in_shape`` and ``check_dropout`` validate the arguments every
-family shares; the others use `striate.checks`.
+``check_num_classes``, ``check_in_shape`` (both at once: ``check_io``) and ``check_dropout``
+validate the arguments every family shares; the others use `striate.checks`.
 """
 
 from __future__ import annotations
@@ -108,10 +108,7 @@ def register(
             f"a model name must be a non-empty string without spaces around it, got {name!r}"
         )
     key = canonical_name(name)
-    defaults = (
-        check_in_shape(in_shape, f"model {key!r}"),
-        check_num_classes(num_classes, f"model {key!r}"),
-    )
+    defaults = check_io(in_shape, num_classes, f"model {key!r}")
 
     def decorate(fn: Builder) -> Builder:
         if key in MODELS:
@@ -374,6 +371,12 @@ def _to_json(value: Any, arg: str, name: str) -> Any:
 def check_dropout(value: Any, owner: str) -> float:
     """A dropout probability in [0, 1)."""
     return probability(owner, "dropout", value, high_open=True, hint="0 turns it off")  # type: ignore[return-value]
+
+
+def check_io(in_shape: Any, num_classes: Any, owner: str) -> tuple[tuple[int, int, int], int]:
+    """``(check_in_shape(in_shape), check_num_classes(num_classes))``: what every model checks
+    first, its input (C, H, W) and its number of classes."""
+    return check_in_shape(in_shape, owner), check_num_classes(num_classes, owner)
 
 
 def check_num_classes(value: Any, owner: str) -> int:

@@ -55,13 +55,7 @@ from torch import nn
 
 from striate.checks import boolean, int_sequence, positive_int
 from striate.errors import ConfigError
-from striate.models.registry import (
-    IMAGENET,
-    builder_of,
-    check_in_shape,
-    check_num_classes,
-    register_variant,
-)
+from striate.models.registry import IMAGENET, builder_of, check_io, register_variant
 
 __all__ = [
     "STEMS",
@@ -231,8 +225,7 @@ class ResNet(nn.Module):
                 f"{owner}: layers must give the number of blocks of each of the 4 stages, such "
                 f"as [2, 2, 2, 2] (ResNet-18), got {list(layers)}"
             )
-        c, h, w = check_in_shape(in_shape, owner)
-        num_classes = check_num_classes(num_classes, owner)
+        (c, h, w), num_classes = check_io(in_shape, num_classes, owner)
         groups = positive_int(owner, "groups", groups)
         width_per_group = positive_int(owner, "width_per_group", width_per_group)
         se = boolean(owner, "se", se)

@@ -49,14 +49,7 @@ from torch import nn
 
 from striate.checks import int_sequence, integer, positive_int
 from striate.errors import ConfigError
-from striate.models.registry import (
-    CIFAR,
-    check_dropout,
-    check_in_shape,
-    check_num_classes,
-    register,
-    register_variant,
-)
+from striate.models.registry import CIFAR, check_dropout, check_io, register, register_variant
 from striate.models.resnet import (
     BasicBlock,
     check_min_size,
@@ -132,8 +125,7 @@ class CifarResNet(nn.Module):
                 f"{owner}: unknown shortcut {shortcut!r}; choose 'A' (zero-padding identity, "
                 f"parameter-free) or 'B' (1x1 conv + BN projection where the shape changes)"
             )
-        c, h, w = check_in_shape(in_shape, owner)
-        num_classes = check_num_classes(num_classes, owner)
+        (c, h, w), num_classes = check_io(in_shape, num_classes, owner)
         self.min_size = 4  # two stride-2 stages
         check_min_size(h, w, self.min_size, owner)
         n = (depth - 2) // 6
@@ -224,8 +216,7 @@ class PreActResNet(nn.Module):
                 f"{owner}: widths and blocks give one entry per stage and must have the same "
                 f"length, got {len(widths)} widths and {len(blocks)} block counts"
             )
-        c, h, w = check_in_shape(in_shape, owner)
-        num_classes = check_num_classes(num_classes, owner)
+        (c, h, w), num_classes = check_io(in_shape, num_classes, owner)
         stem_width = positive_int(owner, "stem_width", stem_width)
         stem = check_stem(stem, owner)
         dropout = check_dropout(dropout, owner)
@@ -278,34 +269,18 @@ cifar_resnet = register_variant(
 )
 
 
-@register("resnet20", **CIFAR)
-def resnet20(num_classes: int, in_shape: tuple[int, int, int], shortcut: str = "A") -> CifarResNet:
-    """CIFAR ResNet-20 (He et al. 2016, sec. 4.2), 0.27M parameters; shortcut 'A' or 'B'."""
-    return cifar_resnet(num_classes, in_shape, 20, shortcut)
+def _cifar_doc(depth: int, parameters: str) -> str:
+    return (
+        f"CIFAR ResNet-{depth} (He et al. 2016, sec. 4.2), {parameters} parameters; "
+        "shortcut 'A' or 'B'."
+    )
 
 
-@register("resnet32", **CIFAR)
-def resnet32(num_classes: int, in_shape: tuple[int, int, int], shortcut: str = "A") -> CifarResNet:
-    """CIFAR ResNet-32 (He et al. 2016, sec. 4.2), 0.46M parameters; shortcut 'A' or 'B'."""
-    return cifar_resnet(num_classes, in_shape, 32, shortcut)
-
-
-@register("resnet44", **CIFAR)
-def resnet44(num_classes: int, in_shape: tuple[int, int, int], shortcut: str = "A") -> CifarResNet:
-    """CIFAR ResNet-44 (He et al. 2016, sec. 4.2), 0.66M parameters; shortcut 'A' or 'B'."""
-    return cifar_resnet(num_classes, in_shape, 44, shortcut)
-
-
-@register("resnet56", **CIFAR)
-def resnet56(num_classes: int, in_shape: tuple[int, int, int], shortcut: str = "A") -> CifarResNet:
-    """CIFAR ResNet-56 (He et al. 2016, sec. 4.2), 0.85M parameters; shortcut 'A' or 'B'."""
-    return cifar_resnet(num_classes, in_shape, 56, shortcut)
-
-
-@register("resnet110", **CIFAR)
-def resnet110(num_classes: int, in_shape: tuple[int, int, int], shortcut: str = "A") -> CifarResNet:
-    """CIFAR ResNet-110 (He et al. 2016, sec. 4.2), 1.7M parameters; shortcut 'A' or 'B'."""
-    return cifar_resnet(num_classes, in_shape, 110, shortcut)
+resnet20 = register_variant("resnet20", cifar_resnet, _cifar_doc(20, "0.27M"), depth=20, **CIFAR)
+resnet32 = register_variant("resnet32", cifar_resnet, _cifar_doc(32, "0.46M"), depth=32, **CIFAR)
+resnet44 = register_variant("resnet44", cifar_resnet, _cifar_doc(44, "0.66M"), depth=44, **CIFAR)
+resnet56 = register_variant("resnet56", cifar_resnet, _cifar_doc(56, "0.85M"), depth=56, **CIFAR)
+resnet110 = register_variant("resnet110", cifar_resnet, _cifar_doc(110, "1.7M"), depth=110, **CIFAR)
 
 
 # --------------------------------------------------------------------------- pre-activation

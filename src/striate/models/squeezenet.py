@@ -29,13 +29,7 @@ from torch import nn
 from striate.checks import positive_int
 from striate.errors import ConfigError
 from striate.models.alexnet import check_input_size, check_stem, min_input_size
-from striate.models.registry import (
-    IMAGENET,
-    check_dropout,
-    check_in_shape,
-    check_num_classes,
-    register_variant,
-)
+from striate.models.registry import IMAGENET, check_dropout, check_io, register_variant
 
 __all__ = ["Fire", "SqueezeNet", "squeezenet1_0", "squeezenet1_1"]
 
@@ -87,33 +81,19 @@ def _stem(version: str, stem: str, in_channels: int) -> list[nn.Module]:
     return [nn.Conv2d(in_channels, width, kernel, stride=2), nn.ReLU(), _pool()]
 
 
+# after the stem: Fire modules fire2...fire9 as (inplanes, squeeze, expand), each expanding to
+# `expand` 1×1 and `expand` 3×3 maps; "M" a max-pool (torchvision's layout)
+_FIRES: dict[str, list[tuple[int, int, int] | str]] = {
+    "1_0": [(96, 16, 64), (128, 16, 64), (128, 32, 128), "M", (256, 32, 128), (256, 48, 192),
+            (384, 48, 192), (384, 64, 256), "M", (512, 64, 256)],
+    "1_1": [(64, 16, 64), (128, 16, 64), "M", (128, 32, 128), (256, 32, 128), "M",
+            (256, 48, 192), (384, 48, 192), (384, 64, 256), (512, 64, 256)],
+}  # fmt: skip
+
+
 def _fires(version: str) -> list[nn.Module]:
     """The layers after the stem: Fire modules (fire2...fire9) and two max-pools."""
-    if version == "1_0":
-        return [
-            Fire(96, 16, 64, 64),
-            Fire(128, 16, 64, 64),
-            Fire(128, 32, 128, 128),
-            _pool(),
-            Fire(256, 32, 128, 128),
-            Fire(256, 48, 192, 192),
-            Fire(384, 48, 192, 192),
-            Fire(384, 64, 256, 256),
-            _pool(),
-            Fire(512, 64, 256, 256),
-        ]
-    return [
-        Fire(64, 16, 64, 64),
-        Fire(128, 16, 64, 64),
-        _pool(),
-        Fire(128, 32, 128, 128),
-        Fire(256, 32, 128, 128),
-        _pool(),
-        Fire(256, 48, 192, 192),
-        Fire(384, 48, 192, 192),
-        Fire(384, 64, 256, 256),
-        Fire(512, 64, 256, 256),
-    ]
+    return [_pool() if v == "M" else Fire(v[0], v[1], v[2], v[2]) for v in _FIRES[version]]
 
 
 class SqueezeNet(nn.Module):
@@ -135,8 +115,7 @@ class SqueezeNet(nn.Module):
                 f"{', '.join(map(repr, _VERSIONS))}"
             )
         self.owner = f"SqueezeNet {version.replace('_', '.')}"
-        c, h, w = check_in_shape(in_shape, self.owner)
-        num_classes = check_num_classes(num_classes, self.owner)
+        (c, h, w), num_classes = check_io(in_shape, num_classes, self.owner)
         self.stem = check_stem(stem, self.owner)
         dropout = check_dropout(dropout, self.owner)
         fires = _fires(version)

@@ -61,6 +61,7 @@ import torch
 from torch import nn
 
 from striate.checks import is_int, positive_int
+from striate.device import parse_device
 from striate.errors import ConfigError
 
 __all__ = ["LayerSummary", "Summary", "human_bytes", "human_count", "parameter_count", "summary"]
@@ -515,12 +516,8 @@ def _check_input_size(model: nn.Module, input_size: Sequence[int] | None) -> tup
 
 
 def _check_device(model: nn.Module, device: str | torch.device) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise ConfigError(
-            f"summary: unknown device {device!r}: use 'cpu', 'cuda', 'cuda:N' or 'meta'"
-        ) from e
+    usable = "'cpu', 'cuda', 'cuda:N' or 'meta'"
+    dev = parse_device(device, usable, owner="summary", error=ConfigError)
     on = {t.device for t in (*model.parameters(), *model.buffers())}
     if on and not all(_same_device(d, dev) for d in on):
         where = ", ".join(sorted(map(str, on)))

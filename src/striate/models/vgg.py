@@ -30,14 +30,7 @@ from torch import nn
 from striate.checks import boolean, positive_int
 from striate.errors import ConfigError
 from striate.models.alexnet import check_input_size, check_stem, min_input_size
-from striate.models.registry import (
-    IMAGENET,
-    builder_of,
-    check_dropout,
-    check_in_shape,
-    check_num_classes,
-    register_variant,
-)
+from striate.models.registry import IMAGENET, builder_of, check_dropout, check_io, register_variant
 
 __all__ = [
     "VGG",
@@ -90,8 +83,7 @@ class VGG(nn.Module):
             choices = ", ".join(f"{k!r} (VGG-{d})" for k, d in _DEPTHS.items())
             raise ConfigError(f"VGG: unknown configuration {cfg!r}; choose one of {choices}")
         self.owner = f"VGG-{_DEPTHS[cfg]}"
-        c, h, w = check_in_shape(in_shape, self.owner)
-        num_classes = check_num_classes(num_classes, self.owner)
+        (c, h, w), num_classes = check_io(in_shape, num_classes, self.owner)
         self.stem = check_stem(stem, self.owner)
         batchnorm = boolean(self.owner, "batchnorm", batchnorm)
         width = positive_int(self.owner, "classifier_width", classifier_width)
