@@ -115,6 +115,14 @@ class TorchEstimator(BaseEstimator):
 class ClassifierInputs:
     """Label handling for classifiers: `classes_` and labels as indices 0..K-1."""
 
+    def _require_labels(self, X: Any, y: Any) -> None:
+        """Refuse a fit without labels (an ImageSet carries its own), in scikit-learn's words."""
+        if y is None and not isinstance(X, ImageSet):
+            raise InputError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None: give "
+                f"labels y, or an ImageSet, which carries them"
+            )
+
     def _encode_labels(self, y: np.ndarray | None, device: torch.device) -> torch.Tensor:
         name = type(self).__name__
         if y is None:

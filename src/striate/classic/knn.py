@@ -108,11 +108,7 @@ class KNNClassifier(ClassifierMixin, ClassifierInputs, TorchEstimator):
         """Store the training set on the device (float32) with its labels."""
         name = type(self).__name__
         self._check_params()
-        if y is None and not isinstance(X, ImageSet):
-            raise InputError(
-                f"{name} requires y to be passed, but the target y is None: give labels y, "
-                f"or an ImageSet, which carries them"
-            )
+        self._require_labels(X, y)
         if isinstance(y, torch.Tensor):  # labels may come from any device
             y = y.detach().cpu().numpy()
         Xt, yv = self._validate(X, y, reset=True)

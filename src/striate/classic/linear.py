@@ -303,11 +303,7 @@ class LinearClassifier(ClassifierMixin, ClassifierInputs, TorchEstimator):
     def fit(self, X: Any, y: Any = None) -> LinearClassifier:
         """Train on ``X`` (N×D array or tensor, or an ImageSet) and labels ``y``."""
         self._check_params()
-        if y is None and not isinstance(X, ImageSet):
-            raise InputError(
-                f"{type(self).__name__} requires y to be passed, but the target y is None: give "
-                f"the labels, or an ImageSet, which carries them"
-            )
+        self._require_labels(X, y)
         Xt, y_np = self._validate(X, y, reset=True)
         yt = self._encode_labels(y_np, Xt.device)
         n, d = Xt.shape

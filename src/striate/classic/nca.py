@@ -229,11 +229,7 @@ class NCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClassifierInputs, T
         """Learn the map from training points `X` (N×D array, tensor or ImageSet) and labels `y`."""
         name = type(self).__name__
         self._check_params()
-        if y is None and not isinstance(X, ImageSet):
-            raise InputError(
-                f"{name} requires y to be passed, but the target y is None: pass the class labels "
-                f"(or an ImageSet, which carries them)"
-            )
+        self._require_labels(X, y)
         Xt, y = self._validate(X, y, reset=True, min_samples=2)
         n, n_features = Xt.shape
         device = Xt.device
