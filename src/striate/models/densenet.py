@@ -33,8 +33,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from striate.checks import boolean, int_sequence, positive_int
-from striate.errors import ConfigError
 from striate.models.registry import IMAGENET, builder_of, check_dropout, check_io, register_variant
+from striate.models.stems import STEMS, check_min_side, check_stem
 
 __all__ = [
     "STEMS",
@@ -45,8 +45,6 @@ __all__ = [
     "densenet",
     "min_input_size",
 ]
-
-STEMS = ("imagenet", "cifar")
 
 
 class DenseLayer(nn.Module):
@@ -151,19 +149,17 @@ class DenseNet(nn.Module):
         bn_size = positive_int(owner, "bn_size", bn_size)
         dropout = check_dropout(dropout, owner)
         memory_efficient = boolean(owner, "memory_efficient", memory_efficient)
-        _check_stem(stem, owner)
-        low = min_input_size(stem, len(block_config))
-        if min(h, w) < low:
-            hint = (
-                f"; use stem='cifar' for small images (it accepts "
-                f"{min_input_size('cifar', len(block_config))} pixels a side and up)"
-                if stem != "cifar"
-                else "; use larger images or fewer blocks"
-            )
-            raise ConfigError(
-                f"{owner}: a {h}x{w} input is too small for stem={stem!r} with "
-                f"{len(block_config)} blocks, whose minimum size is {low}x{low}{hint}"
-            )
+        check_stem(stem, owner)
+        check_min_side(
+            owner,
+            h,
+            w,
+            stem,
+            min_input_size(stem, len(block_config)),
+            min_input_size("cifar", len(block_config)),
+            detail=f" with {len(block_config)} blocks",
+            otherwise="larger images or fewer blocks",
+        )
         self.stem = stem
 
         if stem == "imagenet":
@@ -218,18 +214,10 @@ def min_input_size(stem: str = "imagenet", blocks: int = 4) -> int:
     (7×7/2 conv with padding 3, then 3×3/2 max-pool with padding 1), so it needs
     ``4·(2^(blocks-1) - 1) + 1``.
     """
-    _check_stem(stem, "min_input_size")
+    check_stem(stem, "min_input_size")
     blocks = positive_int("min_input_size", "blocks", blocks)
     after_stem = 2 ** (blocks - 1)
     return after_stem if stem == "cifar" else 4 * (after_stem - 1) + 1
-
-
-def _check_stem(stem: object, owner: str) -> None:
-    if stem not in STEMS:
-        raise ConfigError(
-            f"{owner}: unknown stem {stem!r}; choose 'imagenet' (7x7/2 conv and max-pool, for "
-            f"224x224 images) or 'cifar' (3x3/1 conv, no max-pool, for small images)"
-        )
 
 
 densenet = builder_of(

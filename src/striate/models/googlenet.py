@@ -39,6 +39,7 @@ from torch import nn
 from striate.checks import boolean, positive_number
 from striate.errors import ConfigError
 from striate.models.registry import IMAGENET, check_dropout, check_io, register_variant
+from striate.models.stems import STEMS, check_min_side, check_stem
 
 __all__ = [
     "STEMS",
@@ -51,8 +52,6 @@ __all__ = [
     "googlenet_loss",
     "min_input_size",
 ]
-
-STEMS = ("imagenet", "cifar")
 
 # (name, in, #1x1, #3x3 reduce, #3x3, #"5x5" reduce, #"5x5", pool proj): the paper's table 1
 _INCEPTIONS = (
@@ -169,8 +168,8 @@ class GoogLeNet(nn.Module):
         self.aux_logits = boolean(owner, "aux_logits", aux_logits)
         self.transform_input = boolean(owner, "transform_input", transform_input)
         dropout = check_dropout(dropout, owner)
-        _check_stem(stem, owner)
-        _check_size(h, w, stem, owner)
+        check_stem(stem, owner)
+        check_min_side(owner, h, w, stem, min_input_size(stem), min_input_size("cifar"))
         if self.transform_input and c != 3:
             raise ConfigError(
                 f"{owner}: transform_input=True maps ImageNet-normalised RGB to torchvision's "
@@ -287,7 +286,7 @@ def googlenet_loss(
 
 def min_input_size(stem: str = "imagenet") -> int:
     """The smallest height (and width) that GoogLeNet with ``stem`` accepts."""
-    _check_stem(stem, "min_input_size")
+    check_stem(stem, "min_input_size")
     return next(s for s in range(1, 1024) if _out_size(s, stem) is not None)
 
 
@@ -306,29 +305,6 @@ def _out_size(s: int, stem: str) -> int | None:
             return None
         s = out
     return s
-
-
-def _check_stem(stem: object, owner: str) -> None:
-    if stem not in STEMS:
-        raise ConfigError(
-            f"{owner}: unknown stem {stem!r}; choose 'imagenet' (7x7/2 conv and max-pooling, "
-            f"for 224x224 images) or 'cifar' (3x3/1 conv, no max-pooling, for small images)"
-        )
-
-
-def _check_size(h: int, w: int, stem: str, owner: str) -> None:
-    low = min_input_size(stem)
-    if min(h, w) < low:
-        hint = (
-            f"; use stem='cifar' for small images (it accepts {min_input_size('cifar')}x"
-            f"{min_input_size('cifar')} and up)"
-            if stem != "cifar"
-            else "; use larger images"
-        )
-        raise ConfigError(
-            f"{owner}: a {h}x{w} input is too small for stem={stem!r}, whose minimum size is "
-            f"{low}x{low}{hint}"
-        )
 
 
 googlenet = register_variant(

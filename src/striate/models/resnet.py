@@ -56,6 +56,7 @@ from torch import nn
 from striate.checks import boolean, int_sequence, positive_int
 from striate.errors import ConfigError
 from striate.models.registry import IMAGENET, builder_of, check_io, register_variant
+from striate.models.stems import STEMS, check_min_size, check_stem, stem_stride
 
 __all__ = [
     "STEMS",
@@ -66,11 +67,6 @@ __all__ = [
     "resnet",
 ]
 
-STEMS = ("imagenet", "cifar")
-_STEM_HELP = (
-    "'imagenet' (7x7/2 conv + 3x3/2 max-pool, for 224x224 images) or 'cifar' (one 3x3/1 conv, "
-    "no max-pool, for small images such as 32x32)"
-)
 SE_REDUCTION = 16  # Hu et al. 2018, section 6.1
 
 
@@ -299,37 +295,8 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-# --------------------------------------------------------------------------- helpers shared
-# with resnet_cifar.py
-
-
-def check_stem(stem: object, owner: str) -> str:
-    """``stem`` if it is one of `STEMS`, else a ConfigError listing them."""
-    if not isinstance(stem, str) or stem not in STEMS:
-        raise ConfigError(f"{owner}: unknown stem {stem!r}; choose {_STEM_HELP}")
-    return stem
-
-
-def stem_stride(stem: str) -> int:
-    """How much the stem shrinks the image: 4 for "imagenet" (conv/2, pool/2), 1 for "cifar"."""
-    return 4 if stem == "imagenet" else 1
-
-
-def check_min_size(h: int, w: int, minimum: int, owner: str, stem: str | None = None) -> None:
-    """A ConfigError if an H×W input is smaller than the net's total stride ``minimum``."""
-    if min(h, w) >= minimum:
-        return
-    if stem == "imagenet":
-        hint = (
-            "; for small images use stem='cifar' (3x3/1 conv, no max-pool), or resize the images up"
-        )
-    else:
-        hint = "; use larger images (resize or pad them)"
-    where = f" with stem={stem!r}" if stem is not None else ""
-    raise ConfigError(
-        f"{owner}{where} shrinks its input {minimum}-fold, so images must be at least "
-        f"{minimum}x{minimum}; got {h}x{w}{hint}"
-    )
+# --------------------------------------------------------------------------- shared with
+# resnet_cifar.py
 
 
 def kaiming_init(model: nn.Module) -> None:

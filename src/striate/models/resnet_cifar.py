@@ -50,15 +50,8 @@ from torch import nn
 from striate.checks import int_sequence, integer, positive_int
 from striate.errors import ConfigError
 from striate.models.registry import CIFAR, check_dropout, check_io, register, register_variant
-from striate.models.resnet import (
-    BasicBlock,
-    check_min_size,
-    check_stem,
-    conv1x1,
-    conv3x3,
-    kaiming_init,
-    stem_stride,
-)
+from striate.models.resnet import BasicBlock, conv1x1, conv3x3, kaiming_init
+from striate.models.stems import check_min_size, check_stem, stem_stride
 
 __all__ = [
     "SHORTCUTS",
