@@ -23,10 +23,25 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from striate.cli.options import CONFIG, HELP, listing, option
+from striate.cli.options import CONFIG, HELP, listing, option, settings
 from striate.progress import output_console
 
 console = output_console()  # tables unfolded when stdout is not a terminal
+
+
+# the TrainConfig settings the doctor takes as they are
+AS_CONFIGURED = (
+    "loss",
+    "opt",
+    "lr",
+    "weight_decay",
+    "momentum",
+    "batch_size",
+    "schedule",
+    "schedule_options",
+    "seed",
+    "device",
+)
 
 
 def _doctor_option(flag: str, help: str) -> typer.Option:  # noqa: A002
@@ -104,7 +119,7 @@ def doctor(
             "The split of --dev-data (or, alone, of the run's own data, e.g. val) used as dev set.",
         ),
     ] = None,
-    out: Annotated[
+    out_dir: Annotated[
         Path | None,
         _doctor_option(
             "--out",
@@ -123,6 +138,7 @@ def doctor(
     show_help: Annotated[bool, HELP] = False,
 ) -> None:
     """Sanity checks of a model and its training settings, each with pass/warn/fail and advice."""
+    options = settings(locals())
     from striate._atomic import write_json
     from striate.errors import ConfigError
     from striate.outputs import check_folder, clear_folder, default_folder, slug
@@ -144,34 +160,15 @@ def doctor(
         )
     # the run's own folder gets the doctor's files added (and its report a Doctor section);
     # any other folder that holds files is refused unless --overwrite, before any work is done
-    into_run = out is not None and (out / "config.json").is_file()
-    if into_run and run is not None and out.resolve() != run.resolve():
+    into_run = out_dir is not None and (out_dir / "config.json").is_file()
+    if into_run and run is not None and out_dir.resolve() != run.resolve():
         raise ConfigError(
-            f"--out {out} is another training run's folder: write the results into the run they "
-            f"describe (--out {run}) or choose another --out"
+            f"--out {out_dir} is another training run's folder: write the results into the run "
+            f"they describe (--out {run}) or choose another --out"
         )
-    if out is not None and not into_run:
-        check_folder(out, overwrite)
+    if out_dir is not None and not into_run:
+        check_folder(out_dir, overwrite)
 
-    options: dict[str, Any] = dict(
-        data=data,
-        root=root,
-        model=model,
-        batch_size=batch_size,
-        opt=opt,
-        lr=lr,
-        weight_decay=weight_decay,
-        schedule=schedule,
-        epochs=epochs,
-        momentum=momentum,
-        loss=loss,
-        init=init,
-        weights=weights,
-        train_size=train_size,
-        val_size=val_size,
-        seed=seed,
-        device=device,
-    )
     history = None
     if run is not None:
         saved = run / "config.json"
@@ -182,7 +179,7 @@ def doctor(
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ConfigError(f"cannot read the run's settings from {saved}: {e}") from e
         values = merge(merge(values, read_toml(config)) if config else values, options)
-        if options["weights"] is None:
+        if "weights" not in options:
             values["weights"] = str(run)
         cfg = TrainConfig.from_dict(values)
         history = _read_history(run / "metrics.csv")
@@ -191,40 +188,29 @@ def doctor(
     prepared = prepare(cfg, progress=False)
     source, net = prepared.data, prepared.model
     dev = _dev_set(cfg, dev_data, dev_split) if human is not None else None
-    nesterov = cfg.nesterov and cfg.opt.strip().lower() == "sgd"
     per_epoch = math.ceil(len(source.train) / cfg.batch_size)
-    total_steps = cfg.steps if cfg.steps is not None else (cfg.epochs or 1) * per_epoch
     report = run_doctor(
         net,
         source.train,
         val=source.val,
         checks=checks,
         normalize=source.normalizer,
-        loss=cfg.loss,
-        opt=cfg.opt,
-        lr=cfg.lr,
-        weight_decay=cfg.weight_decay,
-        momentum=cfg.momentum,
-        nesterov=nesterov,
-        batch_size=cfg.batch_size,
-        schedule=cfg.schedule,
-        schedule_options=cfg.schedule_options,
-        total_steps=total_steps,
+        nesterov=cfg.nesterov and cfg.opt.strip().lower() == "sgd",
+        total_steps=cfg.steps if cfg.steps is not None else (cfg.epochs or 1) * per_epoch,
         pretrained=cfg.weights is not None,
         history=history,
         max_samples=max_samples,
-        seed=cfg.seed,
-        device=cfg.device,
+        **{k: getattr(cfg, k) for k in AS_CONFIGURED},
     )
     if human is not None:
         _error_analysis(report, run, cfg, source, dev, dev_data, human)
-    if out is None:
+    if out_dir is None:
         folder = default_folder(Path("runs/doctor"), slug(f"{Path(cfg.data).stem}-{cfg.model}"))
         folder.mkdir(parents=True, exist_ok=True)
     elif into_run:
-        folder = out
+        folder = out_dir
     else:
-        folder = clear_folder(out) if overwrite else out
+        folder = clear_folder(out_dir) if overwrite else out_dir
         folder.mkdir(parents=True, exist_ok=True)
     result = report.to_dict()
     result["config"] = cfg.to_dict()
