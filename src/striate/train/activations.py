@@ -175,13 +175,8 @@ class InitExperiment:
         return [s.mean for s in self.stats[init]]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "nonlinearity": self.nonlinearity,
-            "layers": self.layers,
-            "units": self.units,
-            "samples": self.samples,
-            "stats": {k: [s.to_dict() for s in v] for k, v in self.stats.items()},
-        }
+        stats = {k: [s.to_dict() for s in v] for k, v in self.stats.items()}
+        return {**vars(self), "stats": stats}
 
     def plot(self) -> Figure:
         """Layer mean and std against depth, one line per initialisation (std on a log axis,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from striate.checks import number, positive_int
@@ -35,12 +35,7 @@ class Stage:
 
     def as_dict(self) -> dict[str, Any]:
         """The settings that define the stage (its number of trials may grow on a resume)."""
-        return {
-            "name": self.name,
-            "epochs": self.epochs,
-            "train_size": self.train_size,
-            "keep": self.keep,
-        }
+        return {k: v for k, v in asdict(self).items() if k != "trials"}
 
 
 def coarse_fine(
