@@ -126,29 +126,19 @@ def _check_range(name: str, v: Any, owner: str, *, centre: float | None, low: fl
 def _check_batch(x: Any, y: Any, g: Any, owner: str) -> None:
     """What every transform needs: a float N×C×H×W batch, matching targets, a CPU generator."""
     if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
-        what = (
-            f"{x.dtype} tensor of shape {tuple(x.shape)}"
-            if isinstance(x, torch.Tensor)
-            else type(x).__name__
-        )
         raise StriateError(
-            f"{owner}: images must be a float tensor N×C×H×W with values in [0, 1], got {what}; "
-            f"convert uint8 batches with x.float() / 255 and add a batch dimension to one image "
-            f"with x[None]"
+            f"{owner}: images must be a float tensor N×C×H×W with values in [0, 1], got "
+            f"{_describe(x)}; convert uint8 batches with x.float() / 255 and add a batch "
+            f"dimension to one image with x[None]"
         )
     if y is not None:
         ok = isinstance(y, torch.Tensor) and (
             (y.ndim == 1 and y.dtype == torch.int64) or (y.ndim == 2 and y.is_floating_point())
         )
         if not ok:
-            what = (
-                f"{y.dtype} tensor of shape {tuple(y.shape)}"
-                if isinstance(y, torch.Tensor)
-                else type(y).__name__
-            )
             raise StriateError(
                 f"{owner}: targets must be int64 labels (N,) or float soft targets (N, K), "
-                f"got {what}; convert labels with y.long()"
+                f"got {_describe(y)}; convert labels with y.long()"
             )
         if len(y) != len(x):
             raise StriateError(
@@ -160,6 +150,13 @@ def _check_batch(x: Any, y: Any, g: Any, owner: str) -> None:
             f"{getattr(g, 'device', type(g).__name__)}); use torch.Generator().manual_seed(seed) "
             f"or striate.data.augment.augment(x, y, transform, seed=seed)"
         )
+
+
+def _describe(v: Any) -> str:
+    """A tensor's dtype and shape, or another value's type, for an error message."""
+    if isinstance(v, torch.Tensor):
+        return f"{v.dtype} tensor of shape {tuple(v.shape)}"
+    return type(v).__name__
 
 
 def _uniform(n: int, lo: float, hi: float, g: torch.Generator) -> torch.Tensor:

@@ -21,7 +21,7 @@ import torch
 
 from striate.data import download
 from striate.data.imageset import ImageSet
-from striate.data.paths import dataset_dirs
+from striate.data.paths import dataset_dirs, not_a_file
 from striate.errors import DataError
 
 __all__ = ["FASHION_MNIST_CLASSES", "MNIST_CLASSES", "load_mnist", "read_idx"]
@@ -142,10 +142,8 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
             return _parse_idx(raw, path, os.fstat(raw.fileno()).st_size)
     except DataError:
         raise
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file; check the path") from None
-    except IsADirectoryError:
-        raise DataError(f"{path} is a folder, expected an IDX file") from None
+    except (FileNotFoundError, IsADirectoryError) as e:
+        raise not_a_file(path, e, "an IDX file") from None
     except (EOFError, zlib.error, OSError, ValueError, struct.error) as e:  # BadGzipFile: OSError
         what = "gzip stream is corrupt or truncated" if compressed else "file could not be read"
         raise DataError(f"{path}: the {what} ({e}); download the file again") from e

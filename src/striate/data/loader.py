@@ -192,17 +192,9 @@ class BatchLoader(_Epochs):
     ) -> None:
         if not isinstance(data, ImageSet):
             raise StriateError(f"BatchLoader takes an ImageSet, got {type(data).__name__}")
+        n = len(data)
         super().__init__(
-            len(data),
-            batch_size,
-            shuffle,
-            drop_last,
-            seed,
-            augment,
-            normalize,
-            device,
-            rank,
-            world_size,
+            n, batch_size, shuffle, drop_last, seed, augment, normalize, device, rank, world_size
         )
         self.data = data
         self._images = data.images.to(self.device)
@@ -251,17 +243,9 @@ class StreamingLoader(_Epochs):
         if split not in index.splits:
             raise DataError(f"{path} has no split '{split}'; it has {', '.join(index.splits)}")
         names, labels = index.splits[split]
+        n = len(names)
         super().__init__(
-            len(names),
-            batch_size,
-            shuffle,
-            drop_last,
-            seed,
-            augment,
-            normalize,
-            device,
-            rank,
-            world_size,
+            n, batch_size, shuffle, drop_last, seed, augment, normalize, device, rank, world_size
         )
         self.index, self.split, self.classes = index, split, index.classes
         self.workers, self.on_bad_image = workers, on_bad_image

@@ -26,6 +26,7 @@ import torch
 
 from striate.data.idx import read_upto
 from striate.data.imageset import ImageSet
+from striate.data.paths import not_a_file
 from striate.errors import DataError
 
 __all__ = ["load_npz"]
@@ -181,10 +182,8 @@ def load_npz(path: str | os.PathLike, split: Literal["train", "test"] = "train")
             classes = _classes(archive, members, path, all_labels, f"{path} ({y_key})")
     except DataError:
         raise
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file; check the path") from None
-    except IsADirectoryError:
-        raise DataError(f"{path} is a folder, expected an .npz file") from None
+    except (FileNotFoundError, IsADirectoryError) as e:
+        raise not_a_file(path, e, "an .npz file") from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile) as e:
         raise DataError(
             f"{path} is not a readable .npz (zip) file ({e}); it is corrupt or truncated"

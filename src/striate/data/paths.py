@@ -1,9 +1,12 @@
-"""Where striate keeps downloaded datasets and decoded caches (overridable by environment)."""
+"""Where striate keeps downloaded datasets and decoded caches (overridable by environment), and
+what to say when a path given to a reader is no file."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from striate.errors import DataError
 
 
 def data_root() -> Path:
@@ -30,3 +33,11 @@ def dataset_dirs(root: str | os.PathLike | None, name: str) -> tuple[list[Path],
     root = Path(root)
     dest = root if root.name == name else root / name
     return list(dict.fromkeys([root / name, root])), dest
+
+
+def not_a_file(path: Path, error: OSError, expected: str) -> DataError:
+    """The DataError for a reader given a missing `path` (FileNotFoundError) or a folder
+    (IsADirectoryError) where it `expected` a file ("an IDX file")."""
+    if isinstance(error, IsADirectoryError):
+        return DataError(f"{path} is a folder, expected {expected}")
+    return DataError(f"{path}: no such file; check the path")

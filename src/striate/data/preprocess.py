@@ -150,7 +150,14 @@ class _Fitted:
             )
         return x
 
-    def _check_image_shape(self, x: torch.Tensor) -> None:
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        """`x` checked, as a float batch (`_batch`) of the shape the transform was fitted on."""
+        self._check_fitted()
+        x = self._batch(x)
+        self._check_shape(x)
+        return x
+
+    def _check_shape(self, x: torch.Tensor) -> None:
         """`x` must end in the C×H×W the transform was fitted on."""
         shape = tuple(self.shape_)
         if x.ndim < 3 or tuple(x.shape[-3:]) != shape:
@@ -219,7 +226,8 @@ class Normalizer(_Fitted):
         self.shape_ = tuple(t.shape[1:])
         return self
 
-    def _check_channels(self, x: torch.Tensor) -> None:
+    def _check_shape(self, x: torch.Tensor) -> None:
+        """Only the channels (axis -3) must match: any image size is standardised."""
         c = len(self.mean_)
         if x.ndim < 3 or x.shape[-3] != c:
             fitted = f" ({_fmt(self.shape_)})" if self.shape_ else ""
@@ -230,18 +238,14 @@ class Normalizer(_Fitted):
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         """`(x - mean) / std` per channel (channels on axis -3), on `x`'s device and dtype."""
-        self._check_fitted()
-        x = self._batch(x)
-        self._check_channels(x)
+        x = self._input(x)
         mean = self._param("mean_", x)[:, None, None]
         std = self._param("std_", x)[:, None, None]
         return (x - mean) / std
 
     def inverse_transform(self, x: torch.Tensor) -> torch.Tensor:
         """`x * std + mean`: back to the 0–1 pixel scale."""
-        self._check_fitted()
-        x = self._batch(x)
-        self._check_channels(x)
+        x = self._input(x)
         return x * self._param("std_", x)[:, None, None] + self._param("mean_", x)[:, None, None]
 
     def state_dict(self) -> dict[str, list[float]]:
@@ -283,15 +287,11 @@ class MeanImage(_Fitted):
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         """`x - mean_image` for a batch (…×C×H×W) of the fitted image shape."""
-        self._check_fitted()
-        x = self._batch(x)
-        self._check_image_shape(x)
+        x = self._input(x)
         return x - self._param("mean_", x)
 
     def inverse_transform(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_fitted()
-        x = self._batch(x)
-        self._check_image_shape(x)
+        x = self._input(x)
         return x + self._param("mean_", x)
 
     def state_dict(self) -> dict[str, Any]:
@@ -378,9 +378,7 @@ class PCA(_Fitted):
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         """Projections (…×k) of images (…×C×H×W) onto the components."""
-        self._check_fitted()
-        x = self._batch(x)
-        self._check_image_shape(x)
+        x = self._input(x)
         flat = x.reshape(*x.shape[:-3], -1) - self._param("mean_", x)
         z = flat @ self._param("components_", x).T
         if self.whiten:
@@ -441,17 +439,13 @@ class ZCA(_Fitted):
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         """Whitened images, same shape as `x` (…×C×H×W)."""
-        self._check_fitted()
-        x = self._batch(x)
-        self._check_image_shape(x)
+        x = self._input(x)
         flat = x.reshape(*x.shape[:-3], -1) - self._param("mean_", x)
         return (flat @ self._param("matrix_", x)).reshape(x.shape)
 
     def inverse_transform(self, x: torch.Tensor) -> torch.Tensor:
         """Images back on the 0–1 pixel scale from whitened ones."""
-        self._check_fitted()
-        x = self._batch(x)
-        self._check_image_shape(x)
+        x = self._input(x)
         flat = x.reshape(*x.shape[:-3], -1) @ self._param("inverse_matrix_", x)
         return (flat + self._param("mean_", x)).reshape(x.shape)
 
