@@ -3,14 +3,14 @@ stds."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from striate.train.activations import activation_stats
 from striate.train.doctor.checks.context import Ctx, copy_model, dropout_off, probe_batch
-from striate.train.doctor.checks.registry import check
+from striate.train.doctor.checks.registry import CheckFn, check
 from striate.train.doctor.checks.thresholds import (
     DEAD_FAIL,
     DEAD_WARN,
@@ -32,17 +32,17 @@ def layer_stats(ctx: Ctx) -> list[Any]:
     return ctx.shared["activations"]
 
 
-@check(
-    "dead_relus",
-    "fraction of ReLU units that never fire on a batch",
-    order=60,
-    group="activations",
-)
+def activation_check(name: str, summary: str, *, order: int) -> Callable[[CheckFn], CheckFn]:
+    """Register a check of the activations group (selected together, one measurement)."""
+    return check(name, summary, order=order, group="activations")
+
+
+@activation_check("dead_relus", "fraction of ReLU units that never fire on a batch", order=60)
 def check_dead_relus(ctx: Ctx) -> Check:
     """Dead ReLU units: channels or neurons whose output is 0 for the whole batch."""
     return worst_layer(
+        ctx,
         "dead_relus",
-        layer_stats(ctx),
         "dead_frac",
         (DEAD_WARN, DEAD_FAIL),
         "dead",
@@ -53,17 +53,12 @@ def check_dead_relus(ctx: Ctx) -> Check:
     )
 
 
-@check(
-    "saturation",
-    "fraction of saturated tanh/sigmoid outputs",
-    order=70,
-    group="activations",
-)
+@activation_check("saturation", "fraction of saturated tanh/sigmoid outputs", order=70)
 def check_saturation(ctx: Ctx) -> Check:
     """Saturated tanh/sigmoid outputs, where the local gradient is near 0."""
     return worst_layer(
+        ctx,
         "saturation",
-        layer_stats(ctx),
         "saturated_frac",
         (SAT_WARN, SAT_FAIL),
         "saturated",
@@ -74,11 +69,8 @@ def check_saturation(ctx: Ctx) -> Check:
     )
 
 
-@check(
-    "activation_scale",
-    "spread of the layers' output stds (vanishing or exploding)",
-    order=80,
-    group="activations",
+@activation_check(
+    "activation_scale", "spread of the layers' output stds (vanishing or exploding)", order=80
 )
 def check_activation_scale(ctx: Ctx) -> Check:
     """The smallest layer output std against the largest."""
@@ -117,8 +109,8 @@ def check_activation_scale(ctx: Ctx) -> Check:
 
 
 def worst_layer(
+    ctx: Ctx,
     name: str,
-    stats: Sequence[Any],
     attr: str,
     limits: tuple[float, float],
     what: str,
@@ -127,7 +119,7 @@ def worst_layer(
     advice: str,
 ) -> Check:
     """Check the layer with the largest fraction `attr` against the (warn, fail) `limits`."""
-    layers = [st for st in stats if getattr(st, attr) is not None]
+    layers = [st for st in layer_stats(ctx) if getattr(st, attr) is not None]
     if not layers:
         return Check(name, "skip", None, none)
     worst = max(layers, key=lambda st: getattr(st, attr))
