@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import csv
 import io
-import json
 import math
 import time
 from collections.abc import Iterable
@@ -33,7 +32,7 @@ from rich.progress import TextColumn
 from safetensors.torch import save_file
 from torch import nn
 
-from striate._atomic import atomic_path, atomic_write
+from striate._atomic import atomic_path, atomic_write, write_json
 from striate.errors import ConfigError
 from striate.progress import bar_progress
 from striate.state_file import save_state
@@ -259,7 +258,7 @@ class Checkpoint(Callback):
             return
         folder.mkdir(parents=True, exist_ok=True)
         save_state(folder / "last.safetensors", trainer.training_state())
-        _write_json(folder / "last.json", {"epoch": trainer.epoch, "step": trainer.step})
+        write_json(folder / "last.json", {"epoch": trainer.epoch, "step": trainer.step})
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         folder = self._dir(trainer)
@@ -275,7 +274,7 @@ class Checkpoint(Callback):
             with atomic_path(folder / "best.safetensors") as tmp:
                 save_file(weights, str(tmp))
             info = {"epoch": trainer.epoch, "step": trainer.step, self.monitor: self.best}
-            _write_json(folder / "best.json", info)
+            write_json(folder / "best.json", info)
         self.save_last(trainer)  # after `best`, so the saved state knows the best so far
 
     def on_interrupt(self, trainer: Trainer) -> None:
@@ -495,8 +494,3 @@ def _mode(monitor: str, mode: str) -> str:
 
 def _better(value: float, best: float | None, mode: str) -> bool:
     return best is None or (value > best if mode == "max" else value < best)
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    with atomic_write(path, "w") as f:
-        json.dump(obj, f, indent=2)

@@ -17,16 +17,14 @@ float64 logits stay float64 (gradient checks).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from functools import partial
-from numbers import Real
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from striate.checks import did_you_mean
+from striate.checks import did_you_mean, number
 from striate.errors import ConfigError
 from striate.registry import Registry
 
@@ -65,28 +63,19 @@ def _is_soft(logits: torch.Tensor, target: Any, owner: str) -> bool:
 
 
 def _check_smoothing(label_smoothing: Any) -> float:
-    if (
-        not isinstance(label_smoothing, Real)
-        or isinstance(label_smoothing, bool)
-        or not 0.0 <= float(label_smoothing) < 1.0
-    ):
-        raise ConfigError(
-            f"label_smoothing must be a number in [0, 1) (0.1 is usual), got {label_smoothing!r}"
-        )
-    return float(label_smoothing)
+    return number(
+        "loss",
+        "label_smoothing",
+        label_smoothing,
+        low=0.0,
+        high=1.0,
+        high_open=True,
+        hint="0.1 is usual",
+    )
 
 
 def _check_margin(margin: Any) -> float:
-    if (
-        not isinstance(margin, Real)
-        or isinstance(margin, bool)
-        or not math.isfinite(margin)
-        or margin <= 0
-    ):
-        raise ConfigError(
-            f"hinge margin must be a finite number > 0 (1.0 is usual), got {margin!r}"
-        )
-    return float(margin)
+    return number("hinge loss", "margin", margin, low=0.0, low_open=True, hint="1.0 is usual")
 
 
 def cross_entropy(

@@ -29,12 +29,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from numbers import Real
 from typing import Any
 
 import torch
 from torch import nn
 
+from striate.checks import is_number, number
 from striate.errors import ConfigError
 from striate.registry import Registry
 
@@ -49,25 +49,12 @@ _NORM_LAYERS: tuple[type[nn.Module], ...] = (
 ) + ((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ())
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, Real) and not isinstance(v, bool)
-
-
 def _check_weight_decay(weight_decay: Any, owner: str) -> float:
-    if not _is_number(weight_decay) or not math.isfinite(weight_decay) or weight_decay < 0:
-        raise ConfigError(
-            f"{owner}: weight_decay must be a finite number ≥ 0 (5e-4 is usual for SGD), "
-            f"got {weight_decay!r}"
-        )
-    return float(weight_decay)
+    return number(owner, "weight_decay", weight_decay, low=0.0, hint="5e-4 is usual for SGD")
 
 
 def _check_lr(lr: Any, owner: str) -> float:
-    if not _is_number(lr) or not math.isfinite(lr) or lr <= 0:
-        raise ConfigError(
-            f"{owner}: lr must be a finite number > 0 (try the LR finder), got {lr!r}"
-        )
-    return float(lr)
+    return number(owner, "lr", lr, low=0.0, low_open=True, hint="try the LR finder")
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -161,20 +148,17 @@ def make_optimizer(
     key = entry.name
     lr = _check_lr(lr, f"{key} optimiser")
     wd = _check_weight_decay(weight_decay, f"{key} optimiser")
-    if momentum is not None and (not _is_number(momentum) or not 0.0 <= momentum < 1.0):
-        raise ConfigError(
-            f"momentum must be a number in [0, 1) (0.9 is usual; 0 turns it off), got {momentum!r}"
-        )
+    hint = "0.9 is usual; 0 turns it off"
+    number(key, "momentum", momentum, low=0.0, high=1.0, high_open=True, allow_none=True, hint=hint)
     if (
         not isinstance(betas, Sequence)
         or len(betas) != 2
-        or not all(_is_number(b) and 0.0 <= b < 1.0 for b in betas)
+        or not all(is_number(b) and 0.0 <= b < 1.0 for b in betas)
     ):
         raise ConfigError(
             f"betas must be two numbers in [0, 1) (0.9, 0.999 are usual), got {betas!r}"
         )
-    if eps is not None and (not _is_number(eps) or not math.isfinite(eps) or eps <= 0):
-        raise ConfigError(f"eps must be a small number > 0 (or None for the default), got {eps!r}")
+    number(key, "eps", eps, low=0.0, low_open=True, allow_none=True)
     if key == "nesterov":
         nesterov = True
     if momentum is None:
@@ -297,7 +281,7 @@ def discriminative_groups(
         lrs = [_check_lr(v, "discriminative_groups") for v in lr]
     else:
         top = _check_lr(lr, "discriminative_groups")
-        if not _is_number(factor) or not math.isfinite(factor) or factor < 1:
+        if not (is_number(factor) and math.isfinite(factor)) or factor < 1:
             raise ConfigError(
                 f"discriminative_groups: factor must be a number ≥ 1 (3 or 10 are usual; 1 "
                 f"gives every group the same lr), got {factor!r}"

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import bisect
 import math
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,6 +41,7 @@ from matplotlib.figure import Figure
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from striate.checks import is_int, is_number, number, positive_int
 from striate.errors import ConfigError
 from striate.registry import Registry
 
@@ -67,34 +67,8 @@ __all__ = [
 # --------------------------------------------------------------------------- validation helpers
 
 
-def _is_real(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
-def _positive_int(owner: str, name: str, v: Any) -> int:
-    if not _is_int(v) or v < 1:
-        raise ConfigError(f"{owner}: {name} must be a positive whole number of steps, got {v!r}")
-    return int(v)
-
-
-def _real(owner: str, name: str, v: Any, lo: float, hi: float = math.inf, *, open_lo=False):
-    """A finite number in [lo, hi] (or (lo, hi] with open_lo)."""
-    ok = _is_real(v) and (v > lo if open_lo else v >= lo) and v <= hi
-    if not ok:
-        left = "(" if open_lo else "["
-        right = "]" if hi < math.inf else ")"
-        raise ConfigError(
-            f"{owner}: {name} must be a number in {left}{lo:g}, {hi:g}{right}, got {v!r}"
-        )
-    return float(v)
-
-
 def _gamma(owner: str, gamma: Any) -> float:
-    if not _is_real(gamma) or not 0 < gamma <= 1:
+    if not (is_number(gamma) and math.isfinite(gamma)) or not 0 < gamma <= 1:
         raise ConfigError(
             f"{owner}: gamma is the factor the lr is multiplied by and must be in (0, 1], "
             f"got {gamma!r} (for a 10x decay use gamma=0.1)"
@@ -103,7 +77,7 @@ def _gamma(owner: str, gamma: Any) -> float:
 
 
 def _step(t: Any) -> int:
-    if not _is_int(t) or t < 0:
+    if not is_int(t) or t < 0:
         raise ConfigError(f"a schedule step must be a non-negative integer, got {t!r}")
     return int(t)
 
@@ -156,12 +130,12 @@ class StepDecay(Schedule):
                 f"(the times at which to decay), got step_size={step_size!r}, "
                 f"milestones={milestones!r}"
             )
-        self.step_size = None if step_size is None else _positive_int(owner, "step_size", step_size)
+        self.step_size = None if step_size is None else positive_int(owner, "step_size", step_size)
         if milestones is not None:
             ok = (
                 isinstance(milestones, Sequence)
                 and len(milestones) > 0
-                and all(_is_int(m) and m >= 1 for m in milestones)
+                and all(is_int(m) and m >= 1 for m in milestones)
                 and all(a < b for a, b in zip(milestones[:-1], milestones[1:], strict=True))
             )
             if not ok:
@@ -197,7 +171,7 @@ class InverseTime(Schedule):
     _fields = ("k",)
 
     def __init__(self, k: float) -> None:
-        self.k = _real("inverse-time decay", "k", k, 0.0, open_lo=True)
+        self.k = number("inverse-time decay", "k", k, low=0.0, low_open=True)
 
     def factor(self, step: int) -> float:
         return 1.0 / (1.0 + self.k * _step(step))
@@ -214,7 +188,7 @@ class InverseSqrt(Schedule):
     _fields = ("timescale",)
 
     def __init__(self, timescale: float) -> None:
-        self.timescale = _real("rsqrt decay", "timescale", timescale, 0.0, open_lo=True)
+        self.timescale = number("rsqrt decay", "timescale", timescale, low=0.0, low_open=True)
 
     def factor(self, step: int) -> float:
         return 1.0 / math.sqrt(1.0 + _step(step) / self.timescale)
@@ -226,8 +200,8 @@ class Cosine(Schedule):
     _fields = ("total_steps", "min_factor")
 
     def __init__(self, total_steps: int, min_factor: float = 0.0) -> None:
-        self.total_steps = _positive_int("cosine decay", "total_steps", total_steps)
-        self.min_factor = _real("cosine decay", "min_factor", min_factor, 0.0, 1.0)
+        self.total_steps = positive_int("cosine decay", "total_steps", total_steps)
+        self.min_factor = number("cosine decay", "min_factor", min_factor, low=0.0, high=1.0)
 
     def factor(self, step: int) -> float:
         t = min(_step(step), self.total_steps)
@@ -241,8 +215,8 @@ class Linear(Schedule):
     _fields = ("total_steps", "end_factor")
 
     def __init__(self, total_steps: int, end_factor: float = 0.0) -> None:
-        self.total_steps = _positive_int("linear decay", "total_steps", total_steps)
-        self.end_factor = _real("linear decay", "end_factor", end_factor, 0.0)
+        self.total_steps = positive_int("linear decay", "total_steps", total_steps)
+        self.end_factor = number("linear decay", "end_factor", end_factor, low=0.0)
 
     def factor(self, step: int) -> float:
         t = min(_step(step), self.total_steps)
@@ -261,14 +235,14 @@ class SGDR(Schedule):
 
     def __init__(self, T_0: int, T_mult: int = 1, min_factor: float = 0.0) -> None:  # noqa: N803
         owner = "sgdr"
-        self.T_0 = _positive_int(owner, "T_0", T_0)
-        if not _is_int(T_mult) or T_mult < 1:
+        self.T_0 = positive_int(owner, "T_0", T_0)
+        if not is_int(T_mult) or T_mult < 1:
             raise ConfigError(
                 f"{owner}: T_mult must be a whole number >= 1 (each cycle T_mult times longer "
                 f"than the last; the paper uses 1 or 2), got {T_mult!r}"
             )
         self.T_mult = int(T_mult)
-        self.min_factor = _real(owner, "min_factor", min_factor, 0.0, 1.0)
+        self.min_factor = number(owner, "min_factor", min_factor, low=0.0, high=1.0)
 
     def factor(self, step: int) -> float:
         t_cur, t_i = _step(step), self.T_0
@@ -321,11 +295,11 @@ class OneCycle(Schedule):
         min_momentum: float | None = 0.85,
     ) -> None:
         owner = "onecycle"
-        self.total_steps = _positive_int(owner, "total_steps", total_steps)
-        self.div = _real(owner, "div", div, 1.0)
-        self.final_div = _real(owner, "final_div", final_div, self.div)
-        self.pct_start = _real(owner, "pct_start", pct_start, 0.0, 1.0, open_lo=True)
-        self.pct_down = _real(owner, "pct_down", pct_down, 0.0, 1.0, open_lo=True)
+        self.total_steps = positive_int(owner, "total_steps", total_steps)
+        self.div = number(owner, "div", div, low=1.0)
+        self.final_div = number(owner, "final_div", final_div, low=self.div)
+        self.pct_start = number(owner, "pct_start", pct_start, low=0.0, high=1.0, low_open=True)
+        self.pct_down = number(owner, "pct_down", pct_down, low=0.0, high=1.0, low_open=True)
         if self.pct_start + self.pct_down > 1:
             raise ConfigError(
                 f"{owner}: pct_start + pct_down must be at most 1 (the rest is the annihilation "
@@ -345,8 +319,8 @@ class OneCycle(Schedule):
                 f"leave momentum alone; got {max_momentum!r} and {min_momentum!r}"
             )
         if max_momentum is not None:
-            max_momentum = _real(owner, "max_momentum", max_momentum, 0.0, 1.0)
-            min_momentum = _real(owner, "min_momentum", min_momentum, 0.0, max_momentum)
+            max_momentum = number(owner, "max_momentum", max_momentum, low=0.0, high=1.0)
+            min_momentum = number(owner, "min_momentum", min_momentum, low=0.0, high=max_momentum)
         self.max_momentum, self.min_momentum = max_momentum, min_momentum
 
     def _phase(self, t: int) -> tuple[int, float]:
@@ -396,7 +370,7 @@ class Warmup(Schedule):
         if not isinstance(inner, Schedule):
             raise ConfigError(f"Warmup wraps a Schedule, got {type(inner).__name__}")
         self.inner = inner
-        self.warmup_steps = _positive_int("warmup", "warmup_steps", warmup_steps)
+        self.warmup_steps = positive_int("warmup", "warmup_steps", warmup_steps)
 
     def factor(self, step: int) -> float:
         t, w = _step(step), self.warmup_steps
@@ -520,7 +494,7 @@ SCHEDULES.add(
 
 def _to_steps(name: str, epochs: Any, steps_per_epoch: int) -> int:
     """A duration in epochs (float allowed) as a whole, positive number of optimizer steps."""
-    if not _is_real(epochs) or epochs <= 0:
+    if not (is_number(epochs) and math.isfinite(epochs)) or epochs <= 0:
         raise ConfigError(f"{name} is a duration in epochs and must be positive, got {epochs!r}")
     steps = math.floor(epochs * steps_per_epoch + 0.5)
     if steps < 1:
@@ -544,9 +518,9 @@ def make_schedule(
     cosine, linear and onecycle still end at `total_steps`.
     """
     entry = SCHEDULES.entry(name)
-    if not _is_int(total_steps) or total_steps < 1:
+    if not is_int(total_steps) or total_steps < 1:
         raise ConfigError(f"total_steps must be a positive whole number, got {total_steps!r}")
-    if not _is_int(steps_per_epoch) or steps_per_epoch < 1:
+    if not is_int(steps_per_epoch) or steps_per_epoch < 1:
         raise ConfigError(
             f"steps_per_epoch must be a positive whole number (batches per epoch), got "
             f"{steps_per_epoch!r}"
@@ -565,7 +539,7 @@ def make_schedule(
 
     warmup = options.pop("warmup", 0)
     warmup_steps = 0
-    if warmup is not None and not (_is_real(warmup) and warmup == 0):
+    if warmup is not None and not (is_number(warmup) and warmup == 0):
         warmup_steps = _to_steps("warmup", warmup, steps_per_epoch)
         if warmup_steps >= total_steps:
             raise ConfigError(
@@ -602,8 +576,8 @@ def plot_schedule(schedule: Schedule, total_steps: int, base_lr: float = 1.0) ->
     """The lr (and the momentum, when the schedule sets it) against the optimizer step."""
     if not isinstance(schedule, Schedule):
         raise ConfigError(f"plot_schedule needs a Schedule, got {type(schedule).__name__}")
-    total_steps = _positive_int("plot_schedule", "total_steps", total_steps)
-    base_lr = _real("plot_schedule", "base_lr", base_lr, 0.0, open_lo=True)
+    total_steps = positive_int("plot_schedule", "total_steps", total_steps)
+    base_lr = number("plot_schedule", "base_lr", base_lr, low=0.0, low_open=True)
     steps = range(total_steps)
     lrs = [base_lr * schedule.factor(t) for t in steps]
     moms = [schedule.momentum(t) for t in steps]

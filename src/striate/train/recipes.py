@@ -25,26 +25,18 @@ from __future__ import annotations
 
 import copy
 import difflib
-import math
 from typing import Any
 
 import torch
 from torch import nn
 
+from striate.checks import is_int, is_number
 from striate.engine.callbacks import Callback
 from striate.errors import ConfigError
 from striate.models.fastnet import FastNet, whiten_init
 from striate.train.config import TrainConfig, merge
 
 __all__ = ["RECIPES", "PatchWhitening", "decoupled_sgd", "model_callbacks", "recipe_config"]
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def decoupled_sgd(
@@ -63,13 +55,13 @@ def decoupled_sgd(
         lr_torch = lr · B / (1024·(1 + 1/(1-μ)))        (11.5·1024/7850.7 = 1.5 for airbench94)
         λ_torch  = wd / lr                               (0.0153/11.5 = 1.33e-3)
     """
-    if not _is_number(lr) or lr <= 0:
+    if not is_number(lr) or lr <= 0:
         raise ConfigError(f"decoupled_sgd: lr must be a positive number, got {lr!r}")
-    if not _is_number(weight_decay) or weight_decay < 0:
+    if not is_number(weight_decay) or weight_decay < 0:
         raise ConfigError(f"decoupled_sgd: weight_decay must be >= 0, got {weight_decay!r}")
-    if not _is_number(momentum) or not 0 <= momentum < 1:
+    if not is_number(momentum) or not 0 <= momentum < 1:
         raise ConfigError(f"decoupled_sgd: momentum must lie in [0, 1), got {momentum!r}")
-    if not _is_int(batch_size) or batch_size < 1:
+    if not is_int(batch_size) or batch_size < 1:
         raise ConfigError(f"decoupled_sgd: batch_size must be a positive int, got {batch_size!r}")
     kilostep_scale = 1024 * (1 + 1 / (1 - momentum))
     return lr * batch_size / kilostep_scale, weight_decay / lr
@@ -136,7 +128,7 @@ def recipe_config(name: str, **overrides: Any) -> TrainConfig:
     values = copy.deepcopy(RECIPES[name])
     batch = overrides.get("batch_size")
     # other batch sizes are left for the config to reject with its own message
-    if overrides.get("lr") is None and _is_int(batch) and batch > 0:
+    if overrides.get("lr") is None and is_int(batch) and batch > 0:
         values["lr"] = values["lr"] * batch / values["batch_size"]
     return TrainConfig.from_dict(merge(values, overrides))
 
@@ -151,9 +143,9 @@ class PatchWhitening(Callback):
 
     def __init__(self, images: int = 5000, bias_epochs: int = 3, eps: float = 5e-4) -> None:
         for name, v, low in (("images", images, 1), ("bias_epochs", bias_epochs, 0)):
-            if not _is_int(v) or v < low:
+            if not is_int(v) or v < low:
                 raise ConfigError(f"PatchWhitening: {name} must be an int >= {low}, got {v!r}")
-        if not _is_number(eps) or eps <= 0:
+        if not is_number(eps) or eps <= 0:
             raise ConfigError(f"PatchWhitening: eps must be a positive number, got {eps!r}")
         self.images, self.bias_epochs, self.eps = images, bias_epochs, float(eps)
 
