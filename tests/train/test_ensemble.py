@@ -27,7 +27,7 @@ from striate.train import (
     load_snapshots,
     snapshot_paths,
 )
-from striate.train.ensemble import cycle_ends
+from striate.train.snapshots import cycle_ends
 
 QUIET = dict(progress=False, device="cpu", tensorboard=False, precision="fp32")
 

@@ -8,9 +8,9 @@ import pytest
 from striate.engine import EMA, EarlyStopping, GradientClipping, GradientNormLogger, Lookahead
 from striate.train.assembly import config_callbacks, make_task, prepare
 from striate.train.config import TrainConfig
-from striate.train.ensemble import Snapshots
 from striate.train.recipes import PatchWhitening, recipe_config
 from striate.train.run import lr_find_run
+from striate.train.snapshots import Snapshots
 from tests.train.test_recipes import cifar_like
 
 

@@ -70,8 +70,9 @@ def ensemble(
     from striate.data import stratified_split
     from striate.errors import ConfigError
     from striate.outputs import check_folder, clear_folder, default_folder
-    from striate.train.ensemble import evaluate_ensemble, plot_ensemble, snapshot_paths
+    from striate.train.ensemble import evaluate_ensemble, plot_ensemble
     from striate.train.evaluation import evaluation_data
+    from striate.train.snapshots import snapshot_paths
 
     paths = list(members or [])
     for run in snapshots or []:

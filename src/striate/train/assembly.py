@@ -37,8 +37,8 @@ from striate.engine.trainer import Trainer
 from striate.errors import ConfigError, StriateError
 from striate.models.io import load_weights, model_folder, read_state_dict
 from striate.train.config import TrainConfig
-from striate.train.ensemble import Snapshots
 from striate.train.recipes import model_callbacks
+from striate.train.snapshots import Snapshots
 from striate.train.transfer import FreezeFrozen, finetune_parameters, head_name
 
 
