@@ -27,6 +27,9 @@ Schedules (factory name, then class; ``T`` = total_steps, ``t`` = step):
 
 Schedules that end at ``T`` (cosine, linear, onecycle) hold their last value afterwards; the
 others keep following their formula.
+
+The module is a family file (as `models/resnet.py` is for ResNets), about 600 lines: nine small
+classes, their registry and factory, the torch adapter and the plot, read together.
 """
 
 from __future__ import annotations
