@@ -143,6 +143,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.validate()
+        # here, not at the top: the CLI reads this module's fields on every run, without torch
         from striate.models.registry import canonical_name
 
         self.model = canonical_name(self.model)  # --model convnet-small is convnet_small
@@ -219,7 +220,7 @@ class TrainConfig:
                 number("", name, decay, low=0, low_open=True, high=1)
                 if decay >= 1.0:
                     raise ConfigError(f"{name} is a decay below 1 (e.g. {example}), not {decay}")
-        from striate.evaluate.tta import parse_tta
+        from striate.evaluate.tta import parse_tta  # (torch: see __post_init__)
 
         parse_tta(self.tta)
         if not isinstance(self.snapshots, bool) and (
