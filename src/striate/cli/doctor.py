@@ -23,7 +23,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from striate.cli.options import CONFIG, HELP, listing, option, settings
+from striate.cli.options import CONFIG, HELP, listing, option, own_option, settings
 from striate.progress import output_console
 
 console = output_console()  # tables unfolded when stdout is not a terminal
@@ -42,10 +42,6 @@ AS_CONFIGURED = (
     "seed",
     "device",
 )
-
-
-def _doctor_option(flag: str, help: str) -> typer.Option:  # noqa: A002
-    return typer.Option(flag, help=help, show_default=False)
 
 
 # the parameters named after TrainConfig fields take their flag, help and default from the field
@@ -73,7 +69,7 @@ def doctor(
     ] = None,
     run: Annotated[
         Path | None,
-        _doctor_option(
+        own_option(
             "--run",
             "A training run folder: its settings, its trained model, and its metrics.csv for the "
             "train/validation gap.",
@@ -85,7 +81,7 @@ def doctor(
     device: Annotated[str | None, option("device")] = None,
     checks: Annotated[
         str | None,
-        _doctor_option(
+        own_option(
             "--checks",
             f"Comma-separated checks to run: {listing('striate.train.doctor:checks_help')} "
             "[default: all].",
@@ -96,7 +92,7 @@ def doctor(
     ] = 2048,
     human_error: Annotated[
         str | None,
-        _doctor_option(
+        own_option(
             "--human-error",
             "Human-level error, e.g. 0.5% or 0.005 (with --run): adds the error analysis "
             "(avoidable bias, variance, data mismatch, overfitting to dev) and what to do about "
@@ -105,7 +101,7 @@ def doctor(
     ] = None,
     dev_data: Annotated[
         str | None,
-        _doctor_option(
+        own_option(
             "--dev-data",
             "A dev set from the data the model is meant for (name or path; its --dev-split, "
             "default test) for the error analysis; without one, data mismatch and overfitting "
@@ -114,14 +110,14 @@ def doctor(
     ] = None,
     dev_split: Annotated[
         str | None,
-        _doctor_option(
+        own_option(
             "--dev-split",
             "The split of --dev-data (or, alone, of the run's own data, e.g. val) used as dev set.",
         ),
     ] = None,
     out_dir: Annotated[
         Path | None,
-        _doctor_option(
+        own_option(
             "--out",
             "Folder for doctor.json and the plots [default: runs/doctor/DATA-MODEL, -2, ...]; a "
             "run folder gets them added and its report.html a Doctor section.",

@@ -120,6 +120,12 @@ def option(name: str, help: str | None = None) -> Any:  # noqa: A002
     return typer.Option(*flags(name), help=described(name, help), show_default=False)
 
 
+def own_option(flag: str, help: str) -> Any:  # noqa: A002
+    """An option of one command (not a TrainConfig setting) whose help says its default, if it
+    has one, so typer does not show it again."""
+    return typer.Option(flag, help=help, show_default=False)
+
+
 def settings(values: Mapping[str, Any]) -> dict[str, Any]:
     """The TrainConfig settings among a command's parameters `values` (named after the fields),
     the ones given (not None); the command line's own forms made settings: -o KEY=VALUE

@@ -15,14 +15,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from striate.cli.options import CONFIG, HELP, listing, option
+from striate.cli.options import CONFIG, HELP, listing, option, own_option
 from striate.progress import output_console
 
 console = output_console()  # tables unfolded when stdout is not a terminal
-
-
-def _search_option(flag: str, help: str) -> typer.Option:  # noqa: A002
-    return typer.Option(flag, help=help, show_default=False)
 
 
 # the parameters named after TrainConfig fields take their flag, help and default from the field
@@ -41,18 +37,18 @@ def search(
     ] = [],  # noqa: B006 - typer copies it
     trials: Annotated[
         int | None,
-        _search_option("--trials", "Trials of a single stage (instead of --coarse/--fine)."),
+        own_option("--trials", "Trials of a single stage (instead of --coarse/--fine)."),
     ] = None,
     coarse: Annotated[
         int | None,
-        _search_option(
+        own_option(
             "--coarse",
             "Trials of the coarse stage: many short ones (default: 20 without --trials).",
         ),
     ] = None,
     fine: Annotated[
         int | None,
-        _search_option(
+        own_option(
             "--fine",
             "Trials of the fine stage, in the range narrowed around the best quarter of the "
             "coarse trials (default: 6 without --trials).",
@@ -60,14 +56,14 @@ def search(
     ] = None,
     coarse_epochs: Annotated[
         int | None,
-        _search_option(
+        own_option(
             "--coarse-epochs",
             "Epochs of a coarse trial (default: a fifth of --epochs, at least 1).",
         ),
     ] = None,
     coarse_train_size: Annotated[
         int | None,
-        _search_option(
+        own_option(
             "--coarse-train-size", "Train the coarse trials on this many of the training images."
         ),
     ] = None,
@@ -113,7 +109,7 @@ def search(
     ] = 3.0,
     study: Annotated[
         str | None,
-        _search_option(
+        own_option(
             "--study",
             "Study name (default: DATA-MODEL-PARAMS, e.g. digits-convnet_small-lr-wd); the same "
             "command (name, storage, space and settings) continues a search, another is refused.",
@@ -121,14 +117,14 @@ def search(
     ] = None,
     storage: Annotated[
         str | None,
-        _search_option(
+        own_option(
             "--storage",
             "Where the study lives: a journal file path, or a database URL (sqlite:///s.db, "
             "postgresql://...) for several machines (default: OUT/study.journal).",
         ),
     ] = None,
     out: Annotated[
-        Path | None, _search_option("--out", "Output folder (default: runs/search/STUDY).")
+        Path | None, own_option("--out", "Output folder (default: runs/search/STUDY).")
     ] = None,
     overwrite: Annotated[
         bool,
