@@ -145,7 +145,7 @@ def register(
 
 def register_variant(
     name: str,
-    builder: Builder,
+    builder: Builder | type[nn.Module],
     doc: str,
     *,
     defaults: Mapping[str, Any] = (),
