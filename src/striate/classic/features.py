@@ -12,6 +12,9 @@ as in `reshape`). Values must be finite and lie in [0, max_value]; anything else
 
 References: N. Dalal and B. Triggs, "Histograms of oriented gradients for human detection",
 CVPR 2005; scikit-image's `skimage.feature.hog`, whose layout and conventions HOG follows.
+
+About 720 lines: HOG and the colour histograms are two transformers of one family (shared
+chunking, devices and checks), as the models' family files are.
 """
 
 from __future__ import annotations

@@ -41,6 +41,9 @@ Tie-breaking
   one whose **nearest member is closest**, then the **lower class index** (position in
   ``classes_``). On a vote tie ``predict`` may therefore differ from the argmax of
   ``predict_proba``, which gives the tied classes equal probability.
+
+About 600 lines: the exact search, its re-ranking and the cross-validation of k are one
+algorithm whose parts depend on each other's chunking (see the numbered steps above).
 """
 
 from __future__ import annotations

@@ -37,6 +37,9 @@ Chaining and seeding
     Compose(transforms)           apply in order
     augment(x, y, transform, seed, info)
                                   run a transform with a fresh generator seeded with ``seed``
+
+About 780 lines: a family file of small transform classes (each check at the door, draw on the
+CPU, apply on the device), like the schedules and the model families.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ anything else before it runs; what it builds is bounded by the size of the file.
 read in place, never extracted. Every malformed, truncated or inconsistent input raises
 `DataError` naming the file. Dataset: Krizhevsky, "Learning Multiple Layers of Features from Tiny
 Images", 2009, https://www.cs.toronto.edu/~kriz/cifar.html.
+
+About 560 lines: two official formats (python pickles through the restricted unpickler, and the
+binary batches) with their checks, which share the layouts and the error wording.
 """
 
 from __future__ import annotations

@@ -47,6 +47,9 @@ numbers):
 
 ``device="meta"`` (a model built under ``with torch.device("meta")``) gives every number without
 allocating the parameters or computing a value: `striate models` uses it.
+
+About 600 lines: the hooks, the per-layer arithmetic (multiply-adds, memory, receptive field)
+and the table are one computation; splitting them would pass its state between modules.
 """
 
 from __future__ import annotations

@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-
 class Ensemble(nn.Module):
     """The members' softmax probabilities averaged (weighted by `weights`, default equal).
 
