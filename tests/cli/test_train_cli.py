@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
 from html.parser import HTMLParser
 
 import pytest
@@ -14,8 +13,8 @@ from PIL import Image
 
 from striate.cli.main import main
 from striate.data import load_dataset
-from striate.engine import Callback
 from striate.models.io import load_model
+from tests.callbacks import CtrlCAt
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:
@@ -221,12 +220,6 @@ def test_bad_config_files(capsys, tmp_path):
     assert code == 2 and "does not exist" in err
 
 
-class _Interrupt(Callback):
-    def on_step_end(self, trainer, loss):
-        if trainer.step == 30:
-            os.kill(os.getpid(), signal.SIGINT)
-
-
 def test_interrupted_run_resumes_from_the_command_line(capsys, tmp_path, monkeypatch):
     import striate.train.assembly as assembly
 
@@ -237,7 +230,7 @@ def test_interrupted_run_resumes_from_the_command_line(capsys, tmp_path, monkeyp
     monkeypatch.setattr(
         assembly,
         "build_trainer",
-        lambda *a, **k: build(*a, **{**k, "callbacks": [*k.get("callbacks", []), _Interrupt()]}),
+        lambda *a, **k: build(*a, **{**k, "callbacks": [*k.get("callbacks", []), CtrlCAt(30)]}),
     )
     code, out, _ = run(capsys, *args, "--out", str(tmp_path / "cut"))
     assert code == 130 and "--resume" in out

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from striate.engine import Callback, GradientClipping, GradientNormLogger, Trainer
+from striate.engine import GradientClipping, GradientNormLogger, Trainer
+from tests.callbacks import CtrlCAt
 
 QUIET = dict(progress=False, device="cpu", tensorboard=False, precision="fp32")
 
@@ -47,21 +48,10 @@ def test_the_logged_norm_is_the_gradient_norm_of_each_step_before_clipping(tmp_p
     assert [float(r["grad_norm"]) for r in rows] == logged
 
 
-class _Interrupt(Callback):
-    """Stops the run after step `at`, as Ctrl-C does (the checkpoint is saved)."""
-
-    def __init__(self, at):
-        self.at = at
-
-    def on_step_end(self, trainer, loss):
-        if trainer.step == self.at:
-            trainer.interrupted = True
-
-
 def test_a_run_resumed_with_it_logs_nan_for_the_steps_before(tmp_path):
     data = _data()
     torch.manual_seed(0)
-    first = Trainer(epochs=2, lr=0.1, out=tmp_path, callbacks=[_Interrupt(4)], **QUIET)
+    first = Trainer(epochs=2, lr=0.1, out=tmp_path, callbacks=[CtrlCAt(4)], **QUIET)
     first.fit(nn.Linear(6, 2), data)
     assert first.interrupted and "grad_norm" not in first.steps_log
     trainer = Trainer(epochs=2, lr=0.1, out=tmp_path, callbacks=[GradientNormLogger()], **QUIET)

@@ -3,18 +3,17 @@ GoogLeNet's auxiliary heads, all through the same `fit`, checked against indepen
 computations (the loss written out, torch's own optimiser, googlenet_loss)."""
 
 import copy
-import os
-import signal
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from striate.engine import TASKS, Callback, Classification, Step, Task, Trainer, optimizer_step
+from striate.engine import TASKS, Classification, Step, Task, Trainer, optimizer_step
 from striate.engine.task import stack_stats
 from striate.errors import ConfigError
 from striate.models.googlenet import GoogLeNet, googlenet_loss
+from tests.callbacks import CtrlCAt
 
 QUIET = dict(progress=False, device="cpu", tensorboard=False, precision="fp32")
 
@@ -110,15 +109,6 @@ class _Players(nn.Module):
         return self.second(torch.tanh(self.first(x)))
 
 
-class _StopAt(Callback):
-    def __init__(self, at):
-        self.at = at
-
-    def on_step_end(self, trainer, loss):
-        if trainer.step == self.at:
-            os.kill(os.getpid(), signal.SIGINT)
-
-
 def test_a_task_with_its_own_optimiser_alternates_and_resumes_exactly(tmp_path):
     data = _regression_data(128)
 
@@ -145,7 +135,7 @@ def test_a_task_with_its_own_optimiser_alternates_and_resumes_exactly(tmp_path):
         assert not torch.equal(model.state_dict()[part], start[part])
     assert full.task.turn == 16 and full.history[-1]["train_loss"] < full.history[0]["train_loss"]
     # at an epoch's end: a plain list of batches has no position to resume inside an epoch
-    cut, _, _ = run(tmp_path / "cut", callbacks=[_StopAt(8)])
+    cut, _, _ = run(tmp_path / "cut", callbacks=[CtrlCAt(8)])
     assert cut.interrupted and cut.task.turn == 8
     resumed, resumed_model, _ = run(tmp_path / "cut", resume=tmp_path / "cut")
     assert resumed.task.turn == 16

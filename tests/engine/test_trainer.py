@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
-import signal
 
 import pytest
 import torch
@@ -29,6 +27,7 @@ from striate.engine import (
 )
 from striate.errors import ConfigError, StriateError
 from striate.state_file import load_state
+from tests.callbacks import CtrlCAt
 
 # fp32 whatever the CPU: "auto" picks bf16 on CPUs with native bf16, which changes the numbers.
 QUIET = dict(progress=False, device="cpu", tensorboard=False, precision="fp32")
@@ -97,17 +96,6 @@ def test_steps_mode_stops_mid_epoch_and_logs_each_step(digits):
     assert all(lr == pytest.approx(0.01) for lr in trainer.steps_log["lr"])
 
 
-class _StopAt(Callback):
-    """Presses Ctrl-C (a real SIGINT) after step `at`."""
-
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def on_step_end(self, trainer, loss):
-        if trainer.step == self.at:
-            os.kill(os.getpid(), signal.SIGINT)
-
-
 @pytest.mark.parametrize("stop_at", [13, 16])  # in the middle of epoch 2, and at its end
 def test_resume_continues_exactly_as_the_uninterrupted_run(digits, tmp_path, stop_at, cpu_bf16):
     """Exact in bf16 too (precision "auto" on a CPU with native bf16)."""
@@ -134,7 +122,7 @@ def test_resume_continues_exactly_as_the_uninterrupted_run(digits, tmp_path, sto
         return trainer, model
 
     full, full_model = run(tmp_path / "full")
-    stopped, _ = run(tmp_path / "cut", callbacks=[_StopAt(stop_at)])
+    stopped, _ = run(tmp_path / "cut", callbacks=[CtrlCAt(stop_at)])
     assert stopped.interrupted and stopped.step == stop_at
     state = load_state(tmp_path / "cut" / "checkpoints" / "last.safetensors")
     assert state["trainer"]["step"] == stop_at
@@ -521,7 +509,7 @@ def test_cuda_mixed_precision_trains_and_resumes(digits, tmp_path, precision, mo
     assert full.precision.name == {"auto": "bf16"}.get(precision, precision)
     assert (full.scaler is not None) == (precision == "fp16")
     assert full.history[-1]["val_acc"] > 0.85
-    stopped, _ = run(tmp_path / "cut", callbacks=[_StopAt(20)])
+    stopped, _ = run(tmp_path / "cut", callbacks=[CtrlCAt(20)])
     assert stopped.interrupted
     resumed, resumed_model = run(tmp_path / "cut", resume=tmp_path / "cut")
     assert resumed.step == full.step

@@ -3,8 +3,6 @@ task: its loss and PSNR against independent formulas (scikit-image), training on
 its own metrics in the progress lines and the report, and exact resume after Ctrl-C."""
 
 import json
-import os
-import signal
 
 import pytest
 import torch
@@ -12,11 +10,12 @@ import torch.nn.functional as F
 from skimage.metrics import peak_signal_noise_ratio
 
 from striate.data import BatchLoader, load_dataset
-from striate.engine import Callback, Trainer
+from striate.engine import Trainer
 from striate.errors import ConfigError
 from striate.generative import Autoencoder, Reconstruction, psnr
 from striate.generative.run import train_autoencoder
 from striate.state_file import load_state
+from tests.callbacks import CtrlCAt
 
 QUIET = dict(progress=False, device="cpu", tensorboard=False, precision="fp32")
 
@@ -130,23 +129,12 @@ def test_the_progress_lines_show_psnr_not_accuracy(shared_data, tmp_path, capfd)
     assert "acc" not in err
 
 
-class _StopAt(Callback):
-    """Presses Ctrl-C (a real SIGINT) after step `at`."""
-
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def on_step_end(self, trainer, loss):
-        if trainer.step == self.at:
-            os.kill(os.getpid(), signal.SIGINT)
-
-
 def test_resume_after_ctrl_c_is_bit_identical_to_the_uninterrupted_run(shared_data, tmp_path):
     settings = dict(root=str(shared_data), train_size=512, test_size=128, epochs=3, **_fp32())
     settings["batch_size"] = 64  # 8 steps per epoch: the cut falls inside epoch 2
     full = train_autoencoder("mnist", out=tmp_path / "full", progress=False, **settings)
     cut = train_autoencoder(
-        "mnist", out=tmp_path / "cut", progress=False, callbacks=[_StopAt(11)], **settings
+        "mnist", out=tmp_path / "cut", progress=False, callbacks=[CtrlCAt(11)], **settings
     )
     assert cut.trainer.interrupted and cut.trainer.step == 11 and not cut.test
     assert (

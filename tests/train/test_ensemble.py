@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
 from types import SimpleNamespace
 
 import pytest
@@ -28,6 +26,7 @@ from striate.train import (
     snapshot_paths,
 )
 from striate.train.snapshots import cycle_ends
+from tests.callbacks import CtrlCAt
 
 QUIET = dict(progress=False, device="cpu", tensorboard=False, precision="fp32")
 
@@ -224,17 +223,6 @@ class _Record(Callback):
         }
 
 
-class _StopAt(Callback):
-    """Presses Ctrl-C (a real SIGINT) after step `at`."""
-
-    def __init__(self, at):
-        self.at = at
-
-    def on_step_end(self, trainer, loss):
-        if trainer.step == self.at:
-            os.kill(os.getpid(), signal.SIGINT)
-
-
 def _sgdr_run(digits, out, callbacks=(), resume=None):
     train, test = digits
     trainer = Trainer(
@@ -278,7 +266,7 @@ def test_snapshots_are_the_weights_at_the_end_of_each_sgdr_cycle(digits, tmp_pat
 @pytest.mark.parametrize("stop_at", [16, 21])  # at a cycle end, and inside the next cycle
 def test_snapshots_survive_resume(digits, tmp_path, stop_at):
     _sgdr_run(digits, tmp_path / "full")
-    cut = _sgdr_run(digits, tmp_path / "cut", [_StopAt(stop_at)])
+    cut = _sgdr_run(digits, tmp_path / "cut", [CtrlCAt(stop_at)])
     assert cut.interrupted and cut.step == stop_at
     assert [p.name for p in snapshot_paths(tmp_path / "cut")] == ["snapshot-1"]
     resumed = _sgdr_run(digits, tmp_path / "cut", resume=tmp_path / "cut")
