@@ -104,7 +104,10 @@ def test_resume_counts_finished_trials_and_retries_one_left_running(tmp_path):
     # a process that died in the middle of a trial: RUNNING, with its pid
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    study = optuna.load_study(study_name=first.study, storage=open_storage(None, tmp_path))
+    # a seeded sampler: an unseeded one drew lr near 1 now and then, and that trial diverged
+    sampler = optuna.samplers.RandomSampler(seed=3)
+    storage = open_storage(None, tmp_path)
+    study = optuna.load_study(study_name=first.study, storage=storage, sampler=sampler)
     left = study.ask()
     left.suggest_float("lr", 1e-3, 1.0, log=True)
     left.set_user_attr("pid", dead.pid)
