@@ -69,9 +69,9 @@ class Trainer:
     SCHEDULES) or, for `opt`, a torch optimiser; `schedule_options` go to `make_schedule`
     (durations in epochs). `out` is the run folder for metrics, checkpoints and plots (None: write
     nothing). Features are `callbacks` (clipping, EMA, early stopping, …;
-    `striate.train.assembly.config_callbacks` builds them from a config). `param_groups` (torch optimiser groups of the model's parameters,
-    with their own "lr" if wanted) replace the default groups: all parameters, biases and norm
-    layers without decay.
+    `striate.train.assembly.config_callbacks` builds them from a config). `param_groups` (torch
+    optimiser groups of the model's parameters, with their own "lr" if wanted) replace the
+    default groups: all parameters, biases and norm layers without decay.
     """
 
     def __init__(
