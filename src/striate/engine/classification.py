@@ -79,8 +79,9 @@ class Classification(Task):
         views = parse_tta(self.tta if tta is None else tta)
         return tta_log_probs(model, x, views, logits=self.loss_name in ("hinge", "svm"))
 
-    def views(self, tta: bool | str | None = None) -> int:
-        return len(parse_tta(self.tta if tta is None else tta))
+    def evaluation_label(self, tta: bool | str | None = None) -> str:
+        views = len(parse_tta(self.tta if tta is None else tta))
+        return "evaluating" + (f" ({views} views per image)" if views > 1 else "")
 
     def predict(self, model: nn.Module, x: torch.Tensor, tta: bool | str | None = None):
         """Class probabilities, N×C."""
@@ -97,15 +98,6 @@ class Classification(Task):
         tracker = MetricTracker(probs.shape[1], self.topk)
         tracker.update(log_p, labels, self.loss_fn(log_p, labels))
         return tracker.compute()
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "task": self.name,
-            "loss": self.loss_name,
-            "label_smoothing": self.label_smoothing,
-            "topk": list(self.topk),
-            "tta": self.tta,
-        }
 
 
 class ClassificationEvaluation(Evaluation):

@@ -18,7 +18,6 @@ Tasks are registered by name in `TASKS` (`Classification`, `Reconstruction`, …
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
@@ -115,6 +114,10 @@ class Task:
     def evaluation(self, **options: Any) -> Evaluation:
         return Evaluation(self, **options)
 
+    def evaluation_label(self, **options: Any) -> str:
+        """What the progress bar calls an evaluation with these options."""
+        return "evaluating"
+
     def predict(self, model: nn.Module, x: torch.Tensor, **options: Any) -> torch.Tensor:
         """What the model predicts for a batch of inputs (probabilities, an image, …)."""
         return model(x).float()
@@ -126,15 +129,5 @@ class Task:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
 
-    def describe(self) -> dict[str, Any]:
-        """The task's settings, for config.json and the report."""
-        return {"task": self.name}
-
 
 TASKS: Registry[type[Task]] = Registry("task")
-
-
-def metric_names(task: Task, prefixes: Sequence[str] = ("train_", "val_")) -> list[str]:
-    """The column names an epoch's metrics use: train_<running>, val_<metrics>."""
-    train = [f"{prefixes[0]}{m}" for m in task.running_stats[:-1]]
-    return train + [f"{prefixes[1]}{m}" for m in task.metrics]

@@ -543,7 +543,7 @@ class Trainer:
         Under torchrun, with a loader that shares its batches among the processes, every
         process must call it: the sums are reduced, and all get the metrics of the whole set."""
         evaluation = self.task.evaluation(**options)
-        label = self._eval_label(options)
+        label = self.task.evaluation_label(**options)
         seen = False
         for batch in self.eval_batches(model, data, label):
             evaluation.update(model, batch)
@@ -564,14 +564,9 @@ class Trainer:
             data = [(data,)]
         outputs = [
             self.task.predict(model, batch[0], **options).float().cpu()
-            for batch in self.eval_batches(model, data, self._eval_label(options))
+            for batch in self.eval_batches(model, data, self.task.evaluation_label(**options))
         ]
         return torch.cat(outputs)
-
-    def _eval_label(self, options: dict[str, Any]) -> str:
-        views = getattr(self.task, "views", None)
-        n = views(options.get("tta")) if views is not None else 1
-        return "evaluating" + (f" ({n} views per image)" if n > 1 else "")
 
     def _prepare_eval(self, model: nn.Module) -> None:
         if not hasattr(self, "channels_last"):

@@ -65,8 +65,5 @@ class Reconstruction(Task):
         """Reconstructed images in [0, 1], shaped like `x`."""
         return model(x).float().sigmoid()
 
-    def describe(self) -> dict[str, Any]:
-        return {"task": self.name, "loss": self.loss_name}
-
 
 TASKS.add("reconstruction", Reconstruction)

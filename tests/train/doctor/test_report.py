@@ -10,8 +10,24 @@ from matplotlib.figure import Figure
 from rich.console import Console
 
 from striate.errors import ConfigError
+from striate.evaluate.report import add_section, doctor_section, write_report
 from striate.train.doctor import CHECKS, Check, DoctorReport
 from striate.train.error_analysis import analyze_errors
+
+
+def _report_with(path, doctor):
+    """A run report with nothing in it but a Doctor section."""
+    return write_report(
+        path,
+        title="t",
+        config={},
+        history=[],
+        steps={},
+        final={},
+        classes=["a"],
+        confusion=None,
+        doctor=doctor,
+    )
 
 
 def test_report_serialises_renders_and_plots(healthy):
@@ -35,22 +51,10 @@ def test_check_status_is_validated():
 
 
 def test_the_run_report_gets_a_doctor_section(healthy, tmp_path):
-    from striate.evaluate.report import add_section, doctor_section, write_report
-
     _, _, report = healthy
     d = report.to_dict()
     d["checks"][0]["advice"] = "<script>x</script>"  # user-visible text is escaped
-    page = write_report(
-        tmp_path / "report.html",
-        title="t",
-        config={},
-        history=[],
-        steps={},
-        final={},
-        classes=["a"],
-        confusion=None,
-        doctor=d,
-    ).read_text()
+    page = _report_with(tmp_path / "report.html", d).read_text()
     assert page.count("<h2>Doctor</h2>") == 1 and "&lt;script&gt;" in page
     assert "initial_loss" in page and "activation histograms per layer" in page
     # refreshing the section replaces it in place
@@ -59,22 +63,10 @@ def test_the_run_report_gets_a_doctor_section(healthy, tmp_path):
     assert page.count("<h2>Doctor</h2>") == 1 and "a check failed" in page
     assert "initial_loss" not in page and page.rstrip().endswith("</html>")
     with pytest.raises(ConfigError, match="doctor"):
-        write_report(
-            tmp_path / "r2.html",
-            title="t",
-            config={},
-            history=[],
-            steps={},
-            final={},
-            classes=["a"],
-            confusion=None,
-            doctor={"nope": 1},
-        )
+        _report_with(tmp_path / "r2.html", {"nope": 1})
 
 
 def test_the_error_analysis_is_a_check_and_goes_into_the_report(healthy, tmp_path):
-    from striate.evaluate.report import write_report
-
     _, _, report = healthy
     report = DoctorReport(checks=list(report.checks))
     analysis = analyze_errors(
@@ -86,17 +78,7 @@ def test_the_error_analysis_is_a_check_and_goes_into_the_report(healthy, tmp_pat
     assert not report.failed  # advice, never a failure
     d = json.loads(json.dumps(report.to_dict(), allow_nan=False))
     assert d["error_analysis"]["largest"] == "avoidable bias"
-    page = write_report(
-        tmp_path / "report.html",
-        title="t",
-        config={},
-        history=[],
-        steps={},
-        final={},
-        classes=["a"],
-        confusion=None,
-        doctor=d,
-    ).read_text()
+    page = _report_with(tmp_path / "report.html", d).read_text()
     assert "error_analysis" in page and "avoidable bias" in page
     # a second analysis replaces the first
     report.add_error_analysis(analyze_errors(human=0.02, train=0.01))
