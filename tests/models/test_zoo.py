@@ -15,6 +15,7 @@ CIFAR = ((3, 32, 32), 10)
 # What each family is made for, written out here rather than read back from the registry.
 EXPECTED_INPUT = {
     **{n: IMAGENET for n in ("alexnet", "googlenet", "squeezenet1_0", "squeezenet1_1")},
+    "efficientnet_lite0": IMAGENET,
     **{f"densenet{d}": IMAGENET for d in (121, 161, 169, 201)},
     **{f"resnet{d}": IMAGENET for d in (18, 34, 50, 101, 152)},
     **{n: IMAGENET for n in ("resnext50_32x4d", "resnext101_32x8d", "wide_resnet50_2")},

@@ -15,6 +15,7 @@ from striate.models import (  # noqa: F401  (registers the families)
     alexnet,
     convnet,
     densenet,
+    efficientnet,
     fastnet,
     googlenet,
     lenet,
@@ -27,8 +28,10 @@ from striate.models import (  # noqa: F401  (registers the families)
 from striate.models.alexnet import AlexNet, AlexNet2012
 from striate.models.convnet import ConvNet
 from striate.models.densenet import DenseNet
+from striate.models.efficientnet import EfficientNetLite
 from striate.models.googlenet import GoogLeNet, googlenet_loss
 from striate.models.init import INIT_SCHEMES, init_weights
+from striate.models.io import ImageClassifier, load_model, pretrained
 from striate.models.lenet import LeNet5
 from striate.models.mlp import ACTIVATIONS, MLP
 from striate.models.registry import (
@@ -52,6 +55,7 @@ __all__ = [
     "AlexNet2012",
     "CifarResNet",
     "INIT_SCHEMES",
+    "ImageClassifier",
     "LeNet5",
     "MLP",
     "PreActResNet",
@@ -60,6 +64,7 @@ __all__ = [
     "Summary",
     "ConvNet",
     "DenseNet",
+    "EfficientNetLite",
     "GoogLeNet",
     "available",
     "create",
@@ -68,7 +73,9 @@ __all__ = [
     "from_spec",
     "googlenet_loss",
     "init_weights",
+    "load_model",
     "parameter_count",
+    "pretrained",
     "register",
     "summary",
 ]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,15 +16,19 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from striate import __version__
 from striate._atomic import atomic_path, write_json
 from striate.errors import StriateError
-from striate.models.registry import from_spec
-from striate.state_file import load_state
+from striate.models.registry import canonical_name, create, from_spec
+from striate.models.weights import (  # noqa: F401  (here for existing imports)
+    load_weights,
+    model_folder,
+    read_state_dict,
+)
 
 FORMAT = "striate-model/1"
 
@@ -34,7 +37,9 @@ class ImageClassifier(nn.Module):
     """A trained network with what it needs to be used: class names, input shape, normalisation.
 
     `forward` takes a float batch on the 0–1 scale in the network's input shape and returns
-    logits; `predict_proba` and `predict` take images as they come.
+    logits; `predict_proba` and `predict` take images as they come. With ``crop`` (a fraction,
+    e.g. 0.875 for ImageNet weights) `prepare` first cuts the central square of that fraction of
+    the short side, as the weights were evaluated; without it the image is resized as it is.
     """
 
     def __init__(
@@ -44,9 +49,11 @@ class ImageClassifier(nn.Module):
         in_shape: Sequence[int],
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
+        crop: float | None = None,
     ) -> None:
         super().__init__()
         self.net, self.classes, self.in_shape = net, tuple(classes), tuple(in_shape)
+        self.crop = crop
         c = self.in_shape[0]
         mean = torch.zeros(c) if mean is None else torch.as_tensor(mean, dtype=torch.float32)
         std = torch.ones(c) if std is None else torch.as_tensor(std, dtype=torch.float32)
@@ -76,6 +83,10 @@ class ImageClassifier(nn.Module):
             x = (x * x.new_tensor([0.299, 0.587, 0.114]).reshape(1, 3, 1, 1)).sum(1, keepdim=True)
         elif x.shape[1] == 1 and c == 3:
             x = x.expand(-1, 3, -1, -1)
+        if self.crop is not None:
+            side = max(1, round(min(x.shape[-2:]) * self.crop))
+            top, left = (x.shape[-2] - side) // 2, (x.shape[-1] - side) // 2
+            x = x[..., top : top + side, left : left + side]
         if x.shape[-2:] != (h, w):
             x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
         return x.clamp(0, 1)
@@ -144,38 +155,6 @@ def save_model(
     return folder
 
 
-def model_folder(path: str | os.PathLike) -> Path:
-    """The folder holding model.json: given itself, its model.json, or a run folder."""
-    p = Path(path)
-    if p.is_file() and p.name == "model.json":
-        p = p.parent
-    if (p / "model").is_dir() and not (p / "model.json").is_file():
-        p = p / "model"
-    if not (p / "model.json").is_file():
-        raise StriateError(_why_no_model(Path(path)))
-    return p
-
-
-def _why_no_model(run: Path) -> str:
-    """What a run folder without a model says about itself: a failed or unfinished run."""
-    try:
-        failed = json.loads((run / "failed.json").read_text())
-        return (
-            f"{run} has no model: its training failed at step {failed['step'] + 1} "
-            f"({str(failed['error']).splitlines()[0]}); see {run / 'failed.json'}"
-        )
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    if (run / "checkpoints" / "last.safetensors").is_file():
-        return (
-            f"{run} has no model yet: its training stopped before the end; continue it with "
-            f"striate train --resume {run}"
-        )
-    return (
-        f"no model at {run}: give a run folder (runs/train/...), its model/ folder or a model.json"
-    )
-
-
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> ImageClassifier:
     """The trained model in `path` (a run folder, its model folder or model.json), ready to use."""
     folder = model_folder(path)
@@ -202,82 +181,24 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> I
     return model.to(device).eval()
 
 
+def pretrained(
+    name: str, weights: str = "imagenet", device: str | torch.device = "cpu"
+) -> ImageClassifier:
+    """A network with named pretrained weights, ready to use on images as they come:
+    ``pretrained("efficientnet_lite0").predict(photo)`` → [[("espresso", 0.95)]]."""
+    net = create(name, weights=weights)
+    if not net.classes:
+        raise StriateError(f"the {weights} weights of {name} do not classify: they have no classes")
+    norm = net.normalization or {}
+    model = ImageClassifier(
+        net, net.classes, net.spec["in_shape"], norm.get("mean"), norm.get("std"), net.crop
+    )
+    model.name = f"{canonical_name(name)} ({weights})"
+    return model.to(device).eval()
+
+
 def _mismatch(expected: dict[str, torch.Tensor], got: dict[str, torch.Tensor]):
     missing = [k for k in expected if k not in got]
     unexpected = [k for k in got if k not in expected]
     missing += [k for k in expected if k in got and expected[k].shape != got[k].shape]
     return missing, unexpected
-
-
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Weights from a file: safetensors, a striate run/model folder or checkpoint, or a torch
-    state dict (read with `weights_only=True`, so no code is unpickled). A "module." prefix
-    (DataParallel) and a {"state_dict": ...} / {"model": ...} wrapper are taken off."""
-    p = Path(path)
-    if p.is_dir():
-        try:
-            p = model_folder(p) / "weights.safetensors"
-        except StriateError as e:
-            raise StriateError(f"no weights in {path}: give a weights file or a run folder") from e
-    if not p.is_file():
-        raise StriateError(f"weights file {p} does not exist")
-    try:
-        if p.suffix == ".safetensors":
-            with safe_open(str(p), framework="pt") as f:
-                is_state = "striate_state" in (f.metadata() or {})
-            # a training checkpoint: its model part
-            weights = load_state(p)["model"] if is_state else load_file(str(p))
-        else:
-            weights = torch.load(p, map_location="cpu", weights_only=True)
-    except (OSError, SafetensorError, RuntimeError, ValueError, EOFError, pickle.PickleError) as e:
-        raise StriateError(
-            f"cannot read weights from {p} ({type(e).__name__}: {e}); give a .safetensors file "
-            f"or a torch state dict saved with torch.save(model.state_dict(), ...)"
-        ) from e
-    for key in ("state_dict", "model"):
-        if isinstance(weights, dict) and isinstance(weights.get(key), dict):
-            weights = weights[key]
-    if not isinstance(weights, dict) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()
-    ):
-        raise StriateError(f"{p} does not hold a state dict (names → tensors)")
-    if weights and all(k.startswith("module.") for k in weights):
-        weights = {k.removeprefix("module."): v for k, v in weights.items()}
-    return weights
-
-
-def load_weights(
-    model: nn.Module,
-    path: str | os.PathLike | dict[str, torch.Tensor],
-    *,
-    skip: Sequence[str] = (),
-    source: str | None = None,
-) -> list[str]:
-    """Load the weights in `path` (or a state dict) into `model`, every key checked: missing,
-    unexpected or mis-shaped keys are an error that lists them. Keys starting with a prefix in
-    `skip` (a head that is replaced) are left as the model has them. Returns the keys left out."""
-    weights = path if isinstance(path, dict) else read_state_dict(path)
-    source = source or ("the weights" if isinstance(path, dict) else str(path))
-    expected = model.state_dict()
-    skipped = [k for k in expected if any(k.startswith(s) for s in skip)]
-    weights = {k: v for k, v in weights.items() if not any(k.startswith(s) for s in skip)}
-    wanted = {k: v for k, v in expected.items() if k not in skipped}
-    missing = [k for k in wanted if k not in weights]
-    unexpected = [k for k in weights if k not in wanted]
-    shapes = [
-        f"{k} {tuple(weights[k].shape)} for {tuple(v.shape)}"
-        for k, v in wanted.items()
-        if k in weights and weights[k].shape != v.shape
-    ]
-    if missing or unexpected or shapes:
-        parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape", shapes)):
-            if keys:
-                more = f" and {len(keys) - 8} more" if len(keys) > 8 else ""
-                parts.append(f"{label}: {', '.join(keys[:8])}{more}")
-        raise StriateError(
-            f"{source} does not fit this model ({'; '.join(parts)}); use weights saved from the "
-            f"same architecture (and --finetune to replace a head with another number of classes)"
-        )
-    model.load_state_dict(weights, strict=False)
-    return skipped

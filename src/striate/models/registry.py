@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -55,6 +56,7 @@ from striate.checks import (
 )
 from striate.errors import ConfigError
 from striate.models.init import INIT_SCHEMES, init_weights
+from striate.models.weights import apply_weights
 from striate.registry import Registry
 
 __all__ = [
@@ -235,6 +237,7 @@ def create(
     *,
     init: str = "default",
     init_std: float = 0.01,
+    weights: str | os.PathLike | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """Build the registered model ``name`` for ``num_classes`` classes and C×H×W inputs.
@@ -243,8 +246,10 @@ def create(
     for an ImageNet architecture, 10 and 3×32×32 for a CIFAR one). A hyphen in ``name`` is read
     as an underscore. ``kwargs`` are the builder's options (``describe``/the builder's signature
     list them); ``init`` is a weight initialisation of `init_weights` ("default" keeps
-    PyTorch's), ``init_std`` the standard deviation of ``init="normal"``. The model's ``spec``
-    attribute records everything `from_spec` needs to build it again.
+    PyTorch's), ``init_std`` the standard deviation of ``init="normal"``. ``weights`` loads
+    named weights (``"imagenet"``; `striate.models.weights`) or a weight file, every key checked;
+    the model's ``classes``, ``normalization`` and ``crop`` then say what the weights expect. The
+    model's ``spec`` attribute records everything `from_spec` needs to build it again.
     """
     fn = builder(name)
     name = canonical_name(name)
@@ -285,6 +290,8 @@ def create(
         "init": init,
         "init_std": init_std,
     }
+    if weights is not None:
+        apply_weights(model, name, weights)
     return model
 
 
