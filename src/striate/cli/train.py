@@ -14,6 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from striate.cli.inputs import PRETRAINED, load_classifier, read_images, split_model_and_images
 from striate.cli.options import (
     CONFIG,
     HELP,
@@ -199,39 +200,24 @@ def evaluate(
 
 
 def predict(
-    model: Path = typer.Argument(
-        ..., metavar="RUN", help="Run folder, its model/ folder, or a model.json."
+    paths: list[Path] = typer.Argument(
+        ...,
+        metavar="[RUN] IMAGE...",
+        help="A run folder (or its model/ folder, or a model.json), then image files of any size; "
+        "with --pretrained, image files only.",
     ),
-    images: list[Path] = typer.Argument(
-        ..., metavar="IMAGE...", help="Image files (any size; resized to fit)."
-    ),
+    pretrained: Annotated[str | None, PRETRAINED] = None,
     k: int = typer.Option(3, "--k", "--top", help="How many classes to show per image."),
     device: str = typer.Option("cpu", "--device", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
     """Top-k classes with probabilities for each image."""
-    from striate.data.folder import decode_image
-    from striate.device import resolve_device
-    from striate.errors import DataError
-    from striate.models.io import load_model
-
     if k < 1:
         from striate.errors import ConfigError
 
         raise ConfigError(f"--k must be at least 1, got {k}")
-    net = load_model(model, device=resolve_device(device))
-    arrays = []
-    for path in images:
-        try:
-            raw = path.read_bytes()
-        except OSError as e:
-            raise DataError(f"cannot read {path}: {e.strerror or e}") from e
-        try:
-            arrays.append(decode_image(raw, None))
-        except DataError as e:
-            raise DataError(f"{path} is not a readable image ({e})") from e
-        except Exception as e:  # noqa: BLE001 - PIL raises many kinds for a bad file
-            raise DataError(f"{path} is not a readable image ({type(e).__name__}: {e})") from e
-    for path, top in zip(images, net.predict(arrays, k=k), strict=True):
+    run, images = split_model_and_images(paths, pretrained, "predict")
+    net = load_classifier(run, pretrained, device)
+    for path, top in zip(images, net.predict(read_images(images), k=k), strict=True):
         ranked = "  ".join(f"{escape(str(c))} {p:.1%}" for c, p in top)
         console.print(f"{escape(str(path))}: {ranked}")
 

@@ -22,9 +22,11 @@ from torch import nn
 
 from striate import __version__
 from striate._atomic import atomic_path, write_json
+from striate.checks import did_you_mean
 from striate.errors import StriateError
 from striate.models.registry import canonical_name, create, from_spec
 from striate.models.weights import (  # noqa: F401  (here for existing imports)
+    WEIGHTS,
     load_weights,
     model_folder,
     read_state_dict,
@@ -186,6 +188,12 @@ def pretrained(
 ) -> ImageClassifier:
     """A network with named pretrained weights, ready to use on images as they come:
     ``pretrained("efficientnet_lite0").predict(photo)`` → [[("espresso", 0.95)]]."""
+    if f"{canonical_name(name)}.{weights}" not in WEIGHTS:
+        named = ", ".join(n.replace(".", " (") + ")" for n in WEIGHTS.names())
+        raise StriateError(
+            f"no {weights} weights for {name!r}{did_you_mean(f'{name}.{weights}', WEIGHTS)}; "
+            f"the pretrained networks are {named}"
+        )
     net = create(name, weights=weights)
     if not net.classes:
         raise StriateError(f"the {weights} weights of {name} do not classify: they have no classes")
