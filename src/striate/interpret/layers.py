@@ -17,15 +17,32 @@ from torch import nn
 from striate.checks import did_you_mean
 from striate.errors import ConfigError
 
-__all__ = ["capture", "conv_layers", "find_layer", "last_conv", "resolve_targets"]
+__all__ = [
+    "capture",
+    "conv_layers",
+    "features_at",
+    "find_layer",
+    "last_conv",
+    "last_linear",
+    "resolve_targets",
+]
 
 
 def _names(model: nn.Module) -> dict[str, nn.Module]:
-    named = dict(model.named_modules())
+    """Every module by name; for an ImageClassifier its network's own names come first (and the
+    wrapper's ``net.``-prefixed ones after, so both are found)."""
     inner = getattr(model, "net", None)
-    if isinstance(inner, nn.Module):  # ImageClassifier: its network's own names too
-        named.update({k: m for k, m in inner.named_modules() if k and k not in named})
+    named = {}
+    if isinstance(inner, nn.Module):
+        named.update({k: m for k, m in inner.named_modules() if k})
+    named.update({k: m for k, m in model.named_modules() if k not in named})
     return named
+
+
+def _unique(named: dict[str, nn.Module]) -> dict[str, nn.Module]:
+    """One name per module (the first)."""
+    seen: set[int] = set()
+    return {k: m for k, m in named.items() if not (id(m) in seen or seen.add(id(m)))}
 
 
 def find_layer(model: nn.Module, layer: str | nn.Module) -> nn.Module:
@@ -37,7 +54,7 @@ def find_layer(model: nn.Module, layer: str | nn.Module) -> nn.Module:
         return layer
     if isinstance(layer, str) and layer and layer in named:
         return named[layer]
-    choices = [k for k in named if k]
+    choices = [k for k in _unique(named) if k]
     raise ConfigError(
         f"the model has no layer {layer!r}{did_you_mean(layer, choices)}; its layers are named "
         f"as model.named_modules() names them ({', '.join(choices[:3])}, …); "
@@ -47,7 +64,7 @@ def find_layer(model: nn.Module, layer: str | nn.Module) -> nn.Module:
 
 def conv_layers(model: nn.Module) -> list[str]:
     """The names of the model's 2-D convolutions, in the order they were registered."""
-    return [k for k, m in _names(model).items() if isinstance(m, nn.Conv2d)]
+    return [k for k, m in _unique(_names(model)).items() if isinstance(m, nn.Conv2d)]
 
 
 def last_conv(model: nn.Module, method: str = "this method") -> str:
@@ -101,3 +118,41 @@ def resolve_targets(
             )
         indices.append(t)
     return torch.tensor(indices, device=outputs.device)
+
+
+def last_linear(model: nn.Module) -> str:
+    """The name of the model's last fully connected layer (the classifier)."""
+    linear = [k for k, m in _unique(_names(model)).items() if isinstance(m, nn.Linear)]
+    if not linear:
+        raise ConfigError(
+            "the model has no nn.Linear classifier: give the layer to read features at"
+        )
+    return linear[-1]
+
+
+@torch.no_grad()
+def features_at(
+    model: nn.Module, inputs: torch.Tensor, layer: str | nn.Module | None = None,
+    batch_size: int = 256,
+) -> torch.Tensor:  # fmt: skip
+    """One feature vector per input (N×D, float32 on the CPU): `layer`'s output flattened, or by
+    default what the last fully connected layer reads (the penultimate features), computed
+    `batch_size` inputs at a time in eval mode."""
+    module = find_layer(model, layer if layer is not None else last_linear(model))
+    seen: list[torch.Tensor] = []
+    if layer is None:
+        hook = module.register_forward_hook(lambda _m, args, _out: seen.append(args[0]))
+    else:
+        hook = module.register_forward_hook(lambda _m, _i, out: seen.append(out))
+    mode = model.training
+    model.eval()
+    try:
+        rows = []
+        for start in range(0, len(inputs), batch_size):
+            seen.clear()
+            model(inputs[start : start + batch_size])
+            rows.append(seen[0].flatten(1).float().cpu())
+    finally:
+        hook.remove()
+        model.train(mode)
+    return torch.cat(rows)
