@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-slow lint bench clean
+.PHONY: run test test-slow lint bench gallery clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/trainer_overhead.py --threads 1
 	$(BIN)/python benchmarks/train_mnist_mlp.py
 	$(BIN)/python benchmarks/train_cifar10_schedules.py
+
+gallery: $(STAMP)
+	$(BIN)/python docs/gallery.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache runs

@@ -170,3 +170,18 @@ def test_show_grid_renders():
     fig = show_grid(torch.zeros(3, 3, 2, 2, dtype=torch.uint8), nrow=3, padding=1)
     shown = fig.axes[0].images[0].get_array()
     assert shown[0, 0].tolist() == [1.0, 1.0, 1.0] and shown[1, 1].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_overlay_clip_saturates_the_extreme_pixels_so_the_rest_shows():
+    from striate.interpret.figures import overlay
+
+    image = np.zeros((10, 10, 3))
+    heat = np.tile(np.linspace(0, 1, 10), (10, 1))
+    heat[0, 0] = 1000.0  # one extreme gradient pixel
+    whole = overlay(image, heat, alpha=1.0, cmap="gray")
+    clipped = overlay(image, heat, alpha=1.0, cmap="gray", clip=0.9)
+    assert whole[5, 9, 0] < 0.01  # min–max: everything but the outlier is black
+    # the 0.9 quantile of the map, computed here with numpy, takes the top colour
+    top = np.quantile(heat, 0.9)
+    assert clipped[5, 9, 0] == pytest.approx(min(1.0, heat[5, 9] / top), abs=0.01)
+    assert clipped[0, 0, 0] == pytest.approx(1.0)

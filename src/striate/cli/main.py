@@ -7,7 +7,17 @@ import sys
 import typer
 
 from striate import __version__
-from striate.cli import classic, datasets, doctor, ensemble, models, search, train
+from striate.cli import (
+    classic,
+    datasets,
+    doctor,
+    ensemble,
+    explain,
+    models,
+    search,
+    train,
+    visualize,
+)
 from striate.errors import StriateError
 
 
@@ -41,6 +51,7 @@ app = typer.Typer(
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(classic.app, name="classic")
 app.add_typer(models.app, name="models")
+app.add_typer(visualize.app, name="visualize")
 app.command("train")(train.train)
 app.command("evaluate")(train.evaluate)
 app.command("predict")(train.predict)
@@ -49,6 +60,7 @@ app.command("doctor")(doctor.doctor)
 app.command("init-experiment")(doctor.init_experiment)
 app.command("search")(search.search)
 app.command("ensemble")(ensemble.ensemble)
+app.command("explain")(explain.explain)
 
 
 def _version(value: bool) -> None:

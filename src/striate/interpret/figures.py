@@ -88,28 +88,35 @@ def _map_2d(heatmap: Any, owner: str) -> torch.Tensor:
     return t
 
 
-def _unit(t: torch.Tensor) -> torch.Tensor:
-    """Min–max scaled to [0, 1]; a constant map becomes zeros."""
-    low, high = t.min(), t.max()
-    return (t - low) / (high - low) if high > low else torch.zeros_like(t)
+def _unit(t: torch.Tensor, clip: float = 1.0) -> torch.Tensor:
+    """Scaled to [0, 1] from the minimum to the `clip` quantile (values above it saturate: a
+    gradient map's few extreme pixels would otherwise leave the rest dark); a constant map
+    becomes zeros."""
+    low = t.min()
+    high = t.max() if clip >= 1 else torch.quantile(t.flatten().float(), clip).to(t.dtype)
+    return ((t - low) / (high - low)).clamp(0, 1) if high > low else torch.zeros_like(t)
 
 
-def overlay(image: Any, heatmap: Any, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
+def overlay(
+    image: Any, heatmap: Any, alpha: float = 0.5, cmap: str = "jet", clip: float = 1.0
+) -> np.ndarray:
     """The heat map over the image: an H×W×3 float array, ``(1 − alpha)·image + alpha·cmap(m)``.
 
     The map is first resized to the image (bilinear, ``align_corners=False``, as Grad-CAM's
-    coarse maps are upsampled, Selvaraju et al. 2017, arXiv:1610.02391) and then min–max
-    normalised to 0–1, so its lowest value takes the colour map's first colour and its highest
-    the last; normalising after resizing keeps both ends exact.
+    coarse maps are upsampled, Selvaraju et al. 2017, arXiv:1610.02391) and then scaled to 0–1
+    from its minimum to its `clip` quantile (1: the maximum), so its lowest value takes the colour
+    map's first colour and its highest the last; scaling after resizing keeps both ends exact.
+    `clip` = 0.99 saturates the top 1 % of a gradient map, as captum's visualisation does.
     """
     alpha = number("overlay", "alpha", alpha, low=0, high=1)
+    clip = number("overlay", "clip", clip, low=0, high=1, low_open=True)
     colours = _colormap("overlay", cmap)
     img = to_hwc(image, "overlay")
     m = _map_2d(heatmap, "overlay")
     h, w = img.shape[:2]
     if m.shape != (h, w):
         m = F.interpolate(m[None, None], size=(h, w), mode="bilinear", align_corners=False)[0, 0]
-    coloured = colours(_unit(m).numpy())[..., :3]
+    coloured = colours(_unit(m, clip).numpy())[..., :3]
     return (1.0 - alpha) * img + alpha * coloured
 
 
@@ -261,8 +268,10 @@ def attribution_figure(
     top_classes: Sequence | None = None,
     alpha: float = 0.5,
     cmap: str = "jet",
+    clip: float = 0.99,
 ) -> Figure:
-    """One row per image: the image | its attribution map | the map over the image.
+    """One row per image: the image | its attribution map | the map over the image (both drawn
+    up to the map's `clip` quantile: see `overlay`).
 
     `image` is C×H×W or N×C×H×W (as the model took it), `attribution` the method's output for
     it (N×C×H×W from gradient methods, reduced with `attribution_map`; N×1×h×w from Grad-CAM,
@@ -295,8 +304,8 @@ def attribution_figure(
         pixels = to_hwc(images[i], "attribution_figure")
         a, b, c = axes[i]
         a.imshow(pixels)
-        b.imshow(maps[i].numpy(), cmap=cmap)
-        c.imshow(overlay(pixels, maps[i], alpha=alpha, cmap=cmap))
+        b.imshow(_unit(maps[i], clip).numpy(), cmap=cmap, vmin=0, vmax=1)
+        c.imshow(overlay(pixels, maps[i], alpha=alpha, cmap=cmap, clip=clip))
         for ax, name in zip(axes[i], ("image", "map", "overlay"), strict=True):
             ax.set_axis_off()
             ax.set_title(name if i == 0 else "", fontsize=9)

@@ -12,7 +12,9 @@ import torch
 from striate.engine.run_info import run_facts
 from striate.evaluate.confusion import confusion_matrix, plot_confusion
 from striate.evaluate.curves import plot_history, plot_steps
-from striate.evaluate.report import write_report
+from striate.evaluate.report import figure_html, write_report
+from striate.interpret.explanations import explanations_figure, usable_methods
+from striate.models.io import load_model
 
 if TYPE_CHECKING:
     from striate.engine.trainer import Trainer
@@ -28,10 +30,11 @@ def write_run_report(
     test_metrics: dict[str, float],
     outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     worst: int = 16,
+    explained: int = 8,
 ) -> Path:
     """Plots (PNG) and report.html for a finished run from the test set's `per_sample` outputs:
-    what ran where, curves, confusion, hardest test images, and the Doctor section when
-    `striate doctor` saved its results in the folder."""
+    what ran where, curves, confusion, hardest test images and where the network looked in
+    them, and the Doctor section when `striate doctor` saved its results in the folder."""
 
     probs, labels, losses = outputs
     pred = probs.argmax(1)
@@ -64,6 +67,7 @@ def write_run_report(
         classes=classes,
         confusion=cm,
         doctor=_saved_doctor(out),
+        extra_sections=_explanations(out, data, order[:explained], pred, labels),
         worst={
             "images": data.test.images[order].numpy(),
             "true": labels[order].tolist(),
@@ -72,6 +76,30 @@ def write_run_report(
             "prob": probs[order, pred[order]].tolist(),
         },
     )
+
+
+def _explanations(
+    out: Path, data: RunData, order: torch.Tensor, pred: torch.Tensor, labels: torch.Tensor
+) -> list[tuple[str, str]]:
+    """Saliency and Grad-CAM of the predicted class on the highest-loss test images, as the saved
+    model sees them (explanations.png and a report section)."""
+    model = load_model(out / "model")
+    classes = data.test.classes
+    titles = [f"{classes[labels[i]]} → {classes[pred[i]]}" for i in order.tolist()]
+    methods = usable_methods(model, ("saliency", "grad-cam"))
+    fig = explanations_figure(
+        model, model.prepare(data.test.images[order]), pred[order], methods=methods, titles=titles
+    )
+    fig.savefig(out / "explanations.png", dpi=100, bbox_inches="tight")
+    about = (
+        "<p>The highest-loss test images (true → predicted) and what the predicted class's score "
+        "rests on: saliency is |∂score/∂pixel|, its maximum over the colour channels (Simonyan "
+        "et al. 2014)"
+        + ("; Grad-CAM weighs the last convolution's maps by their mean gradient (Selvaraju et "
+           "al. 2017)" if "grad-cam" in methods else "")
+        + ". <code>striate explain METHOD RUN IMAGE</code> draws them for any image.</p>"
+    )  # fmt: skip
+    return [("Where the network looked", about + figure_html(fig, "saliency and Grad-CAM maps"))]
 
 
 def _saved_doctor(out: Path) -> dict | None:
