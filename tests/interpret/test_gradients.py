@@ -350,9 +350,9 @@ def test_one_clear_error_for_each_mistake():
         smooth_grad(model, x, 0, noise=-0.1)
     with pytest.raises(InputError, match=r"add the batch dimension with x\[None\]"):
         saliency(model, x[0])
-    with pytest.raises(InputError, match="floating-point"):
+    with pytest.raises(InputError, match="must be a float tensor"):
         saliency(model, (x * 255).to(torch.uint8))
-    with pytest.raises(InputError, match="must be a tensor"):
+    with pytest.raises(InputError, match="must be a float tensor.*got ndarray"):
         guided_backprop(model, x.numpy())
 
 

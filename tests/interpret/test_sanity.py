@@ -214,7 +214,7 @@ def test_mistakes_get_one_line(cnn, x):
             dict(method=lambda m, i, t: edges(m, i)[:1]),
         ),
         (ConfigError, "cascade must be True or False", dict(cascade="yes")),
-        (InputError, "inputs must be a batch", dict(inputs=x[0])),
+        (InputError, "inputs must be a float tensor N×C×H×W", dict(inputs=x[0])),
     ]
     for error, words, options in cases:
         options = {"method": saliency, "inputs": x, **options}

@@ -24,8 +24,8 @@ from torch import nn
 
 from striate.checks import boolean, number, one_of, positive_int, positive_number
 from striate.errors import ConfigError, InputError, StriateWarning
-from striate.interpret.ascent import AUTO, check_images, evaluating, input_space, placement
-from striate.interpret.layers import resolve_targets
+from striate.interpret.ascent import AUTO, input_space
+from striate.interpret.layers import check_inputs, evaluating, placement, resolve_targets
 from striate.progress import progress_bar
 
 __all__ = ["fgsm", "fooling_image", "magnified_difference"]
@@ -49,7 +49,7 @@ def fgsm(
     The result is clipped to the model's pixel range (0–1 for an `ImageClassifier`).
     """
     owner = "fgsm"
-    x0 = check_images(owner, "inputs", inputs)
+    x0 = check_inputs(owner, inputs, "inputs")
     epsilon = positive_number(owner, "epsilon", epsilon)
     targeted = boolean(owner, "targeted", targeted)
     if targeted and target is None:
@@ -88,7 +88,7 @@ def fooling_image(
     some images are still not fooled after `max_steps`.
     """
     owner = "fooling_image"
-    x0 = check_images(owner, "inputs", inputs)
+    x0 = check_inputs(owner, inputs, "inputs")
     if target is None:
         raise ConfigError(f"{owner}: give the target class the model should be fooled into")
     epsilon = number(owner, "epsilon", epsilon, low=0, low_open=True, allow_none=True)
@@ -139,8 +139,8 @@ def magnified_difference(
     """The change from `inputs` to `adversarial` (0–1 images) as an image: 0.5 + factor·δ clipped
     to [0, 1], so mid-grey is no change (the lecture's "10x difference")."""
     owner = "magnified_difference"
-    check_images(owner, "inputs", inputs)
-    check_images(owner, "adversarial", adversarial)
+    check_inputs(owner, inputs, "inputs")
+    check_inputs(owner, adversarial, "adversarial")
     if inputs.shape != adversarial.shape:
         raise InputError(
             f"{owner}: inputs and adversarial must have one shape, got {tuple(inputs.shape)} and "

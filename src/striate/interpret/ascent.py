@@ -28,8 +28,7 @@ on the model's device, draws its random choices on the CPU from `seed`, and show
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +37,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from striate.checks import fail, integer, is_number, non_negative_int, number, positive_int
-from striate.errors import ConfigError, InputError
-from striate.interpret.layers import find_layer, resolve_targets
+from striate.errors import ConfigError
+from striate.interpret.layers import (
+    check_inputs,
+    evaluating,
+    find_layer,
+    placement,
+    resolve_targets,
+)
 from striate.progress import progress_bar
 
 __all__ = ["class_visualization", "deep_dream", "unit_visualization"]
@@ -172,7 +177,7 @@ def deep_dream(
     """
     owner = "deep_dream"
     space = input_space(model, pixel_range, owner)
-    image = check_images(owner, "image", image)
+    image = check_inputs(owner, image, "image")
     octaves = positive_int(owner, "octaves", octaves)
     octave_scale = number(owner, "octave_scale", octave_scale, low=1)
     steps = positive_int(owner, "steps", steps)
@@ -375,27 +380,6 @@ def input_space(model: nn.Module, pixel_range: Any, owner: str) -> InputSpace:
     return InputSpace(centre, low, high)
 
 
-def placement(model: nn.Module) -> tuple[torch.device, torch.dtype]:
-    """The device and floating dtype of the model's first parameter or buffer (CPU float32 if
-    it has none)."""
-    for t in [*model.parameters(), *model.buffers()]:
-        if t.is_floating_point():
-            return t.device, t.dtype
-    return torch.device("cpu"), torch.float32
-
-
-@contextmanager
-def evaluating(model: nn.Module) -> Iterator[None]:
-    """`model` in eval mode inside the block; each submodule's own mode restored after."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, training in modes:
-            m.training = training
-
-
 class _Reached(Exception):
     """Raised by the hook in `forward_to` to end the forward pass at the layer."""
 
@@ -425,23 +409,6 @@ def forward_to(model: nn.Module, layer: str | nn.Module, x: torch.Tensor) -> tor
             f"output is N×C×H×W"
         )
     return seen[0]
-
-
-def check_images(owner: str, name: str, x: Any) -> torch.Tensor:
-    """`x` if it is a floating-point N×C×H×W tensor of finite values, else an InputError."""
-    if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
-        what = (
-            f"a {x.dim()}-D {x.dtype} tensor of shape {tuple(x.shape)}"
-            if isinstance(x, torch.Tensor)
-            else type(x).__name__
-        )
-        raise InputError(
-            f"{owner}: {name} must be a float tensor N×C×H×W (the model's input), got {what}; "
-            f"add a batch axis with x[None] or convert uint8 images with x.float() / 255"
-        )
-    if not torch.isfinite(x).all():
-        raise InputError(f"{owner}: {name} has NaN or infinite values")
-    return x
 
 
 def _shape(model: nn.Module, shape: Any, owner: str) -> tuple[int, int, int]:

@@ -17,13 +17,11 @@ from torch import nn
 from striate.checks import boolean
 from striate.errors import ConfigError
 from striate.interpret.gradients import (
-    check_inputs,
     class_scores,
-    evaluating,
     pick,
     targets_of,
 )
-from striate.interpret.layers import find_layer, last_conv
+from striate.interpret.layers import check_inputs, evaluating, find_layer, last_conv
 
 __all__ = ["grad_cam"]
 
@@ -43,7 +41,7 @@ def grad_cam(
     module); its output must be N×C×h×w. `relu=False` keeps the negative evidence.
     """
     owner = "grad_cam"
-    x = check_inputs(owner, inputs, images=True)
+    x = check_inputs(owner, inputs)
     relu = boolean(owner, "relu", relu)
     upsample = boolean(owner, "upsample", upsample)
     name = last_conv(model, "Grad-CAM") if layer is None else layer

@@ -32,12 +32,11 @@ from striate.errors import InputError
 from striate.interpret.gradients import (
     as_fill,
     check_batch,
-    check_inputs,
     class_scores,
-    evaluating,
     pick,
     targets_of,
 )
+from striate.interpret.layers import check_inputs, evaluating
 
 __all__ = ["BASELINES", "REDUCTIONS", "auc", "blur", "deletion_curve", "insertion_curve"]
 
@@ -58,7 +57,7 @@ def blur(
     """A Gaussian blur of each channel of N×C×H×W images (σ in pixels, a window of 2·radius + 1
     taps, radius = ⌈σ⌉ by default), the border extended by its edge pixels (scipy's "nearest")
     so that the blurred image is no darker at the border; RISE's code pads with zeros instead."""
-    x = check_inputs("blur", images, images=True)
+    x = check_inputs("blur", images, "images")
     sigma = number("blur", "sigma", sigma, low=0)
     r = math.ceil(sigma) if radius is None else positive_int("blur", "radius", radius)
     if sigma == 0 or r == 0:
@@ -144,7 +143,7 @@ def _curve(
     *,
     insert: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    x = check_inputs(owner, inputs, images=True)
+    x = check_inputs(owner, inputs)
     steps = positive_int(owner, "steps", steps)
     reduce = one_of(owner, "reduce", reduce, REDUCTIONS)
     batch = check_batch(owner, internal_batch_size)

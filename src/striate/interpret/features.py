@@ -33,8 +33,6 @@ al.'s network (torchvision's single-GPU AlexNet has 256).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -47,7 +45,14 @@ from torch.overrides import TorchFunctionMode
 from striate.checks import integer, non_negative_int, number, one_of, positive_int
 from striate.errors import ConfigError, InputError
 from striate.interpret.figures import image_grid, show_grid
-from striate.interpret.layers import capture, conv_layers, find_layer
+from striate.interpret.layers import (
+    capture,
+    check_inputs,
+    conv_layers,
+    evaluating,
+    find_layer,
+    placement,
+)
 
 __all__ = [
     "Field",
@@ -66,41 +71,6 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- shared
-
-
-@contextmanager
-def _evaluating(model: nn.Module) -> Iterator[None]:
-    """Eval mode for the block; every module's own mode restored afterwards."""
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, mode in modes.items():
-            m.train(mode)
-
-
-def _device(model: nn.Module) -> torch.device:
-    t = next(iter(model.parameters()), None)
-    if t is None:
-        t = next(iter(model.buffers()), None)
-    return t.device if t is not None else torch.device("cpu")
-
-
-def _images(images: Any, owner: str, name: str = "images") -> torch.Tensor:
-    """A float tensor N×C×H×W, the model's own input, or one clear line."""
-    if not isinstance(images, torch.Tensor):
-        raise InputError(
-            f"{owner}: {name} must be a float tensor N×C×H×W (the model's input), got "
-            f"{type(images).__name__}"
-        )
-    if images.dim() != 4 or not images.is_floating_point() or images.shape[0] == 0:
-        raise InputError(
-            f"{owner}: {name} must be a float tensor N×C×H×W with N ≥ 1 (the model's input; "
-            f"for one image use x[None], for uint8 x.float() / 255), got {images.dtype} of shape "
-            f"{tuple(images.shape)}"
-        )
-    return images
 
 
 def _output(seen: list, layer: Any, owner: str) -> torch.Tensor:
@@ -181,13 +151,13 @@ def activations(
 
     Eval mode and no gradients; ``batch_size`` runs the inputs in chunks of that size.
     """
-    inputs = _images(inputs, "activations", "inputs")
+    inputs = check_inputs("activations", inputs, "inputs")
     find_layer(model, layer)
     n = inputs.shape[0]
     size = n if batch_size is None else positive_int("activations", "batch_size", batch_size)
-    device = _device(model)
+    device = placement(model)[0]
     parts = []
-    with _evaluating(model), torch.no_grad(), capture(model, layer) as seen:
+    with evaluating(model), torch.no_grad(), capture(model, layer) as seen:
         for start in range(0, n, size):
             seen.clear()
             model(inputs[start : start + size].to(device))
@@ -411,9 +381,9 @@ def receptive_field(
     (C, H, W), traced through one forward pass of a zero image (see the module docstring)."""
     find_layer(model, layer)
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-    x = torch.zeros((1, *input_size), device=_device(model), dtype=dtype)
+    x = torch.zeros((1, *input_size), device=placement(model)[0], dtype=dtype)
     tracer = _Tracer(x)
-    with _evaluating(model), torch.no_grad(), capture(model, layer) as seen:
+    with evaluating(model), torch.no_grad(), capture(model, layer) as seen:
         with tracer:
             model(x)
         out = _output(seen, layer, "receptive_field")
@@ -466,7 +436,7 @@ def top_patches(
     gradients, keeping only the best k so far.
     """
     owner = "top_patches"
-    images = _images(images, owner)
+    images = check_inputs(owner, images, "images")
     channel = non_negative_int(owner, "channel", channel)
     k = positive_int(owner, "k", k)
     batch_size = positive_int(owner, "batch_size", batch_size)
@@ -478,10 +448,10 @@ def top_patches(
             f"lower k or pass distinct=False"
         )
     field = receptive_field(model, layer, tuple(images.shape[1:]))
-    device = _device(model)
+    device = placement(model)[0]
     best_v = torch.empty(0)
     best_i = torch.empty(0, dtype=torch.long)
-    with _evaluating(model), torch.no_grad(), capture(model, layer) as seen:
+    with evaluating(model), torch.no_grad(), capture(model, layer) as seen:
         for start in range(0, n, batch_size):
             seen.clear()
             model(images[start : start + batch_size].to(device))
@@ -627,8 +597,8 @@ def neighbours_figure(
     title: str | None = None,
 ) -> Figure:
     """One row per query: the query image, then its neighbours in the bank, nearest first."""
-    q = _images(query_images, "neighbours_figure", "query_images")
-    b = _images(bank_images, "neighbours_figure", "bank_images")
+    q = check_inputs("neighbours_figure", query_images, "query_images")
+    b = check_inputs("neighbours_figure", bank_images, "bank_images")
     indices = torch.as_tensor(indices).cpu()
     if indices.dim() != 2 or len(indices) != len(q):
         raise InputError(

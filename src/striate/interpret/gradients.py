@@ -15,8 +15,7 @@ helpers above the methods (`evaluating`, `check_inputs`, …) are shared with `c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,7 +24,7 @@ from torch import nn
 
 from striate.checks import boolean, fail, integer, is_number, number, one_of, positive_int
 from striate.errors import ConfigError, InputError
-from striate.interpret.layers import resolve_targets
+from striate.interpret.layers import check_inputs, evaluating, resolve_targets
 
 __all__ = [
     "IG_METHODS",
@@ -54,37 +53,6 @@ IG_METHODS = (
 )
 
 # --------------------------------------------------------------------------- shared helpers
-
-
-@contextmanager
-def evaluating(model: nn.Module) -> Iterator[nn.Module]:
-    """`model` in eval mode inside the block; every module's own mode restored after."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for m, training in modes:
-            m.training = training
-
-
-def check_inputs(owner: str, inputs: Any, *, images: bool = False) -> torch.Tensor:
-    """`inputs` as a floating tensor N×… (N×C×H×W when `images`), detached from any graph."""
-    if not isinstance(inputs, torch.Tensor):
-        raise InputError(f"{owner}: inputs must be a tensor N×C×H×W, got {type(inputs).__name__}")
-    if not inputs.is_floating_point():
-        raise InputError(
-            f"{owner}: inputs must be a floating-point tensor (the model's own input, e.g. images "
-            f"on the 0–1 scale for a pretrained model), got {inputs.dtype}; convert with .float()"
-        )
-    # 3-D is refused everywhere: a C×H×W image without its batch dimension, far more often
-    # than a batch of sequences
-    if (images and inputs.dim() != 4) or inputs.dim() in (0, 1, 3) or inputs.shape[0] == 0:
-        raise InputError(
-            f"{owner}: inputs must be a batch N×C×H×W with N >= 1, got shape {tuple(inputs.shape)}"
-            f"{' (add the batch dimension with x[None])' if inputs.dim() == 3 else ''}"
-        )
-    return inputs.detach()
 
 
 def check_batch(owner: str, internal_batch_size: Any) -> int:
@@ -154,7 +122,7 @@ def saliency(
     """The gradient of the target's logit with respect to the inputs (Simonyan et al. 2014),
     its absolute value when `abs` (captum's ``Saliency(abs=True)``). `channel_max` turns it into
     the paper's one-channel map."""
-    x = check_inputs("saliency", inputs)
+    x = check_inputs("saliency", inputs, images=False)
     boolean("saliency", "abs", abs)
     with evaluating(model):
         grad, _ = input_gradient("saliency", model, x, target)
@@ -164,7 +132,7 @@ def saliency(
 def channel_max(attributions: torch.Tensor) -> torch.Tensor:
     """max over channels of |attributions|, N×1×H×W: the saliency map as Simonyan et al. draw
     it (lecture 13: "take absolute value and max over RGB channels")."""
-    a = check_inputs("channel_max", attributions, images=True)
+    a = check_inputs("channel_max", attributions, "attributions")
     return a.abs().amax(1, keepdim=True)
 
 
@@ -214,7 +182,7 @@ def guided_backprop(
     model's forward cannot be hooked: a model with no guided module is an error, not a plain
     gradient under another name.
     """
-    x = check_inputs("guided_backprop", inputs)
+    x = check_inputs("guided_backprop", inputs, images=False)
     kinds = tuple(rectifiers) if isinstance(rectifiers, (list, tuple)) else (rectifiers,)
     if not kinds or not all(isinstance(k, type) and issubclass(k, nn.Module) for k in kinds):
         raise fail(
@@ -282,7 +250,7 @@ def integrated_gradients(
     (F(x) − F(b)), as captum's ``return_convergence_delta`` computes it: it shrinks as steps grow.
     """
     owner = "integrated_gradients"
-    x = check_inputs(owner, inputs)
+    x = check_inputs(owner, inputs, images=False)
     steps = positive_int(owner, "steps", steps)
     method = one_of(owner, "method", method, IG_METHODS)
     if method == "riemann_trapezoid" and steps < 2:
@@ -345,7 +313,7 @@ def smooth_grad(
     device. The target is resolved once, on the clean inputs.
     """
     owner = "smooth_grad"
-    x = check_inputs(owner, inputs)
+    x = check_inputs(owner, inputs, images=False)
     if not callable(method):
         raise fail(owner, "method", "an attribution function such as saliency", method)
     samples = positive_int(owner, "samples", samples)

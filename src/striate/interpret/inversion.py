@@ -25,13 +25,10 @@ from striate.checks import integer, number, one_of, positive_int
 from striate.errors import InputError
 from striate.interpret.ascent import (
     AUTO,
-    check_images,
-    evaluating,
     forward_to,
     input_space,
-    placement,
 )
-from striate.interpret.layers import find_layer
+from striate.interpret.layers import check_inputs, evaluating, find_layer, placement
 from striate.progress import progress_bar
 
 __all__ = ["invert_features", "total_variation"]
@@ -87,7 +84,7 @@ def invert_features(
     `seed`. One layer per call; the forward pass stops at `layer`.
     """
     owner = "invert_features"
-    image = check_images(owner, "image", image)
+    image = check_inputs(owner, image, "image")
     steps = positive_int(owner, "steps", steps)
     optimizer = one_of(owner, "optimizer", optimizer, OPTIMIZERS)
     lr = number(owner, "lr", DEFAULT_LR[optimizer] if lr is None else lr, low=0, low_open=True)
@@ -103,7 +100,7 @@ def invert_features(
     if init is None:
         x = space.start(x0.shape, torch.Generator().manual_seed(seed))
     else:
-        x = check_images(owner, "init", init).detach().to(device, dtype).clone()
+        x = check_inputs(owner, init, "init").detach().to(device, dtype).clone()
         if x.shape != x0.shape:
             raise InputError(
                 f"{owner}: init must have the image's shape {tuple(x0.shape)}, got {tuple(x.shape)}"

@@ -15,15 +15,18 @@ import torch
 from torch import nn
 
 from striate.checks import did_you_mean
-from striate.errors import ConfigError
+from striate.errors import ConfigError, InputError
 
 __all__ = [
     "capture",
+    "check_inputs",
     "conv_layers",
+    "evaluating",
     "features_at",
     "find_layer",
     "last_conv",
     "last_linear",
+    "placement",
     "resolve_targets",
 ]
 
@@ -43,6 +46,33 @@ def _unique(named: dict[str, nn.Module]) -> dict[str, nn.Module]:
     """One name per module (the first)."""
     seen: set[int] = set()
     return {k: m for k, m in named.items() if not (id(m) in seen or seen.add(id(m)))}
+
+
+def check_inputs(
+    owner: str, inputs: Any, name: str = "inputs", *, images: bool = True
+) -> torch.Tensor:
+    """`inputs` if it is a float tensor N×C×H×W (N×… when not `images`) with N ≥ 1 and finite
+    values, detached from any graph; otherwise one InputError line saying how to fix it."""
+    ok = (
+        isinstance(inputs, torch.Tensor)
+        and inputs.is_floating_point()
+        and (inputs.dim() == 4 if images else inputs.dim() in (2, 4, 5))
+        and inputs.shape[0] > 0
+    )
+    if not ok:
+        got = (
+            f"a {inputs.dtype} tensor of shape {tuple(inputs.shape)}"
+            if isinstance(inputs, torch.Tensor)
+            else type(inputs).__name__
+        )
+        raise InputError(
+            f"{owner}: {name} must be a float tensor N×C×H×W with N ≥ 1 (the model's own input, "
+            f"e.g. images on the 0–1 scale for a pretrained model), got {got}; add the batch "
+            f"dimension with x[None], convert uint8 images with x.float() / 255"
+        )
+    if not torch.isfinite(inputs).all():
+        raise InputError(f"{owner}: {name} has NaN or infinite values")
+    return inputs.detach()
 
 
 def find_layer(model: nn.Module, layer: str | nn.Module) -> nn.Module:
@@ -76,6 +106,27 @@ def last_conv(model: nn.Module, method: str = "this method") -> str:
             f"none; give a layer whose output is N×C×H×W with --layer / layer="
         )
     return convs[-1]
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """`model` in eval mode inside the block; every module's own mode restored after."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+def placement(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+    """The device and floating dtype of the model's first floating parameter or buffer (CPU
+    float32 if it has none): where and how inputs are made for it."""
+    for t in [*model.parameters(), *model.buffers()]:
+        if t.is_floating_point():
+            return t.device, t.dtype
+    return torch.device("cpu"), torch.float32
 
 
 @contextmanager
@@ -144,15 +195,13 @@ def features_at(
         hook = module.register_forward_hook(lambda _m, args, _out: seen.append(args[0]))
     else:
         hook = module.register_forward_hook(lambda _m, _i, out: seen.append(out))
-    mode = model.training
-    model.eval()
     try:
         rows = []
-        for start in range(0, len(inputs), batch_size):
-            seen.clear()
-            model(inputs[start : start + batch_size])
-            rows.append(seen[0].flatten(1).float().cpu())
+        with evaluating(model):
+            for start in range(0, len(inputs), batch_size):
+                seen.clear()
+                model(inputs[start : start + batch_size])
+                rows.append(seen[0].flatten(1).float().cpu())
     finally:
         hook.remove()
-        model.train(mode)
     return torch.cat(rows)

@@ -24,12 +24,11 @@ from striate.errors import ConfigError
 from striate.interpret.gradients import (
     as_fill,
     check_batch,
-    check_inputs,
     class_scores,
-    evaluating,
     pick,
     targets_of,
 )
+from striate.interpret.layers import check_inputs, evaluating
 
 __all__ = ["occlusion", "occlusion_map"]
 
@@ -54,7 +53,7 @@ def occlusion(
     number or a tensor broadcastable to the inputs; on 0–1 images the paper's grey is 0.5). The
     copies are evaluated `internal_batch_size` at a time (default 64).
     """
-    x = check_inputs("occlusion", inputs, images=True)
+    x = check_inputs("occlusion", inputs)
     run = _Occluder("occlusion", model, x, target, patch, stride, fill, probability)
     with evaluating(model), torch.no_grad():
         drops = run.base[:, None] - run.scores(check_batch("occlusion", internal_batch_size))
@@ -80,7 +79,7 @@ def occlusion_map(
     """The target's softmax probability (its logit when not `probability`) with the patch at
     each position, N×1×rows×cols: the figure of Zeiler & Fergus (2014, fig. 7d) and the lecture.
     Options as for `occlusion`."""
-    x = check_inputs("occlusion_map", inputs, images=True)
+    x = check_inputs("occlusion_map", inputs)
     run = _Occluder("occlusion_map", model, x, target, patch, stride, fill, probability)
     with evaluating(model), torch.no_grad():
         scores = run.scores(check_batch("occlusion_map", internal_batch_size))

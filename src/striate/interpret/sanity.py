@@ -34,8 +34,8 @@ from torch import nn
 
 from striate.checks import boolean, fail, integer
 from striate.errors import ConfigError, InputError
-from striate.interpret.gradients import check_inputs, class_scores, evaluating, targets_of
-from striate.interpret.layers import find_layer
+from striate.interpret.gradients import class_scores, targets_of
+from striate.interpret.layers import check_inputs, evaluating, find_layer
 
 __all__ = ["Randomized", "randomization_check", "randomization_units", "ranks", "spearman"]
 
@@ -111,7 +111,7 @@ def randomization_check(
     trained model when they have been computed already (with the same targets), to save one call.
     """
     owner = "randomization_check"
-    x = check_inputs(owner, inputs)
+    x = check_inputs(owner, inputs, images=False)
     if not callable(method):
         raise fail(owner, "method", "an attribution function such as saliency", method)
     cascade = boolean(owner, "cascade", cascade)
