@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import os
 import tempfile
 import time
@@ -13,10 +14,33 @@ from typing import TypeVar
 
 import torch
 
+from striate._atomic import atomic_write
+
 T = TypeVar("T")
 
 
 RESULTS = Path(__file__).resolve().parent / "results"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+
+
+def read_record(path: Path) -> list[dict]:
+    """The runs appended to a JSON-lines record, oldest first."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_table(name: str, table: str) -> None:
+    """Put `table` between BENCHMARKS.md's markers ``<!-- NAME table: written by
+    benchmarks/NAME.py -->`` and the next ``<!-- end -->`` (atomically); say so when the markers
+    are missing."""
+    begin, end = f"<!-- {name} table: written by benchmarks/{name}.py -->", "<!-- end -->"
+    text = BENCHMARKS.read_text()
+    if begin not in text or end not in text.split(begin, 1)[1]:
+        print(f"{BENCHMARKS.name} has no {name} markers: the table is not written")
+        return
+    head, rest = text.split(begin, 1)
+    with atomic_write(BENCHMARKS, "w") as f:
+        f.write(f"{head}{begin}\n{table}\n{end}{rest.split(end, 1)[1]}")
+    print(f"wrote the {name} table to {BENCHMARKS}")
 
 
 def stratified_subset(ds, size: int, seed: int = 0):

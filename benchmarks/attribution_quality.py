@@ -43,9 +43,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import RESULTS, shared_data
+from _common import RESULTS, read_record, shared_data, write_table
 from striate import models
-from striate._atomic import atomic_write
 from striate.interpret.cam import grad_cam
 from striate.interpret.faithfulness import auc, deletion_curve, insertion_curve
 from striate.interpret.gradients import (
@@ -65,64 +64,8 @@ OCCLUSION_PATCH, OCCLUSION_STRIDE, OCCLUSION_FILL = 32, 16, 0.5
 SANITY_IMAGES = 4  # the randomisation check runs every method 3 more times: on the first few
 SEED = 0
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 RECORD = RESULTS / "attribution_quality.jsonl"
-BEGIN = "<!-- attribution_quality table: written by benchmarks/attribution_quality.py -->"
-END = "<!-- end -->"
 STAGES = ("logits", "top half", "all")
-
-SECTION = [
-    "## Attribution quality — `benchmarks/attribution_quality.py`",
-    "How faithful striate's attribution maps are to ImageNet EfficientNet-Lite0, on 8 photographs "
-    "(scikit-image's astronaut, chelsea, coffee, rocket, stereo_motorcycle (left); scikit-learn's "
-    "china.jpg and flower.jpg; `../shared/data/images/dog.jpg`), each method explaining the class "
-    "the network predicts for the whole image.",
-    f"- **Deletion** (Petsiuk et al. 2018, RISE): the most salient pixels are replaced by black "
-    f"first, in {STEPS} steps, and the area under the curve of the class's softmax probability is "
-    f"taken: lower is better (the map found the evidence). **Insertion**: the pixels are put into "
-    f"a blurred copy (σ = 5 px) in the same order: higher is better. Mean ± standard deviation "
-    f"over the images; the AUCs are not normalised, so the images the network is sure of weigh "
-    f"most.",
-    f"- **Randomisation** (Adebayo et al. 2018, cascading): Spearman's rank correlation between "
-    f"each method's map and its map after re-initialising the logits layer (_fc), then also the "
-    f"head and the upper half of the blocks (_conv_head, _blocks.15–8), then the whole network, "
-    f"for the absolute / signed maps, mean over {SANITY_IMAGES} images. A method that explains the "
-    f"model falls towards 0 as the weights become random; one that stays near 1 shows the image, "
-    f"not the model. The random map ignores the model, so it shows the failing value, 1.",
-    f"- Settings: integrated gradients {IG_STEPS} Gauss–Legendre steps from black; SmoothGrad of "
-    f"the signed gradient, {SG_SAMPLES} samples at {SG_NOISE:.0%} noise (Smilkov et al. average "
-    f"the gradients, then take |·|); occlusion {OCCLUSION_PATCH}×{OCCLUSION_PATCH} patches at "
-    f"stride {OCCLUSION_STRIDE}, filled with grey {OCCLUSION_FILL}; Grad-CAM at the last "
-    f"convolution (_conv_head); saliency is the signed gradient; maps ranked by Σ_c |a|, "
-    f"Grad-CAM's as it is. The model runs in channels-last memory format (faster on a CPU; float "
-    f"rounding only).",
-    "Deletion to black pixel by pixel makes images the network never saw: a random map scatters "
-    "the black pixels over the object and ruins the prediction within a few steps (on coffee, "
-    "probability 0.95 → 0.30 after 1/8 of the pixels), faster than a map that deletes the object "
-    "as one region while the rest of the image stays natural; so the random map's deletion AUC is "
-    "a low floor (Hooker et al. 2019, ROAR, on this distribution shift): in the run below only "
-    "guided backprop and SmoothGrad get under it. Insertion into the blurred image separates the "
-    "methods better. In the randomisation check guided backprop keeps its map when the top "
-    "layers are random (Adebayo et al.'s finding), and integrated gradients keeps much of it "
-    "even with every layer random, because it multiplies the gradient by the input.",
-    "Command: `.venv/bin/python benchmarks/attribution_quality.py`; the run is appended to "
-    "`benchmarks/results/attribution_quality.jsonl` and the table below is rewritten from the "
-    "latest.",
-]
-"""The section's paragraphs and list items, added (wrapped) at the end of BENCHMARKS.md the first
-time the table is written."""
-
-
-def section() -> str:
-    """The section as markdown lines of at most 100 characters, its markers at the end."""
-    blocks = [
-        textwrap.fill(b, 100, subsequent_indent="  " if b.startswith("- ") else "") for b in SECTION
-    ]
-    out = ""
-    for k, block in enumerate(blocks):
-        same_list = k > 0 and block.startswith("- ") and blocks[k - 1].startswith("- ")
-        out += ("" if k == 0 else "\n" if same_list else "\n\n") + block
-    return f"{out}\n\n{BEGIN}\n{END}\n"
 
 
 # --------------------------------------------------------------------------- data and methods
@@ -333,20 +276,6 @@ def table(entry: dict) -> str:
     return "\n".join(lines) + "\n\n" + textwrap.fill(note, 100)
 
 
-def write_table(path: Path) -> None:
-    """Rewrite BENCHMARKS.md's table between the markers from the latest run recorded at
-    `path` (atomically), adding the section at the end of the file the first time."""
-    entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    text = BENCHMARKS.read_text()
-    if BEGIN not in text:
-        text = text.rstrip("\n") + "\n\n" + section()
-    head, rest = text.split(BEGIN, 1)
-    tail = rest.split(END, 1)[1]
-    with atomic_write(BENCHMARKS, "w") as f:
-        f.write(f"{head}{BEGIN}\n{table(entries[-1])}\n{END}{tail}")
-    print(f"wrote the table of the run of {entries[-1]['date']} to {BENCHMARKS}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke test; records nothing")
@@ -365,7 +294,7 @@ def main() -> None:
         args.record.parent.mkdir(parents=True, exist_ok=True)
         with args.record.open("a") as f:
             f.write(json.dumps(entry) + "\n")
-        write_table(args.record)
+        write_table("attribution_quality", table(read_record(args.record)[-1]))
 
 
 if __name__ == "__main__":

@@ -28,8 +28,7 @@ from pathlib import Path
 
 import torch
 
-from _common import RESULTS, print_table, shared_data
-from striate._atomic import atomic_write
+from _common import RESULTS, print_table, read_record, shared_data, write_table
 from striate.engine import Callback
 from striate.train.assembly import load_run_data, prepare
 from striate.train.config import TrainConfig
@@ -77,9 +76,7 @@ def run(config, data, budget_s: float) -> dict:
     }
 
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 RECORD = RESULTS / "cifar10_speed.jsonl"
-BEGIN, END = "<!-- cifar10_speed table: written by benchmarks/cifar10_speed.py -->", "<!-- end -->"
 
 
 def device_name(config) -> str:
@@ -154,20 +151,6 @@ def _span(values: list[str]) -> str:
     return low if low == high else f"{low}–{high}"
 
 
-def write_table(path: Path) -> None:
-    """Rewrite BENCHMARKS.md's table between the markers from the record at `path` (atomically)."""
-    entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    text = BENCHMARKS.read_text()
-    if BEGIN not in text or END not in text.split(BEGIN, 1)[1]:
-        print(f"{BENCHMARKS.name} has no cifar10_speed markers: the table is not written")
-        return
-    head, rest = text.split(BEGIN, 1)
-    tail = rest.split(END, 1)[1]
-    with atomic_write(BENCHMARKS, "w") as f:
-        f.write(f"{head}{BEGIN}\n{table(entries)}\n{END}{tail}")
-    print(f"wrote the table of {len(entries)} recorded run(s) to {BENCHMARKS}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budgets", default="2.5,5,10", help="minutes of training per run")
@@ -234,7 +217,7 @@ def main() -> None:
         )
     print_table(rows)
     if not args.quick:
-        write_table(args.record)
+        write_table("cifar10_speed", table(read_record(args.record)))
 
 
 if __name__ == "__main__":

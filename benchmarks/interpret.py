@@ -45,12 +45,9 @@ from pathlib import Path
 
 import torch
 
-from _common import RESULTS, print_table, row
-from striate._atomic import atomic_write
+from _common import RESULTS, print_table, read_record, row, write_table
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 RECORD = RESULTS / "interpret.jsonl"
-BEGIN, END = "<!-- interpret table: written by benchmarks/interpret.py -->", "<!-- end -->"
 PHOTOS = ("coffee", "chelsea", "astronaut", "rocket", "cat")
 LIBRARIES = ("striate", "captum")
 
@@ -263,20 +260,6 @@ def table(entries: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_table(path: Path) -> None:
-    """Rewrite BENCHMARKS.md's table between the markers from the record (atomically)."""
-    entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    text = BENCHMARKS.read_text()
-    if BEGIN not in text or END not in text.split(BEGIN, 1)[1]:
-        print(f"{BENCHMARKS.name} has no interpret markers: the table is not written")
-        return
-    head, rest = text.split(BEGIN, 1)
-    tail = rest.split(END, 1)[1]
-    with atomic_write(BENCHMARKS, "w") as f:
-        f.write(f"{head}{BEGIN}\n{table(entries)}\n{END}{tail}")
-    print(f"wrote the table of {len(entries)} recorded measurement(s) to {BENCHMARKS}")
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -313,7 +296,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.quick:
         record(args.record, entries)
         if args.record == RECORD:
-            write_table(RECORD)
+            write_table("interpret", table(read_record(RECORD)))
 
 
 if __name__ == "__main__":
