@@ -42,6 +42,7 @@ from striate.interpret.layers import (
     check_inputs,
     evaluating,
     find_layer,
+    gaussian_blur,
     placement,
     resolve_targets,
 )
@@ -299,23 +300,6 @@ def _reset_smallest(
         return x
     threshold = flat.kthvalue(k, dim=1).values.reshape(-1, 1, 1, 1)
     return torch.where(measure <= threshold, space.centre.expand_as(x), x)
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Each channel of `x` (N×C×H×W) blurred by a Gaussian of `sigma` pixels: separable,
-    truncated at round(3σ) pixels, edges repeated (scipy's ``gaussian_filter(mode="nearest",
-    truncate=3)``)."""
-    radius = int(3 * sigma + 0.5)
-    if radius == 0:
-        return x
-    t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
-    kernel = torch.exp(-0.5 * (t / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    c = x.shape[1]
-    rows = kernel.reshape(1, 1, 1, -1).expand(c, 1, 1, -1)
-    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="replicate"), rows, groups=c)
-    cols = kernel.reshape(1, 1, -1, 1).expand(c, 1, -1, 1)
-    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="replicate"), cols, groups=c)
 
 
 # ---------------------------------------------------------------------------------------------

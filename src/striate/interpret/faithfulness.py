@@ -24,7 +24,6 @@ import math
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from striate.checks import fail, is_number, number, one_of, positive_int
@@ -36,7 +35,7 @@ from striate.interpret.gradients import (
     pick,
     targets_of,
 )
-from striate.interpret.layers import check_inputs, evaluating
+from striate.interpret.layers import check_inputs, evaluating, gaussian_blur
 
 __all__ = ["BASELINES", "REDUCTIONS", "auc", "blur", "deletion_curve", "insertion_curve"]
 
@@ -60,16 +59,7 @@ def blur(
     x = check_inputs("blur", images, "images")
     sigma = number("blur", "sigma", sigma, low=0)
     r = math.ceil(sigma) if radius is None else positive_int("blur", "radius", radius)
-    if sigma == 0 or r == 0:
-        return x.clone()
-    taps = torch.arange(-r, r + 1, dtype=torch.float64)
-    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
-    kernel = (kernel / kernel.sum()).to(x.dtype).to(x.device)
-    c = x.shape[1]
-    flat = x.reshape(-1, 1, *x.shape[2:])  # each channel on its own: one separable pass
-    flat = F.conv2d(F.pad(flat, (r, r, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
-    flat = F.conv2d(F.pad(flat, (0, 0, r, r), mode="replicate"), kernel.view(1, 1, -1, 1))
-    return flat.reshape(x.shape[0], c, *x.shape[2:])
+    return gaussian_blur(x, sigma, r)
 
 
 def deletion_curve(

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from striate.checks import did_you_mean
@@ -24,6 +25,7 @@ __all__ = [
     "evaluating",
     "features_at",
     "find_layer",
+    "gaussian_blur",
     "last_conv",
     "last_linear",
     "placement",
@@ -139,6 +141,23 @@ def capture(model: nn.Module, layer: str | nn.Module) -> Iterator[list[torch.Ten
         yield seen
     finally:
         handle.remove()
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float, radius: int | None = None) -> torch.Tensor:
+    """Each channel of `x` (N×C×H×W) blurred by a Gaussian of `sigma` pixels: separable, a window
+    of 2·radius + 1 taps (radius round(3σ) by default), edges repeated (scipy's
+    ``gaussian_filter(mode="nearest")``)."""
+    radius = int(3 * sigma + 0.5) if radius is None else radius
+    if radius == 0 or sigma == 0:
+        return x.clone()
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    kernel = torch.exp(-0.5 * (t / sigma) ** 2)
+    kernel = (kernel / kernel.sum()).to(x.device, x.dtype)
+    c = x.shape[1]
+    rows = kernel.reshape(1, 1, 1, -1).expand(c, 1, 1, -1)
+    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="replicate"), rows, groups=c)
+    cols = kernel.reshape(1, 1, -1, 1).expand(c, 1, -1, 1)
+    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="replicate"), cols, groups=c)
 
 
 def resolve_targets(
