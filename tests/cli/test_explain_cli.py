@@ -121,6 +121,8 @@ def test_grad_cam_of_the_pretrained_network_points_at_the_dog(capsys, shared_dat
         ["patches", "--layer", "features.0", "--channel", "1", "--n", "100", "--k", "4"],
         ["embedding", "--method", "pca", "--n", "100", "--grid", "6"],
         ["classes", "--target", "3", "--target", "7", "--steps", "5"],
+        ["classes", "--layer", "features.3", "--channel", "2", "--steps", "5"],
+        ["neighbours", "--queries", "3", "--k", "4", "--n", "60"],
         ["dream", "IMG", "--layer", "features.3", "--octaves", "2", "--steps", "2"],
         ["invert", "IMG", "--layer", "features.0", "--layer", "features.3", "--steps", "5"],
     ],
@@ -131,7 +133,9 @@ def test_visualize_views_write_their_figure(capsys, trained, digits, tmp_path, a
     out = tmp_path / view
     code, printed, err = run(capsys, "visualize", view, str(trained), *given, "--out", str(out))
     assert code == 0, err
-    assert (out / f"{view}.png").stat().st_size > 1000 and str(out) in printed
+    names = ["pixels", "features"] if view == "neighbours" else [view]
+    for name in names:
+        assert (out / f"{name}.png").stat().st_size > 1000 and str(out / name) in printed
 
 
 def test_visualize_unknown_layer_and_channel_are_one_line(capsys, trained, tmp_path):

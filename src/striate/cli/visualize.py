@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 console = output_console()
 app = typer.Typer(
-    help="Model-level views: filters, activations, patches, embedding, classes, dream, invert.",
+    help="Model-level views: filters, activations, patches, neighbours, embedding, classes, "
+    "dream, invert.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -53,7 +54,8 @@ def _model(run: Path | None, pretrained: str | None, device: str) -> Any:
     return load_classifier(run, pretrained, device)
 
 
-def _save(fig: Figure, view: str, run: Path | None, pretrained: str | None, out, overwrite):
+def _save(figures: dict[str, Figure], view: str, run, pretrained, out, overwrite) -> None:
+    """Each figure as NAME.png in a fresh runs/visualize/MODEL-VIEW (or --out)."""
     from striate._atomic import atomic_path
     from striate.outputs import check_folder, clear_folder, default_folder
 
@@ -61,9 +63,10 @@ def _save(fig: Figure, view: str, run: Path | None, pretrained: str | None, out,
     out = out or default_folder(Path("runs/visualize"), f"{label}-{view}")
     check_folder(out, overwrite)
     clear_folder(out) if overwrite else out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / f"{view}.png") as tmp:
-        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-    console.print(f"{view}: {escape(str(out / f'{view}.png'))}")
+    for name, fig in figures.items():
+        with atomic_path(out / f"{name}.png") as tmp:
+            fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+        console.print(f"{name}: {escape(str(out / f'{name}.png'))}")
 
 
 def _image(paths: list[Path], pretrained: str | None, device: str):
@@ -106,7 +109,7 @@ def filters(
     from striate.interpret.features import filters_figure
 
     model = _model(run, pretrained, "cpu")
-    _save(filters_figure(model, layer), "filters", run, pretrained, out, overwrite)
+    _save({"filters": filters_figure(model, layer)}, "filters", run, pretrained, out, overwrite)
 
 
 @app.command()
@@ -125,7 +128,7 @@ def activations(
 
     run, model, x = _image(paths, pretrained, device)
     fig = activations_figure(maps_of(model, x, layer).cpu(), channels=channels, title=layer)
-    _save(fig, "activations", run, pretrained, out, overwrite)
+    _save({"activations": fig}, "activations", run, pretrained, out, overwrite)
 
 
 @app.command()
@@ -150,7 +153,7 @@ def patches(
     x, _, _ = _dataset_images(model, run, pretrained, data, root, split, n)
     found = top_patches(model, x, layer, channel, k=k)
     fig = patches_figure(found, title=f"{layer} channel {channel}")
-    _save(fig, "patches", run, pretrained, out, overwrite)
+    _save({"patches": fig}, "patches", run, pretrained, out, overwrite)
 
 
 @app.command()
@@ -184,30 +187,85 @@ def embedding(
         coords = embed(features_at(model, x, layer), method=method, seed=seed)
     cells = embedding_grid(coords, x.cpu(), grid=(grid, grid))
     fig = show_grid(cells.image, title=f"{method} of {layer or 'the penultimate features'}")
-    _save(fig, "embedding", run, pretrained, out, overwrite)
+    _save({"embedding": fig}, "embedding", run, pretrained, out, overwrite)
 
 
 @app.command()
 def classes(
     target: Annotated[
-        list[str], typer.Option("--target", help="Class to visualise; repeat for more.")
-    ],
+        list[str] | None,
+        typer.Option("--target", help="Class to visualise (index or name); repeat for more."),
+    ] = None,
     run: Annotated[Path | None, RUN] = None,
     pretrained: Annotated[str | None, PRETRAINED] = None,
+    layer: Annotated[
+        str | None, typer.Option("--layer", help="Visualise a unit of this layer instead.")
+    ] = None,
+    channel: int = typer.Option(0, "--channel", help="With --layer: the unit's channel."),
     steps: Annotated[int, STEPS] = 200,
     seed: Annotated[int, SEED] = 0,
     out: Annotated[Path | None, OUT] = None,
     overwrite: Annotated[bool, OVERWRITE] = False,
     device: Annotated[str, DEVICE] = "cpu",
 ) -> None:
-    """Images that maximise a class score (gradient ascent with Yosinski's regularisers)."""
-    from striate.interpret.ascent import class_visualization
+    """Images that maximise a class score, or with --layer a unit's mean activation (gradient
+    ascent with Yosinski et al.'s regularisers and jitter)."""
+    from striate.errors import ConfigError
+    from striate.interpret.ascent import class_visualization, unit_visualization
     from striate.interpret.figures import show_grid
 
+    if bool(target) == bool(layer):
+        raise ConfigError("give the classes (--target CLASS ...) or a unit (--layer L --channel C)")
     model = _model(run, pretrained, device)
-    images = class_visualization(model, target, steps=steps, seed=seed)
-    fig = show_grid(images.cpu(), nrow=len(target), title=", ".join(target))
-    _save(fig, "classes", run, pretrained, out, overwrite)
+    if layer:
+        images = unit_visualization(model, layer, channel, steps=steps, seed=seed)
+        title = f"{layer} channel {channel}"
+    else:
+        images = class_visualization(model, target, steps=steps, seed=seed)
+        title = ", ".join(target)
+    fig = show_grid(images.cpu(), nrow=len(images), title=title)
+    _save({"classes": fig}, "classes", run, pretrained, out, overwrite)
+
+
+@app.command()
+def neighbours(
+    run: Annotated[Path | None, RUN] = None,
+    pretrained: Annotated[str | None, PRETRAINED] = None,
+    layer: Annotated[
+        str | None,
+        typer.Option("--layer", help="Layer of the features [default: the classifier's input]."),
+    ] = None,
+    queries: int = typer.Option(6, "--queries", help="How many query images (the first ones)."),
+    k: int = typer.Option(6, "--k", help="Neighbours per query."),
+    data: Annotated[str | None, DATA] = None,
+    root: str | None = typer.Option(None, "--root", help="Folder holding the dataset's files."),
+    split: Annotated[str | None, SPLIT] = None,
+    n: Annotated[int, COUNT] = 1000,
+    out: Annotated[Path | None, OUT] = None,
+    overwrite: Annotated[bool, OVERWRITE] = False,
+    device: Annotated[str, DEVICE] = "cpu",
+) -> None:
+    """Nearest neighbours of a few images among the others, in pixel space and in feature space
+    (pixels.png, features.png): the lecture's comparison."""
+    from striate.errors import ConfigError
+    from striate.interpret.features import nearest_neighbours, neighbours_figure
+    from striate.interpret.layers import features_at
+
+    model = _model(run, pretrained, device)
+    x, _, _ = _dataset_images(model, run, pretrained, data, root, split, n)
+    if not 0 < queries < len(x):
+        raise ConfigError(f"--queries must be between 1 and {len(x) - 1} (the images read)")
+    feats = features_at(model, x, layer)
+    q, bank = x[:queries].cpu(), x[queries:].cpu()
+    figures = {}
+    for name, (fq, fb) in {
+        "pixels": (q, bank),
+        "features": (feats[:queries], feats[queries:]),
+    }.items():
+        found = nearest_neighbours(fq, fb, k=k)
+        title = f"nearest in {'pixel' if name == 'pixels' else 'feature'} space"
+        figures[name] = neighbours_figure(q, bank, found.indices, title=title)
+    _save(figures, "neighbours", run, pretrained, out, overwrite)
 
 
 @app.command()
@@ -229,7 +287,7 @@ def dream(
     run, model, x = _image(paths, pretrained, device)
     dreamt = deep_dream(model, x, layer, octaves=octaves, steps=steps, seed=seed)
     fig = show_grid(torch_cat(x, dreamt), nrow=2, title=f"image | DeepDream at {layer}")
-    _save(fig, "dream", run, pretrained, out, overwrite)
+    _save({"dream": fig}, "dream", run, pretrained, out, overwrite)
 
 
 @app.command()
@@ -252,7 +310,7 @@ def invert(
     run, model, x = _image(paths, pretrained, device)
     made = [invert_features(model, x, name, steps=steps, seed=seed) for name in layer]
     fig = show_grid(torch_cat(x, *made), nrow=len(made) + 1, title=" | ".join(["image", *layer]))
-    _save(fig, "invert", run, pretrained, out, overwrite)
+    _save({"invert": fig}, "invert", run, pretrained, out, overwrite)
 
 
 def torch_cat(*images):
