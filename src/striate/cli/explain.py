@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from striate.cli.inputs import PRETRAINED, load_classifier, read_images, split_model_and_images
 from striate.cli.options import OVERWRITE, listing
-from striate.progress import output_console
+from striate.progress import output_console, progress_bar
 
 console = output_console()
 
@@ -101,9 +101,10 @@ def explain(
     options = {"layer": layer, "steps": steps, "samples": samples, "noise": noise,
                "patch": patch, "stride": stride, "internal_batch_size": batch_size}  # fmt: skip
     maps = []
-    with console.status(f"{name} of {len(images)} image(s)"):
+    with progress_bar(name, len(images), "images") as advance:
         for i in range(len(images)):  # one image at a time: the methods batch their copies
             maps.append(attribute(name, model, batch[i : i + 1], targets[i : i + 1], options))
+            advance(1)
     clear_folder(out) if overwrite else out.mkdir(parents=True, exist_ok=True)
     stems = [slug(p.stem) for p in images]
     stems = [s if stems.count(s) == 1 else f"{s}-{i}" for i, s in enumerate(stems)]

@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from striate.cli.inputs import PRETRAINED, load_classifier, read_images, split_model_and_images
 from striate.cli.options import OVERWRITE
-from striate.progress import output_console
+from striate.progress import output_console, phase
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -183,7 +183,7 @@ def embedding(
 
     model = _model(run, pretrained, device)
     x, _, _ = _dataset_images(model, run, pretrained, data, root, split, n)
-    with console.status(f"{method} of {len(x)} images"):
+    with phase(f"{method} of {len(x)} images"):
         coords = embed(features_at(model, x, layer), method=method, seed=seed)
     cells = embedding_grid(coords, x.cpu(), grid=(grid, grid))
     fig = show_grid(cells.image, title=f"{method} of {layer or 'the penultimate features'}")
