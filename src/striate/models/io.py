@@ -41,7 +41,8 @@ class ImageClassifier(nn.Module):
     `forward` takes a float batch on the 0–1 scale in the network's input shape and returns
     logits; `predict_proba` and `predict` take images as they come. With ``crop`` (a fraction,
     e.g. 0.875 for ImageNet weights) `prepare` first cuts the central square of that fraction of
-    the short side, as the weights were evaluated; without it the image is resized as it is.
+    the short side, as the weights were evaluated (an image already at the network's input size
+    is taken as prepared); without it the image is resized as it is.
     """
 
     def __init__(
@@ -85,7 +86,7 @@ class ImageClassifier(nn.Module):
             x = (x * x.new_tensor([0.299, 0.587, 0.114]).reshape(1, 3, 1, 1)).sum(1, keepdim=True)
         elif x.shape[1] == 1 and c == 3:
             x = x.expand(-1, 3, -1, -1)
-        if self.crop is not None:
+        if self.crop is not None and x.shape[-2:] != (h, w):  # at the input size: prepared
             side = max(1, round(min(x.shape[-2:]) * self.crop))
             top, left = (x.shape[-2] - side) // 2, (x.shape[-1] - side) // 2
             x = x[..., top : top + side, left : left + side]
