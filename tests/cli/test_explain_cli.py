@@ -70,6 +70,7 @@ def test_explain_a_chosen_class_and_refuse_an_existing_folder(capsys, trained, d
         (["saliency", "RUN", "IMG", "--target", "12"], "target class 12 is out of range"),
         (["grad-cam", "RUN", "IMG", "--layer", "features.O"], "did you mean"),
         (["saliency", "RUN", "IMG", "--steps", "5"], "is an option of integrated-gradients"),
+        (["grad-cam", "RUN", "IMG", "--fill", "0.5"], "is an option of occlusion"),
         (["salincy", "RUN", "IMG"], "did you mean 'saliency'"),
         (["saliency", "RUN", "BAD"], "is not a readable image"),
         (["saliency", "RUN"], "give a run folder and image files"),

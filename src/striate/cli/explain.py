@@ -54,6 +54,9 @@ def explain(
     stride: int | None = typer.Option(
         None, "--stride", help="occlusion: step between patch positions [default: half the patch]."
     ),
+    fill: float | None = typer.Option(
+        None, "--fill", help="occlusion: the patch's value in the model's input [default: 0]."
+    ),
     batch_size: int | None = typer.Option(
         None,
         "--batch-size",
@@ -95,11 +98,12 @@ def explain(
     with torch.no_grad():
         probs = model(batch).float().softmax(1).cpu()
     targets = resolve_targets(target and [target] * len(images), probs, model.classes)
-    if name == "occlusion":
-        patch = patch or max(1, min(batch.shape[-2:]) // 8)
-        stride = stride or max(1, patch // 2)
-    options = {"layer": layer, "steps": steps, "samples": samples, "noise": noise,
-               "patch": patch, "stride": stride, "internal_batch_size": batch_size}  # fmt: skip
+    options = dict(layer=layer, steps=steps, samples=samples, noise=noise, patch=patch,
+                   stride=stride, fill=fill, internal_batch_size=batch_size)  # fmt: skip
+    if name == "occlusion":  # the lecture's map: the drop of the class probability
+        options["patch"] = patch = patch or max(1, min(batch.shape[-2:]) // 8)
+        options["stride"] = stride or max(1, patch // 2)
+        options["probability"] = True
     maps = []
     with progress_bar(name, len(images), "images") as advance:
         for i in range(len(images)):  # one image at a time: the methods batch their copies

@@ -134,7 +134,9 @@ class _Occluder:
         for start in range(0, n * positions, batch):  # row r: image r // P, position r % P
             r = torch.arange(start, min(start + batch, n * positions), device=self.x.device)
             i, m = r // positions, self.masks(r % positions)[:, None]
-            occluded = torch.where(m, self.fill[i], self.x[i])
+            # one image broadcasts against the masks: no gathered copy of it per window
+            x, fill = (self.x, self.fill[:1]) if n == 1 else (self.x[i], self.fill[i])
+            occluded = torch.where(m, fill, x)
             out[r] = self._score(class_scores(self.owner, self.model, occluded), self.targets[i])
         return out.view(n, positions)
 
