@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from striate.cli.inputs import PRETRAINED, load_classifier, read_images, split_model_and_images
-from striate.cli.options import OVERWRITE, listing
+from striate.cli.options import HELP, OVERWRITE, listing
 from striate.progress import output_console, progress_bar
 
 console = output_console()
@@ -73,6 +73,7 @@ def explain(
     ),
     overwrite: Annotated[bool, OVERWRITE] = False,
     device: str = typer.Option("cpu", "--device", help="auto, cpu, cuda or cuda:N."),
+    show_help: Annotated[bool, HELP] = False,
 ) -> None:
     """Attribution maps (saliency, guided backprop, Grad-CAM, integrated gradients, SmoothGrad,
     occlusion) of each image, saved as image | map | overlay figures."""

@@ -46,6 +46,7 @@ from striate.interpret.layers import (
     placement,
     resolve_targets,
 )
+from striate.models.io import ImageClassifier
 from striate.progress import progress_bar
 
 __all__ = ["class_visualization", "deep_dream", "unit_visualization"]
@@ -335,8 +336,6 @@ def input_space(model: nn.Module, pixel_range: Any, owner: str) -> InputSpace:
     """The model's `InputSpace`: an `ImageClassifier` takes 0–1 images and its normalisation mean
     is the centre; any other module is unbounded around 0 unless `pixel_range` = (low, high) is
     given (its middle is then the centre); ``pixel_range=None`` makes any model unbounded."""
-    from striate.models.io import ImageClassifier  # models sit below interpret
-
     device, dtype = placement(model)
     classifier = isinstance(model, ImageClassifier)
     if isinstance(pixel_range, str) and pixel_range == AUTO:
