@@ -41,6 +41,7 @@ NOT_RUN = (
 SLOW_ONLY = (
     (r"^torchrun --standalone", "starts two processes"),
     (r"^striate train --recipe cifar10-fast --data \S+$", "the full network (the GPU example)"),
+    (r"^striate visualize (classes|dream|invert) --pretrained", "optimises 224×224 pixels"),
 )
 # commands whose documented outcome includes exit status 1
 STATUS_1_MEANS = {"doctor": "a check failed (the table says which)"}

@@ -338,7 +338,7 @@ def test_the_report_says_what_ran_where(trained):
 
 def test_usage_lines_name_arguments_in_capitals(capsys):
     code, _, err = run(capsys, "predict")
-    assert code == 2 and "Usage: striate predict [OPTIONS] RUN IMAGE..." in err
+    assert code == 2 and "Usage: striate predict [OPTIONS] [RUN] IMAGE..." in err
 
 
 def test_lr_find_writes_plot_and_suggestion(capsys, tmp_path):

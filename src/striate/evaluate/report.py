@@ -32,7 +32,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import striate
-from striate._atomic import atomic_write, jsonable
+from striate._atomic import atomic_path, atomic_write, jsonable
 from striate.checks import is_number
 from striate.errors import ConfigError
 from striate.evaluate.confusion import most_confused, per_class_accuracy, plot_confusion
@@ -81,19 +81,24 @@ def _number(v: Any) -> str:
     return f"{float(v):.5g}" if math.isfinite(v) else str(float(v))
 
 
-def _png(fig: Figure, dpi: int = 100) -> str:
-    """The figure as a PNG data URI; the figure is cleared afterwards to free its artists."""
+def _png(fig: Figure, dpi: int = 100, save: str | os.PathLike | None = None) -> str:
+    """The figure as a PNG data URI (also written to `save`, atomically, when given); the figure
+    is cleared afterwards to free its artists."""
     try:
         buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=dpi)
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight" if save else None)
     finally:
         fig.clear()
+    if save is not None:
+        with atomic_path(Path(save)) as tmp:
+            Path(tmp).write_bytes(buf.getvalue())
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def figure_html(fig: Figure, alt: str) -> str:
-    """An <img> of `fig` as an inline PNG, for an HTML report section."""
-    return f'<img alt="{_e(alt)}" src="{_png(fig)}">'
+def figure_html(fig: Figure, alt: str, save: str | os.PathLike | None = None) -> str:
+    """An <img> of `fig` as an inline PNG, for an HTML report section; `save` also writes the
+    same PNG to a file (one rendering for both)."""
+    return f'<img alt="{_e(alt)}" src="{_png(fig, save=save)}">'
 
 
 def _na(what: str = "") -> str:

@@ -30,7 +30,7 @@ def write_run_report(
     test_metrics: dict[str, float],
     outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     worst: int = 16,
-    explained: int = 8,
+    explained: int = 6,
 ) -> Path:
     """Plots (PNG) and report.html for a finished run from the test set's `per_sample` outputs:
     what ran where, curves, confusion, hardest test images and where the network looked in
@@ -81,8 +81,8 @@ def write_run_report(
 def _explanations(
     out: Path, data: RunData, order: torch.Tensor, pred: torch.Tensor, labels: torch.Tensor
 ) -> list[tuple[str, str]]:
-    """Saliency and Grad-CAM of the predicted class on the highest-loss test images, as the saved
-    model sees them (explanations.png and a report section)."""
+    """Saliency and Grad-CAM of the predicted class on the highest-loss test images (`order`), as
+    the saved model sees them (explanations.png and a report section)."""
     model = load_model(out / "model")
     classes = data.test.classes
     titles = [f"{classes[labels[i]]} → {classes[pred[i]]}" for i in order.tolist()]
@@ -90,7 +90,6 @@ def _explanations(
     fig = explanations_figure(
         model, model.prepare(data.test.images[order]), pred[order], methods=methods, titles=titles
     )
-    fig.savefig(out / "explanations.png", dpi=100, bbox_inches="tight")
     about = (
         "<p>The highest-loss test images (true → predicted) and what the predicted class's score "
         "rests on: saliency is |∂score/∂pixel|, its maximum over the colour channels (Simonyan "
@@ -99,7 +98,8 @@ def _explanations(
            "al. 2017)" if "grad-cam" in methods else "")
         + ". <code>striate explain METHOD RUN IMAGE</code> draws them for any image.</p>"
     )  # fmt: skip
-    return [("Where the network looked", about + figure_html(fig, "saliency and Grad-CAM maps"))]
+    image = figure_html(fig, "saliency and Grad-CAM maps", save=out / "explanations.png")
+    return [("Where the network looked", about + image)]
 
 
 def _saved_doctor(out: Path) -> dict | None:
