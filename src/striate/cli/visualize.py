@@ -42,6 +42,7 @@ SEED = typer.Option("--seed", help="Seed of the random start and jitter.")
 DATA = typer.Option(
     "--data", help="Dataset name or path [default: the run's own data, as it split it]."
 )
+ROOT = typer.Option("--root", help="Folder holding the dataset's files.")
 SPLIT = typer.Option("--split", help="Split to read [default: test].")
 COUNT = typer.Option("--n", help="How many images of the split to use.")
 
@@ -138,7 +139,7 @@ def patches(
     run: Annotated[Path | None, RUN] = None,
     pretrained: Annotated[str | None, PRETRAINED] = None,
     data: Annotated[str | None, DATA] = None,
-    root: str | None = typer.Option(None, "--root", help="Folder holding the dataset's files."),
+    root: Annotated[str | None, ROOT] = None,
     split: Annotated[str | None, SPLIT] = None,
     n: Annotated[int, COUNT] = 1000,
     k: int = typer.Option(9, "--k", help="How many patches."),
@@ -166,7 +167,7 @@ def embedding(
     ] = None,
     method: str = typer.Option("tsne", "--method", help="tsne or pca."),
     data: Annotated[str | None, DATA] = None,
-    root: str | None = typer.Option(None, "--root", help="Folder holding the dataset's files."),
+    root: Annotated[str | None, ROOT] = None,
     split: Annotated[str | None, SPLIT] = None,
     n: Annotated[int, COUNT] = 1000,
     grid: int = typer.Option(20, "--grid", help="Cells per side of the image grid."),
@@ -238,7 +239,7 @@ def neighbours(
     queries: int = typer.Option(6, "--queries", help="How many query images (the first ones)."),
     k: int = typer.Option(6, "--k", help="Neighbours per query."),
     data: Annotated[str | None, DATA] = None,
-    root: str | None = typer.Option(None, "--root", help="Folder holding the dataset's files."),
+    root: Annotated[str | None, ROOT] = None,
     split: Annotated[str | None, SPLIT] = None,
     n: Annotated[int, COUNT] = 1000,
     out: Annotated[Path | None, OUT] = None,
