@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -43,6 +44,7 @@ __all__ = [
     "file_normalization",
     "imagenet_classes",
     "load_weights",
+    "named_weights",
     "model_folder",
     "read_state_dict",
     "register_weights",
@@ -73,6 +75,12 @@ def imagenet_classes() -> tuple[str, ...]:
     """The 1000 ImageNet-1k class names in the usual index order (0 tench … 999 toilet tissue)."""
     text = resources.files("striate.models").joinpath("data/imagenet_classes.txt").read_text()
     return tuple(line for line in text.splitlines() if line)
+
+
+def named_weights(architecture: str, tag: Any) -> PretrainedWeights | None:
+    """The weights registered as `tag` for `architecture`, or None (then `tag` is a file)."""
+    key = f"{architecture.replace('-', '_')}.{tag}"
+    return WEIGHTS.get(key) if isinstance(tag, str) and key in WEIGHTS else None
 
 
 def tags(architecture: str) -> list[str]:

@@ -36,6 +36,7 @@ from striate.engine.task import Task
 from striate.engine.trainer import Trainer
 from striate.errors import ConfigError, StriateError
 from striate.models.io import load_weights, model_folder, read_state_dict
+from striate.models.weights import named_weights
 from striate.train.config import TrainConfig
 from striate.train.recipes import model_callbacks
 from striate.train.snapshots import Snapshots
@@ -75,14 +76,17 @@ def load_run_data(config: TrainConfig) -> RunData:
 
 
 def source_normalizer(config: TrainConfig, data: RunData) -> Normalizer:
-    """Fine-tuning a striate model keeps the normalisation it was trained with; otherwise the
-    statistics of the training data."""
+    """Fine-tuning a striate model or named pretrained weights keeps the normalisation they were
+    trained with; otherwise the statistics of the training data."""
     if config.weights is not None:
+        named = named_weights(config.model, config.weights)
         try:
             info = json.loads((model_folder(config.weights) / "model.json").read_text())
         except (StriateError, OSError, ValueError):
             info = {}
         norm = info.get("normalization")
+        if named is not None and named.mean is not None:  # pretrained: its own normalisation
+            norm = {"mean": list(named.mean), "std": list(named.std)}
         if norm and len(norm.get("mean", ())) == data.train.shape[0]:
             return Normalizer.from_state_dict(norm)
     return data.normalizer
@@ -101,7 +105,8 @@ def build_model(config: TrainConfig, data: ImageSet) -> torch.nn.Module:
         **config.model_options,
     )
     if config.weights is not None:
-        weights = read_state_dict(config.weights)
+        named = named_weights(config.model, config.weights)
+        weights = read_state_dict(named.path() if named is not None else config.weights)
         head = head_name(model)
         own = model.state_dict()
         replaced = any(

@@ -66,7 +66,8 @@ class TrainConfig:
     weights: str | None = setting(
         None,
         "Start from these weights: a .safetensors file, a torch state dict (read with "
-        "weights_only=True) or a run folder; a head of another size starts afresh.",
+        "weights_only=True), a run folder, or the model's named weights (imagenet for "
+        "efficientnet_lite0); a head of another size starts afresh.",
     )
     finetune: str = setting(
         "all",
