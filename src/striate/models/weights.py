@@ -91,9 +91,8 @@ def tags(architecture: str) -> list[str]:
 def apply_weights(model: nn.Module, architecture: str, weights: str | os.PathLike) -> None:
     """Load named weights (a tag of `tags(architecture)`) or a weight file into `model`, and set
     ``model.classes``, ``model.normalization`` and ``model.crop`` from what the weights record."""
-    key = f"{architecture}.{weights}"
-    if isinstance(weights, str) and key in WEIGHTS:
-        named = WEIGHTS.get(key)
+    named = named_weights(architecture, weights)
+    if named is not None:
         load_weights(model, named.path(), source=f"the {weights} weights of {architecture}")
         classes = imagenet_classes() if named.classes == "imagenet" else named.classes
         norm = None if named.mean is None else {"mean": list(named.mean), "std": list(named.std)}
@@ -102,10 +101,10 @@ def apply_weights(model: nn.Module, architecture: str, weights: str | os.PathLik
     path = Path(weights)
     if not path.exists():
         known = tags(architecture)
-        named = f"its named weights are {', '.join(known)}" if known else "it has no named weights"
+        which = f"its named weights are {', '.join(known)}" if known else "it has no named weights"
         raise ConfigError(
             f"{architecture}: weights {str(weights)!r} are neither a file nor named weights "
-            f"({named}); give a .safetensors file or a torch state dict"
+            f"({which}); give a .safetensors file or a torch state dict"
         )
     state = read_state_dict(path)
     left = _parts_without_weights(model, state)
@@ -113,7 +112,7 @@ def apply_weights(model: nn.Module, architecture: str, weights: str | os.PathLik
     if left:
         warnings.warn(
             f"{path} holds no weights for {', '.join(left)} of {architecture}: "
-            f"{'they keep' if len(left) > 1 else 'it keeps'} its initialisation",
+            f"{'they keep their' if len(left) > 1 else 'it keeps its'} initialisation",
             StriateWarning,
             stacklevel=3,
         )
