@@ -22,10 +22,10 @@ from striate.interpret.features import (
     nearest_neighbours,
     neighbours_figure,
     patches_figure,
-    receptive_field,
     top_patches,
 )
 from striate.interpret.layers import capture
+from striate.interpret.receptive_field import receptive_field
 from striate.models import create
 from striate.models.summary import summary
 

@@ -94,8 +94,7 @@ def _dataset_images(model, run, pretrained, data, root, split, n):
         raise ConfigError(
             f"--pretrained {pretrained}: give --data NAME or PATH to read images from"
         )
-    images = ds.images[:n]
-    return model.prepare(images), ds.labels[:n], list(ds.classes)
+    return model.prepare(ds.images[:n])
 
 
 @app.command()
@@ -151,7 +150,7 @@ def patches(
     from striate.interpret.features import patches_figure, top_patches
 
     model = _model(run, pretrained, device)
-    x, _, _ = _dataset_images(model, run, pretrained, data, root, split, n)
+    x = _dataset_images(model, run, pretrained, data, root, split, n)
     found = top_patches(model, x, layer, channel, k=k)
     fig = patches_figure(found, title=f"{layer} channel {channel}")
     _save({"patches": fig}, "patches", run, pretrained, out, overwrite)
@@ -183,7 +182,7 @@ def embedding(
     from striate.interpret.layers import features_at
 
     model = _model(run, pretrained, device)
-    x, _, _ = _dataset_images(model, run, pretrained, data, root, split, n)
+    x = _dataset_images(model, run, pretrained, data, root, split, n)
     with phase(f"{method} of {len(x)} images"):
         coords = embed(features_at(model, x, layer), method=method, seed=seed)
     cells = embedding_grid(coords, x.cpu(), grid=(grid, grid))
@@ -253,7 +252,7 @@ def neighbours(
     from striate.interpret.layers import features_at
 
     model = _model(run, pretrained, device)
-    x, _, _ = _dataset_images(model, run, pretrained, data, root, split, n)
+    x = _dataset_images(model, run, pretrained, data, root, split, n)
     if not 0 < queries < len(x):
         raise ConfigError(f"--queries must be between 1 and {len(x) - 1} (the images read)")
     feats = features_at(model, x, layer)

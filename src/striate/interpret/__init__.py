@@ -7,8 +7,8 @@ inputs' shape, and takes the model's own input tensor (for a model from `striate
 - attributions: `saliency`, `guided_backprop`, `integrated_gradients`, `smooth_grad`
   (gradients), `grad_cam` (cam), `occlusion` / `occlusion_map` (perturbation); by name in
   `ATTRIBUTIONS` (methods);
-- model-level views: `filters`, `activations`, `top_patches`, `receptive_field`,
-  `nearest_neighbours` (features), `embedding`, `embedding_grid` (embedding);
+- model-level views: `filters`, `activations`, `top_patches`, `nearest_neighbours` (features),
+  `receptive_field` (receptive_field), `embedding`, `embedding_grid` (embedding);
 - images made by optimising pixels: `class_visualization`, `unit_visualization`, `deep_dream`
   (ascent), `fgsm`, `fooling_image` (adversarial), `invert_features`, `total_variation`
   (inversion);
@@ -32,7 +32,6 @@ from striate.interpret.features import (
     nearest_neighbours,
     neighbours_figure,
     patches_figure,
-    receptive_field,
     top_patches,
 )
 from striate.interpret.figures import (
@@ -61,6 +60,7 @@ from striate.interpret.layers import (
 )
 from striate.interpret.methods import ATTRIBUTIONS, attribute
 from striate.interpret.perturbation import occlusion, occlusion_map
+from striate.interpret.receptive_field import receptive_field
 from striate.interpret.sanity import randomization_check
 
 __all__ = [

@@ -28,6 +28,7 @@ __all__ = [
     "gaussian_blur",
     "last_conv",
     "last_linear",
+    "layer_output",
     "placement",
     "resolve_targets",
 ]
@@ -158,6 +159,22 @@ def gaussian_blur(x: torch.Tensor, sigma: float, radius: int | None = None) -> t
     x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="replicate"), rows, groups=c)
     cols = kernel.reshape(1, 1, -1, 1).expand(c, 1, -1, 1)
     return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="replicate"), cols, groups=c)
+
+
+def layer_output(seen: list[Any], layer: Any, owner: str) -> torch.Tensor:
+    """The last output `capture` recorded for `layer`, or one line saying why there is none."""
+    if not seen:
+        raise ConfigError(
+            f"{owner}: layer {layer!r} was not called in the forward pass; pick a layer the "
+            f"model uses"
+        )
+    out = seen[-1]
+    if not isinstance(out, torch.Tensor):
+        raise ConfigError(
+            f"{owner}: layer {layer!r} outputs a {type(out).__name__}, not a tensor; pick a "
+            f"layer whose output is a tensor (N×C×H×W)"
+        )
+    return out
 
 
 def resolve_targets(

@@ -326,8 +326,8 @@ class _Recorder:
 
     def _add_row(self, module: nn.Module, args: tuple, output: Any) -> None:
         self._leave(module, args, output)
-        inputs = _tensors(args)
-        outputs = _tensors(output)
+        inputs = tensors_in(args)
+        outputs = tensors_in(output)
         own = [] if module in self.counted else list(module.parameters(recurse=False))
         self.counted.add(module)
         is_leaf = next(module.children(), None) is None
@@ -535,14 +535,14 @@ def _same_device(a: torch.device, b: torch.device) -> bool:
     return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
 
 
-def _tensors(value: Any) -> list[torch.Tensor]:
+def tensors_in(value: Any) -> list[torch.Tensor]:
     """The tensors in a module's arguments or output (tuples, lists, dicts), in order."""
     if isinstance(value, torch.Tensor):
         return [value]
     if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _tensors(v)]
+        return [t for v in value for t in tensors_in(v)]
     if isinstance(value, dict):
-        return [t for v in value.values() for t in _tensors(v)]
+        return [t for v in value.values() for t in tensors_in(v)]
     return []
 
 
