@@ -73,7 +73,7 @@ def optimize_image(
         total = sum(terms.values())
         if not torch.isfinite(total):
             raise StriateError(
-                f"{label}: the loss became {float(total)} ({_format(terms)}); lower the "
+                f"{label}: the loss became {float(total.detach())} ({_format(terms)}); lower the "
                 f"weights or the learning rate"
             )
         total.backward()
@@ -98,7 +98,10 @@ def optimize_image(
 
 
 def _format(terms: dict) -> str:
-    return "  ".join(f"{k} {float(v):.4g}" for k, v in terms.items())
+    return "  ".join(
+        f"{k} {float(v.detach() if isinstance(v, torch.Tensor) else v):.4g}"
+        for k, v in terms.items()
+    )
 
 
 class _LossProgress:
