@@ -32,7 +32,7 @@ __all__ = ["EXAMPLES", "Example", "harmonization_examples", "object_mask"]
 OWNER = "harmonization_examples"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # tensors: compare fields with torch.equal
 class Example:
     """A painting, the painting with an object pasted in, and the paste's mask (1×1×H×W, 0 or 1);
     the object came from `photograph`'s pixels `crop` (top, left, height, width), resized to
