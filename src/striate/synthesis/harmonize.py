@@ -148,7 +148,9 @@ def layer_masks(
         if isinstance(module, nn.Conv2d):
             m = F.avg_pool2d(m, 3, 1, 1)
         elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
-            size = module(torch.zeros(1, 1, *m.shape[-2:])).shape[-2:]
+            size = module(torch.zeros(1, 1, *m.shape[-2:], device=m.device, dtype=m.dtype)).shape[
+                -2:
+            ]
             m = F.interpolate(m, size=tuple(size), mode="bilinear", align_corners=False)
         if i in wanted:
             out[wanted[i]] = m
@@ -222,12 +224,13 @@ def style_distance(
     """How far the style of the pasted region of `image` is from the painting around it: per
     layer, ‖G_in − G_out‖²_F / ‖G_out‖²_F with G_in the Gram matrix of `image`'s features inside
     `mask` and G_out that of `painting`'s features outside `dilated` (default: `mask` dilated by
-    1/32 of the image's longer side), each divided by C·(its positions); the mean over `layers`
-    (relative, so each layer weighs alike). Lower is better; 0 when the region has the painting's
-    feature statistics."""
+    1/32 of the image's longer side; a position is outside when less than half of it is
+    covered), each divided by C·(its positions); the mean over `layers` (relative, so each layer
+    weighs alike), leaving out a layer too coarse to have a position outside. Lower is better; 0
+    when the region has the painting's feature statistics."""
     owner = "style_distance"
     image, painting = _image("image", image), _image("painting", painting)
-    mask = (_mask(mask) > 0.5).float()
+    mask = (_mask(mask) > 0.5).float().cpu()
     if image.shape != painting.shape or mask.shape[-2:] != image.shape[-2:]:
         raise InputError(
             f"{owner}: image {tuple(image.shape[-2:])}, painting {tuple(painting.shape[-2:])} and "
@@ -238,29 +241,33 @@ def style_distance(
     if dilated is None:
         dilated = _dilate(mask, max(1, max(mask.shape[-2:]) // 32))
     else:
-        dilated = (_mask(dilated) > 0.5).float()
+        dilated = (_mask(dilated) > 0.5).float().cpu()
     if extractor is None:
         features, norm = _vgg(weights, layers)
         extractor = _extractor(features, norm, layers)
     with torch.no_grad():
         both = extractor(torch.cat([image, painting]).to(extractor.mean.device))
-    total = 0.0
+    distances = []
     for layer in layers:
         f = both[layer].double().cpu()
         h, w = f.shape[-2:]
         inside = F.interpolate(mask, size=(h, w), mode="area")[0, 0]
         inside = inside >= min(0.5, float(inside.max()))
-        outside = F.interpolate(dilated, size=(h, w), mode="area")[0, 0] == 0
+        outside = F.interpolate(dilated, size=(h, w), mode="area")[0, 0] < 0.5
         if not bool(outside.any()):
-            raise InputError(
-                f"{owner}: nothing of the painting is left outside the dilated mask at {layer}; "
-                f"use a smaller mask or a larger image"
-            )
+            continue  # the layer is too coarse to see the painting around the paste
         c = f.shape[1]
         g_in = _gram_of(f[0].reshape(c, -1)[:, inside.reshape(-1)])
         g_out = _gram_of(f[1].reshape(c, -1)[:, outside.reshape(-1)])
-        total += float((g_in - g_out).square().sum() / g_out.square().sum().clamp_min(1e-30))
-    return total / len(layers)
+        distances.append(
+            float((g_in - g_out).square().sum() / g_out.square().sum().clamp_min(1e-30))
+        )
+    if not distances:
+        raise InputError(
+            f"{owner}: nothing of the painting is left outside the dilated mask at "
+            f"{', '.join(layers)}; use a smaller mask or a larger image"
+        )
+    return sum(distances) / len(distances)
 
 
 def harmonize(
@@ -289,7 +296,8 @@ def harmonize(
     to 10 for an abstract one). `on_snapshot(stage, step, image)` receives the blended image of
     "pass1" or "pass2" every `every` steps. A step count of 0 skips that pass."""
     painting, pasted = _image("painting", painting), _image("pasted", pasted)
-    mask = _mask(mask)
+    device = painting.device
+    pasted, mask = pasted.to(device), _mask(mask).to(device)
     if painting.shape != pasted.shape:
         raise InputError(
             f"{OWNER}: the painting is {tuple(painting.shape[-2:])} but the pasted image "
@@ -322,10 +330,10 @@ def harmonize(
     soft = gaussian_blur(tight, max(blur, 1e-3)) if blur > 0 else tight
 
     features, norm = _vgg(weights, QUALITY_LAYERS)
-    ex1 = _extractor(features, norm, PASS1_LAYERS)
-    ex2 = _extractor(features, norm, PASS2_LAYERS)
-    quality_ex = _extractor(features, norm, QUALITY_LAYERS)
-    masks = layer_masks(dilated, features, sorted(set(PASS1_LAYERS) | set(PASS2_LAYERS)))
+    ex1 = _extractor(features, norm, PASS1_LAYERS).to(device)
+    ex2 = _extractor(features, norm, PASS2_LAYERS).to(device)
+    quality_ex = _extractor(features, norm, QUALITY_LAYERS).to(device)
+    masks = layer_masks(dilated, ex1.model, sorted(set(PASS1_LAYERS) | set(PASS2_LAYERS)))
 
     def composite(x: torch.Tensor) -> torch.Tensor:
         return pasted * (1 - dilated) + x * dilated
