@@ -6,6 +6,7 @@ file; the crops against torch's resize; the CLI's bad inputs."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import torch
@@ -167,7 +168,7 @@ class _StopAt(Callback):
             trainer.interrupted = True  # as Ctrl-C does
 
 
-def test_training_lowers_the_held_out_loss_and_resumes_exactly(tmp_path, shared_data):
+def _settings(tmp_path, shared_data) -> tuple[Path, dict]:
     style = tmp_path / "style.png"
     save_image(resize_to(read_image(shared_data / "images" / "starry_night.jpg"), 48), style)
     settings = dict(
@@ -175,9 +176,14 @@ def test_training_lowers_the_held_out_loss_and_resumes_exactly(tmp_path, shared_
         photographs=["rocket"], held_out=["chelsea"], device="cpu", precision="fp32",
         weights=str(shared_data / "weights" / "vgg16-hed.safetensors"), **TINY, **SHALLOW,
     )  # fmt: skip
+    return style, settings
+
+
+def test_a_few_steps_lower_the_held_out_loss(tmp_path, shared_data):
+    style, settings = _settings(tmp_path, shared_data)
     run = train_fast_style([style], tmp_path / "a", progress=False, **settings)
     torch.manual_seed(3)
-    fresh = TransformerNet(1, **TINY)
+    fresh = TransformerNet(1, **TINY)  # the initialisation the run started from
     val = [(resize_to(photograph("chelsea")[..., :, 75:375], (32, 32)), torch.zeros(1).long())]
     before = run.trainer.evaluate(fresh, val)["loss"]
     assert run.held_out["held_out_loss"] < 0.8 * before
@@ -187,7 +193,14 @@ def test_training_lowers_the_held_out_loss_and_resumes_exactly(tmp_path, shared_
     loaded = load_fast_style(tmp_path / "a")
     x = photograph("chelsea")[..., ::8, ::8]
     torch.testing.assert_close(apply_fast_style(loaded, x), apply_fast_style(run.model, x))
+    with pytest.raises(ConfigError, match="already holds results"):
+        train_fast_style([style], tmp_path / "a", progress=False, **settings)
 
+
+@pytest.mark.slow
+def test_a_run_stopped_and_resumed_ends_as_the_uninterrupted_one(tmp_path, shared_data):
+    style, settings = _settings(tmp_path, shared_data)
+    run = train_fast_style([style], tmp_path / "a", progress=False, **settings)
     stopped = train_fast_style(
         [style], tmp_path / "b", progress=False, callbacks=[_StopAt(6)], **settings
     )
@@ -198,8 +211,6 @@ def test_training_lowers_the_held_out_loss_and_resumes_exactly(tmp_path, shared_
         run.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
     ):
         torch.testing.assert_close(a, b, msg=k)
-    with pytest.raises(ConfigError, match="already holds results"):
-        train_fast_style([style], tmp_path / "a", progress=False, **settings)
 
 
 @pytest.mark.parametrize(
@@ -287,3 +298,19 @@ def test_a_longer_training_puts_the_style_on_a_held_out_photograph(tmp_path, sha
         style_image = task.terms(resize_to(read_image(starry), (64, 64)), x, s)
         assert float(stylised["style"]) < 0.3 * float(untouched["style"])
         assert float(stylised["content"]) < float(style_image["content"])
+
+
+@pytest.mark.slow
+def test_cli_trains_then_applies(tmp_path, shared_data):
+    runner = CliRunner()
+    style = shared_data / "images" / "scream.jpg"
+    args = ["train-fast", str(style), "--out", str(tmp_path / "run"), "--size", "16"]
+    args += ["--steps", "2", "--width", "4", "--residual-blocks", "1", "--data", "none"]
+    result = runner.invoke(_cli(), [*args, "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "held-out photographs: loss" in result.output
+    model = tmp_path / "run" / "model.safetensors"
+    photo = save_image(photograph("coffee")[..., ::4, ::4], tmp_path / "coffee.png")
+    result = runner.invoke(_cli(), ["apply", str(model), str(photo), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert read_image(tmp_path / "o" / "coffee-scream.png").shape == (1, 3, 100, 150)

@@ -758,7 +758,7 @@ def loss_figure(steps_log: dict[str, list[float]], history: list[dict[str, float
     ax.set_ylabel("perceptual loss")
     ax.set_yscale("log")
     ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.14, top=0.96)
     return fig
 
 
@@ -776,7 +776,7 @@ def samples_figure(
             ax.set_xticks([])
             ax.set_yticks([])
         axes[r][0].set_ylabel(["photograph", *labels][r], fontsize=9)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.01, top=0.99, wspace=0.04, hspace=0.04)
     return fig
 
 
