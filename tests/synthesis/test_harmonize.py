@@ -109,6 +109,8 @@ def test_harmonize_tiny_end_to_end(scene, vgg_file):
     torch.testing.assert_close(r.pass2[..., outside], pasted[..., outside])
     assert (r.final - r.naive)[..., 14:30, 20:36].abs().mean() > 0.01
     assert set(r.quality) == {"naive", "pass1", "pass2"} and not r.interrupted
+    per_layer = r.quality_layers["pass2"]
+    assert r.quality["pass2"] == pytest.approx(sum(per_layer.values()) / len(per_layer))
     assert r.weights["style"] == 1.0
 
 

@@ -108,6 +108,7 @@ def harmonize(
         out / "quality.json",
         {
             "style_distance": done.quality,
+            "style_distance_per_layer": done.quality_layers,
             "layers": list(QUALITY_LAYERS),
             "size": list(done.final.shape[-2:]),
             "steps": steps,

@@ -12,7 +12,10 @@ the masked relu4_1 features with the pasted image's.
 
 Pass 1 (neural_gram.lua): for each of relu3_1, relu4_1, relu5_1, every masked position takes the
 painting's feature whose 3×3 patch is nearest in cosine similarity (`match_patches`); the loss is
-5·L_content + 100·mean_l ‖G_l(x) − G_l(matched painting)‖².
+5·L_content + 100·mean_l ‖G_l(x) − G_l(matched painting)‖². neural_gram.lua also adds a TV term
+(-tv_weight 1e-3 on 0–255 pixels), which the post leaves out; with the VGG-16 HED features here
+it outweighs the style term about sixfold and blurs the object flat, so it is left out too (pass
+1 then leaves coloured speckles, which pass 2 removes).
 
 Pass 2 (neural_paint.lua), from the pasted image again (reconstructing from pass 1's result is
 worse, the post shows) but matching on pass 1's result: one mapping on relu4_1, made spatially
@@ -95,8 +98,8 @@ class Harmonized:
     """The painting and naive paste at the working size, pass 1 blended into the painting, pass
     2's raw output, the final (pass 2 blended), the dilated mask the passes changed (1×1×H×W),
     and `quality`: `style_distance` of the naive paste, pass 1 and the final image (lower is
-    better). After Ctrl-C, `interrupted` is set and the missing stages are None (final is the
-    last image there was)."""
+    better), per layer in `quality_layers`. After Ctrl-C, `interrupted` is set and the missing
+    stages are None (final is the last image there was)."""
 
     painting: torch.Tensor
     naive: torch.Tensor
@@ -105,6 +108,7 @@ class Harmonized:
     final: torch.Tensor
     dilated_mask: torch.Tensor
     quality: dict[str, float] = field(default_factory=dict)
+    quality_layers: dict[str, dict[str, float]] = field(default_factory=dict)
     interrupted: bool = False
     weights: dict[str, float] = field(default_factory=dict)
 
@@ -220,14 +224,16 @@ def style_distance(
     dilated: torch.Tensor | None = None,
     weights: str | os.PathLike | None = None,
     extractor: FeatureExtractor | None = None,
-) -> float:
+    per_layer: bool = False,
+) -> float | dict[str, float]:
     """How far the style of the pasted region of `image` is from the painting around it: per
     layer, ‖G_in − G_out‖²_F / ‖G_out‖²_F with G_in the Gram matrix of `image`'s features inside
     `mask` and G_out that of `painting`'s features outside `dilated` (default: `mask` dilated by
     1/32 of the image's longer side; a position is outside when less than half of it is
     covered), each divided by C·(its positions); the mean over `layers` (relative, so each layer
     weighs alike), leaving out a layer too coarse to have a position outside. Lower is better; 0
-    when the region has the painting's feature statistics."""
+    when the region has the painting's feature statistics. `per_layer`: {layer: distance}
+    instead of the mean."""
     owner = "style_distance"
     image, painting = _image("image", image), _image("painting", painting)
     mask = (_mask(mask) > 0.5).float().cpu()
@@ -247,7 +253,7 @@ def style_distance(
         extractor = _extractor(features, norm, layers)
     with torch.no_grad():
         both = extractor(torch.cat([image, painting]).to(extractor.mean.device))
-    distances = []
+    distances = {}
     for layer in layers:
         f = both[layer].double().cpu()
         h, w = f.shape[-2:]
@@ -259,15 +265,14 @@ def style_distance(
         c = f.shape[1]
         g_in = _gram_of(f[0].reshape(c, -1)[:, inside.reshape(-1)])
         g_out = _gram_of(f[1].reshape(c, -1)[:, outside.reshape(-1)])
-        distances.append(
-            float((g_in - g_out).square().sum() / g_out.square().sum().clamp_min(1e-30))
-        )
+        d = (g_in - g_out).square().sum() / g_out.square().sum().clamp_min(1e-30)
+        distances[layer] = float(d)
     if not distances:
         raise InputError(
             f"{owner}: nothing of the painting is left outside the dilated mask at "
             f"{', '.join(layers)}; use a smaller mask or a larger image"
         )
-    return sum(distances) / len(distances)
+    return distances if per_layer else sum(distances.values()) / len(distances)
 
 
 def harmonize(
@@ -375,16 +380,15 @@ def harmonize(
         result.final = blend(run.image)
         result.interrupted = run.interrupted
         result.weights = {k: float(v) for k, v in w.items()}
-    result.quality = {
-        "naive": style_distance(pasted, painting, tight, dilated=dilated, extractor=quality_ex),
-        "pass1": style_distance(
-            result.pass1, painting, tight, dilated=dilated, extractor=quality_ex
-        ),
-    }
+    stages = {"naive": pasted, "pass1": result.pass1}
     if result.pass2 is not None:
-        result.quality["pass2"] = style_distance(
-            result.final, painting, tight, dilated=dilated, extractor=quality_ex
+        stages["pass2"] = result.final
+    for stage, image in stages.items():
+        result.quality_layers[stage] = style_distance(
+            image, painting, tight, dilated=dilated, extractor=quality_ex, per_layer=True
         )
+        values = result.quality_layers[stage].values()
+        result.quality[stage] = sum(values) / len(values)
     return result
 
 
@@ -403,7 +407,8 @@ def _pass1_terms(ex, painting, pasted, masks, composite):
     content = fc[CONTENT_LAYER] * m
 
     def terms(x: torch.Tensor) -> dict[str, torch.Tensor]:
-        f = ex(composite(x))
+        xc = composite(x)
+        f = ex(xc)
         style = sum(F.mse_loss(_masked_gram(f[k], masks[k]), targets[k]) for k in PASS1_LAYERS)
         return {
             "content": 5 * F.mse_loss(f[CONTENT_LAYER] * m, content),
