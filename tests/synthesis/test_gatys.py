@@ -287,3 +287,27 @@ def test_cli_bad_input(cli, shallow, tmp_path):
     app.command()(stylize_command)
     r = CliRunner().invoke(app, [str(tmp_path / "missing.png"), str(tmp_path / "s.png")])
     assert isinstance(r.exception, DataError) and "missing.png" in str(r.exception)
+
+
+@pytest.mark.slow
+def test_default_layers_all_move_toward_the_style(weights, style):
+    """With each layer's loss relative to its target, the deep layers count too. (On the HED
+    weights relu1_1's Gram entries are ~10⁴× relu5_1's; with equal absolute layer weights the
+    same 40 steps leave relu3_1–relu5_1 farther from the style than the photograph was.)"""
+    vgg = vgg_features([*gatys.STYLE_LAYERS, *gatys.CONTENT_LAYERS], weights, pooling="avg")
+    content = resize_to(photograph("astronaut"), 96)
+    out = stylize(content, style, extractor=vgg, steps=40, progress=False)
+    s = vgg(resize_to(style, 96))
+
+    def distances(x: torch.Tensor) -> dict[str, float]:
+        with torch.no_grad():
+            f = vgg(x)
+        return {
+            layer: float((_gram(f[layer]) - _gram(s[layer])).square().mean())
+            / float(_gram(s[layer]).square().mean())
+            for layer in gatys.STYLE_LAYERS
+        }
+
+    before, after = distances(content), distances(out.image)
+    for layer in gatys.STYLE_LAYERS:
+        assert after[layer] < before[layer] / 2, (layer, before, after)

@@ -6,9 +6,11 @@ features of ``relu4_2`` stay the content's and the Gram matrices of ``relu1_1`` 
 become the style's, with a small total-variation penalty. Several styles are blended on their Gram
 matrices; ``style_scale`` resizes the styles first (the style-size sweep of the slides);
 ``preserve_colour`` transfers on luminance only (Gatys et al. 2016b, see `colour`); ``scales``
-optimises coarse to fine, each result upsampled as the next start. The loss weights are for the
-losses of `losses` (Gram matrices divided by C·H·W, mean squared differences, layers averaged) on
-VGG-16 HED features (Caffe's input scale).
+optimises coarse to fine, each result upsampled as the next start. The losses are those of
+`losses` (Gram matrices divided by C·H·W, mean squared differences), each layer's divided by the
+mean square of its target (`relative_layer_weights`: what Gatys' rescaled VGG achieves), so the
+weights are ratios of relative errors; the defaults (content 1, style 10, TV 1 per pixel) were
+tuned on VGG-16 HED at 128–256 px.
 
 Texture synthesis (Gatys, Ecker & Bethge 2015, "Texture Synthesis Using Convolutional Neural
 Networks"): from white noise, match only the Gram matrices of the source, on the ReLUs and the
@@ -43,6 +45,7 @@ __all__ = [
     "INITS",
     "STYLE_LAYERS",
     "TEXTURE_LAYERS",
+    "relative_layer_weights",
     "style_targets",
     "stylize",
     "synthesize_texture",
@@ -96,6 +99,8 @@ def _features(
         with torch.no_grad():
             out = extractor(image)
     except RuntimeError as e:
+        if "size" not in str(e).lower():
+            raise
         h, w = image.shape[-2:]
         raise InputError(
             f"{owner}: a {h}×{w} image is too small for layers {', '.join(layers)} "
@@ -178,8 +183,9 @@ def stylize(
     """`content` (1×3×H×W, 0–1) painted in the style of `styles` (one image or several, blended
     by `style_weights` on their Gram matrices), by Gatys et al.'s optimisation.
 
-    Loss: content_weight · mean_l MSE(F_l(x), F_l(content)) + style_weight · mean_l
-    MSE(G_l(x), G_l(style)) + tv_weight · Σ (squared neighbour differences) / (H·W). `extractor`
+    Loss: content_weight · mean_l MSE(F_l(x), T_l) / mean(T_l²) + style_weight · mean_l
+    MSE(G_l(x), A_l) / mean(A_l²) + tv_weight · Σ (squared neighbour differences) / (H·W), with
+    T_l the content's features and A_l the style's Gram matrices. `extractor`
     (a `FeatureExtractor` with every layer named) defaults to VGG-16 with average pooling from
     `weights` (default `default_vgg_weights()`). With `scales` k > 1 it optimises `steps` steps
     at H/2^(k−1), …, H, each start the previous result upsampled. On Ctrl-C the image reached so
@@ -266,7 +272,12 @@ def _power(t: torch.Tensor) -> float:
 
 def relative_layer_weights(grams: Mapping[str, torch.Tensor]) -> dict[str, float]:
     """w_l = 1 / (L · mean(A_l²)): each layer's squared Gram difference relative to the size of
-    the style's Gram A_l, so that every layer counts alike whatever its activations' scale."""
+    the style's Gram A_l, so that every layer counts alike whatever its activations' scale.
+
+    Gatys et al. weigh layers equally on a VGG rescaled so that every filter's mean activation
+    is 1; on unscaled weights (VGG-16 HED: relu1_1's Gram entries ~10⁴× relu5_1's) equal weights
+    leave relu3_1–relu5_1 unmatched (in 40 steps at 96 px they end farther from the style than
+    the photograph started). The relative weights have the effect of that rescaling."""
     return {layer: 1 / (len(grams) * _power(a)) for layer, a in grams.items()}
 
 
