@@ -13,8 +13,11 @@ from striate.cli import (
     doctor,
     ensemble,
     explain,
+    harmonize,
     models,
     search,
+    synthesis,
+    texture,
     train,
     visualize,
 )
@@ -61,6 +64,9 @@ app.command("init-experiment")(doctor.init_experiment)
 app.command("search")(search.search)
 app.command("ensemble")(ensemble.ensemble)
 app.command("explain")(explain.explain)
+app.add_typer(synthesis.stylize_app, name="stylize")
+app.command("texture")(texture.texture)
+app.command("harmonize")(harmonize.harmonize)
 
 
 def _version(value: bool) -> None:
