@@ -36,8 +36,8 @@ def test_the_group_and_the_commands_have_help(capsys):
         ["harmonize", "--help"],
     ):
         assert main(argv) in (0, 2)
-        text = capsys.readouterr().out
-        assert "Usage: striate" in text
+        printed = capsys.readouterr()
+        assert "Usage: striate" in printed.out + printed.err
     assert main(["stylize", "--help"]) == 0
     assert all(c in capsys.readouterr().out for c in ("image", "train-fast", "apply"))
 
