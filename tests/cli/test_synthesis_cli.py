@@ -39,7 +39,8 @@ def test_the_group_and_the_commands_have_help(capsys):
         printed = capsys.readouterr()
         assert "Usage: striate" in printed.out + printed.err
     assert main(["stylize", "--help"]) == 0
-    assert all(c in capsys.readouterr().out for c in ("image", "train-fast", "apply"))
+    listed = capsys.readouterr().out
+    assert all(c in listed for c in ("image", "train-fast", "apply"))
 
 
 def test_a_missing_content_file_is_one_line(pair, capsys):
