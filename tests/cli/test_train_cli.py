@@ -418,6 +418,7 @@ def test_the_cli_starts_without_importing_torch():
     assert out.stdout.strip() == "False"
 
 
+@pytest.mark.slow  # 30 s; tests/engine/test_distributed.py checks the same reduction in `make test`
 def test_torchrun_two_processes_train_like_one(tmp_path, capsys):
     """`torchrun --nproc-per-node 2 striate train`: each process takes half of every batch;
     process 0 alone writes the run folder, which matches the single-process run's."""

@@ -188,7 +188,8 @@ WORKER = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("storage", ["journal", "sqlite"])
+# two processes start in each; the journal file variant runs under -m slow (25 s)
+@pytest.mark.parametrize("storage", [pytest.param("journal", marks=pytest.mark.slow), "sqlite"])
 def test_two_processes_share_one_study(tmp_path, storage):
     """Two processes started together on one study (a journal file, or an SQLite database, whose
     tables they race to create): both run trials, no trial number twice, none sampled twice,
