@@ -369,7 +369,11 @@ def harmonize(
         result.interrupted = run.interrupted
     if steps_pass2 and not result.interrupted:
         w = pass2_weights(painting, tau)
-        terms = _pass2_terms(ex2, painting, pasted, result.pass1, masks, dilated, composite, w)
+        try:
+            terms = _pass2_terms(ex2, painting, pasted, result.pass1, masks, dilated, composite, w)
+        except KeyboardInterrupt:  # while matching: keep pass 1
+            result.interrupted = True
+    if steps_pass2 and not result.interrupted:
         run = optimize_image(
             pasted,
             terms,
