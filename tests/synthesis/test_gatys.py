@@ -3,6 +3,7 @@ first two blocks (relu1_1, relu2_1), and the `stylize` command."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import pytest
@@ -279,6 +280,13 @@ def test_cli_ctrl_c_saves_the_last_image(cli, shallow, tmp_path, monkeypatch, vg
     r = cli("--steps", "10", "--out", str(out))
     assert r.exit_code == 0, r.output
     assert "stopped at step 2" in r.output and out.is_file()
+
+
+def test_cli_defaults_are_the_functions():
+    cli_defaults = inspect.signature(stylize_command).parameters
+    for name, value in inspect.signature(stylize).parameters.items():
+        if name in cli_defaults and name not in ("content", "styles"):
+            assert cli_defaults[name].default == value.default, name
 
 
 def test_cli_bad_input(cli, shallow, tmp_path):

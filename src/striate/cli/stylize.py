@@ -74,7 +74,7 @@ def stylize(
             help="Weight of the style loss; the ratio to --content-weight is the knob (higher: "
             "more paint, less photograph).",
         ),
-    ] = 10.0,
+    ] = 3.0,
     tv_weight: Annotated[
         float, typer.Option("--tv-weight", help="Weight of the total-variation smoothing.")
     ] = 1.0,

@@ -9,7 +9,7 @@ matrices; ``style_scale`` resizes the styles first (the style-size sweep of the 
 optimises coarse to fine, each result upsampled as the next start. The losses are those of
 `losses` (Gram matrices divided by C·H·W, mean squared differences), each layer's divided by the
 mean square of its target (`relative_layer_weights`: what Gatys' rescaled VGG achieves), so the
-weights are ratios of relative errors; the defaults (content 1, style 10, TV 1 per pixel) were
+weights are ratios of relative errors; the defaults (content 1, style 3, TV 1 per pixel) were
 tuned on VGG-16 HED at 128–256 px.
 
 Texture synthesis (Gatys, Ecker & Bethge 2015, "Texture Synthesis Using Convolutional Neural
@@ -58,7 +58,7 @@ TEXTURE_LAYERS = (
 )  # fmt: skip
 INITS = ("content", "style", "noise")
 CONTENT_WEIGHT = 1.0
-STYLE_WEIGHT = 10.0
+STYLE_WEIGHT = 3.0
 TV_WEIGHT = 1.0
 
 Snapshot = Callable[[int, torch.Tensor], None]
