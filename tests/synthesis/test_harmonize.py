@@ -161,6 +161,48 @@ def test_layer_masks_on_the_vgg_have_the_feature_shapes(vgg_file):
         assert m.shape[-2:] == shapes[layer]
 
 
+def test_cli_writes_the_three_images_and_quality(scene, vgg_file, tmp_path):
+    import json
+
+    import typer
+    from typer.testing import CliRunner
+
+    from striate.cli.harmonize import harmonize as command
+    from striate.synthesis.images import save_image
+
+    painting, pasted, mask = scene
+    for name, image in (
+        ("painting", painting),
+        ("pasted", pasted),
+        ("mask", mask.expand(1, 3, -1, -1)),
+    ):
+        save_image(image, tmp_path / f"{name}.png")
+    app = typer.Typer()
+    app.command()(command)
+    app.command("other")(lambda: None)  # two commands, so the first is addressed by name
+    args = ["harmonize", *(str(tmp_path / f"{n}.png") for n in ("painting", "pasted", "mask"))]
+    args += [
+        "--out",
+        str(tmp_path / "out"),
+        "--size",
+        "40",
+        "--steps",
+        "1",
+        "--weights",
+        str(vgg_file),
+    ]
+    runner = CliRunner()
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "naive.png", "pass1.png", "pass2.png", "quality.json",
+    ]  # fmt: skip
+    quality = json.loads((tmp_path / "out" / "quality.json").read_text())
+    assert set(quality["style_distance"]) == {"naive", "pass1", "pass2"} and quality["steps"] == 1
+    again = runner.invoke(app, args)
+    assert again.exit_code != 0 and "--overwrite" in str(again.exception)
+
+
 @pytest.mark.slow
 def test_full_run_lowers_the_style_distance(shared_data, vgg_file):
     """A whole run at the defaults (256 px, 80 + 80 steps; minutes) on the rocket pasted into

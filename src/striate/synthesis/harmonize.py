@@ -25,9 +25,10 @@ L_content + w_s·L_style (relu1_1…relu4_1) + w_h·L_hist (relu1_1, relu4_1, 25
 with the authors' code's weights (the paper prints others): w_s = τ, w_tv = τ·10/(1 + e^(10⁴·mtv −
 25)), w_h = (10 − w_tv/τ)·τ, mtv the median of the painting's (dx² + dy²)/2 (0–1 pixels). The
 post writes w_h = (10 − w_tv)·τ with τ already in w_tv; the code subtracts the unscaled one. The
-authors normalise each term's gradient to unit length at every step, which is no loss's gradient;
-here each term is divided once by its gradient's norm at pass 1's result, so the weights weigh the
-terms alike and L-BFGS still minimises one function.
+authors normalise each loss module's gradient (content at relu4_1, style at each of its four layers,
+histogram at each of its two, TV on the image) to unit length at every step, which is no loss's
+gradient; here each module is divided once by that norm at pass 1's result, so the weights weigh
+the modules as the authors' do at the start and L-BFGS still minimises one function.
 
 The result is blended into the painting through the Gaussian-blurred tight mask b:
 final = b·output + (1 − b)·painting (after each pass).
@@ -446,25 +447,25 @@ def _pass2_terms(ex, painting, pasted, pass1, masks, dilated, composite, w):
     m4 = masks[CONTENT_LAYER]
     content = fc[CONTENT_LAYER] * m4
 
-    def raw(x: torch.Tensor) -> dict[str, torch.Tensor]:
-        xc = composite(x)
-        f = ex(xc)
-        style = sum(F.mse_loss(_masked_gram(f[k], masks[k]), grams[k]) for k in PASS2_LAYERS)
-        hist = sum(
-            histogram_loss(f[k], hists[k], mask=masks[k] > MASK_EPS, reduction="sum") / f[k].numel()
-            for k in HISTOGRAM_LAYERS
-        )
-        return {
-            "content": F.mse_loss(f[CONTENT_LAYER] * m4, content),
-            "style": style / len(PASS2_LAYERS),
-            "histogram": hist / len(HISTOGRAM_LAYERS),
-            "tv": _region_tv(xc, dilated),
-        }
+    def parts(f: dict[str, torch.Tensor], xc: torch.Tensor) -> dict[tuple[str, str], torch.Tensor]:
+        """Each loss module of neural_paint.lua: (term, the tensor it differentiates) → value."""
+        out = {("content", CONTENT_LAYER): F.mse_loss(f[CONTENT_LAYER] * m4, content)}
+        for k in PASS2_LAYERS:
+            out["style", k] = F.mse_loss(_masked_gram(f[k], masks[k]), grams[k])
+        for k in HISTOGRAM_LAYERS:
+            loss = histogram_loss(f[k], hists[k], mask=masks[k] > MASK_EPS, reduction="sum")
+            out["histogram", k] = loss / f[k].numel()
+        out["tv", "image"] = _region_tv(xc, dilated)
+        return out
 
-    scale = _gradient_scales(raw, pass1)
+    scale = _gradient_scales(ex, parts, composite(pass1))
 
     def terms(x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {k: w[k] * scale[k] * v for k, v in raw(x).items()}
+        xc = composite(x)
+        total: dict[str, torch.Tensor] = {}
+        for (term, at), v in parts(ex(xc), xc).items():
+            total[term] = total.get(term, 0) + w[term] * scale[term, at] * v
+        return total
 
     return terms
 
@@ -481,13 +482,15 @@ def _region_tv(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return across.sum() + down.sum()
 
 
-def _gradient_scales(raw, at: torch.Tensor) -> dict[str, float]:
-    """1/‖∇ term‖ for each term at `at` (1 where the gradient is zero)."""
+def _gradient_scales(ex, parts, at: torch.Tensor) -> dict[tuple[str, str], float]:
+    """1/‖∂ module/∂ its layer's features‖ (or its image's) at `at`, for each loss module (1
+    where that gradient is zero): the authors' per-module gradient normalisation, fixed once."""
     x = at.detach().clone().requires_grad_(True)
-    values = raw(x)
+    f = ex(x)
     scales = {}
-    for k, v in values.items():
-        (g,) = torch.autograd.grad(v, x, retain_graph=True, allow_unused=True)
+    for (term, layer), v in parts(f, x).items():
+        wrt = x if layer == "image" else f[layer]
+        (g,) = torch.autograd.grad(v, wrt, retain_graph=True, allow_unused=True)
         norm = 0.0 if g is None else float(g.norm())
-        scales[k] = 1.0 / norm if norm > 0 and math.isfinite(norm) else 1.0
+        scales[term, layer] = 1.0 / norm if norm > 0 and math.isfinite(norm) else 1.0
     return scales
