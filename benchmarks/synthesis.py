@@ -68,6 +68,7 @@ def torch_gatys(extractor, content, style, steps, content_weight, style_weight, 
         fc, fs = extractor(content), extractor(style)
     content_targets = {layer: fc[layer] for layer in CONTENT_LAYERS}
     grams = {layer: gram(fs[layer]) for layer in STYLE_LAYERS}
+    del fc, fs  # keep the targets only
     wc = {
         k: 1 / (len(content_targets) * float(t.square().mean())) for k, t in content_targets.items()
     }
@@ -325,10 +326,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--record", type=Path, default=RECORD, help="the JSON-lines file runs are appended to"
     )
+    parser.add_argument(
+        "--table-only", action="store_true", help="rewrite BENCHMARKS.md's table from the record"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
+        return
+    if args.table_only:
+        write_table("synthesis", table(read_record(args.record)))
         return
     args.sizes = [int(s) for s in args.sizes.split(",")]
     args.steps = [int(s) for s in args.steps.split(",")]
