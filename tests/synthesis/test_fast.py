@@ -51,7 +51,8 @@ def _random_net(styles: int, seed: int = 0) -> TransformerNet:
 def test_network_keeps_the_size_and_the_range(shape):
     x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
     for net, style in ((_random_net(1), None), (_random_net(3), torch.arange(shape[0]) % 3)):
-        y = net(x, style)
+        with torch.no_grad():
+            y = net(x, style)
         assert y.shape == x.shape
         assert float(y.min()) >= 0 and float(y.max()) <= 1
 
@@ -172,7 +173,7 @@ def _settings(tmp_path, shared_data) -> tuple[Path, dict]:
     style = tmp_path / "style.png"
     save_image(resize_to(read_image(shared_data / "images" / "starry_night.jpg"), 48), style)
     settings = dict(
-        size=32, steps=12, every=4, batch_size=2, lr=1e-2, data=None, seed=3,
+        size=32, steps=30, every=10, batch_size=2, lr=1e-3, data=None, seed=3,
         photographs=["rocket"], held_out=["chelsea"], device="cpu", precision="fp32",
         weights=str(shared_data / "weights" / "vgg16-hed.safetensors"), **TINY, **SHALLOW,
     )  # fmt: skip
@@ -186,8 +187,8 @@ def test_a_few_steps_lower_the_held_out_loss(tmp_path, shared_data):
     fresh = TransformerNet(1, **TINY)  # the initialisation the run started from
     val = [(resize_to(photograph("chelsea")[..., :, 75:375], (32, 32)), torch.zeros(1).long())]
     before = run.trainer.evaluate(fresh, val)["loss"]
-    assert run.held_out["held_out_loss"] < 0.8 * before
-    assert [h["step"] for h in run.trainer.history] == [4, 8, 12]
+    assert run.held_out["held_out_loss"] < 0.7 * before
+    assert [h["step"] for h in run.trainer.history] == [10, 20, 30]
     for name in ("model.safetensors", "loss.png", "samples.png", "samples/chelsea-style.png"):
         assert (tmp_path / "a" / name).is_file()
     loaded = load_fast_style(tmp_path / "a")
@@ -202,11 +203,11 @@ def test_a_run_stopped_and_resumed_ends_as_the_uninterrupted_one(tmp_path, share
     style, settings = _settings(tmp_path, shared_data)
     run = train_fast_style([style], tmp_path / "a", progress=False, **settings)
     stopped = train_fast_style(
-        [style], tmp_path / "b", progress=False, callbacks=[_StopAt(6)], **settings
+        [style], tmp_path / "b", progress=False, callbacks=[_StopAt(15)], **settings
     )
-    assert stopped.interrupted and stopped.trainer.step == 6
+    assert stopped.interrupted and stopped.trainer.step == 15
     resumed = train_fast_style([], tmp_path / "b", resume=True, progress=False)
-    assert resumed.trainer.step == 12
+    assert resumed.trainer.step == 30
     for (k, a), b in zip(
         run.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
     ):

@@ -91,17 +91,32 @@ StyleArg = int | str | Sequence[float] | torch.Tensor | None
 class _ConvLayer(nn.Module):
     """(×2 nearest upsampling,) reflection padding, convolution, (conditional) instance norm."""
 
-    def __init__(self, cin: int, cout: int, k: int, stride: int, styles: int, up: bool = False):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        k: int,
+        stride: int,
+        styles: int,
+        up: bool = False,
+        norm: bool = True,
+    ) -> None:
         super().__init__()
         self.up = up
         self.pad = nn.ReflectionPad2d(k // 2)
         self.conv = nn.Conv2d(cin, cout, k, stride)
-        self.norm = InstanceNorm2d(cout) if styles == 1 else ConditionalInstanceNorm2d(cout, styles)
+        self.norm: nn.Module | None = None
+        if norm:
+            self.norm = (
+                InstanceNorm2d(cout) if styles == 1 else ConditionalInstanceNorm2d(cout, styles)
+            )
 
     def forward(self, x: torch.Tensor, style: torch.Tensor | int) -> torch.Tensor:
         if self.up:
             x = F.interpolate(x, scale_factor=2, mode="nearest")
         x = self.conv(self.pad(x))
+        if self.norm is None:
+            return x
         if isinstance(self.norm, ConditionalInstanceNorm2d):
             return self.norm.normalize(x, style)
         return self.norm(x)
@@ -133,14 +148,17 @@ class TransformerNet(nn.Module):
         self.residual_blocks = positive_int(owner, "residual_blocks", residual_blocks)
         w, s = self.width, self.styles
         self.down = nn.ModuleList(
-            [_ConvLayer(3, w, 9, 1, s), _ConvLayer(w, 2 * w, 3, 2, s)]
-            + [_ConvLayer(2 * w, 4 * w, 3, 2, s)]
+            [
+                _ConvLayer(3, w, 9, 1, s),
+                _ConvLayer(w, 2 * w, 3, 2, s),
+                _ConvLayer(2 * w, 4 * w, 3, 2, s),
+            ]
         )
         self.residual = nn.ModuleList(_Residual(4 * w, s) for _ in range(residual_blocks))
         self.up = nn.ModuleList(
             [_ConvLayer(4 * w, 2 * w, 3, 1, s, up=True), _ConvLayer(2 * w, w, 3, 1, s, up=True)]
         )
-        self.out = _ConvLayer(w, 3, 9, 1, s)
+        self.out = _ConvLayer(w, 3, 9, 1, s, norm=False)
         self.style_names: list[str] = [f"style{i}" for i in range(s)]
 
     def forward(
@@ -460,7 +478,7 @@ def load_fast_style(path: str | os.PathLike, device: str | torch.device = "cpu")
     return model.to(device).eval()
 
 
-def resolve_style(model: TransformerNet, style: StyleArg, n: int) -> torch.Tensor | int | None:
+def resolve_style(model: TransformerNet, style: StyleArg) -> torch.Tensor | int | None:
     """A style as the network takes it: a name or index → index; a list of weights → 1×S."""
     if isinstance(style, str):
         names = list(model.style_names)
@@ -500,7 +518,7 @@ def apply_fast_style(
     if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
         got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise InputError(f"apply_fast_style: images must be N×3×H×W in 0–1, got {got}")
-    s = resolve_style(model, style, len(x))
+    s = resolve_style(model, style)
     model.eval()
     device = next(model.parameters()).device
     s = s.to(device) if isinstance(s, torch.Tensor) else s
