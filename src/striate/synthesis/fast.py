@@ -10,8 +10,10 @@ The network (`TransformerNet`) is Johnson's: a reflection-padded 9×9 convolutio
 convolutions, residual blocks, two ×2 upsamplings, a 9×9 convolution out; instance norm after
 every convolution (Ulyanov et al. 2016), conditional when it renders several styles. It upsamples
 by nearest neighbour then convolves, not by transposed convolution, to avoid checkerboard
-artefacts (Odena et al. 2016, as Dumoulin et al. do), and ends, as Dumoulin's, with a normalised
-convolution and a sigmoid, so the images are in 0–1.
+artefacts (Odena et al. 2016, as Dumoulin et al. do), and ends with a plain convolution and a
+sigmoid, so the images are in 0–1. (Dumoulin et al. normalise that last convolution too; here that
+fixed every output's colour statistics and held the content loss near that of a grey image for
+the first hundreds of steps, which a CPU budget cannot wait out.)
 
 The loss (`PerceptualTask`) is Johnson's (§3): content on relu2_2 of VGG-16, style on relu1_2,
 relu2_2, relu3_3, relu4_3 (Gram matrices normalised by C·H·W, squared differences averaged, the
