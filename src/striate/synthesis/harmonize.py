@@ -23,7 +23,8 @@ consistent over 5×5 neighbourhoods (`consistent_matches`), carried to relu1_1�
 (`upsample_mapping`), each painting feature counted once (`used_positions`); the loss is
 L_content + w_s·L_style (relu1_1…relu4_1) + w_h·L_hist (relu1_1, relu4_1, 256 bins) + w_tv·L_tv
 with the authors' code's weights (the paper prints others): w_s = τ, w_tv = τ·10/(1 + e^(10⁴·mtv −
-25)), w_h = (10 − w_tv/τ)·τ, mtv the median of the painting's (dx² + dy²)/2 (0–1 pixels). The
+25)), w_h = (10 − w_tv/τ)·τ, mtv the median of the painting's (dx² + dy²)/2 (0–1 pixels, the
+painting at 700 px as the authors run it: mtv grows as the image shrinks). The
 post writes w_h = (10 − w_tv)·τ with τ already in w_tv; the code subtracts the unscaled one. The
 authors normalise each loss module's gradient (content at relu4_1, style at each of its four layers,
 histogram at each of its two, TV on the image) to unit length at every step, which is no loss's
@@ -93,6 +94,7 @@ REFERENCE_LAYER = "relu4_1"
 HISTOGRAM_LAYERS = ("relu1_1", "relu4_1")
 QUALITY_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 VGG_NAME = re.compile(r"(conv|bn|relu)[1-5]_[1-4]|pool[1-5]")
+NOISE_SIZE = 700  # the authors' image_size, where mtv's constants were set
 MASK_EPS = 0.1  # a layer's mask counts a position from this value (the authors' EPS)
 
 
@@ -326,6 +328,7 @@ def harmonize(
     tau = number(OWNER, "tau", tau, low=0)
     progress = boolean(OWNER, "progress", progress)
     every = non_negative_int(OWNER, "every", every)
+    w = pass2_weights(resize_to(painting, NOISE_SIZE), tau)
     if size is not None:
         painting, pasted = resize_to(painting, size), resize_to(pasted, size)
         mask = F.interpolate(mask, size=painting.shape[-2:], mode="bilinear", align_corners=False)
@@ -369,7 +372,6 @@ def harmonize(
         result.pass1 = result.final = blend(run.image)
         result.interrupted = run.interrupted
     if steps_pass2 and not result.interrupted:
-        w = pass2_weights(painting, tau)
         try:
             terms = _pass2_terms(ex2, painting, pasted, result.pass1, masks, dilated, composite, w)
         except KeyboardInterrupt:  # while matching: keep pass 1
