@@ -35,9 +35,8 @@ The result is blended into the painting through the Gaussian-blurred tight mask 
 final = b·output + (1 − b)·painting (after each pass).
 
 The paper runs 1000 L-BFGS iterations per pass at 700 px on a GPU. The defaults here (256 px,
-80 + 80 iterations, where the losses have levelled off) took 3.5 minutes on one CPU core for the
-rocket pasted into Starry Night (striate.synthesis.examples), 10 minutes on two cores shared with
-other work.
+80 + 80 iterations, where the losses have levelled off) took 1–3.5 minutes on two CPU cores for
+the examples of striate.synthesis.examples (up to 10 minutes while the cores were shared).
 """
 
 from __future__ import annotations
