@@ -185,7 +185,7 @@ def test_cli_writes_the_three_images_and_quality(scene, vgg_file, tmp_path):
         "--out",
         str(tmp_path / "out"),
         "--size",
-        "40",
+        "56",
         "--steps",
         "1",
         "--weights",

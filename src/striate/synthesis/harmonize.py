@@ -123,7 +123,7 @@ def _image(name: str, x: torch.Tensor) -> torch.Tensor:
     if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[:2] != (1, 3):
         got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise InputError(f"{OWNER}: {name} must be an RGB image 1×3×H×W in 0–1, got {got}")
-    return x.detach().float()
+    return x.detach().float().contiguous()  # read_image's are channels-last views
 
 
 def _mask(x: torch.Tensor) -> torch.Tensor:
