@@ -59,7 +59,8 @@ def optimize_image(
     default_lr = 1.0 if optimizer == "lbfgs" else 0.02
     lr = number(owner, "lr", default_lr if lr is None else lr, low=0, low_open=True)
     every = non_negative_int(owner, "every", every)
-    x = image.detach().clone().clamp_(0, 1).requires_grad_(True)
+    x = image.detach().clone(memory_format=torch.contiguous_format).clamp_(0, 1)
+    x.requires_grad_(True)
     if optimizer == "lbfgs":
         opt: torch.optim.Optimizer = torch.optim.LBFGS([x], lr=lr, max_iter=1, history_size=50)
     else:
