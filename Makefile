@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-slow lint bench gallery clean
+.PHONY: run test test-slow lint bench gallery synthesis-gallery clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ bench: $(STAMP)
 
 gallery: $(STAMP)
 	$(BIN)/python docs/gallery.py
+
+synthesis-gallery: $(STAMP)
+	$(BIN)/python docs/synthesis.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache runs

@@ -42,6 +42,7 @@ SLOW_ONLY = (
     (r"^torchrun --standalone", "starts two processes"),
     (r"^striate train --recipe cifar10-fast --data \S+$", "the full network (the GPU example)"),
     (r"^striate visualize (classes|dream|invert) --pretrained", "optimises 224×224 pixels"),
+    (r"^striate (stylize|harmonize)", "optimises pixels or trains a network for minutes"),
 )
 # commands whose documented outcome includes exit status 1
 STATUS_1_MEANS = {"doctor": "a check failed (the table says which)"}
@@ -79,6 +80,7 @@ def test_the_block_parser_on_a_small_readme():
         ["make", "test"],
     ]
     assert skipped(["make", "test"]) and not skipped(["striate", "train"])
+    assert skipped(["striate", "stylize", "a.jpg", "b.jpg"], slow=False)
     gpu = ["striate", "train", "--recipe", "cifar10-fast", "--data"]
     gpu.append("../shared/data/cifar10/cifar10-jpeg.zip")
     assert skipped(gpu, slow=False) and not skipped(gpu, slow=True)
@@ -126,6 +128,11 @@ def test_every_readme_example_runs_as_written(reader_folder, capfd, slow):
                 allowed = {0, 1} if argv[1] in STATUS_1_MEANS else {0}
                 _, err = capfd.readouterr()
                 assert code in allowed, f"{where}: `{command}` exited {code}\n{err[-2000:]}"
+            elif argv[:2] == ["python", "-m"]:
+                done = subprocess.run(
+                    [sys.executable, *argv[1:]], capture_output=True, text=True, timeout=600
+                )
+                assert done.returncode == 0, f"{where}: `{command}`\n{done.stderr[-2000:]}"
             elif argv[0] == "torchrun":
                 venv_bin = str(Path(sys.executable).parent)
                 env = {**os.environ, "PATH": venv_bin + os.pathsep + os.environ["PATH"]}

@@ -1,9 +1,11 @@
 """Images made by optimisation: style transfer, fast style transfer, painterly harmonization and
-texture synthesis, all seeing through the features of a pretrained network (VGG by default)."""
+texture synthesis, all seeing through the features of a pretrained network (VGG by default).
+
+The harmonization examples are made by `python -m striate.synthesis.examples OUT_DIR`
+(`striate.synthesis.examples.harmonization_examples`)."""
 
 from striate.synthesis.colour import match_luminance, rgb_to_yiq, with_colour_of, yiq_to_rgb
 from striate.synthesis.efros_leung import efros_leung
-from striate.synthesis.examples import Example, harmonization_examples
 from striate.synthesis.fast import (
     PerceptualTask,
     TransformerNet,
@@ -40,7 +42,6 @@ from striate.synthesis.patch_match import (
 
 __all__ = [
     "ConditionalInstanceNorm2d",
-    "Example",
     "FeatureExtractor",
     "Harmonized",
     "Histogram",
@@ -56,7 +57,6 @@ __all__ = [
     "efros_leung",
     "feature_histogram",
     "gram_matrix",
-    "harmonization_examples",
     "harmonize",
     "histogram_loss",
     "load_fast_style",
