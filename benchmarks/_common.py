@@ -6,6 +6,10 @@ import argparse
 import functools
 import json
 import os
+import platform
+import re
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -26,6 +30,47 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 def read_record(path: Path) -> list[dict]:
     """The runs appended to a JSON-lines record, oldest first."""
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def memory_kb(key: str) -> int:
+    """A memory line of /proc/self/status (VmRSS, VmHWM), in kB."""
+    return int(re.search(rf"{key}:\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
+
+
+def in_fresh_process(script: str, job: dict) -> dict:
+    """`script --worker JOB` run in a fresh Python process: the JSON its last line prints."""
+    out = subprocess.run(
+        [sys.executable, script, "--worker", json.dumps(job)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def cpu_name(threads: int) -> str:
+    """The CPU's model name and the threads used, for a record's `device`."""
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "CPU",
+    )
+    return f"{model}, {threads} threads"
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else float("nan")
+
+
+def append_record(path: Path, entries: list[dict]) -> None:
+    """Append the entries to the JSON-lines record at `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        for e in entries:
+            f.write(json.dumps(e) + "\n")
 
 
 def write_table(name: str, table: str) -> None:

@@ -34,10 +34,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,7 +42,18 @@ from pathlib import Path
 
 import torch
 
-from _common import RESULTS, print_table, read_record, row, write_table
+from _common import (
+    RESULTS,
+    append_record,
+    cpu_name,
+    in_fresh_process,
+    memory_kb,
+    print_table,
+    ratio,
+    read_record,
+    row,
+    write_table,
+)
 
 RECORD = RESULTS / "interpret.jsonl"
 PHOTOS = ("coffee", "chelsea", "astronaut", "rocket", "cat")
@@ -53,11 +61,6 @@ LIBRARIES = ("striate", "captum")
 
 
 # --------------------------------------------------------------------------- one measurement
-
-
-def _status(key: str) -> int:
-    """A memory line of /proc/self/status, in kB."""
-    return int(re.search(rf"{key}:\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
 
 
 def _attribute(job: dict, model, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -108,39 +111,16 @@ def worker(job: dict) -> dict:
     model.zero_grad(set_to_none=True)
     del warm
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak resident size (Linux)
-    before = _status("VmRSS")
+    before = memory_kb("VmRSS")
     start, cpu = time.perf_counter(), time.process_time()
     attribution = _attribute(job, model, x, t)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    peak = _status("VmHWM")
+    peak = memory_kb("VmHWM")
     torch.save(attribution.detach().float(), job["out"])
     return {"seconds": seconds, "cpu": cpu, "peak_mb": max(peak - before, 0) / 1024}
 
 
-def measure(job: dict) -> dict:
-    """`worker(job)` in a fresh Python process."""
-    out = subprocess.run(
-        [sys.executable, __file__, "--worker", json.dumps(job)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 # --------------------------------------------------------------------------- the comparison
-
-
-def device_name(threads: int) -> str:
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor() or "CPU",
-    )
-    return f"{model}, {threads} threads"
 
 
 def compare(args: argparse.Namespace) -> list[dict]:
@@ -165,7 +145,7 @@ def compare(args: argparse.Namespace) -> list[dict]:
                             "threads": args.threads,
                             "out": str(Path(tmp) / f"{library}.pt"),
                         }
-                        runs[library].append(measure(job))
+                        runs[library].append(in_fresh_process(__file__, job))
                         results[library] = torch.load(job["out"])
                         done = f"  {_job_name(spec)}, batch {batch}, {library}: {runs[library][-1]}"
                         print(done, file=sys.stderr)
@@ -178,7 +158,7 @@ def compare(args: argparse.Namespace) -> list[dict]:
                 entries.append(
                     {
                         "date": datetime.date.today().isoformat(),
-                        "device": device_name(args.threads),
+                        "device": cpu_name(args.threads),
                         "torch": torch.__version__,
                         "captum": captum.__version__,
                         "job": _job_name(spec),
@@ -215,24 +195,12 @@ def rows(entries: list[dict]) -> list[dict]:
             row(section, "striate / captum: CPU time", e["striate_cpu"] / e["captum_cpu"], "×"),
             row(section, "striate: peak memory added", e["striate_mb"], "MB"),
             row(section, "captum: peak memory added", e["captum_mb"], "MB"),
-            row(section, "striate / captum: memory", _ratio(e["striate_mb"], e["captum_mb"]), "×"),
+            row(section, "striate / captum: memory", ratio(e["striate_mb"], e["captum_mb"]), "×"),
         ]
     return out
 
 
-def _ratio(a: float, b: float) -> float:
-    return a / b if b > 0 else float("nan")
-
-
 # --------------------------------------------------------------------------- the record
-
-
-def record(path: Path, entries: list[dict]) -> None:
-    """Append the entries to the JSON-lines record at `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as f:
-        for e in entries:
-            f.write(json.dumps(e) + "\n")
 
 
 def table(entries: list[dict]) -> str:
@@ -254,7 +222,7 @@ def table(entries: list[dict]) -> str:
             f"**{e['striate_s'] / e['captum_s']:.2f}×** | "
             f"{e['striate_cpu'] / e['captum_cpu']:.2f}× | "
             f"{e['striate_mb']:.0f} MB | {e['captum_mb']:.0f} MB | "
-            f"**{_ratio(e['striate_mb'], e['captum_mb']):.2f}×** | {e['max_rel_diff']:.1e} | "
+            f"**{ratio(e['striate_mb'], e['captum_mb']):.2f}×** | {e['max_rel_diff']:.1e} | "
             f"torch {e['torch']}, captum {e['captum']} | {e['date']} |"
         )
     return "\n".join(lines)
@@ -294,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     entries = compare(args)
     print_table(rows(entries))
     if not args.quick:
-        record(args.record, entries)
+        append_record(args.record, entries)
         if args.record == RECORD:
             write_table("interpret", table(read_record(RECORD)))
 

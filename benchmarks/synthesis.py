@@ -33,9 +33,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,7 +41,19 @@ from pathlib import Path
 
 import torch
 
-from _common import RESULTS, print_table, read_record, row, shared_data, write_table
+from _common import (
+    RESULTS,
+    append_record,
+    cpu_name,
+    in_fresh_process,
+    memory_kb,
+    print_table,
+    ratio,
+    read_record,
+    row,
+    shared_data,
+    write_table,
+)
 
 RECORD = RESULTS / "synthesis.jsonl"
 PROGRAMS = ("striate", "torch")
@@ -98,11 +108,6 @@ def torch_gatys(extractor, content, style, steps, content_weight, style_weight, 
 # --------------------------------------------------------------------------- one measurement
 
 
-def _status(key: str) -> int:
-    """A memory line of /proc/self/status, in kB."""
-    return int(re.search(rf"{key}:\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
-
-
 def worker(job: dict) -> dict:
     """Run one job in this (fresh) process; its time, added peak memory and result file."""
     import warnings
@@ -125,7 +130,7 @@ def worker(job: dict) -> dict:
     del warm
     weights = (gatys.CONTENT_WEIGHT, gatys.STYLE_WEIGHT, gatys.TV_WEIGHT)
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak resident size (Linux)
-    before = _status("VmRSS")
+    before = memory_kb("VmRSS")
     start, cpu = time.perf_counter(), time.process_time()
     if job["program"] == "striate":
         image = gatys.stylize(
@@ -135,7 +140,7 @@ def worker(job: dict) -> dict:
     else:
         image = torch_gatys(extractor, content, style, job["steps"], *weights)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    peak = _status("VmHWM")
+    peak = memory_kb("VmHWM")
     torch.save(image, job["out"])
     return {
         "seconds": seconds / job["steps"],
@@ -159,30 +164,7 @@ def _fast(job: dict) -> dict:
     return {"images_per_s": 1 / statistics.median(times)}
 
 
-def measure(job: dict) -> dict:
-    """`worker(job)` in a fresh Python process."""
-    out = subprocess.run(
-        [sys.executable, __file__, "--worker", json.dumps(job)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 # --------------------------------------------------------------------------- the comparison
-
-
-def device_name(threads: int) -> str:
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        "CPU",
-    )
-    return f"{model}, {threads} threads"
 
 
 def fast_available() -> str | None:
@@ -215,7 +197,7 @@ def compare(args: argparse.Namespace) -> list[dict]:
                         "threads": args.threads,
                         "out": str(Path(tmp) / f"{program}.pt"),
                     }
-                    runs[program].append(measure(job))
+                    runs[program].append(in_fresh_process(__file__, job))
                     images[program] = torch.load(job["out"])
                     print(f"  {size} px, {program}: {runs[program][-1]}", file=sys.stderr)
             got = {
@@ -224,7 +206,7 @@ def compare(args: argparse.Namespace) -> list[dict]:
             }
             entry = {
                 "date": datetime.date.today().isoformat(),
-                "device": device_name(args.threads),
+                "device": cpu_name(args.threads),
                 "torch": torch.__version__,
                 "size": size,
                 "shape": list(images["striate"].shape[-2:]),
@@ -237,7 +219,7 @@ def compare(args: argparse.Namespace) -> list[dict]:
             }
             if not missing:
                 job = {"program": "fast", "shape": entry["shape"], "threads": args.threads}
-                entry["fast_images_per_s"] = measure(job)["images_per_s"]
+                entry["fast_images_per_s"] = in_fresh_process(__file__, job)["images_per_s"]
             entries.append(entry)
     return entries
 
@@ -256,7 +238,7 @@ def rows(entries: list[dict]) -> list[dict]:
             row(section, "striate / torch: CPU time", e["striate_cpu"] / e["torch_cpu"], "×"),
             row(section, "striate: peak memory added", e["striate_mb"], "MB"),
             row(section, "torch loop: peak memory added", e["torch_mb"], "MB"),
-            row(section, "striate / torch: memory", _ratio(e["striate_mb"], e["torch_mb"]), "×"),
+            row(section, "striate / torch: memory", ratio(e["striate_mb"], e["torch_mb"]), "×"),
         ]
         if "fast_images_per_s" in e:
             gatys_s = GATYS_IMAGE_STEPS * e["striate_s"]
@@ -268,19 +250,7 @@ def rows(entries: list[dict]) -> list[dict]:
     return out
 
 
-def _ratio(a: float, b: float) -> float:
-    return a / b if b > 0 else float("nan")
-
-
 # --------------------------------------------------------------------------- the record
-
-
-def record(path: Path, entries: list[dict]) -> None:
-    """Append the entries to the JSON-lines record at `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as f:
-        for e in entries:
-            f.write(json.dumps(e) + "\n")
 
 
 def table(entries: list[dict]) -> str:
@@ -302,7 +272,7 @@ def table(entries: list[dict]) -> str:
             f"| {e['device']} | {h}×{w}, {e['steps']} steps | {e['striate_s']:.3f} s | "
             f"{e['torch_s']:.3f} s | **{e['striate_s'] / e['torch_s']:.2f}×** | "
             f"{e['striate_cpu'] / e['torch_cpu']:.2f}× | {e['striate_mb']:.0f} MB | "
-            f"{e['torch_mb']:.0f} MB | **{_ratio(e['striate_mb'], e['torch_mb']):.2f}×** | "
+            f"{e['torch_mb']:.0f} MB | **{ratio(e['striate_mb'], e['torch_mb']):.2f}×** | "
             f"{fast} | {GATYS_IMAGE_STEPS * e['striate_s']:.0f} s | torch {e['torch']} | "
             f"{e['date']} |"
         )
@@ -349,7 +319,7 @@ def main(argv: list[str] | None = None) -> None:
     entries = compare(args)
     print_table(rows(entries))
     if not args.quick:
-        record(args.record, entries)
+        append_record(args.record, entries)
         if args.record == RECORD:
             write_table("synthesis", table(read_record(RECORD)))
 
