@@ -10,12 +10,10 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from striate.cli.options import OVERWRITE
+from striate.cli.options import DEVICE, OVERWRITE, VGG_WEIGHTS
 from striate.progress import output_console
 
 console = output_console()
-
-DEVICE = typer.Option("--device", help="auto, cpu, cuda or cuda:N.")
 
 
 def train_fast(
@@ -65,14 +63,7 @@ def train_fast(
     residual_blocks: Annotated[
         int, typer.Option("--residual-blocks", help="Residual blocks of the network.")
     ] = 5,
-    weights: Annotated[
-        Path | None,
-        typer.Option(
-            "--weights",
-            help="VGG-16/19 weights (safetensors) [default: the shared vgg16-hed.safetensors].",
-            show_default=False,
-        ),
-    ] = None,
+    weights: Annotated[Path | None, VGG_WEIGHTS] = None,
     data: Annotated[
         str,
         typer.Option(

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from striate.cli.options import OVERWRITE
+from striate.cli.options import DEVICE, OVERWRITE, VGG_WEIGHTS
 from striate.progress import output_console
 
 console = output_console()
@@ -45,14 +45,7 @@ def harmonize(
             "need --overwrite.",
         ),
     ] = None,
-    weights: Annotated[
-        Path | None,
-        typer.Option(
-            "--weights",
-            show_default=False,
-            help="VGG weights file [default: vgg16-hed.safetensors in the shared data].",
-        ),
-    ] = None,
+    weights: Annotated[Path | None, VGG_WEIGHTS] = None,
     size: Annotated[
         int, typer.Option("--size", help="Longer side to work at, pixels (the paper: 700).")
     ] = 256,
@@ -73,7 +66,7 @@ def harmonize(
         typer.Option("--every", help="Write the pass's image so far to --out every N steps."),
     ] = 0,
     overwrite: Annotated[bool, OVERWRITE] = False,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: Annotated[str, DEVICE] = "auto",
 ) -> None:
     """Harmonize the object of PASTED (where MASK is white) into PAINTING; Ctrl-C keeps the last
     image."""

@@ -47,6 +47,15 @@ OVERWRITE = typer.Option(
 _LISTING = re.compile(r"\{([A-Za-z_][\w.]*):([A-Za-z_]\w*)\}")
 
 
+VGG_WEIGHTS = typer.Option(
+    "--weights",
+    show_default=False,
+    help="VGG weights file (torchvision vgg16/vgg19 state dict or vgg16-hed.safetensors) "
+    "[default: $STRIATE_VGG_WEIGHTS, else ../shared/data/weights/vgg16-hed.safetensors].",
+)
+DEVICE = typer.Option("--device", help="auto, cpu, cuda or cuda:N.")
+
+
 def listing(ref: str) -> str:
     """The place in a help text where the names of `ref` ("module:ATTR": a registry, a tuple of
     names, or a function returning names or the text itself) are listed when help is shown."""

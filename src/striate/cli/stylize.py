@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from striate.cli.options import DEVICE, VGG_WEIGHTS
 from striate.progress import output_console
 
 console = output_console()
@@ -42,15 +43,7 @@ def stylize(
         list[Path],
         typer.Argument(metavar="STYLE...", help="One or more style images (paintings)."),
     ],
-    weights: Annotated[
-        Path | None,
-        typer.Option(
-            "--weights",
-            help="VGG weights file (torchvision vgg16/vgg19 state dict or vgg16-hed.safetensors) "
-            "[default: $STRIATE_VGG_WEIGHTS, else ../shared/data/weights/vgg16-hed.safetensors].",
-            show_default=False,
-        ),
-    ] = None,
+    weights: Annotated[Path | None, VGG_WEIGHTS] = None,
     size: Annotated[int, typer.Option("--size", help="Longer side of the result in pixels.")] = 384,
     steps: Annotated[
         int, typer.Option("--steps", help="Optimisation steps (per scale with --scales).")
@@ -121,7 +114,7 @@ def stylize(
         ),
     ] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the noise start.")] = 0,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: Annotated[str, DEVICE] = "auto",
 ) -> None:
     """Paint CONTENT in the style of the STYLE images (Gatys et al.'s optimisation on VGG
     features) and write the result to --out."""

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from striate.cli.options import DEVICE, VGG_WEIGHTS
 from striate.progress import output_console
 
 console = output_console()
@@ -46,14 +47,7 @@ def texture(
         int | None,
         typer.Option("--steps", show_default=False, help="neural: L-BFGS steps [default: 300]."),
     ] = None,
-    weights: Annotated[
-        Path | None,
-        typer.Option(
-            "--weights",
-            show_default=False,
-            help="neural: VGG weights file [default: vgg16-hed.safetensors in the shared data].",
-        ),
-    ] = None,
+    weights: Annotated[Path | None, VGG_WEIGHTS] = None,
     window: Annotated[
         int | None,
         typer.Option(
@@ -79,7 +73,7 @@ def texture(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing --out file.")
     ] = False,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: Annotated[str, DEVICE] = "auto",
 ) -> None:
     """Synthesise a texture like SOURCE, neurally or by non-parametric sampling; Ctrl-C keeps the
     last image (neural)."""
