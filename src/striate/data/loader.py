@@ -53,7 +53,37 @@ Transform = Callable[
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
-class _Epochs:
+class ResumableEpochs:
+    """Where a seeded loader is, for checkpoints: the epoch, and inside a running epoch the
+    batches handed out and the epoch generator's state (`_position`, which `__iter__` keeps).
+    Epoch e draws from a CPU generator seeded by (seed, e): the same draws on any device."""
+
+    seed: int
+    epoch: int = 0
+    _position: tuple[int, torch.Generator] | None = None  # inside the running epoch
+    _resume: tuple[int, torch.Tensor] | None = None  # (batches done, generator state)
+
+    def set_epoch(self, epoch: int) -> None:
+        """The next iteration yields epoch `epoch` (its order and augmentation) from its start."""
+        self.epoch, self._resume = int(epoch), None
+
+    def state_dict(self) -> dict:
+        """Where the loader is; taken in the middle of an epoch, it resumes after the last batch
+        handed out, with the same order and the same augmentation draws."""
+        if self._position is None:
+            return {"epoch": self.epoch, "seed": self.seed}
+        done, g = self._position
+        return {"epoch": self.epoch - 1, "seed": self.seed, "batch": done, "rng": g.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.seed = int(state["epoch"]), int(state["seed"])
+        self._resume = (int(state["batch"]), state["rng"]) if "batch" in state else None
+
+    def _generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+
+
+class _Epochs(ResumableEpochs):
     """Shared epoch bookkeeping: the seeded order of each epoch and the batch post-processing."""
 
     def __init__(
@@ -83,32 +113,10 @@ class _Epochs:
         self.device = resolve_device(device)
         self.epoch = 0
         self.global_size = 0  # images of the global batch whose share was yielded last
-        self._position: tuple[int, torch.Generator] | None = None  # inside the running epoch
-        self._resume: tuple[int, torch.Tensor] | None = None  # (batches done, generator state)
 
     def __len__(self) -> int:
         full, rest = divmod(self.n, self.batch_size)
         return full + (0 if self.drop_last or rest < self.world_size else 1)
-
-    def set_epoch(self, epoch: int) -> None:
-        """The next iteration yields epoch `epoch` (its order and augmentation) from its start."""
-        self.epoch, self._resume = int(epoch), None
-
-    def state_dict(self) -> dict:
-        """Where the loader is; taken in the middle of an epoch, it resumes after the last batch
-        handed out, with the same order and the same augmentation draws."""
-        if self._position is None:
-            return {"epoch": self.epoch, "seed": self.seed}
-        done, g = self._position
-        return {"epoch": self.epoch - 1, "seed": self.seed, "batch": done, "rng": g.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.epoch, self.seed = int(state["epoch"]), int(state["seed"])
-        self._resume = (int(state["batch"]), state["rng"]) if "batch" in state else None
-
-    def _generator(self) -> torch.Generator:
-        # One CPU generator per epoch: the same draws on any device, independent of other epochs.
-        return torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
 
     def _batches(self, g: torch.Generator) -> list[torch.Tensor]:
         order = torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)

@@ -46,6 +46,7 @@ from torch import nn
 from striate._atomic import atomic_path, write_json
 from striate.checks import did_you_mean, number, positive_int
 from striate.data import ImageSet, load_dataset
+from striate.data.loader import ResumableEpochs
 from striate.engine.callbacks import Callback
 from striate.engine.run_info import resolved_facts
 from striate.engine.task import TASKS, Batch, Step, Task, stack_stats
@@ -292,7 +293,7 @@ TASKS.add("perceptual", PerceptualTask)
 # --------------------------------------------------------------------------- the data
 
 
-class CropLoader:
+class CropLoader(ResumableEpochs):
     """Training batches for fast style transfer: (N×3×size×size crops in 0–1, N style indices).
 
     Each image is, with probability `photo_fraction`, a random crop of a photograph tile (side a
@@ -331,27 +332,12 @@ class CropLoader:
         self.tiles = tiles.to(device) if tiles is not None else None
         self.device = torch.device(device)
         self.epoch = 0
-        self._position: tuple[int, torch.Generator] | None = None
-        self._resume: tuple[int, torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return self.steps
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch, self._resume = int(epoch), None
-
-    def state_dict(self) -> dict:
-        if self._position is None:
-            return {"epoch": self.epoch, "seed": self.seed}
-        done, g = self._position
-        return {"epoch": self.epoch - 1, "seed": self.seed, "batch": done, "rng": g.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.epoch, self.seed = int(state["epoch"]), int(state["seed"])
-        self._resume = (int(state["batch"]), state["rng"]) if "batch" in state else None
-
     def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        g = self._generator()
         done = 0
         if self._resume is not None:
             done, rng = self._resume
