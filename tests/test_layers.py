@@ -15,14 +15,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "striate"
-LOWER = ("data", "models", "classic", "evaluate")  # and the modules directly in striate/
-UPPER = ("engine", "train", "generative", "cli")
+LOWER = ("data", "spatial", "models", "classic", "evaluate")  # and the modules directly in striate/
+UPPER = ("engine", "train", "generative", "synthesis", "detection", "segmentation", "cli")
 # known, to be removed by their owners (then the mark goes)
 PRIVATE_LEFT: dict[str, str] = {}
 
 # function-level imports of striate modules that the lower layers keep, and why
 LAZY_ALLOWED = {
     ("striate.data.imageset", "striate.data.plots"): "matplotlib, only to draw",
+    ("striate.data.detectionset", "striate.data.plots"): "matplotlib, only to draw",
 }
 
 

@@ -85,3 +85,87 @@ def _mosaic(
     grid = tiles.view(nrows, ncols, c, h + row_gap, w + gap).permute(2, 0, 3, 1, 4)
     grid = grid.reshape(c, nrows * (h + row_gap), ncols * (w + gap))
     return F.pad(grid, (0, gap, 0, row_gap), value=255)  # and after the last
+
+
+BOX_COLOURS = (
+    "#e6194b",
+    "#3cb44b",
+    "#4363d8",
+    "#f58231",
+    "#911eb4",
+    "#42d4f4",
+    "#f032e6",
+    "#bfef45",
+    "#fabed4",
+    "#469990",
+    "#dcbeff",
+    "#9a6324",
+    "#800000",
+    "#000075",
+)
+
+
+def draw_boxes(
+    ax,
+    boxes: torch.Tensor,
+    labels: torch.Tensor,
+    classes: tuple[str, ...],
+    scores: torch.Tensor | None = None,
+    linewidth: float = 1.2,
+    fontsize: float = 6,
+) -> None:
+    """Draw x1 y1 x2 y2 pixel boxes on an axes showing the image, coloured by class, captioned
+    with the class name (and score). Label −2 (a crowd region) is drawn dashed and grey."""
+    from matplotlib.patches import Rectangle
+
+    for k, ((x1, y1, x2, y2), label) in enumerate(
+        zip(boxes.tolist(), labels.tolist(), strict=True)
+    ):
+        crowd = label < 0
+        colour = "0.5" if crowd else BOX_COLOURS[label % len(BOX_COLOURS)]
+        # Pixel i covers [i, i + 1): imshow centres it at i, so box edges sit half a pixel left.
+        ax.add_patch(
+            Rectangle(
+                (x1 - 0.5, y1 - 0.5),
+                x2 - x1,
+                y2 - y1,
+                fill=False,
+                edgecolor=colour,
+                linewidth=linewidth,
+                linestyle="--" if crowd else "-",
+            )
+        )
+        text = "crowd" if crowd else classes[label]
+        if scores is not None:
+            text += f" {float(scores[k]):.2f}"
+        ax.text(
+            x1 - 0.5,
+            y1 - 0.5,
+            text,
+            color="white",
+            fontsize=fontsize,
+            va="bottom",
+            bbox={"facecolor": colour, "edgecolor": "none", "pad": 0.5, "alpha": 0.8},
+        )
+
+
+def detection_grid(ds, n: int = 16, seed: int = 0) -> Figure:
+    """`n` random images of a DetectionSet with their boxes and class names, one axes each."""
+    g = torch.Generator().manual_seed(seed)
+    picks = torch.randperm(len(ds), generator=g)[: min(n, len(ds))].tolist()
+    ncols = max(1, math.ceil(math.sqrt(len(picks))))
+    nrows = max(1, math.ceil(len(picks) / ncols))
+    fig = Figure(figsize=(ncols * 2.2, nrows * 2.2))
+    for k, i in enumerate(picks):
+        ax = fig.add_subplot(nrows, ncols, k + 1)
+        image, target = ds[i]
+        image = image.cpu()
+        if image.shape[0] == 1:
+            ax.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        else:
+            ax.imshow(image.permute(1, 2, 0).numpy(), interpolation="nearest")
+        labels = torch.where(target["crowd"], -2, target["labels"])
+        draw_boxes(ax, target["boxes"].cpu(), labels.cpu(), ds.classes)
+        ax.set_axis_off()
+    fig.tight_layout()
+    return fig
