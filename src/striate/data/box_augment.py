@@ -323,10 +323,10 @@ def parse_box_augment(spec: str) -> BoxTransform | None:
             )
         try:
             transforms.append(_ITEMS[name][3](value.strip()))
+        except StriateError as e:
+            raise ConfigError(f"box augmentation {item!r}: {e}") from e
         except ValueError as e:
             raise ConfigError(
                 f"box augmentation {item!r}: {value!r} is not {_ITEMS[name][1]} (numbers)"
             ) from e
-        except StriateError as e:
-            raise ConfigError(f"box augmentation {item!r}: {e}") from e
     return transforms[0] if len(transforms) == 1 else BoxCompose(transforms)
