@@ -126,7 +126,7 @@ def read_coco(
     scale = np.array([shape[1], shape[0], shape[1], shape[0]], np.float64)
     original = np.stack([widths, heights, widths, heights], 1)[img_of[order]]
     boxes = boxes[order] * scale / original
-    pixels = _read_images(path, folder, files, heights, widths, target)
+    pixels = read_images(path, folder, files, heights, widths, target)
     ds = DetectionSet(
         pixels,
         torch.from_numpy(boxes.astype(np.float32)),
@@ -634,19 +634,24 @@ def _image_folder(path: Path, images: str | Path | None) -> Path:
     return path.parent
 
 
-def _read_images(
-    path: Path,
+def read_images(
+    path: Path | list[Path],
     folder: Path,
     files: list[str],
     heights: np.ndarray,
     widths: np.ndarray,
     target: tuple[int, int] | None,
 ) -> torch.Tensor:
+    """Decode `folder/files` (uint8 N×C×H×W, resized to `target`), each checked to be the
+    width × height its annotation (`path`, or `path[k]` per image) says; grey images among colour
+    ones become RGB."""
     missing = [f for f in files if not (folder / f).is_file()]
     if missing:
+        first = files.index(missing[0])
+        src = path[first] if isinstance(path, list) else path
         raise DataError(
-            f"{path}: {len(missing)} of {len(files)} image files are missing from {folder}, "
-            f"e.g. {missing[0]!r}: pass images= the folder that holds them"
+            f"{src}: {len(missing)} of {len(files)} image files are missing from {folder}, "
+            f"e.g. {missing[0]!r}: restore them, or point to the folder that holds them"
         )
     arrays = []
     with progress_bar("reading images", len(files), "images", enabled=len(files) >= 500) as adv:
@@ -660,8 +665,9 @@ def _read_images(
                 with Image.open(io.BytesIO(data)) as probe:
                     got = probe.size
                 if got != (int(widths[k]), int(heights[k])):
+                    src = path[k] if isinstance(path, list) else path
                     raise DataError(
-                        f"{file}: the image is {got[0]}×{got[1]} but {path.name} says "
+                        f"{file}: the image is {got[0]}×{got[1]} but {src.name} says it is "
                         f"{int(widths[k])}×{int(heights[k])} (width × height): its boxes and "
                         f"masks would be misplaced; fix the file's width and height"
                     )
