@@ -175,6 +175,7 @@ def test_the_sources_are_the_splits(monkeypatch):
         S.scenes_from_sources(4, "val")
 
 
+@pytest.mark.slow  # decodes CIFAR-10's 10,000 test JPEGs (5 s)
 def test_real_sources(shared_data):
     ds = S.scenes_from_sources(
         20,
@@ -207,3 +208,67 @@ def test_bad_arguments_are_one_clear_error(digits, kw, words):
     assert words in str(e.value)
     with pytest.raises(ConfigError, match="must be ImageSets"):
         S.digit_scenes(digits, torch.zeros(3, 3, 32, 32), 3)
+
+
+# ---------------------------------------------------------------- the command
+
+
+@pytest.fixture
+def small_cifar(tmp_path):
+    """A CIFAR-like image folder with train/ and test/ splits of a few 32×32 PNGs."""
+    from PIL import Image
+
+    root = tmp_path / "cifar"
+    g = np.random.default_rng(0)
+    for split, n in (("train", 6), ("test", 4)):
+        for c in ("cat", "ship"):
+            (root / split / c).mkdir(parents=True)
+            for k in range(n // 2):
+                pixels = g.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / split / c / f"{k}.png")
+    return root
+
+
+def test_the_command_writes_a_coco_layout_that_pycocotools_reads(
+    shared_data, small_cifar, tmp_path
+):
+    import typer
+    from pycocotools.coco import COCO
+    from typer.testing import CliRunner
+
+    from striate.cli.scenes import scenes
+    from striate.data.coco import read_coco
+    from striate.outputs import OutputExists
+
+    app = typer.Typer()
+    app.command()(scenes)
+    out = tmp_path / "scenes"
+    mnist = str(shared_data / "mnist")
+    args = [str(out), "--train", "6", "--test", "4", "--size", "32", "--digit-size", "8-16",
+            "--mnist", mnist, "--cifar", str(small_cifar), "--seed", "2"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "train: 6 images" in result.output and "test: 4 images" in result.output
+    for split, n, seed in (("train", 6, 2), ("test", 4, 3)):
+        json_path = out / "annotations" / f"instances_{split}.json"
+        coco = COCO(str(json_path))
+        assert len(coco.getImgIds()) == n and len(list((out / split).glob("*.png"))) == n
+        want = S.scenes_from_sources(
+            n, split, root_mnist=shared_data / "mnist", root_cifar=small_cifar, seed=seed,
+            size=32, digit_size=(8, 16),
+        )  # fmt: skip
+        assert len(coco.getAnnIds()) == len(want.labels)
+        got = read_coco(json_path)
+        assert torch.equal(got.images, want.images) and torch.equal(got.masks, want.masks)
+        assert torch.equal(got.boxes, want.boxes) and torch.equal(got.labels, want.labels)
+        ann = coco.loadAnns(coco.getAnnIds())[0]
+        assert np.array_equal(coco.annToMask(ann).astype(bool), want.masks[0].numpy())
+    before = (out / "annotations" / "instances_test.json").read_bytes()
+    again = CliRunner().invoke(app, [*args[:-2], "--seed", "5"])
+    assert isinstance(again.exception, OutputExists) and "--overwrite" in str(again.exception)
+    assert (out / "annotations" / "instances_test.json").read_bytes() == before
+    assert CliRunner().invoke(app, [*args, "--overwrite"]).exit_code == 0
+    bad = CliRunner().invoke(app, [str(tmp_path / "x"), "--per-image", "one-four"])
+    assert isinstance(bad.exception, ConfigError) and "--per-image must be MIN-MAX" in str(
+        bad.exception
+    )

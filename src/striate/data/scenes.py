@@ -303,6 +303,12 @@ def digit_scenes(
     )
 
 
+def _shared(name: str) -> Path | None:
+    """`name` under $STRIATE_SHARED_DATA (default ../shared/data) if it is there, else None."""
+    path = Path(os.environ.get("STRIATE_SHARED_DATA", Path("..") / "shared" / "data")) / name
+    return path if path.exists() else None
+
+
 def _backgrounds(root: str | os.PathLike | None, split: str) -> ImageSet:
     """CIFAR-10's `split`: from an image folder/zip/npz path (as ../shared/data's JPEG zip), a
     folder holding one, or the root of the official batches (None: the default data folder)."""
@@ -327,12 +333,15 @@ def scenes_from_sources(
     """`n` digit scenes (`digit_scenes`, with `options`) from MNIST's and CIFAR-10's `split`
     ("train" or "test"), so train and test scenes share no digit and no background.
 
-    root_mnist: MNIST's folder (None: the default data folder). root_cifar: CIFAR-10 as an image
-    folder, zip or npz with train/ and test/ (e.g. ../shared/data/cifar10/cifar10-jpeg.zip), a
-    folder holding cifar10-jpeg.zip, or the folder of the official batches.
+    root_mnist: MNIST's folder. root_cifar: CIFAR-10 as an image folder, zip or npz with train/
+    and test/ (e.g. ../shared/data/cifar10/cifar10-jpeg.zip), a folder holding cifar10-jpeg.zip,
+    or the folder of the official batches. None: mnist/ and cifar10/ under $STRIATE_SHARED_DATA
+    (default ../shared/data) when they exist, else the default data folder.
     """
     if split not in ("train", "test"):
         raise ConfigError(f"{_OWNER}: split must be 'train' or 'test', got {split!r}")
+    root_mnist = _shared("mnist") if root_mnist is None else root_mnist
+    root_cifar = _shared("cifar10") if root_cifar is None else root_cifar
     digits = load_dataset("mnist", split, root=root_mnist, progress=progress)
     backgrounds = _backgrounds(root_cifar, split)
     return digit_scenes(digits, backgrounds, n, progress=progress, **options)
