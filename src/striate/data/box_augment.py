@@ -193,22 +193,23 @@ class BoxZoom(BoxTransform):
 
     def apply(self, x, y, params):
         n, c, h, w = x.shape
-        s = params["scale"].to(x.device)
-        t = params["shift"].to(x.device)
+        s, t = params["scale"], params["shift"]  # float64 on the CPU (MPS has no float64)
         # Output pixel u (centre at u + 0.5) samples input (u + 0.5 − t) / s; in grid_sample's
-        # normalised coordinates (−1..1 across the image) that is a / s · v + b.
-        theta = x.new_zeros(n, 2, 3, dtype=torch.float64)
+        # normalised coordinates (−1..1 across the image) that is v / s + b.
+        theta = torch.zeros(n, 2, 3, dtype=torch.float64)
         theta[:, 0, 0] = 1 / s
         theta[:, 1, 1] = 1 / s
         theta[:, 0, 2] = (1 / s - 1) - 2 * t[:, 0] / (w * s)
         theta[:, 1, 2] = (1 / s - 1) - 2 * t[:, 1] / (h * s)
-        grid = F.affine_grid(theta.to(x.dtype), [n, c, h, w], align_corners=False)
+        theta = theta.to(x.dtype).to(x.device)
+        grid = F.affine_grid(theta, [n, c, h, w], align_corners=False)
         ones = torch.ones(n, 1, h, w, device=x.device, dtype=x.dtype)
         out = F.grid_sample(torch.cat([x, ones], 1), grid, align_corners=False)
         x = out[:, :c] + (1 - out[:, c:]) * self.fill
 
-        st = torch.cat([t, t], 1)[:, None, :].to(y.boxes.dtype)
-        moved = y.boxes * s[:, None, None].to(y.boxes.dtype) + st
+        s = s.to(y.boxes.dtype).to(y.boxes.device)
+        t = t.to(y.boxes.dtype).to(y.boxes.device)
+        moved = y.boxes * s[:, None, None] + torch.cat([t, t], 1)[:, None, :]
         size = torch.tensor([w, h, w, h], device=moved.device, dtype=moved.dtype)
         clipped = torch.minimum(moved.clamp(min=0), size)
         area = (moved[..., 2] - moved[..., 0]) * (moved[..., 3] - moved[..., 1])

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from striate.checks import fail, integer, is_int, number, positive_int, probability
+from striate.data.box_augment import mask_boxes
 from striate.data.detectionset import DetectionSet
 from striate.data.imageset import ImageSet
 from striate.data.registry import load_dataset
@@ -120,19 +121,6 @@ def _resized(digits: torch.Tensor, side: torch.Tensor, s_max: int) -> torch.Tens
     return out
 
 
-def _tight_boxes(masks: torch.Tensor) -> torch.Tensor:
-    """Tight x1 y1 x2 y2 boxes (x2, y2 exclusive) of L×H×W bool masks; zeros for empty masks."""
-    _, h, w = masks.shape
-    rows, cols = masks.any(2), masks.any(1)
-    ar_h, ar_w = torch.arange(h, device=masks.device), torch.arange(w, device=masks.device)
-    y1 = torch.where(rows, ar_h, h).amin(1)
-    y2 = torch.where(rows, ar_h + 1, 0).amax(1)
-    x1 = torch.where(cols, ar_w, w).amin(1)
-    x2 = torch.where(cols, ar_w + 1, 0).amax(1)
-    boxes = torch.stack([x1, y1, x2, y2], 1).float()
-    return torch.where(rows.any(1)[:, None], boxes, 0.0)
-
-
 def _cover(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Intersection over the smaller area of boxes a (...×4) and b (...×4), broadcast; 1 when
     either box is empty and they touch nothing (so an empty box never counts as placed)."""
@@ -200,7 +188,7 @@ def _render(
     alpha = _resized(digits[draws["digit"].flatten()], side.flatten(), s_max).view(
         n, k, s_max, s_max
     )
-    ink = _tight_boxes((alpha > threshold).flatten(0, 1)).view(n, k, 4)
+    ink = mask_boxes((alpha > threshold).flatten(0, 1)).view(n, k, 4)
     chosen, placed = _place(ink, pos, count, overlap)
     canvas = _paste(alpha.flatten(0, 1), chosen.flatten(0, 1), size).view(n, k, size, size)
     canvas = canvas * placed[:, :, None, None]
@@ -223,7 +211,7 @@ def _render(
     where = kept.nonzero().T  # image-major, slots in drawing order
     vis = visible[where[0], where[1]]
     images = (image * 255).round().clamp(0, 255).to(torch.uint8)
-    return images, where, vis, _tight_boxes(vis), kept
+    return images, where, vis, mask_boxes(vis), kept
 
 
 def digit_scenes(
