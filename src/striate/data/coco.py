@@ -343,13 +343,13 @@ def _values(
     return values
 
 
-def _unique(path: Path, what: str, ids: np.ndarray) -> None:
+def _unique(path: Path, what: str, ids: np.ndarray, plural: str = "") -> None:
     u, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
     if len(u) != len(ids):
         dup = int(np.flatnonzero(counts > 1)[0])
         first, second = np.flatnonzero(inverse == dup)[:2].tolist()
         raise DataError(
-            f"{path}: {what}s {first} and {second} share id {int(u[dup])}: "
+            f"{path}: {plural or what + 's'} {first} and {second} share id {int(u[dup])}: "
             f"{what} ids must be unique (renumber them)"
         )
 
@@ -376,7 +376,7 @@ def _is_relative(name: str) -> bool:
 
 def _categories(path: Path, cats: list[dict]) -> tuple[np.ndarray, list[str]]:
     ids = np.array(_values(path, cats, "category", "id", _is_id, "an integer"), np.int64)
-    _unique(path, "category", ids)
+    _unique(path, "category", ids, "categories")
     names = _values(path, cats, "category", "name", _is_name, "a non-empty string", ids=ids)
     if len(set(names)) != len(names):
         seen: dict[str, int] = {}
