@@ -202,10 +202,11 @@ def _render(
         colour = torch.where((under >= 0.5)[:, None], _DARK * c, _BRIGHT + (1 - _BRIGHT) * c)
         image = image * (1 - a) + colour[:, :, None, None] * a
     masks = canvas > threshold
-    # covered[j] = any mask of a later slot: a reversed cumulative OR, shifted by one slot.
-    later = masks.flip(1).cummax(1).values.flip(1)
-    covered = torch.cat([later[:, 1:], torch.zeros_like(later[:, :1])], 1)
-    visible = masks & ~covered
+    visible = masks.clone()
+    covered = torch.zeros_like(masks[:, 0])  # the masks of the slots after j
+    for j in range(k - 1, -1, -1):
+        visible[:, j] &= ~covered
+        covered |= masks[:, j]
     own, seen = masks.sum((2, 3)), visible.sum((2, 3))
     kept = placed & (seen >= 1) & (seen >= min_visible * own)
     where = kept.nonzero().T  # image-major, slots in drawing order
