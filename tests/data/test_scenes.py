@@ -41,7 +41,9 @@ def _tight(mask: np.ndarray) -> list[float]:
     return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
 
 
-def loop_reference(digits, backgrounds, n, seed, size, per_image, digit_size, overlap, thr, vis):
+def loop_reference(
+    digits, backgrounds, n, seed, size, per_image, digit_size, overlap, thr, vis, min_pixels=10
+):
     """The scenes one at a time, each digit pasted with slicing, in plain Python and NumPy.
     Only the random draws (`_draw`) and torch's antialiased resize are shared with the code."""
     c = backgrounds.shape[0]
@@ -59,7 +61,7 @@ def loop_reference(digits, backgrounds, n, seed, size, per_image, digit_size, ov
             src = digits.images[k][None].float() / 255
             alpha = F.interpolate(src, size=(s, s), mode="bilinear", antialias=True)[0, 0]
             alpha = alpha.clamp(0, 1).double().numpy()
-            if not (alpha > thr).any():
+            if (alpha > thr).sum() < min_pixels:
                 continue
             ink = _tight(alpha > thr)
             for x, y in d["pos"][i, j].tolist():
@@ -82,7 +84,7 @@ def loop_reference(digits, backgrounds, n, seed, size, per_image, digit_size, ov
             visible = mask.copy()
             for later, _ in objects[j + 1 :]:
                 visible &= ~later
-            if visible.sum() >= 1 and visible.sum() >= vis * mask.sum():
+            if visible.sum() >= max(min_pixels, 1) and visible.sum() >= vis * mask.sum():
                 masks.append(visible)
                 boxes.append(_tight(visible))
                 labels.append(label)

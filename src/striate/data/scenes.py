@@ -5,7 +5,9 @@ background (upscaled to `size`) with 1–4 digits, each scaled to its own size, 
 place with its intensity as alpha, later digits on top. An object's instance mask is its digit's
 pixels with alpha above `threshold` that no later digit's mask covers; its box is that mask's
 tight bounding box (x1 y1 x2 y2 in pixels, x2 and y2 exclusive: one pixel at column 3 spans 3..4).
-Objects left with too few visible pixels are dropped (they remain in the picture as clutter).
+A digit with fewer than `min_pixels` such pixels is not drawn; an object left with fewer visible
+pixels than that, or than `min_visible` of its mask, is dropped (it stays in the picture as
+clutter).
 
 Colour: a white digit vanishes on a pale sky and a grey one on a grey ship, which makes some
 objects invisible rather than hard. Each digit gets a random colour (independent of its class, so
@@ -133,7 +135,7 @@ def _cover(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _place(
-    ink: torch.Tensor, pos: torch.Tensor, count: torch.Tensor, overlap: float
+    ink: torch.Tensor, pos: torch.Tensor, use: torch.Tensor, overlap: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Choose each slot's position: the first candidate whose ink box overlaps every earlier
     placed one by at most `overlap`. ink: N×K×4 boxes in the digit's frame; pos: N×K×P×2
@@ -142,7 +144,6 @@ def _place(
     n, k, p, _ = pos.shape
     shift = pos.repeat(1, 1, 1, 2).float()  # (x, y) → (x, y, x, y)
     cand = ink[:, :, None, :] + shift  # N×K×P×4
-    has_ink = (ink[..., 2] > ink[..., 0]) & (ink[..., 3] > ink[..., 1])
     placed = torch.zeros(n, k, dtype=torch.bool)
     chosen = torch.zeros(n, k, 2, dtype=torch.long)
     boxes = torch.zeros(n, k, 4)
@@ -152,7 +153,7 @@ def _place(
             cov = _cover(cand[:, j, :, None, :], boxes[:, None, :j, :])  # N×P×j
             ok = ((cov <= overlap) | ~placed[:, None, :j]).all(2)
         first = ok.int().argmax(1)
-        placed[:, j] = ok.any(1) & (j < count) & has_ink[:, j]
+        placed[:, j] = ok.any(1) & use[:, j]
         chosen[:, j] = pos[torch.arange(n), j, first]
         boxes[:, j] = cand[torch.arange(n), j, first]
     return chosen, placed
@@ -179,6 +180,7 @@ def _render(
     overlap: float,
     threshold: float,
     min_visible: float,
+    min_pixels: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Scenes of one chunk: uint8 images n×C×size×size, and the kept objects' image-major
     (scene, slot) index (2×T), visible masks T×size×size and boxes T×4, plus kept flags n×K."""
@@ -189,7 +191,9 @@ def _render(
         n, k, s_max, s_max
     )
     ink = mask_boxes((alpha > threshold).flatten(0, 1)).view(n, k, 4)
-    chosen, placed = _place(ink, pos, count, overlap)
+    pixels = (alpha > threshold).sum((2, 3))
+    use = (torch.arange(k) < count[:, None]) & (pixels >= min_pixels)
+    chosen, placed = _place(ink, pos, use, overlap)
     canvas = _paste(alpha.flatten(0, 1), chosen.flatten(0, 1), size).view(n, k, size, size)
     canvas = canvas * placed[:, :, None, None]
     image = F.interpolate(
@@ -208,7 +212,7 @@ def _render(
         visible[:, j] &= ~covered
         covered |= masks[:, j]
     own, seen = masks.sum((2, 3)), visible.sum((2, 3))
-    kept = placed & (seen >= 1) & (seen >= min_visible * own)
+    kept = placed & (seen >= max(min_pixels, 1)) & (seen >= min_visible * own)
     where = kept.nonzero().T  # image-major, slots in drawing order
     vis = visible[where[0], where[1]]
     images = (image * 255).round().clamp(0, 255).to(torch.uint8)
@@ -226,6 +230,7 @@ def digit_scenes(
     overlap: float = 0.3,
     threshold: float = 0.5,
     min_visible: float = 0.5,
+    min_pixels: int = 10,
     candidates: int = 16,
     seed: int = 0,
     progress: bool = False,
@@ -237,7 +242,8 @@ def digit_scenes(
     per_image: (min, max) digits per scene; digit_size: (min, max) side in pixels of the square a
     28×28 digit is scaled to; overlap: the most that two digits' ink boxes may overlap
     (intersection over the smaller box); threshold: the alpha above which a pixel is the digit's;
-    min_visible: the fraction of its mask a digit must keep visible to stay an object; seed: the
+    min_visible and min_pixels: the fraction of its mask and the pixels a digit must keep
+    visible to stay an object (a digit with fewer than min_pixels is not drawn at all); seed: the
     same seed gives the same scenes.
     """
     if not isinstance(digits, ImageSet) or not isinstance(backgrounds, ImageSet):
@@ -252,6 +258,7 @@ def digit_scenes(
     overlap = probability(_OWNER, "overlap", overlap)
     threshold = number(_OWNER, "threshold", threshold, low=0, high=1, high_open=True)
     min_visible = probability(_OWNER, "min_visible", min_visible)
+    min_pixels = integer(_OWNER, "min_pixels", min_pixels, low=0)
     candidates = positive_int(_OWNER, "candidates", candidates)
     seed = integer(_OWNER, "seed", seed)
     for name, ds in (("digits", digits), ("backgrounds", backgrounds)):
@@ -272,7 +279,7 @@ def digit_scenes(
             grey = _luminance(grey) if grey.shape[1] > 1 else grey[:, 0]
             bg = backgrounds.images[part["background"]].float() / 255
             im, where, vis, bx, kept = _render(
-                grey, bg, part, size, overlap, threshold, min_visible
+                grey, bg, part, size, overlap, threshold, min_visible, min_pixels
             )
             images.append(im)
             masks.append(vis)
