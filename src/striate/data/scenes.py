@@ -305,7 +305,7 @@ def _shared(name: str) -> Path | None:
     return path if path.exists() else None
 
 
-def _backgrounds(root: str | os.PathLike | None, split: str) -> ImageSet:
+def _backgrounds(root: str | os.PathLike | None, split: str, progress: bool) -> ImageSet:
     """CIFAR-10's `split`: from an image folder/zip/npz path (as ../shared/data's JPEG zip), a
     folder holding one, or the root of the official batches (None: the default data folder)."""
     if root is not None:
@@ -313,8 +313,8 @@ def _backgrounds(root: str | os.PathLike | None, split: str) -> ImageSet:
         if path.is_dir() and (path / "cifar10-jpeg.zip").is_file():
             path = path / "cifar10-jpeg.zip"
         if path.is_file() or (path / split).is_dir():
-            return load_dataset(path, split)
-    return load_dataset("cifar10", split, root=root)
+            return load_dataset(path, split, progress=progress)
+    return load_dataset("cifar10", split, root=root, progress=progress)
 
 
 def scenes_from_sources(
@@ -339,5 +339,5 @@ def scenes_from_sources(
     root_mnist = _shared("mnist") if root_mnist is None else root_mnist
     root_cifar = _shared("cifar10") if root_cifar is None else root_cifar
     digits = load_dataset("mnist", split, root=root_mnist, progress=progress)
-    backgrounds = _backgrounds(root_cifar, split)
+    backgrounds = _backgrounds(root_cifar, split, progress)
     return digit_scenes(digits, backgrounds, n, progress=progress, **options)
