@@ -429,3 +429,10 @@ def test_jpeg(tmp_path):
     Image.fromarray(ds.images[0].permute(1, 2, 0).numpy()).save(buffer, "JPEG", quality=95)
     expect = np.asarray(Image.open(buffer)).transpose(2, 0, 1)
     assert np.array_equal(back.images[0].numpy(), expect)
+
+
+def test_decompression_bomb_is_refused(official, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # our 30×20 images now count as bombs
+    with pytest.raises(DataError, match=r"b.png: unreadable image \(DecompressionBomb") as e:
+        read_coco(official)
+    one_line(e)

@@ -59,17 +59,18 @@ def mask_counts(masks) -> tuple[np.ndarray, np.ndarray]:
     m = _as_numpy_masks(masks)
     n, h, w = m.shape
     a = h * w
-    flat = m.transpose(0, 2, 1).reshape(n, a)
-    # A run ends where the value changes, where the mask ends, and (length 0) before a first 1.
-    row, col = np.nonzero(flat[:, 1:] != flat[:, :-1]) if a > 1 else (np.zeros(0, int),) * 2
-    first = np.nonzero(flat[:, 0])[0] if a else np.zeros(0, int)
-    rows = np.concatenate([first, row, np.arange(n)])
-    ends = np.concatenate([np.zeros(len(first), np.int64), col + 1, np.full(n, a)])
-    order = np.lexsort((ends, rows))
-    rows, ends = rows[order], ends[order]
+    # Each mask, column by column, between a 0 before it and the opposite of its last pixel
+    # after it: a run ends wherever the value changes, including a 0-length first run of 0s
+    # before a first 1, and the last run at the end.
+    padded = np.zeros((n, a + 2), dtype=bool)
+    padded[:, 1:-1] = m.transpose(0, 2, 1).reshape(n, a)
+    padded[:, -1] = ~padded[:, -2] if a else True
+    change = np.flatnonzero(padded[:, 1:] != padded[:, :-1])
+    rows, ends = np.divmod(change, a + 1)
     lengths = np.bincount(rows, minlength=n)
     starts = np.cumsum(lengths) - lengths
-    prev = np.concatenate([[0], ends[:-1]])
+    prev = np.empty_like(ends)
+    prev[1:] = ends[:-1]
     prev[starts] = 0
     return ends - prev, lengths
 
@@ -84,11 +85,13 @@ def counts_to_string(counts: np.ndarray, lengths: np.ndarray) -> list[str]:
     x = counts.copy()
     later = pos > 2
     x[later] -= counts[np.nonzero(later)[0] - 2]
-    shifts = 5 * np.arange(_GROUPS)
+    # As many 5-bit groups as the largest value needs, its sign bit included.
+    n_groups = -(-(int(np.abs(x).max(initial=0)).bit_length() + 1) // 5)
+    shifts = 5 * np.arange(n_groups)
     groups = (x[:, None] >> shifts) & 0x1F
     rest = x[:, None] >> (shifts + 5)
     more = np.where(groups & 0x10, rest != -1, rest != 0)
-    used = np.arange(_GROUPS) <= more.sum(1, keepdims=True)  # `more` holds until the last group
+    used = np.arange(n_groups) <= more.sum(1, keepdims=True)  # `more` holds until the last group
     chars = (groups | (more << 5)) + 48
     text = chars[used].astype(np.uint8).tobytes().decode("ascii")
     per_mask = np.bincount(row, weights=used.sum(1), minlength=len(lengths)).astype(np.int64)
