@@ -74,35 +74,7 @@ def read_coco(
     category_ids, names = _categories(path, cats)
     folder = _image_folder(path, images)
 
-    ann_ids = np.array(_values(path, anns, "annotation", "id", _is_id, "an integer"), np.int64)
-    _unique(path, "annotation", ann_ids)
-    img_of = _lookup(path, anns, ann_ids, "image_id", image_ids, "'images'", hint=_IMAGE_HINT)
-    cat_of = _lookup(
-        path,
-        anns,
-        ann_ids,
-        "category_id",
-        category_ids,
-        "'categories'",
-        hint="add the category or remove its annotations",
-    )
-    bbox = np.array(
-        _values(
-            path,
-            anns,
-            "annotation",
-            "bbox",
-            _is_bbox,
-            "[x, y, width, height] in pixels",
-            ids=ann_ids,
-        ),
-        dtype=np.float64,
-    ).reshape(-1, 4)
-    crowd = np.array(
-        _values(path, anns, "annotation", "iscrowd", _is_flag, "0 or 1", default=0, ids=ann_ids),
-        dtype=bool,
-    )
-
+    ann_ids, img_of, cat_of, bbox, crowd = _annotations(path, anns, image_ids, category_ids)
     labels, classes = _labels(path, cat_of, category_ids, names, classes)
     order = np.argsort(img_of, kind="stable")  # objects grouped by image, file order inside
     boxes = _boxes(path, bbox, img_of, ann_ids, files, heights, widths, clip)
@@ -112,17 +84,9 @@ def read_coco(
     with_masks = _want_masks(path, anns, ann_ids, masks)
     mask_tensor = None
     if with_masks:
-        mask_tensor = torch.from_numpy(
-            _masks(
-                path,
-                [anns[k] for k in order],
-                ann_ids[order],
-                img_of[order],
-                heights,
-                widths,
-                shape,
-            )
-        )
+        made = _masks(path, [anns[k] for k in order], ann_ids[order], img_of[order], heights,
+                      widths, shape)  # fmt: skip
+        mask_tensor = torch.from_numpy(made)
     scale = np.array([shape[1], shape[0], shape[1], shape[0]], np.float64)
     original = np.stack([widths, heights, widths, heights], 1)[img_of[order]]
     boxes = boxes[order] * scale / original
@@ -341,6 +305,28 @@ def _values(
         got = f"no '{key}'" if values[bad] is _MISSING else f"{key} {_short(values[bad])}"
         raise DataError(f"{path}: {which} has {got}: {key} must be {expect}")
     return values
+
+
+def _annotations(
+    path: Path, anns: list[dict], image_ids: np.ndarray, category_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each annotation's id, image (index), category (index), bbox (xywh) and crowd flag."""
+    ann_ids = np.array(_values(path, anns, "annotation", "id", _is_id, "an integer"), np.int64)
+    _unique(path, "annotation", ann_ids)
+    img_of = _lookup(path, anns, ann_ids, "image_id", image_ids, "'images'", hint=_IMAGE_HINT)
+    cat_of = _lookup(path, anns, ann_ids, "category_id", category_ids, "'categories'",
+                     hint="add the category or remove its annotations")  # fmt: skip
+    expect = "[x, y, width, height] in pixels"
+    bbox = _values(path, anns, "annotation", "bbox", _is_bbox, expect, ids=ann_ids)
+    crowd = _values(path, anns, "annotation", "iscrowd", _is_flag, "0 or 1", default=0,
+                    ids=ann_ids)  # fmt: skip
+    return (
+        ann_ids,
+        img_of,
+        cat_of,
+        np.array(bbox, dtype=np.float64).reshape(-1, 4),
+        np.array(crowd, dtype=bool),
+    )
 
 
 def _unique(path: Path, what: str, ids: np.ndarray, plural: str = "") -> None:

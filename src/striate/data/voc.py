@@ -118,20 +118,7 @@ def read_voc(
     xmls = [root / "Annotations" / f"{name}.xml" for name in names]
     object_xml = np.repeat(np.arange(len(names)), counts)
 
-    found = sorted({o[0] for o in objects})
-    classes = tuple(found) if classes is None else tuple(str(c) for c in classes)
-    if not classes:
-        raise DataError(f"{root}: split {split!r} has no objects to take class names from: "
-                        f"pass classes=")  # fmt: skip
-    unknown = [n for n in found if n not in classes]
-    if unknown:
-        k = next(i for i, o in enumerate(objects) if o[0] == unknown[0])
-        raise DataError(
-            f"{xmls[object_xml[k]]}: object {unknown[0]!r} is not one of the classes "
-            f"({', '.join(classes[:6])}, …): pass classes= with every name, or classes=None"
-        )
-    index = {c: i for i, c in enumerate(classes)}
-    labels = np.array([index[o[0]] for o in objects], np.int64)
+    classes, labels = _labels(root, split, objects, object_xml, xmls, classes)
     hard = np.array([o[1] for o in objects], dtype=bool)
     box = np.array([o[2] for o in objects], np.float64).reshape(-1, 4)
     boxes = np.concatenate([box[:, :2] - 1, box[:, 2:]], 1)
@@ -139,18 +126,7 @@ def read_voc(
 
     keep = ~hard if mode == "drop" else np.ones(len(hard), dtype=bool)
     counts = np.bincount(object_xml[keep], minlength=len(names))
-    if target is None:
-        sizes = np.unique(np.stack([heights, widths], 1), axis=0)
-        if len(sizes) > 1:
-            shown = ", ".join(f"{w}×{h}" for h, w in sizes[:3].tolist())
-            raise DataError(
-                f"{root}: split {split!r} has images of {len(sizes)} sizes ({shown}, …): a "
-                f"DetectionSet holds one size; pass size=(height, width) or an int"
-            )
-    if target is not None:
-        shape = target
-    else:
-        shape = (int(heights[0]), int(widths[0])) if len(names) else (1, 1)
+    shape = _shape(root, split, heights, widths, target)
     scale = np.array([shape[1], shape[0], shape[1], shape[0]], np.float64)
     original = np.stack([widths, heights, widths, heights], 1)[object_xml]
     boxes = (boxes * scale / original)[keep]
@@ -166,6 +142,52 @@ def read_voc(
         torch.from_numpy(_image_ids(names)),
         f"{root} ({split})",
     )
+
+
+def _labels(
+    root: Path,
+    split: str,
+    objects: list,
+    object_xml: np.ndarray,
+    xmls: list[Path],
+    classes: Sequence[str] | None,
+) -> tuple[tuple[str, ...], np.ndarray]:
+    """The class names and each object's label."""
+    found = sorted({o[0] for o in objects})
+    classes = tuple(found) if classes is None else tuple(str(c) for c in classes)
+    if not classes:
+        raise DataError(
+            f"{root}: split {split!r} has no objects to take class names from: pass classes="
+        )
+    unknown = [n for n in found if n not in classes]
+    if unknown:
+        k = next(i for i, o in enumerate(objects) if o[0] == unknown[0])
+        raise DataError(
+            f"{xmls[object_xml[k]]}: object {unknown[0]!r} is not one of the classes "
+            f"({', '.join(classes[:6])}, …): pass classes= with every name, or classes=None"
+        )
+    index = {c: i for i, c in enumerate(classes)}
+    return classes, np.array([index[o[0]] for o in objects], np.int64)
+
+
+def _shape(
+    root: Path,
+    split: str,
+    heights: np.ndarray,
+    widths: np.ndarray,
+    target: tuple[int, int] | None,
+) -> tuple[int, int]:
+    """The images' common size: `target`, else the one size they all have."""
+    if target is not None:
+        return target
+    sizes = np.unique(np.stack([heights, widths], 1), axis=0)
+    if len(sizes) > 1:
+        shown = ", ".join(f"{w}×{h}" for h, w in sizes[:3].tolist())
+        raise DataError(
+            f"{root}: split {split!r} has images of {len(sizes)} sizes ({shown}, …): a "
+            f"DetectionSet holds one size; pass size=(height, width) or an int"
+        )
+    return (int(sizes[0, 0]), int(sizes[0, 1])) if len(sizes) else (1, 1)
 
 
 def write_voc(
