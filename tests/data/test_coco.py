@@ -311,8 +311,8 @@ BAD_FILES = {
     "bad RLE string": (
         _set(["annotations", 2, "segmentation", "counts"], "0k"), r"\(id 5\).*middle of a number"),
     "flat polygon": (_set(["annotations", 0, "segmentation"], [1, 2, 3, 4, 5, 6]), "polygons"),
-    "two-point polygon": (
-        _set(["annotations", 0, "segmentation"], [[1, 2, 3, 4]]), "at least 3 points"),
+    "odd polygon": (
+        _set(["annotations", 0, "segmentation"], [[1, 2, 3, 4, 5]]), r"\(x, y pairs\)"),
     "partial segmentations": (
         lambda d: d["annotations"][3].pop("segmentation"), None),  # masks=None: boxes only
     "wrong image size": (

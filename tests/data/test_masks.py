@@ -118,6 +118,20 @@ def test_bad_rles_raise(rle, words):
         masks.decode([rle])
 
 
+def test_one_and_two_point_parts_as_pycocotools_draws_them():
+    # pycocotools reads a *first* polygon of 4 numbers as a box [x, y, w, h] (frPyObjects'
+    # dispatch); after another polygon it draws it as the line there and back, as we always do.
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        h, w = int(rng.integers(2, 30)), int(rng.integers(2, 30))
+        big = (rng.random(8) * np.tile([w, h], 4)).tolist()
+        k = int(rng.integers(1, 3))
+        small = (rng.random(2 * k) * np.tile([w + 4, h + 4], k) - 2).tolist()
+        ref = coco_mask.decode(coco_mask.merge(coco_mask.frPyObjects([big, small], h, w))) > 0
+        ours = masks.polygon_masks([big, small], h, w, owner=[0, 0], n=1)[0]
+        assert np.array_equal(ours, ref)
+
+
 def test_bad_polygon_raises():
-    with pytest.raises(ValueError, match="at least 3 points"):
-        masks.polygon_masks([[1.0, 2.0, 3.0, 4.0]], 5, 5)
+    with pytest.raises(ValueError, match="x, y pairs"):
+        masks.polygon_masks([[1.0, 2.0, 3.0]], 5, 5)

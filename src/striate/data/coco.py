@@ -535,8 +535,8 @@ def _masks(
                 raise _segmentation_error(path, k, int(ann_ids[k]), why)
         elif not (isinstance(s, list) and all(_is_polygon(p) for p in s)):
             why = (
-                "expected a list of polygons [[x1, y1, x2, y2, x3, y3, …], …] (at least 3 "
-                f"points each) or an RLE {{'size', 'counts'}}, got {_short(s)}"
+                "expected a list of polygons [[x1, y1, x2, y2, x3, y3, …], …] (x, y pairs) "
+                f"or an RLE {{'size', 'counts'}}, got {_short(s)}"
             )
             raise _segmentation_error(path, k, int(ann_ids[k]), why)
     sizes = np.stack([heights, widths], 1)[img_of]
@@ -558,7 +558,7 @@ def _is_pair(v: Any) -> bool:
 def _is_polygon(p: Any) -> bool:
     return (
         type(p) is list
-        and len(p) >= 6
+        and len(p) >= 2
         and len(p) % 2 == 0
         and all(type(x) in (int, float) and math.isfinite(x) for x in p)
     )

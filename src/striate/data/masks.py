@@ -248,7 +248,8 @@ def polygon_masks(
     owner: Sequence[int] | np.ndarray | None = None,
     n: int | None = None,
 ) -> np.ndarray:
-    """Rasterise COCO polygons ([x1, y1, x2, y2, …] in pixels) as `rleFrPoly` does.
+    """Rasterise COCO polygons ([x1, y1, x2, y2, …] in pixels) as `rleFrPoly` does (one or two
+    points enclose nothing, or next to nothing: a line drawn there and back).
 
     Without `owner`: one H×W mask per polygon (`pycocotools.mask.frPyObjects(polys, h, w)`
     decoded). With `owner` (one index per polygon, < n): n masks, mask j the union of the
@@ -256,8 +257,8 @@ def polygon_masks(
     """
     h, w = int(height), int(width)
     sizes = np.array([len(p) for p in polygons], dtype=np.int64)
-    if len(sizes) and (sizes.min() < 6 or (sizes % 2).any()):
-        raise ValueError("a polygon needs an even number of coordinates, at least 3 points")
+    if len(sizes) and (sizes.min() < 2 or (sizes % 2).any()):
+        raise ValueError("a polygon needs x, y pairs: an even number of coordinates, at least 2")
     xy = np.array([v for p in polygons for v in p], dtype=np.float64).reshape(-1, 2)
     toggles, which = _polygon_toggles(xy, sizes // 2, h, w)
     owner = np.arange(len(polygons)) if owner is None else np.asarray(owner, dtype=np.int64)
