@@ -5,8 +5,10 @@ The format: ``{"images": [{"id", "file_name", "height", "width"}], "annotations"
 "image_id", "category_id", "bbox": [x, y, width, height], "area", "iscrowd", "segmentation"}],
 "categories": [{"id", "name"}]}``. Boxes are in pixels with the image's top-left corner at 0, 0
 (the DetectionSet's convention, so x2 = x + width). A segmentation is a list of polygons or an RLE
-(see `striate.data.masks`). Category ids become labels 0..K−1 in increasing id order; the set keeps
-the ids as `category_ids` (a tuple attribute) so that `write_coco` writes them back.
+(see `striate.data.masks`; one difference from pycocotools: it reads an annotation whose first
+polygon has 4 numbers as a box [x, y, w, h], striate as the 2-point polygon it is). Category
+ids become labels 0..K−1 in increasing id order; the set keeps the ids as `category_ids` (a tuple
+attribute) so that `write_coco` writes them back.
 
 The JSON is read with the standard parser (no code, no references), refused above
 `MAX_JSON_BYTES`, and checked field by field; every problem is one `DataError` line naming the
