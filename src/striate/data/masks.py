@@ -261,16 +261,29 @@ def polygon_masks(
         raise ValueError("a polygon needs x, y pairs: an even number of coordinates, at least 2")
     xy = np.array([v for p in polygons for v in p], dtype=np.float64).reshape(-1, 2)
     toggles, which = _polygon_toggles(xy, sizes // 2, h, w)
-    owner = np.arange(len(polygons)) if owner is None else np.asarray(owner, dtype=np.int64)
+    # Each boundary point toggles its column from there down (a column-major flat index), so
+    # the toggles are run ends: an even number at one place cancel (rleFrPoly merges them so),
+    # h·w ends every mask.
+    a = h * w
+    places, times = np.unique(which * (a + 1) + toggles, return_counts=True)
+    places = places[(times % 2 == 1) & (places % (a + 1) < a)]
+    ends = np.sort(np.concatenate([places, np.arange(len(polygons)) * (a + 1) + a]))
+    poly, end = np.divmod(ends, a + 1)
+    lengths = np.bincount(poly, minlength=len(polygons))
+    prev = np.empty_like(end)
+    prev[1:] = end[:-1]
+    prev[np.cumsum(lengths) - lengths] = 0
+    made = _counts_to_masks(end - prev, lengths, h, w)
+    if owner is None:
+        return made
+    owner = np.asarray(owner, dtype=np.int64)
     n = len(polygons) if n is None else int(n)
-    # Every boundary point toggles the pixels below it in its column (the flat, column-major
-    # index); an odd number of toggles up to a pixel sets it. One extra slot takes index h·w.
-    hits = np.zeros((len(polygons), h * w + 1), dtype=np.uint8)
-    np.add.at(hits, (which, toggles), 1)
-    inside = np.bitwise_xor.accumulate(hits & 1, axis=1)[:, : h * w].astype(bool)
-    out = np.zeros((n, h * w), dtype=bool)
-    np.logical_or.at(out, owner, inside)
-    return out.reshape(n, w, h).transpose(0, 2, 1)
+    out = np.zeros((n, h, w), dtype=bool)
+    order = np.argsort(owner, kind="stable")
+    first = np.flatnonzero(np.concatenate([[True], np.diff(owner[order]) != 0]))
+    if len(order):
+        out[owner[order][first]] = np.logical_or.reduceat(made[order], first, axis=0)
+    return out
 
 
 def _polygon_toggles(
@@ -295,11 +308,15 @@ def _polygon_toggles(
         s = np.where(wide, (ye - ys) / dx, (xe - xs) / dy)
     s = np.nan_to_num(s)  # a repeated vertex (dx = dy = 0): its one point's v is never used
     steps = np.maximum(dx, dy)
+    # Along each edge one coordinate steps by 1 (x if the edge is wide), the other is rounded.
+    step_base, round_base = np.where(wide, xs, ys), np.where(wide, ys, xs).astype(np.float64)
     edge, d = _segments(steps + 1)
-    t = np.where(flip[edge], steps[edge] - d, d).astype(np.int64)
-    u = np.where(wide[edge], t + xs[edge], np.trunc(xs[edge] + s[edge] * t + 0.5))
-    v = np.where(wide[edge], np.trunc(ys[edge] + s[edge] * t + 0.5), t + ys[edge])
-    u, v = u.astype(np.int64), v.astype(np.int64)
+    t = np.where(flip, steps, 0)[edge] + np.where(flip, -1, 1)[edge] * d
+    stepped = t + step_base[edge]
+    rounded = np.trunc(round_base[edge] + s[edge] * t + 0.5).astype(np.int64)
+    wide_at = wide[edge]
+    u = np.where(wide_at, stepped, rounded)
+    v = np.where(wide_at, rounded, stepped)
     point_poly = poly[edge]
     # Where consecutive points (of one polygon) change column: a boundary point.
     j = np.flatnonzero((u[1:] != u[:-1]) & (point_poly[1:] == point_poly[:-1])) + 1
