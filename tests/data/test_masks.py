@@ -108,6 +108,7 @@ def test_polygon_parts_merge_like_ann_to_mask():
     [
         ({"size": [2, 2], "counts": "1k"}, "middle of a number"),  # 'k' says more follows
         ({"size": [2, 2], "counts": "1~"}, "alphabet"),
+        ({"size": [2, 2], "counts": "1é"}, "alphabet"),
         ({"size": [2, 3], "counts": "4"}, "sum to 4 pixels"),
         ({"size": [2, 2], "counts": [2, -1, 3]}, "negative"),
         ({"size": [2, 2], "counts": [1.5, 2.5]}, "integers"),

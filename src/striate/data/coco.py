@@ -248,6 +248,8 @@ def _sections(path: Path, doc: Any) -> tuple[list, list, list]:
         value = doc.get(key, _MISSING) if isinstance(doc, dict) else _MISSING
         if not isinstance(value, list):
             what = f"keys {keys}" if isinstance(doc, dict) else f"a JSON {type(doc).__name__}"
+            if isinstance(doc, list):
+                what += ", as a results file of detections does"
             raise DataError(
                 f"{path}: not a COCO instances file (no '{key}' list; it holds {what}): "
                 f"COCO detection files have 'images', 'annotations' and 'categories' lists"

@@ -104,7 +104,10 @@ def counts_from_string(strings: Sequence[str | bytes]) -> tuple[np.ndarray, np.n
 
     Raises ValueError for a character outside COCO's alphabet or a string cut inside a count.
     """
-    raw = [s.encode("ascii") if isinstance(s, str) else bytes(s) for s in strings]
+    try:
+        raw = [s.encode("ascii") if isinstance(s, str) else bytes(s) for s in strings]
+    except UnicodeEncodeError:
+        raise ValueError("RLE counts hold characters outside COCO's alphabet ('0'..'o')") from None
     sizes = np.array([len(s) for s in raw], dtype=np.int64)
     c = np.frombuffer(b"".join(raw), dtype=np.uint8).astype(np.int64) - 48
     if len(c) and (c.min() < 0 or c.max() > 63):
