@@ -92,8 +92,9 @@ class MeanAveragePrecision:
 
     def reset(self) -> None:
         """Forget everything `update` was given."""
-        self._dets: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-        self._gts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._images = 0
+        self._dets: list[tuple[torch.Tensor, ...]] = []  # per update: image, xywh, score, label
+        self._gts: list[tuple[torch.Tensor, ...]] = []  # image, xywh, label, crowd, area
         self._result: dict[str, Any] | None = None
 
     def update(self, preds: Sequence[dict], targets: Sequence[dict]) -> None:
@@ -105,73 +106,73 @@ class MeanAveragePrecision:
             raise InputError(
                 f"{owner}: {len(preds)} preds but {len(targets)} targets (one each per image)"
             )
-        for i, (p, t) in enumerate(zip(preds, targets, strict=True)):
-            boxes, labels = self._boxes_labels(
-                owner, f"preds[{i}]", p, ("boxes", "scores", "labels")
-            )
-            scores = _tensor(owner, f"preds[{i}]['scores']", p["scores"], len(boxes))
-            if not scores.is_floating_point() or not bool(torch.isfinite(scores).all()):
-                raise InputError(f"{owner}: preds[{i}]['scores'] must be finite floats")
-            self._dets.append((boxes, scores.double(), labels))
-            boxes, labels = self._boxes_labels(owner, f"targets[{i}]", t, ("boxes", "labels"))
+        det_keys, gt_keys = ("boxes", "scores", "labels"), ("boxes", "labels")
+        dets = [_fields(owner, f"preds[{i}]", p, det_keys) for i, p in enumerate(preds)]
+        gts = [_fields(owner, f"targets[{i}]", t, gt_keys) for i, t in enumerate(targets)]
+        for i, t in enumerate(targets):
+            n = len(gts[i][0])
             crowd = t.get("crowd", t.get("iscrowd"))
-            crowd = (
-                torch.zeros(len(boxes), dtype=torch.bool)
-                if crowd is None
-                else _tensor(owner, f"targets[{i}]['crowd']", crowd, len(boxes)).bool()
-            )
+            crowd = torch.zeros(n, dtype=torch.bool) if crowd is None else crowd
             area = t.get("area")
-            if area is None:
-                area = boxes[:, 2] * boxes[:, 3]
-            else:
-                area = _tensor(owner, f"targets[{i}]['area']", area, len(boxes)).double()
-            self._gts.append((boxes, labels, crowd, area))
+            area = torch.full((n,), torch.nan, dtype=torch.float64) if area is None else area
+            gts[i] += (
+                _tensor(owner, f"targets[{i}]['crowd']", crowd, n).bool(),
+                _tensor(owner, f"targets[{i}]['area']", area, n).double(),
+            )
+        det = self._checked(owner, "preds", dets)
+        gt = self._checked(owner, "targets", gts)
+        scores = torch.cat([d[1] for d in dets]) if dets else torch.zeros(0)
+        if not scores.is_floating_point() or not bool(torch.isfinite(scores).all()):
+            i = int(det[0][(~torch.isfinite(scores.double())).nonzero()[0]]) if len(scores) else 0
+            raise InputError(f"{owner}: preds[{i}]['scores'] must be finite floats")
+        area = torch.cat([g[3] for g in gts]) if gts else torch.zeros(0, dtype=torch.float64)
+        area = torch.where(torch.isnan(area), gt[1][:, 2] * gt[1][:, 3], area)
+        crowd = torch.cat([g[2] for g in gts]) if gts else torch.zeros(0, dtype=torch.bool)
+        self._dets.append((det[0] + self._images, det[1], scores.double(), det[2]))
+        self._gts.append((gt[0] + self._images, gt[1], gt[2], crowd, area))
+        self._images += len(preds)
         self._result = None
 
-    def _boxes_labels(self, owner, where, d, keys) -> tuple[torch.Tensor, torch.Tensor]:
-        """Boxes as float64 x y w h (COCO's form: IoU is computed from it as COCOeval does) and
-        labels, checked."""
-        if not isinstance(d, dict) or any(k not in d for k in keys):
-            missing = [k for k in keys if not isinstance(d, dict) or k not in d]
-            raise InputError(
-                f"{owner}: {where} has no {', '.join(map(repr, missing))} (each must be a dict "
-                f"with {', '.join(keys)})"
-            )
-        boxes = d["boxes"]
-        if not isinstance(boxes, torch.Tensor):
-            boxes = torch.as_tensor(np.asarray(boxes, dtype=np.float64)).reshape(-1, 4)
-        if boxes.ndim != 2 or boxes.shape[1] != 4:
-            raise InputError(
-                f"{owner}: {where}['boxes'] must be K×4 (x1 y1 x2 y2), "
-                f"got shape {tuple(boxes.shape)}"
-            )
-        boxes = boxes.detach().cpu().double()
-        bad = (
-            ~torch.isfinite(boxes).all(1)
-            | (boxes[:, 2] < boxes[:, 0])
-            | (boxes[:, 3] < boxes[:, 1])
-        )
+    def _checked(self, owner, where, items) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(image index, boxes as float64 x y w h, labels) of a batch's images, checked at once.
+        x y w h is COCO's form: IoU is computed from it as COCOeval does."""
+        counts = torch.tensor([len(it[0]) for it in items], dtype=torch.long)
+        image = torch.repeat_interleave(torch.arange(len(items)), counts)
+        if not items:
+            return image, torch.zeros(0, 4, dtype=torch.float64), torch.zeros(0, dtype=torch.long)
+        boxes = torch.cat([it[0] for it in items]).double()
+        labels = torch.cat([it[2 if where == "preds" else 1] for it in items])
+        start = torch.cumsum(counts, 0) - counts
+
+        def at(k: int) -> str:
+            i = int(image[k])
+            return f"{where}[{i}]", k - int(start[i])
+
+        bad = ~torch.isfinite(boxes).all(1) | (boxes[:, 2] < boxes[:, 0])
+        bad |= boxes[:, 3] < boxes[:, 1]
         if bool(bad.any()):
             k = int(bad.nonzero()[0])
+            name, j = at(k)
             raise InputError(
-                f"{owner}: {where}['boxes'][{k}] = {boxes[k].tolist()} is not finite x1 y1 x2 y2 "
+                f"{owner}: {name}['boxes'][{j}] = {boxes[k].tolist()} is not finite x1 y1 x2 y2 "
                 f"with x2 ≥ x1 and y2 ≥ y1 (convert xywh boxes with box_convert)"
             )
-        labels = _tensor(owner, f"{where}['labels']", d["labels"], len(boxes))
         if labels.is_floating_point() or labels.dtype == torch.bool:
-            raise InputError(f"{owner}: {where}['labels'] must be integers, got {labels.dtype}")
+            raise InputError(f"{owner}: {where}[…]['labels'] must be integers, got {labels.dtype}")
         labels = labels.long()
         n = len(self.class_names) if self.class_names is not None else None
         bad = (labels < 0) | (labels >= n if n is not None else False)
         if bool(bad.any()):
+            k = int(bad.nonzero()[0])
+            name, _ = at(k)
             allowed = f"0..{n - 1} (the {n} class_names)" if n is not None else "≥ 0"
             raise InputError(
-                f"{owner}: {where}['labels'] must be in {allowed}, got {int(labels[bad][0])}"
+                f"{owner}: {name}['labels'] must be in {allowed}, got {int(labels[k])}"
             )
         xywh = torch.stack(
             (boxes[:, 0], boxes[:, 1], boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]), 1
         )
-        return xywh, labels
+        return image, xywh, labels
 
     # ------------------------------------------------------------------------------ compute
 
@@ -184,25 +185,18 @@ class MeanAveragePrecision:
         return {k: v for k, v in self._result.items() if not k.startswith("_")}
 
     def _flat(self):
-        n = len(self._dets)
-        det_img = (
-            torch.cat([torch.full((len(s),), i) for i, (_, s, _) in enumerate(self._dets)])
-            if n
-            else torch.zeros(0, dtype=torch.long)
-        )
-        gt_img = (
-            torch.cat([torch.full((len(lab),), i) for i, (_, lab, _, _) in enumerate(self._gts)])
-            if n
-            else torch.zeros(0, dtype=torch.long)
-        )
-        cat = lambda seq, j, shape: torch.cat([s[j] for s in seq]) if n else torch.zeros(shape)  # noqa: E731
-        det_box, det_score, det_lab = (
-            cat(self._dets, 0, (0, 4)).double(),
-            cat(self._dets, 1, (0,)).double(),
-            cat(self._dets, 2, (0,)).long(),
-        )
-        gt_box, gt_lab = cat(self._gts, 0, (0, 4)).double(), cat(self._gts, 1, (0,)).long()
-        gt_crowd, gt_area = cat(self._gts, 2, (0,)).bool(), cat(self._gts, 3, (0,)).double()
+        def cat(seq, j, empty):
+            return torch.cat([x[j] for x in seq]) if seq else empty
+
+        det_img = cat(self._dets, 0, torch.zeros(0, dtype=torch.long))
+        det_box = cat(self._dets, 1, torch.zeros(0, 4, dtype=torch.float64))
+        det_score = cat(self._dets, 2, torch.zeros(0, dtype=torch.float64))
+        det_lab = cat(self._dets, 3, torch.zeros(0, dtype=torch.long))
+        gt_img = cat(self._gts, 0, torch.zeros(0, dtype=torch.long))
+        gt_box = cat(self._gts, 1, torch.zeros(0, 4, dtype=torch.float64))
+        gt_lab = cat(self._gts, 2, torch.zeros(0, dtype=torch.long))
+        gt_crowd = cat(self._gts, 3, torch.zeros(0, dtype=torch.bool))
+        gt_area = cat(self._gts, 4, torch.zeros(0, dtype=torch.float64))
         if self.class_names is not None:
             labels = torch.arange(len(self.class_names))
             names = list(self.class_names)
@@ -212,7 +206,7 @@ class MeanAveragePrecision:
         det_k = torch.searchsorted(labels, det_lab)
         gt_k = torch.searchsorted(labels, gt_lab)
         return (
-            n,
+            self._images,
             names,
             (det_img, det_k, det_score, det_box),
             (gt_img, gt_k, gt_box, gt_crowd, gt_area),
@@ -443,12 +437,32 @@ def plot_pr_curves(metric: MeanAveragePrecision, classes: Sequence[str] | None =
 
 def _tensor(owner: str, where: str, v, n: int) -> torch.Tensor:
     t = v if isinstance(v, torch.Tensor) else torch.as_tensor(np.asarray(v))
-    t = t.detach().cpu().reshape(-1) if t.ndim <= 1 else t
+    t = t.detach().cpu()
+    t = t.reshape(-1) if t.ndim == 0 and n == 1 else t
     if t.shape != (n,):
         raise InputError(
             f"{owner}: {where} must have one value per box ({n}), got shape {tuple(t.shape)}"
         )
     return t
+
+
+def _fields(owner: str, where: str, d, keys: tuple[str, ...]) -> list[torch.Tensor]:
+    """The tensors `keys` of one image's dict (CPU; boxes K×4, the others one value per box)."""
+    if not isinstance(d, dict) or any(k not in d for k in keys):
+        missing = [k for k in keys if not isinstance(d, dict) or k not in d]
+        raise InputError(
+            f"{owner}: {where} has no {', '.join(map(repr, missing))} (each must be a dict "
+            f"with {', '.join(keys)})"
+        )
+    boxes = d["boxes"]
+    if not isinstance(boxes, torch.Tensor):
+        boxes = torch.as_tensor(np.asarray(boxes, dtype=np.float64)).reshape(-1, 4)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise InputError(
+            f"{owner}: {where}['boxes'] must be K×4 (x1 y1 x2 y2), got shape {tuple(boxes.shape)}"
+        )
+    boxes = boxes.detach().cpu()
+    return [boxes] + [_tensor(owner, f"{where}[{k!r}]", d[k], len(boxes)) for k in keys[1:]]
 
 
 def _stable(key: torch.Tensor) -> torch.Tensor:
@@ -496,7 +510,7 @@ def _greedy_match(rank, ious, cols, valid, crowd, ignore, thr):
     taken = torch.zeros(A, T, ignore.shape[1], dtype=torch.bool)
     if D == 0 or cols.shape[1] == 0:
         return matched, matched_ignored
-    has_gt = valid.any(1)
+    has_gt = (valid & (ious >= thr.min())).any(1)  # the others match nothing
     slot = torch.arange(1, cols.shape[1] + 1)
     for r in range(int(rank.max()) + 1):  # sequential: a detection may take the next one's object
         idx = torch.nonzero((rank == r) & has_gt).flatten()
@@ -532,10 +546,10 @@ def _pr(tp, fp, det_k, K, npig):
     nmax = max(int(counts.max()) if N else 0, 1)
     start = torch.cumsum(counts, 0) - counts
     pos = torch.arange(N) - start[det_k]
-    tps = torch.zeros(A, T, K, nmax, dtype=torch.float64)
-    fps = torch.zeros(A, T, K, nmax, dtype=torch.float64)
-    tps[:, :, det_k, pos] = tp.double()
-    fps[:, :, det_k, pos] = fp.double()
+    flat = det_k * nmax + pos
+    tps = torch.zeros(A, T, K * nmax, dtype=torch.float64).index_copy_(2, flat, tp.double())
+    fps = torch.zeros(A, T, K * nmax, dtype=torch.float64).index_copy_(2, flat, fp.double())
+    tps, fps = tps.view(A, T, K, nmax), fps.view(A, T, K, nmax)
     tp_sum, fp_sum = tps.cumsum(-1), fps.cumsum(-1)
     rc = tp_sum / npig[:, None, :, None]
     pr = tp_sum / (fp_sum + tp_sum + EPS)
