@@ -19,12 +19,13 @@ from typing import BinaryIO, Literal
 import numpy as np
 import torch
 
+from striate._atomic import atomic_write
 from striate.data import download
 from striate.data.imageset import ImageSet
 from striate.data.paths import dataset_dirs, not_a_file
-from striate.errors import DataError
+from striate.errors import ConfigError, DataError
 
-__all__ = ["FASHION_MNIST_CLASSES", "MNIST_CLASSES", "load_mnist", "read_idx"]
+__all__ = ["FASHION_MNIST_CLASSES", "MNIST_CLASSES", "load_mnist", "read_idx", "write_idx"]
 
 MNIST_CLASSES: tuple[str, ...] = tuple(str(i) for i in range(10))
 FASHION_MNIST_CLASSES: tuple[str, ...] = (
@@ -147,6 +148,42 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     except (EOFError, zlib.error, OSError, ValueError, struct.error) as e:  # BadGzipFile: OSError
         what = "gzip stream is corrupt or truncated" if compressed else "file could not be read"
         raise DataError(f"{path}: the {what} ({e}); download the file again") from e
+
+
+def write_idx(path: str | os.PathLike, array: np.ndarray, *, overwrite: bool = False) -> Path:
+    """Write `array` (1 to 4 dimensions; uint8, int8, int16, int32, float32 or float64) as an IDX
+    file, gzip-compressed when `path` ends in ``.gz``, atomically; `read_idx` reads it back.
+
+    An existing file is replaced only with ``overwrite=True``. Returns the path.
+    """
+    path = Path(path)
+    array = np.asarray(array)
+    codes = {dtype.newbyteorder("=").str: code for code, dtype in _DTYPES.items()}
+    code = codes.get(array.dtype.newbyteorder("=").str)
+    if code is None:
+        raise ConfigError(
+            f"write_idx: IDX holds uint8, int8, int16, int32, float32 or float64 values, got "
+            f"{array.dtype}; convert the array first"
+        )
+    if not 1 <= array.ndim <= 4 or max(array.shape) >= 2**32:
+        raise ConfigError(
+            f"write_idx: IDX holds arrays of 1 to 4 dimensions, each under 2**32, got shape "
+            f"{array.shape}"
+        )
+    if path.exists() and not overwrite:
+        raise ConfigError(f"{path} already exists: pass overwrite=True to replace it")
+    header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload = np.ascontiguousarray(array, dtype=_DTYPES[code]).tobytes()
+    with atomic_write(path, "wb") as f:
+        if path.suffix == ".gz":
+            # mtime 0: the same array gives the same bytes
+            with gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as z:
+                z.write(header)
+                z.write(payload)
+        else:
+            f.write(header)
+            f.write(payload)
+    return path
 
 
 def _find_pair(directory: Path, names: tuple[str, str]) -> tuple[Path, Path] | None:
