@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from striate.checks import one_of
 from striate.data import masks as rle
 from striate.data.detectionset import DetectionSet
 from striate.data.folder import MAX_MEMBER_BYTES, UnreadableImage, decode_image, parse_size
-from striate.errors import DataError
+from striate.errors import DataError, StriateWarning
 from striate.outputs import OutputExists
 from striate.progress import progress_bar
 
@@ -498,6 +499,13 @@ def _want_masks(path: Path, anns: list[dict], ann_ids: np.ndarray, masks: bool |
         return False
     has = np.array([_has_segmentation(a) for a in anns], dtype=bool)
     if masks is None and not has.all():
+        if has.any():
+            warnings.warn(
+                f"{path}: {int(has.sum())} of {len(has)} annotations have a segmentation, the "
+                f"others none: reading boxes only (masks=True names the first without)",
+                StriateWarning,
+                stacklevel=3,
+            )
         return False
     if not has.all():
         k = int(np.flatnonzero(~has)[0])
