@@ -272,3 +272,49 @@ def test_different_sizes_need_size(tmp_path):
     with pytest.raises(DataError, match="2 sizes .*pass size="):
         read_voc(root, "trainval")
     assert read_voc(root, "trainval", size=8).shape == (3, 8, 8)
+
+
+REAL = """<annotation verified="no">
+\t<folder>VOC2012</folder>
+\t<filename>2008_000008.png</filename>
+\t<source>
+\t\t<database>The VOC2008 Database</database>
+\t\t<annotation>PASCAL VOC2008</annotation>
+\t\t<image>flickr</image>
+\t</source>
+\t<size>
+\t\t<width>16</width>
+\t\t<height>12</height>
+\t\t<depth>3</depth>
+\t</size>
+\t<segmented>0</segmented>
+\t<object>
+\t\t<name>person</name>
+\t\t<pose>Unspecified</pose>
+\t\t<truncated>1</truncated>
+\t\t<occluded>0</occluded>
+\t\t<bndbox>
+\t\t\t<xmin>2.5</xmin>
+\t\t\t<ymin>1</ymin>
+\t\t\t<xmax>9</xmax>
+\t\t\t<ymax>12</ymax>
+\t\t</bndbox>
+\t\t<difficult>0</difficult>
+\t\t<part>
+\t\t\t<name>head</name>
+\t\t\t<bndbox><xmin>3</xmin><ymin>1</ymin><xmax>5</xmax><ymax>3</ymax></bndbox>
+\t\t</part>
+\t</object>
+</annotation>
+"""
+
+
+def test_a_devkit_file_with_parts_and_decimals(root):
+    """VOC 2008+ files: <part>s inside an object (not objects themselves), <occluded>, decimal
+    coordinates in a few files, attributes on the root (LabelImg writes verified=)."""
+    (root / "Annotations" / "2008_000008.xml").write_text(REAL)
+    Image.new("RGB", (16, 12)).save(root / "JPEGImages" / "2008_000008.png")
+    (root / "ImageSets" / "Main" / "one.txt").write_text("2008_000008\n")
+    ds = read_voc(root, "one")
+    assert ds.boxes.tolist() == [[1.5, 0, 9, 12]]
+    assert ds.classes[int(ds.labels[0])] == "person" and not ds.crowd.any()
