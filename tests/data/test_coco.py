@@ -119,7 +119,6 @@ def _doc(h=20, w=30) -> dict:
     crowd = np.zeros((h, w), dtype=bool)
     crowd[2:9, 15:28] = True
     packed = coco_mask.encode(np.asfortranarray(crowd[::-1].astype(np.uint8)))
-    counts = coco_mask.frPyObjects  # noqa: F841 - the uncompressed form, written by hand below
     flat = crowd.T.reshape(-1).astype(np.int64)
     change = np.flatnonzero(np.diff(flat)) + 1
     bounds = np.concatenate([[0], change, [flat.size]])
