@@ -79,3 +79,21 @@ def test_bad_options_are_one_line_errors():
         SpatialTransformer((1, 8, 8), output_size=(8,))
     with pytest.raises(ConfigError, match="too small"):
         models.create("mnist_cnn", in_shape=(1, 16, 16))
+
+
+def test_the_grid_stays_float32_under_bf16_autocast():
+    model = models.create("st_cnn", in_shape=(1, 28, 28))
+    x = torch.rand(2, 1, 28, 28)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        warped = model.warp(x)
+    torch.testing.assert_close(warped, x, rtol=0, atol=1e-5)
+
+
+def test_from_spec_rebuilds_st_cnn():
+    model = models.create("st_cnn", in_shape=(1, 42, 42), transform="projective")
+    with torch.no_grad():
+        model.transformer.regression.bias.add_(0.05)  # away from the identity
+    again = models.from_spec(model.spec)
+    again.load_state_dict(model.state_dict())
+    x = torch.rand(2, 1, 42, 42)
+    torch.testing.assert_close(again(x), model(x))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import nn
 
 from striate.checks import int_sequence
@@ -24,7 +23,7 @@ from striate.errors import ConfigError
 from striate.models.registry import check_io, register
 from striate.spatial.stn import STN
 
-__all__ = ["MnistCNN", "mnist_cnn", "st_cnn", "transformed"]
+__all__ = ["MnistCNN", "mnist_cnn", "st_cnn"]
 
 MNIST = {"in_shape": (1, 28, 28), "num_classes": 10}
 
@@ -102,9 +101,3 @@ def st_cnn(
         localization=localization,
         tps_points=tps_points,
     )
-
-
-def transformed(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """What the classifier of an st_cnn sees for the images `x` (no gradients)."""
-    with torch.no_grad():
-        return model.warp(x)

@@ -129,8 +129,12 @@ class SpatialTransformer(nn.Module):
         return self.tps(params)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        grid = self.grid(self.params(x)).to(x.dtype)
-        return grid_sample(x, grid, self.align_corners, self.padding_mode)
+        params = self.params(x)
+        # coordinates in bf16 would be off by up to half a pixel at 28 pixels: float32 here
+        with torch.autocast(x.device.type, enabled=False):
+            grid = self.grid(params.float())
+            out = grid_sample(x.float(), grid, self.align_corners, self.padding_mode)
+        return out.to(x.dtype)
 
     def extra_repr(self) -> str:
         return (
