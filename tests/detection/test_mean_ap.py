@@ -315,9 +315,14 @@ def test_curves_and_figure():
     metric = striate_map(preds, targets, 4)
     curves = metric.curves()
     assert [c["class"] for c in curves] == ["0", "1", "2", "3"]
-    for c in curves:
+    e = coco_eval(preds, targets, 4)
+    for k, c in enumerate(curves):
         assert len(c["recall"]) == len(c["precision"])
         assert np.all(np.diff(c["recall"]) >= 0)
+        s = e.eval["precision"][0, :, k, 0, -1]  # AP at IoU 0.5, as COCOeval has it
+        assert c["ap"] == pytest.approx(s.mean() if (s > -1).all() else -1, abs=1e-9)
+    assert len(curves[3]["recall"]) == 0  # no ground truth: no curve
+    assert metric.compute()["mar_100_per_class"][3] == -1
     fig = plot_pr_curves(metric)
     assert len(fig.axes) == 1
     import matplotlib.pyplot as plt

@@ -311,6 +311,7 @@ class MeanAveragePrecision:
         ]
         out["classes"] = names
         out["_precision"], out["_recall"], out["_curves"] = precision, recall, curves
+        out["_first_ap"] = [mean(precision[:1, :, k, 0, last]) for k in range(len(names))]
         return out
 
     def _voc(self) -> dict[str, Any]:
@@ -378,6 +379,7 @@ class MeanAveragePrecision:
         out["map_per_class"] = [mean(ap[:, k]) for k in range(K)]
         out["classes"] = names
         out["_curves"] = (rc, pr, used[0])
+        out["_first_ap"] = ap[0].tolist()
         return out
 
     # ------------------------------------------------------------------------------ curves
@@ -386,21 +388,21 @@ class MeanAveragePrecision:
         """Per class, the precision–recall curve over its detections ranked by score (at the first
         IoU threshold, all areas, the largest max detections): "class", "recall", "precision"
         (NumPy arrays, one point per detection not ignored; empty for a class without ground
-        truth) and "ap" (the class's AP)."""
+        truth) and "ap" (the class's AP at that threshold)."""
         self.compute()
         assert self._result is not None
         rc, pr, used = self._result["_curves"]
         out = []
         for k, name in enumerate(self._result["classes"]):
             keep = used[0, k]  # ignored detections are no point of the curve
-            if self._result["map_per_class"][k] == -1:  # no ground truth: no recall
+            if self._result["_first_ap"][k] == -1:  # no ground truth: no recall
                 keep = torch.zeros_like(keep)
             out.append(
                 {
                     "class": name,
                     "recall": rc[0, k][keep].numpy(),
                     "precision": pr[0, k][keep].numpy(),
-                    "ap": self._result["map_per_class"][k],
+                    "ap": self._result["_first_ap"][k],
                 }
             )
         return out
