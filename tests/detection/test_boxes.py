@@ -116,6 +116,7 @@ def test_batched_nms_is_nms_per_category(monkeypatch):
         expected += [int(members[k]) for k in nms_loop(boxes[members], scores[members], 0.4)]
     expected.sort(key=lambda i: -float(scores[i]))
     assert B.batched_nms(boxes, scores, idxs, 0.4).tolist() == expected
+    assert B.batched_nms(boxes - 70, scores, idxs, 0.4).tolist() == expected  # negative corners
     monkeypatch.setattr(B, "PER_CATEGORY_ABOVE", 10)  # the per-category branch
     assert B.batched_nms(boxes, scores, idxs, 0.4).tolist() == expected
     assert B.batched_nms(torch.zeros(0, 4), torch.zeros(0), torch.zeros(0), 0.5).numel() == 0
