@@ -138,9 +138,25 @@ def test_bad_inputs_are_one_line(app, folder, trained, tmp_path):
     )
 
 
-def test_a_stopped_run_says_how_to_continue(tmp_path):
-    (tmp_path / "checkpoints").mkdir()
-    (tmp_path / "checkpoints" / "last.safetensors").write_bytes(b"")
+def test_a_run_stopped_by_ctrl_c_resumes_to_the_same_model(app, folder, trained, tmp_path):
+    """The run re-reads its settings and data from config.json and ends where the uninterrupted
+    CLI run ended: the same weights and test numbers."""
+    from safetensors.torch import load_file
+
+    from striate.segmentation.run import train_segmenter
+    from tests.callbacks import CtrlCAt
+
+    out, _ = trained
+    settings = dict(model="unet", model_options={"base": 4, "depth": 2}, epochs=1, batch_size=8)
+    settings.update(val_size=8, device="cpu", progress=False)
+    cut = train_segmenter(folder, out=tmp_path / "cut", callbacks=[CtrlCAt(2)], **settings)
+    assert cut.trainer.interrupted and cut.trainer.step == 2 and not cut.test
     with pytest.raises(StriateError, match="--resume"):
-        load_segmenter(tmp_path)
-    torch.manual_seed(0)  # keep the module's other tests independent of this one
+        load_segmenter(tmp_path / "cut")
+    resumed = train_segmenter(out=tmp_path / "cut", resume=True, progress=False)
+    assert resumed.trainer.step == 4
+    a = load_file(str(out / "model" / "weights.safetensors"))
+    b = load_file(str(tmp_path / "cut" / "model" / "weights.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    summary = json.loads((out / "metrics.json").read_text())
+    assert resumed.test == pytest.approx(summary["test"])
