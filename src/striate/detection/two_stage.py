@@ -209,7 +209,7 @@ class FasterRCNN(nn.Module):
         boxes (K×4) on images `image` (K)."""
         rois = torch.cat([image[:, None].to(boxes), boxes], 1)
         crops = roi_align(
-            features,
+            features.float(),  # box corners in bf16 would be off by up to half a pixel
             rois,
             self.roi_size,
             spatial_scale=1 / self.backbone.stride,
