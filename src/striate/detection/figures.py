@@ -21,6 +21,14 @@ def _show(ax, image: torch.Tensor) -> None:
     ax.set_yticks([])
 
 
+def _best_on_top(found: dict[str, torch.Tensor], min_score: float) -> dict[str, torch.Tensor]:
+    """The detections scoring ≥ `min_score` on the CPU, worst first, so that where boxes overlap
+    the best one and its caption are drawn last, on top."""
+    keep = torch.nonzero(found["scores"] >= min_score).flatten()
+    keep = keep[found["scores"][keep].argsort(stable=True)]
+    return {k: v[keep].cpu() for k, v in found.items()}
+
+
 def plot_detections(
     images: torch.Tensor,
     before: Detections,
@@ -38,17 +46,8 @@ def plot_detections(
         for i in range(n):
             ax = axes[row][i]
             _show(ax, images[i])
-            d = found[i]
-            keep = d["scores"] >= min_score
-            draw_boxes(
-                ax,
-                d["boxes"][keep].cpu(),
-                d["labels"][keep].cpu(),
-                tuple(classes),
-                d["scores"][keep].cpu(),
-                linewidth=0.8,
-                fontsize=5,
-            )
+            d = _best_on_top(found[i], min_score)
+            draw_boxes(ax, d["boxes"], d["labels"], tuple(classes), d["scores"], 0.8, 5)
             if i == 0:
                 label = "before NMS" if row == 0 else "after NMS"
                 ax.set_ylabel(f"{label}\n(score ≥ {min_score:g})", fontsize=8)
@@ -65,9 +64,8 @@ def plot_image_detections(
     fig = Figure(figsize=(max(2.5, w * scale * 1.2), max(2.5, h * scale * 1.2)))
     ax = fig.subplots()
     _show(ax, image)
-    draw_boxes(
-        ax, found["boxes"].cpu(), found["labels"].cpu(), tuple(classes), found["scores"].cpu()
-    )
+    d = _best_on_top(found, 0.0)
+    draw_boxes(ax, d["boxes"], d["labels"], tuple(classes), d["scores"])
     if title:
         ax.set_title(title, fontsize=8)
     fig.tight_layout()
