@@ -1,10 +1,11 @@
 """Pictures of segmentations: class maps in a fixed palette, overlays on the images, a legend.
 
     plot_overlays(images, truth, pred, classes)    # rows of image | truth | prediction
-    overlay(image, class_map)                      # H×W×3 uint8: the classes tinted on the image
+    overlay(image, class_map)                      # H×W×3 uint8: the classes painted on a grey copy
 
-Class 0 (background) is left untinted; classes 1.. take matplotlib's tab10 then tab20 colours,
-the same in every figure, so a colour means one class across a run's pictures.
+Class 0 (background) is left unpainted; classes 1.. take matplotlib's tab10 colours (its grey
+made gold) then tab20's, the same in every figure, so a colour means one class across a run's
+pictures.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from striate.errors import ConfigError
 
 
 def palette(num_classes: int) -> np.ndarray:
-    """num_classes×3 uint8 colours: black for the background, then tab10, tab20, then hsv."""
+    """num_classes×3 uint8 colours: black for the background, then tab10 (grey made gold),
+    tab20's lighter half, then hsv."""
     base = [colormaps["tab10"](i)[:3] for i in range(10)]
+    base[7] = (1.0, 0.85, 0.0)  # tab10's grey would vanish on the greyed image of `overlay`
     base += [colormaps["tab20"](i)[:3] for i in range(1, 20, 2)]
     extra = max(num_classes - 1 - len(base), 0)
     base += [colormaps["hsv"](i / max(extra, 1))[:3] for i in range(extra)]
@@ -57,15 +60,18 @@ def overlay(
     image: torch.Tensor | np.ndarray,
     class_map: torch.Tensor | np.ndarray,
     num_classes: int,
-    alpha: float = 0.6,
+    alpha: float = 0.85,
 ) -> np.ndarray:
-    """`image` (H×W×3 uint8) with every non-background pixel blended `alpha` towards its class's
-    colour."""
+    """The class map painted over a dimmed grey copy of `image` (H×W×3 uint8): each
+    non-background pixel blended `alpha` towards its class's colour, so that the colours read
+    as classes even where the image itself is colourful."""
     img = _hwc(image).astype(np.float32)
+    grey = img @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    base = np.repeat((64 + 0.5 * grey)[..., None], 3, axis=2)
     m = np.asarray(class_map.cpu() if isinstance(class_map, torch.Tensor) else class_map)
     tint = colourize(m, num_classes).astype(np.float32)
     a = np.where(m[..., None] > 0, alpha, 0.0)
-    return (img * (1 - a) + tint * a).round().astype(np.uint8)
+    return (base * (1 - a) + tint * a).round().astype(np.uint8)
 
 
 def legend_handles(classes: Sequence[str], present: Sequence[int] | None = None) -> list[Patch]:
@@ -82,12 +88,14 @@ def plot_overlays(
     classes: Sequence[str],
     titles: Sequence[str] | None = None,
 ) -> Figure:
-    """One row per image: the image, the true classes over it (when `truth` is given) and the
-    predicted ones, with a legend of the palette. images N×C×H×W (uint8 or 0–1), maps N×H×W."""
+    """One row per image: the image, the true classes painted over it (when `truth` is given)
+    and the predicted ones (`overlay`), with a legend of the palette. images N×C×H×W (uint8 or
+    0–1), maps N×H×W."""
     k = len(classes)
     cols = 2 if truth is None else 3
     n = len(images)
-    fig = Figure(figsize=(1.9 * cols, 1.9 * n + 0.7))
+    height = 1.9 * n + 0.5
+    fig = Figure(figsize=(1.9 * cols, height))
     axes = fig.subplots(n, cols, squeeze=False)
     heads = ["image", "prediction"] if truth is None else ["image", "truth", "prediction"]
     for i in range(n):
@@ -111,7 +119,7 @@ def plot_overlays(
         fontsize=7,
         frameon=False,
     )
-    fig.tight_layout(rect=(0, 0.6 / (1.9 * n + 0.7) + 0.02, 1, 1))
+    fig.tight_layout(rect=(0, 0.45 / height, 1, 1))
     return fig
 
 

@@ -123,6 +123,12 @@ def train_segmenter(
     train_set, test_set = read_splits(config)
     classes = (BACKGROUND, *train_set.classes)
     train_set, val_set = _hold_out(train_set, config.val_size, config.seed)
+    weights = config.class_weights
+    if weights is not None and len(weights) != len(classes):
+        raise ConfigError(
+            f"train_segmenter: class_weights needs one weight per class ({len(classes)}: "
+            f"{', '.join(classes)}), got {len(weights)}"
+        )
     torch.manual_seed(config.seed)
     model = create_model(config.model, len(classes), train_set.shape, **dict(config.model_options))
     task = Segmentation(class_weights=config.class_weights)
@@ -141,7 +147,7 @@ def train_segmenter(
         tensorboard=False,
         callbacks=callbacks,
     )
-    norm = Normalizer().fit(train_set.images.float().div(255))
+    norm = Normalizer().fit(train_set.images)  # uint8: fitted in chunks on the 0–1 scale
     augment = parse_box_augment(config.augment) if config.augment else None
     loader = dict(normalize=norm, device=trainer.device, targets="semantic")
     train = DetectionLoader(
