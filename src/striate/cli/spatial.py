@@ -11,6 +11,7 @@ import typer
 
 app = typer.Typer(
     no_args_is_help=True,
+    rich_markup_mode=None,  # plain help: "[default: all]" is text
     help="Spatial transformer networks: the distorted MNIST sets of Jaderberg et al. 2015.",
 )
 
@@ -43,16 +44,20 @@ def mnist(
     ] = 0,
     train: Annotated[
         int | None,
-        typer.Option("--train", show_default=False, help="The first N training images [all]."),
+        typer.Option(
+            "--train", show_default=False, help="The first N training images [default: all]."
+        ),
     ] = None,
     test: Annotated[
         int | None,
-        typer.Option("--test", show_default=False, help="The first N test images [all]."),
+        typer.Option("--test", show_default=False, help="The first N test images [default: all]."),
     ] = None,
     root: Annotated[
         Path | None,
         typer.Option(
-            "--root", show_default=False, help="Folder of the MNIST IDX files [the data folder]."
+            "--root",
+            show_default=False,
+            help="Folder of the MNIST IDX files [default: the data folder].",
         ),
     ] = None,
     overwrite: Annotated[
