@@ -15,12 +15,14 @@ C scores per *cell* (YOLOv1, Redmon et al. 2016), and counts background among th
 (SSD's softmax); here objectness plays background's part and each anchor has its own classes,
 so two digits in one cell can differ. Its "(dx, dy, dh, dw)" is the same coding in another order.
 
-Training (SSD's recipe, §2.2): an anchor matches the object it overlaps by IoU ≥ 0.5 (and each
-object its best anchor); below 0.4 it is background, in between ignored. The loss is objectness
-binary cross-entropy on the positives and the hardest background anchors, three per positive
-("hard negative mining"), smooth-L1 on the positives' deltas (variances 0.1, 0.2: weights 10,
-10, 5, 5) and cross-entropy on their classes, each summed and divided by the positives. A
-detection's score is σ(objectness) · softmax(classes) (YOLO's Pr(object) · Pr(class | object)).
+Training (SSD's recipe, Liu et al. 2016, §2.2): each object takes its best anchor, and every
+anchor overlapping an object by IoU ≥ 0.5 takes the best such object; below 0.4 an anchor is
+background, in between ignored (RetinaNet's band, Lin et al. 2017; SSD has none). The loss is
+objectness binary cross-entropy on the positives and the hardest background anchors, three per
+positive (SSD's hard negative mining, "at most 3:1"), smooth-L1 on the positives' deltas
+(variances 0.1, 0.2: weights 10, 10, 5, 5) and cross-entropy on their classes, each summed and
+divided by the positives. A detection's score is σ(objectness) · softmax(classes) (YOLO's
+Pr(object) · Pr(class | object)).
 """
 
 from __future__ import annotations

@@ -364,7 +364,12 @@ def evaluate_detector(
     loader = DetectionLoader(test_set, 64, shuffle=False, normalize=loaded.normalizer, device=dev)
     scores, _ = score_detector(loaded.model, loader, dev)
     if write and (loaded.run / "config.json").is_file():
+        try:  # the training's facts stay
+            before = json.loads((loaded.run / "eval.json").read_text())["summary"]
+        except (OSError, ValueError, KeyError, TypeError):
+            before = {}
         summary = {
+            **{k: before[k] for k in ("train_seconds", "epochs", "steps") if k in before},
             "coco_map": scores["coco"].get("map"),
             "coco_map_50": scores["coco"].get("map_50"),
             "voc2007_map": scores["voc2007"].get("map"),
@@ -382,12 +387,13 @@ def predict_detections(
     H×W×C arrays of any size (grey or RGBA are converted to the model's channels)."""
     threshold = number("predict", "threshold", threshold, low=0, high=1)
     channels = loaded.model.in_shape[0]
+    device = next(loaded.model.parameters()).device
     out = []
     for image in images:  # one image at a time: they may differ in size
-        x = _as_chw(image, channels).float().div(255)[None]
+        x = _as_chw(image, channels).to(device).float().div(255)[None]
         d = loaded.model.detect(loaded.normalizer(x))[0]
         keep = d["scores"] >= threshold
-        out.append({k: v[keep] for k, v in d.items()})
+        out.append({k: v[keep].cpu() for k, v in d.items()})
     return out
 
 
