@@ -86,3 +86,14 @@ def test_bad_input_is_one_line(capsys, scenes_folder, tmp_path):  # noqa: F811
 def test_help_names_the_detectors(capsys):
     code, printed, _ = run(capsys, "detect", "train", "--help")
     assert code == 0 and "two-stage" in printed
+
+
+def test_the_commands_defaults_are_the_jobs():
+    import inspect
+
+    from striate.detection.run import DetectorConfig
+
+    defaults = {k: p.default for k, p in inspect.signature(detect.train).parameters.items()}
+    config = DetectorConfig()
+    for name in ("model", "epochs", "batch_size", "lr", "augment", "seed", "device"):
+        assert defaults[name] == getattr(config, name), name

@@ -45,7 +45,7 @@ def train(
             "--model", help="grid (one stage: YOLO/SSD grid) or two-stage (Faster R-CNN)."
         ),
     ] = "grid",
-    epochs: Annotated[int, typer.Option("--epochs", help="Passes over the training images.")] = 10,
+    epochs: Annotated[int, typer.Option("--epochs", help="Passes over the training images.")] = 6,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images per step.")] = 32,
     lr: Annotated[float, typer.Option("--lr", help="Adam's learning rate (cosine decay).")] = 2e-3,
     augment: Annotated[

@@ -63,7 +63,7 @@ class DetectorConfig:
     data: str = ""
     model: str = "grid"
     model_options: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 10
+    epochs: int = 6
     batch_size: int = 32
     opt: str = "adam"
     lr: float = 2e-3
