@@ -89,3 +89,24 @@ def test_each_network_memorises_a_few_images(name):
     with torch.no_grad():
         acc = (model(x).argmax(1) == y).float().mean()
     assert acc > 0.95, (name, float(acc), float(loss))
+
+
+def test_unet_coarse_scores_add_the_bottleneck_s_scores_bilinearly_upsampled():
+    torch.manual_seed(0)
+    plain = models.create("unet", 5, (3, 32, 32), base=4, depth=2).eval()
+    coarse = models.create("unet", 5, (3, 32, 32), base=4, depth=2, coarse_scores=True).eval()
+    coarse.load_state_dict(plain.state_dict(), strict=False)
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        skips = []
+        h = x
+        for block in coarse.down:
+            h = block(h)
+            skips.append(h)
+            h = F.max_pool2d(h, 2)
+        bottom = coarse.coarse(coarse.bottom(h))
+        # away from the border the fixed kernel is bilinear interpolation (align_corners=False)
+        extra = F.interpolate(bottom, scale_factor=4, mode="bilinear", align_corners=False)
+        diff = coarse(x) - plain(x)
+    torch.testing.assert_close(diff[..., 4:-4, 4:-4], extra[..., 4:-4, 4:-4])
+    assert "coarse_up" not in coarse.state_dict()

@@ -10,6 +10,15 @@ class scores. Differences from the paper, which predates batch normalisation and
 microscopy images: the convolutions are padded, so the output has the input's size (the paper's
 unpadded ones shrink a 572×572 input to a 388×388 map and crop the skip features to fit),
 widths start at `base` instead of 64, and there are `depth` poolings instead of 4.
+
+`coarse_scores=True` (not in the paper) adds FCN-style class scores of the bottleneck, brought
+to the input's size by fixed bilinear interpolation, to the output. On the digit scenes the plain
+U-Net learned *where* digits are but not *which*: after 4 epochs (940 steps, base 8) every pixel's
+most likely class was still the background, and among the digit classes the right one came first
+at chance (12 %); neither base 16, depth 4, a DeconvNet nor a background weight of 0.1 changed
+that within 250 steps. With the coarse scores the deep features get the gradient of every pixel
+they cover, as in FCN, and the right digit came first on 55 % of digit pixels after 250 steps
+(FCN: 34 %). See docs/segmentation/README.md.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from torch import nn
 from striate.checks import integer, positive_int
 from striate.models.registry import check_io, register_variant
 from striate.segmentation.fcn import SCENES, conv_block
-from striate.segmentation.upsampling import pad_to_multiple
+from striate.segmentation.upsampling import bilinear_kernel, pad_to_multiple
 
 
 class UNet(nn.Module):
@@ -36,6 +45,7 @@ class UNet(nn.Module):
         base: int = 16,
         depth: int = 3,
         batch_norm: bool = True,
+        coarse_scores: bool = False,
     ) -> None:
         super().__init__()
         (c, _, _), k = check_io(in_shape, num_classes, "UNet")
@@ -55,6 +65,10 @@ class UNet(nn.Module):
             conv_block(2 * widths[i], widths[i], 2, batch_norm) for i in reversed(range(self.depth))
         )
         self.score = nn.Conv2d(widths[0], k, 1)
+        self.coarse = nn.Conv2d(widths[-1], k, 1) if coarse_scores else None
+        if coarse_scores:
+            f = 2**self.depth
+            self.register_buffer("coarse_up", bilinear_kernel(k, 2 * f), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class scores (logits), N×num_classes×H×W."""
@@ -65,9 +79,15 @@ class UNet(nn.Module):
             skips.append(x)
             x = F.max_pool2d(x, 2)
         x = self.bottom(x)
+        coarse = None if self.coarse is None else self.coarse(x)
         for up, merge, skip in zip(self.up, self.merge, reversed(skips), strict=True):
             x = merge(torch.cat([skip, up(x)], 1))
-        return self.score(x)[..., :h, :w]
+        scores = self.score(x)
+        if coarse is not None:
+            f = 2**self.depth
+            up_w = self.coarse_up.to(coarse.dtype)
+            scores = scores + F.conv_transpose2d(coarse, up_w, stride=f, padding=f // 2)
+        return scores[..., :h, :w]
 
 
 register_variant(
