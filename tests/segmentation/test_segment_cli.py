@@ -160,3 +160,15 @@ def test_a_run_stopped_by_ctrl_c_resumes_to_the_same_model(app, folder, trained,
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     summary = json.loads((out / "metrics.json").read_text())
     assert resumed.test == pytest.approx(summary["test"])
+
+
+def test_the_command_s_defaults_are_the_config_s():
+    import inspect
+
+    from striate.cli.segment import train
+    from striate.segmentation.run import SegmentationConfig
+
+    config = SegmentationConfig()
+    for name, p in inspect.signature(train).parameters.items():
+        if name in SegmentationConfig.__dataclass_fields__ and name != "data":
+            assert p.default == getattr(config, name), name

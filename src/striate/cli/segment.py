@@ -40,11 +40,18 @@ def train(
             "digit scenes afresh. Required unless --resume.",
         ),
     ] = None,
-    model: Annotated[str, typer.Option("--model", help="unet, fcn or deconvnet.")] = "unet",
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            help="unet, fcn or deconvnet; -o coarse_scores=true gives the U-Net FCN-style "
+            "coarse scores (it learns which digit far sooner: docs/segmentation).",
+        ),
+    ] = "unet",
     model_option: Annotated[list[str] | None, MODEL_OPTION] = None,
-    epochs: Annotated[int, typer.Option("--epochs", help="Passes over the training images.")] = 10,
+    epochs: Annotated[int, typer.Option("--epochs", help="Passes over the training images.")] = 6,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images per step.")] = 32,
-    lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 2e-3,
+    lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 5e-3,
     opt: Annotated[str, typer.Option("--opt", help="Optimiser.")] = "adam",
     schedule: Annotated[str, typer.Option("--schedule", help="Learning-rate schedule.")] = "cosine",
     augment: Annotated[

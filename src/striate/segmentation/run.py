@@ -68,10 +68,10 @@ class SegmentationConfig:
     root: str | None = None
     model: str = "unet"
     model_options: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 10
+    epochs: int = 6
     batch_size: int = 32
     opt: str = "adam"
-    lr: float = 2e-3
+    lr: float = 5e-3
     weight_decay: float = 0.0
     schedule: str = "cosine"
     augment: str = ""

@@ -13,12 +13,11 @@ widths start at `base` instead of 64, and there are `depth` poolings instead of 
 
 `coarse_scores=True` (not in the paper) adds FCN-style class scores of the bottleneck, brought
 to the input's size by fixed bilinear interpolation, to the output. On the digit scenes the plain
-U-Net learned *where* digits are but not *which*: after 4 epochs (940 steps, base 8) every pixel's
-most likely class was still the background, and among the digit classes the right one came first
-at chance (12 %); neither base 16, depth 4, a DeconvNet nor a background weight of 0.1 changed
-that within 250 steps. With the coarse scores the deep features get the gradient of every pixel
-they cover, as in FCN, and the right digit came first on 55 % of digit pixels after 250 steps
-(FCN: 34 %). See docs/segmentation/README.md.
+U-Net learns *where* digits are long before *which*: base 8, 6 epochs of 7,500 scenes, it had
+test mIoU 0.19 (4 epochs at lr 1e-2: every pixel still most likely background, the right digit
+first among the digits at chance). The coarse scores give the deep features the gradient of every
+pixel they cover, as in FCN: the same run reached mIoU 0.68 (FCN 0.50). See
+docs/segmentation/README.md.
 """
 
 from __future__ import annotations
