@@ -78,7 +78,8 @@ def train(
         typer.Option(
             "--root",
             show_default=False,
-            help="With --data scenes: the folder of MNIST and CIFAR-10.",
+            help="With --data scenes: the folder holding mnist/ and cifar10/ [default: "
+            "$STRIATE_SHARED_DATA or ../shared/data].",
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split, weights and order.")] = 0,

@@ -65,7 +65,7 @@ class SegmentationConfig:
     """The settings of `train_segmenter` (saved in config.json; a resumed run reads them)."""
 
     data: str = "scenes"
-    root: str | None = None
+    root: str | None = None  # with data="scenes": the folder holding mnist/ and cifar10/
     model: str = "unet"
     model_options: dict[str, Any] = field(default_factory=dict)
     epochs: int = 6
@@ -228,21 +228,28 @@ def saved_config(run: Path) -> SegmentationConfig:
 
 def read_splits(config: SegmentationConfig) -> tuple[DetectionSet, DetectionSet]:
     """The training and test DetectionSets (with masks) of `config.data`, cut to their sizes."""
-    if config.data == "scenes":
-        n_train = config.train_size or 8000
-        n_test = config.test_size or 1000
-        common = dict(root_mnist=config.root, root_cifar=config.root, seed=config.seed)
-        train = scenes_from_sources(n_train, "train", **common)
-        test = scenes_from_sources(n_test, "test", **{**common, "seed": config.seed + 1})
-        return train, test
-    train = read_split(config.data, "train", config.train_size, config.seed)
-    test = read_split(config.data, "test", config.test_size, config.seed)
+    train, test = read_data(config, "train"), read_data(config, "test")
     if train.classes != test.classes:
         raise DataError(
             f"{config.data}: the train and test annotations name different classes "
             f"({', '.join(train.classes)} / {', '.join(test.classes)})"
         )
     return train, test
+
+
+def read_data(config: SegmentationConfig, split: str) -> DetectionSet:
+    """One split of `config.data`: a COCO folder's, or digit scenes drawn afresh (8,000 train
+    scenes with seed `seed`, 1,000 test scenes with seed `seed` + 1, unless sizes are given)."""
+    size = config.train_size if split == "train" else config.test_size
+    if config.data != "scenes":
+        return read_split(config.data, split, size, config.seed)
+    roots = {}  # None: mnist/ and cifar10/ of the shared data folder
+    if config.root is not None:
+        root = Path(config.root)
+        roots = {"root_mnist": root / "mnist", "root_cifar": root / "cifar10"}
+    n = size or (8000 if split == "train" else 1000)
+    seed = config.seed + (split == "test")
+    return scenes_from_sources(n, split, seed=seed, **roots)
 
 
 def read_split(folder: str | os.PathLike, split: str, size: int | None, seed: int) -> DetectionSet:
@@ -345,7 +352,8 @@ def _figures(trainer, model, norm, test_set, classes, cm) -> dict[str, Any]:
     index = torch.arange(n)
     images = test_set.images[:n]
     x = norm(images.float().div(255)).to(trainer.device)
-    pred = trainer.predict(model, x).long()
+    with torch.no_grad():  # the model is in eval mode on the device since evaluate_model
+        pred = trainer.task.predict(model.eval(), x).cpu()
     truth = test_set.semantic_masks(index)
     return {
         "overlays": plot_overlays(images, truth, pred, classes),
@@ -428,7 +436,7 @@ def evaluate_segmenter(
     config = saved_config(run)
     if data is not None:
         config.data = str(data)
-    _, test_set = read_splits(config)
+    test_set = read_data(config, "test")
     classes = (BACKGROUND, *test_set.classes)
     if classes != segmenter.classes:
         raise DataError(
