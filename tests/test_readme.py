@@ -43,6 +43,8 @@ SLOW_ONLY = (
     (r"^striate train --recipe cifar10-fast --data \S+$", "the full network (the GPU example)"),
     (r"^striate visualize (classes|dream|invert) --pretrained", "optimises 224×224 pixels"),
     (r"^striate (stylize|harmonize)", "optimises pixels or trains a network for minutes"),
+    (r"^striate detect train .*two-stage", "the second detector (the grid one runs)"),
+    (r"^striate segment ", "trains a segmenter (the detector's example covers the job's path)"),
 )
 # commands whose documented outcome includes exit status 1
 STATUS_1_MEANS = {"doctor": "a check failed (the table says which)"}

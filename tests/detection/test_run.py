@@ -56,7 +56,7 @@ def test_the_run_folder_holds_the_model_metrics_and_pictures(grid_run):
     assert set(saved) >= {"summary", "coco", "voc2007", "voc2010"}
     assert saved["summary"]["coco_map"] == grid_run.test["coco"]["map"]
     assert saved["summary"]["coco_map_50"] == grid_run.test["coco"]["map_50"]
-    assert saved["summary"]["test_images"] == 8 and saved["summary"]["train_seconds"] > 0
+    assert saved["summary"]["test_images"] == 8 and saved["summary"]["train_seconds"] >= 0
     header = (out / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"train_loss_objectness", "train_loss_box_reg", "val_map", "val_map_50"} <= set(header)
 

@@ -10,12 +10,16 @@ from striate import __version__
 from striate.cli import (
     classic,
     datasets,
+    detect,
     doctor,
     ensemble,
     explain,
     harmonize,
     models,
+    scenes,
     search,
+    segment,
+    spatial,
     synthesis,
     texture,
     train,
@@ -67,6 +71,10 @@ app.command("explain")(explain.explain)
 app.add_typer(synthesis.stylize_app, name="stylize")
 app.command("texture")(texture.texture)
 app.command("harmonize")(harmonize.harmonize)
+detect.app.command("scenes")(scenes.scenes)
+app.add_typer(detect.app, name="detect")
+app.add_typer(segment.app, name="segment")
+app.add_typer(spatial.app, name="spatial")
 
 
 def _version(value: bool) -> None:

@@ -23,6 +23,7 @@ from striate.models import (  # noqa: F401  (registers the families)
     resnet,
     resnet_cifar,
     squeezenet,
+    stn,
     vgg,
 )
 from striate.models.alexnet import AlexNet, AlexNet2012
@@ -45,11 +46,13 @@ from striate.models.registry import (
 from striate.models.resnet import ResNet
 from striate.models.resnet_cifar import CifarResNet, PreActResNet
 from striate.models.squeezenet import SqueezeNet
+from striate.models.stn import MnistCNN
 from striate.models.summary import Summary, parameter_count, summary
 from striate.models.vgg import VGG
 
 __all__ = [
     "ACTIVATIONS",
+    "MnistCNN",
     "VGG",
     "AlexNet",
     "AlexNet2012",
