@@ -44,6 +44,7 @@ from striate.detection.postprocess import Detections
 from striate.detection.task import Detection, ground_truth
 from striate.device import resolve_device
 from striate.engine.callbacks import Callback
+from striate.engine.run_config import known_settings, saved_settings
 from striate.engine.run_info import resolved_facts, run_facts
 from striate.engine.trainer import Trainer
 from striate.errors import ConfigError, DataError, InputError, StriateError
@@ -133,9 +134,11 @@ def train_detector(
     if resume:
         if out is None:
             raise ConfigError("train_detector: resume needs the run folder (out=...)")
-        config = _saved_config(out)
+        config = saved_settings(out, DetectorConfig, "striate detect train")
     else:
-        config = DetectorConfig(data=str(data), **_known(settings))
+        config = DetectorConfig(
+            data=str(data), **known_settings("train_detector", DetectorConfig, settings, ("data",))
+        )
         if out is not None:
             check_folder(out, overwrite, hint="or resume to continue it")
     name = detector_name(config.model)
@@ -415,24 +418,3 @@ def _subset(ds: DetectionSet, size: int | None, seed: int) -> DetectionSet:
         return ds
     g = torch.Generator().manual_seed(seed)
     return ds[torch.randperm(len(ds), generator=g)[:size].sort().values]
-
-
-def _known(settings: dict[str, Any]) -> dict[str, Any]:
-    names = set(DetectorConfig.__dataclass_fields__) - {"data"}
-    unknown = sorted(set(settings) - names)
-    if unknown:
-        raise ConfigError(
-            f"train_detector: unknown setting(s) {', '.join(unknown)}; the settings are "
-            f"{', '.join(sorted(names))}"
-        )
-    return settings
-
-
-def _saved_config(out: Path) -> DetectorConfig:
-    try:
-        saved = json.loads((out / "config.json").read_text())["config"]
-        return DetectorConfig(**saved)
-    except FileNotFoundError as e:
-        raise ConfigError(f"cannot resume: {out} is not a run folder (no config.json)") from e
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ConfigError(f"cannot resume: {out / 'config.json'} is damaged ({e})") from e

@@ -10,7 +10,6 @@ normalisation): the reconstruction is compared with the pixels themselves.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from striate._atomic import write_json
 from striate.checks import positive_int
 from striate.data import BatchLoader, ImageSet, load_dataset
 from striate.engine.callbacks import Callback
+from striate.engine.run_config import known_settings, saved_settings
 from striate.engine.run_info import resolved_facts, run_facts
 from striate.engine.trainer import Trainer
 from striate.errors import ConfigError
@@ -81,9 +81,11 @@ def train_autoencoder(
     if resume:
         if out is None:
             raise ConfigError("train_autoencoder: resume needs the run folder (out=...)")
-        config = _saved_config(out)
+        config = saved_settings(out, AutoencoderConfig, "train_autoencoder")
     else:
-        config = AutoencoderConfig(data=data, **_known(settings))
+        config = AutoencoderConfig(
+            data=data, **known_settings("train_autoencoder", AutoencoderConfig, settings)
+        )
         if out is not None:
             check_folder(out, overwrite, hint="or resume=True to continue it")
     positive_int("train_autoencoder", "epochs", config.epochs)
@@ -120,27 +122,6 @@ def train_autoencoder(
     if out is not None:
         _write_outputs(out, config, trainer, model, test_set, metrics)
     return AutoencoderRun(out, model, trainer, metrics)
-
-
-def _known(settings: dict[str, Any]) -> dict[str, Any]:
-    names = set(AutoencoderConfig.__dataclass_fields__)
-    unknown = sorted(set(settings) - names)
-    if unknown:
-        raise ConfigError(
-            f"train_autoencoder: unknown setting(s) {', '.join(unknown)}; the settings are "
-            f"{', '.join(sorted(names))}"
-        )
-    return settings
-
-
-def _saved_config(out: Path) -> AutoencoderConfig:
-    try:
-        saved = json.loads((out / "config.json").read_text())["config"]
-        return AutoencoderConfig(**saved)
-    except FileNotFoundError as e:
-        raise ConfigError(f"cannot resume: {out} is not a run folder (no config.json)") from e
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ConfigError(f"cannot resume: {out / 'config.json'} is damaged ({e})") from e
 
 
 def _images(config: AutoencoderConfig, split: str, size: int | None) -> ImageSet:

@@ -42,6 +42,7 @@ from striate.data.detectionset import DetectionSet
 from striate.data.preprocess import Normalizer
 from striate.data.scenes import scenes_from_sources
 from striate.engine.callbacks import Callback
+from striate.engine.run_config import known_settings, saved_settings
 from striate.engine.run_info import resolved_facts, run_facts
 from striate.engine.trainer import Trainer
 from striate.errors import ConfigError, DataError, StriateError
@@ -116,7 +117,10 @@ def train_segmenter(
                 "train_segmenter: give the data: a folder in COCO layout (annotations/"
                 "instances_train.json, train/, …) or 'scenes'"
             )
-        config = SegmentationConfig(data=str(data), **_known(settings))
+        config = SegmentationConfig(
+            data=str(data),
+            **known_settings("train_segmenter", SegmentationConfig, settings, ("data",)),
+        )
         if out is not None:
             check_folder(out, overwrite, hint="or resume=True to continue it")
     _check(config)
@@ -182,17 +186,6 @@ def train_segmenter(
     return SegmentationRun(out, model, trainer, metrics)
 
 
-def _known(settings: dict[str, Any]) -> dict[str, Any]:
-    names = set(SegmentationConfig.__dataclass_fields__) - {"data"}
-    unknown = sorted(set(settings) - names)
-    if unknown:
-        raise ConfigError(
-            f"train_segmenter: unknown setting(s) {', '.join(unknown)}; the settings are "
-            f"{', '.join(sorted(names))}"
-        )
-    return settings
-
-
 def _check(config: SegmentationConfig) -> None:
     owner = "train_segmenter"
     positive_int(owner, "epochs", config.epochs)
@@ -214,16 +207,7 @@ def _check(config: SegmentationConfig) -> None:
 
 def saved_config(run: Path) -> SegmentationConfig:
     """The settings a run folder was trained with (its config.json)."""
-    try:
-        saved = json.loads((run / "config.json").read_text())["config"]
-        return SegmentationConfig(**saved)
-    except FileNotFoundError as e:
-        raise ConfigError(f"{run} is not a run folder (no config.json)") from e
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ConfigError(
-            f"{run / 'config.json'} is not a segmentation run's settings ({e}); give a folder "
-            f"made by striate segment train"
-        ) from e
+    return saved_settings(run, SegmentationConfig, "striate segment train")
 
 
 def read_splits(config: SegmentationConfig) -> tuple[DetectionSet, DetectionSet]:

@@ -48,6 +48,7 @@ from striate.checks import did_you_mean, number, positive_int
 from striate.data import ImageSet, load_dataset
 from striate.data.loader import ResumableEpochs
 from striate.engine.callbacks import Callback
+from striate.engine.run_config import known_settings, saved_settings
 from striate.engine.run_info import resolved_facts
 from striate.engine.task import TASKS, Batch, Step, Task, stack_stats
 from striate.engine.trainer import Trainer
@@ -580,7 +581,7 @@ def train_fast_style(
     if resume:
         if out is None:
             raise ConfigError("train_fast_style: resume needs the run folder (out=...)")
-        config = _saved_config(out)
+        config = saved_settings(out, FastStyleConfig, "striate stylize train-fast")
         images = [read_image(p) for p in config.styles]
     else:
         config, images = _new_config(styles, settings)
@@ -649,13 +650,7 @@ def train_fast_style(
 def _new_config(
     styles: Sequence[torch.Tensor | str | os.PathLike], settings: dict[str, Any]
 ) -> tuple[FastStyleConfig, list[torch.Tensor]]:
-    known = set(FastStyleConfig.__dataclass_fields__) - {"styles"}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise ConfigError(
-            f"train_fast_style: unknown setting(s) {', '.join(unknown)}; the settings are "
-            f"{', '.join(sorted(known))}"
-        )
+    known_settings("train_fast_style", FastStyleConfig, settings, ("styles",))
     if isinstance(styles, (str, os.PathLike, torch.Tensor)) or not styles:
         raise ConfigError("train_fast_style: give a list of style images (tensors or files)")
     images, names = [], []
@@ -730,15 +725,6 @@ def _keep_style(out: Path, name: str, image: torch.Tensor) -> Path:
     folder = out / "styles"
     folder.mkdir(exist_ok=True)
     return save_image(image, folder / f"{name}.png").resolve()
-
-
-def _saved_config(out: Path) -> FastStyleConfig:
-    try:
-        return FastStyleConfig(**json.loads((out / "config.json").read_text())["config"])
-    except FileNotFoundError as e:
-        raise ConfigError(f"cannot resume: {out} is not a run folder (no config.json)") from e
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ConfigError(f"cannot resume: {out / 'config.json'} is damaged ({e})") from e
 
 
 def _held_out_losses(trainer: Trainer, model: TransformerNet, val) -> dict[str, float]:
