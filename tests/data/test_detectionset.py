@@ -112,3 +112,20 @@ def test_empty_set_and_show():
     boxes, labels = ds.padded(torch.arange(2))
     assert boxes.shape == (2, 0, 4) and labels.shape == (2, 0)
     assert make_set().show(4).axes
+
+
+def test_category_ids_travel_with_subsets():
+    ds = make_set()
+    ds = DetectionSet(
+        ds.images,
+        ds.boxes,
+        ds.labels,
+        ds.offsets,
+        ds.classes,
+        ds.masks,
+        ds.crowd,
+        category_ids=(7, 3, 11),
+    )
+    assert ds[[1, 0]].category_ids == (7, 3, 11) and ds.to("cpu").category_ids == (7, 3, 11)
+    with pytest.raises(DataError, match="3 classes but 2 category ids"):
+        DetectionSet(ds.images, ds.boxes, ds.labels, ds.offsets, ds.classes, category_ids=(1, 2))

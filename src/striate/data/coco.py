@@ -7,8 +7,8 @@ The format: ``{"images": [{"id", "file_name", "height", "width"}], "annotations"
 (the DetectionSet's convention, so x2 = x + width). A segmentation is a list of polygons or an RLE
 (see `striate.data.masks`; one difference from pycocotools: it reads an annotation whose first
 polygon has 4 numbers as a box [x, y, w, h], striate as the 2-point polygon it is). Category
-ids become labels 0..K−1 in increasing id order; the set keeps the ids as `category_ids` (a tuple
-attribute) so that `write_coco` writes them back.
+ids become labels 0..K−1 in increasing id order; the set keeps the ids in its `category_ids` field
+(subsets keep them) so that `write_coco` writes them back.
 
 The JSON is read with the standard parser (no code, no references), refused above
 `MAX_JSON_BYTES`, and checked field by field; every problem is one `DataError` line naming the
@@ -94,6 +94,7 @@ def read_coco(
     original = np.stack([widths, heights, widths, heights], 1)[img_of[order]]
     boxes = boxes[order] * scale / original
     pixels = read_images(path, folder, files, heights, widths, target)
+    ids = tuple(int(category_ids[names.index(c)]) if c in names else None for c in classes)
     ds = DetectionSet(
         pixels,
         torch.from_numpy(boxes.astype(np.float32)),
@@ -104,9 +105,8 @@ def read_coco(
         torch.from_numpy(crowd[order]),
         torch.from_numpy(image_ids),
         str(path),
+        ids,
     )
-    ids = tuple(int(category_ids[names.index(c)]) if c in names else None for c in classes)
-    object.__setattr__(ds, "category_ids", ids)
     return ds
 
 
@@ -690,7 +690,7 @@ def read_images(
 
 
 def _category_ids_to_write(ds: DetectionSet, category_ids: Sequence[int] | None) -> list[int]:
-    ids = category_ids if category_ids is not None else getattr(ds, "category_ids", None)
+    ids = category_ids if category_ids is not None else ds.category_ids
     if ids is None or any(i is None for i in ids):
         return list(range(1, ds.num_classes + 1))
     ids = [int(i) for i in ids]

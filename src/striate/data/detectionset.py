@@ -34,7 +34,8 @@ class DetectionSet:
 
     `ds[i]` gives `(image, target)` with target a dict of that image's `boxes`, `labels`,
     `crowd` (and `masks`); `ds[slice | index_tensor | bool_mask]` gives a new DetectionSet.
-    `image_ids` are the images' ids in their annotation file (COCO's `id`), 1..N by default.
+    `image_ids` are the images' ids in their annotation file (COCO's `id`), 1..N by default;
+    `category_ids` the classes' ids there (COCO's category `id`, one per class), when it has them.
     """
 
     images: torch.Tensor
@@ -46,6 +47,7 @@ class DetectionSet:
     crowd: torch.Tensor | None = None
     image_ids: torch.Tensor | None = None
     source: str = ""
+    category_ids: tuple[int | None, ...] | None = None
 
     def __post_init__(self) -> None:
         where = f"DetectionSet ({self.source or 'no source'})"
@@ -83,6 +85,13 @@ class DetectionSet:
         _check_tensor(where, "image_ids", self.image_ids, torch.int64, 1, "N")
         if len(self.image_ids) != n:
             raise DataError(f"{where}: {n} images but {len(self.image_ids)} image ids")
+        if self.category_ids is not None:
+            object.__setattr__(self, "category_ids", tuple(self.category_ids))
+            if len(self.category_ids) != len(self.classes):
+                raise DataError(
+                    f"{where}: {len(self.classes)} classes but {len(self.category_ids)} "
+                    f"category ids"
+                )
         if self.masks is not None:
             _check_tensor(where, "masks", self.masks, torch.bool, 3, "T×H×W")
             if self.masks.shape != (t, h, w):
@@ -157,6 +166,7 @@ class DetectionSet:
             self.crowd[objects],
             self.image_ids[index],
             self.source,
+            self.category_ids,
         )
 
     def object_index(self, images: torch.Tensor) -> torch.Tensor:
@@ -223,6 +233,7 @@ class DetectionSet:
             self.crowd,
             self.image_ids,
             self.source,
+            self.category_ids,
         )
 
     def show(self, n: int = 16, seed: int = 0) -> Figure:
