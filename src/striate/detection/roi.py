@@ -162,8 +162,12 @@ def _window(
     _, _, height, width = input.shape
     rows = (r0[:, None] + torch.arange(lh, device=input.device)).clamp(max=height - 1)
     cols = (c0[:, None] + torch.arange(lw, device=input.device)).clamp(max=width - 1)
-    x = input.permute(0, 2, 3, 1)  # N×H×W×C: the gather gives K×lh×lw×C
-    return x[b[:, None, None], rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    n, c = input.shape[:2]
+    flat = (b[:, None, None] * height + rows[:, :, None]) * width + cols[:, None, :]
+    # index_select's backward (index_add_) sums in a fixed order; advanced indexing's
+    # (index_put_ with accumulate) does not on several CPU threads.
+    x = input.permute(0, 2, 3, 1).reshape(n * height * width, c)
+    return x.index_select(0, flat.reshape(-1)).view(*flat.shape, c).permute(0, 3, 1, 2)
 
 
 def roi_pool(
