@@ -41,12 +41,14 @@ def test_train_eval_predict(capsys, scenes_folder, tmp_path):  # noqa: F811
     )
     assert code == 0, printed
     assert "COCO mAP" in printed and "mAP@0.5" in printed and (out / "eval.json").is_file()
+    trained = json.loads((out / "eval.json").read_text())["summary"]
     code, printed, _ = run(capsys, "detect", "eval", str(out), "--device", "cpu")
     assert code == 0, printed
     saved = json.loads((out / "eval.json").read_text())
     coco = saved["coco"]
     assert f"COCO mAP {coco['map']:.4f}, mAP@0.5 {coco['map_50']:.4f}" in printed
-    assert saved["summary"]["train_seconds"] > 0  # the training's facts stay
+    for fact in ("train_seconds", "epochs", "steps"):  # the training's facts stay
+        assert saved["summary"][fact] == trained[fact], fact
     image = tmp_path / "scene.png"
     Image.open(next((scenes_folder / "test").iterdir())).save(image)
     code, printed, _ = run(capsys, "detect", "predict", str(out), str(image), "--threshold", "0")
