@@ -45,10 +45,10 @@ from striate.detection.task import Detection, ground_truth
 from striate.device import resolve_device
 from striate.engine.callbacks import Callback
 from striate.engine.run_config import known_settings, saved_settings
-from striate.engine.run_info import resolved_facts, run_facts
+from striate.engine.run_info import resolved_facts, write_task_report
 from striate.engine.trainer import Trainer
 from striate.errors import ConfigError, DataError, InputError, StriateError
-from striate.evaluate.report import figure_html, write_report
+from striate.evaluate.report import figure_html
 from striate.models.io import load_model, save_model
 from striate.models.registry import create
 from striate.outputs import check_folder, clear_folder
@@ -266,18 +266,13 @@ def _write_outputs(
     figures = _figures(model, test_set, normalizer, metric, trainer.device)
     for name, fig in figures.items():
         fig.savefig(out / f"{name}.png", dpi=110, bbox_inches="tight")
-    write_report(
-        out / "report.html",
+    write_task_report(
+        out,
+        trainer,
         title=f"striate {detector_name(config.model)} on {config.data or 'detection data'}",
-        run=run_facts(out, trainer),
         config=asdict(config),
-        history=trainer.history,
-        steps=trainer.steps_log,
         final={k: v for k, v in summary.items() if isinstance(v, (int, float))},
-        classes=[],
-        confusion=None,
-        metrics=trainer.task.metrics,
-        extra_sections=[
+        sections=[
             (
                 "Test images before and after non-maximum suppression",
                 figure_html(figures["detections"], "detections"),

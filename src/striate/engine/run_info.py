@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from striate import __version__
+from striate.evaluate.report import write_report
 
 if TYPE_CHECKING:
     from striate.engine.trainer import Trainer
@@ -57,6 +58,33 @@ def run_facts(out: Path, trainer: Trainer) -> dict[str, Any]:
         "torch": resolved.get("torch_version", torch.__version__),
     }
     return {k: f"{v:,}" if isinstance(v, int) else v for k, v in facts.items() if v is not None}
+
+
+def write_task_report(
+    out: Path,
+    trainer: Trainer,
+    *,
+    title: str,
+    config: dict[str, Any],
+    final: dict[str, float],
+    sections: list[tuple[str, str]],
+) -> Path:
+    """`out/report.html` of a task without class scores (detection, segmentation,
+    reconstruction): the run's facts, settings, curves, `final` numbers and the task's figure
+    `sections` (heading, `figure_html`)."""
+    return write_report(
+        out / "report.html",
+        title=title,
+        run=run_facts(out, trainer),
+        config=config,
+        history=trainer.history,
+        steps=trainer.steps_log,
+        final={**final, "epochs": trainer.epoch, "steps": trainer.step},
+        classes=[],
+        confusion=None,
+        metrics=trainer.task.metrics,
+        extra_sections=sections,
+    )
 
 
 def _duration(seconds: float) -> str:

@@ -23,10 +23,10 @@ from striate.checks import positive_int
 from striate.data import BatchLoader, ImageSet, load_dataset
 from striate.engine.callbacks import Callback
 from striate.engine.run_config import known_settings, saved_settings
-from striate.engine.run_info import resolved_facts, run_facts
+from striate.engine.run_info import resolved_facts, write_task_report
 from striate.engine.trainer import Trainer
 from striate.errors import ConfigError
-from striate.evaluate.report import figure_html, write_report
+from striate.evaluate.report import figure_html
 from striate.generative.autoencoder import Autoencoder
 from striate.generative.reconstruction import Reconstruction
 from striate.outputs import check_folder, clear_folder
@@ -159,18 +159,11 @@ def _write_outputs(
     x = test_set.images[:10].float().div(255).to(trainer.device)
     fig = plot_reconstructions(x, trainer.predict(model, x))
     fig.savefig(out / "reconstructions.png", dpi=100, bbox_inches="tight")
-    final = {f"test_{k}": v for k, v in metrics.items()}
-    final.update({"epochs": trainer.epoch, "steps": trainer.step})
-    write_report(
-        out / "report.html",
+    write_task_report(
+        out,
+        trainer,
         title=f"striate autoencoder ({config.kind}, {config.latent} numbers) on {config.data}",
-        run=run_facts(out, trainer),
         config=asdict(config),
-        history=trainer.history,
-        steps=trainer.steps_log,
-        final=final,
-        classes=[],
-        confusion=None,
-        metrics=trainer.task.metrics,
-        extra_sections=[("Reconstructions of test images", figure_html(fig, "reconstructions"))],
+        final={f"test_{k}": v for k, v in metrics.items()},
+        sections=[("Reconstructions of test images", figure_html(fig, "reconstructions"))],
     )

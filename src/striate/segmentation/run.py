@@ -43,11 +43,11 @@ from striate.data.preprocess import Normalizer
 from striate.data.scenes import scenes_from_sources
 from striate.engine.callbacks import Callback
 from striate.engine.run_config import known_settings, saved_settings
-from striate.engine.run_info import resolved_facts, run_facts
+from striate.engine.run_info import resolved_facts, write_task_report
 from striate.engine.trainer import Trainer
 from striate.errors import ConfigError, DataError, StriateError
 from striate.evaluate.confusion import plot_confusion
-from striate.evaluate.report import figure_html, write_report
+from striate.evaluate.report import figure_html
 from striate.models.io import FORMAT, save_model
 from striate.models.registry import MODELS, from_spec
 from striate.models.registry import create as create_model
@@ -314,20 +314,13 @@ def _write_outputs(
         (headings[name], figure_html(fig, name, save=out / f"{name}.png"))
         for name, fig in figures.items()
     ]
-    final = {f"test_{k}": v for k, v in metrics.items()}
-    final.update({"epochs": trainer.epoch, "steps": trainer.step})
-    write_report(
-        out / "report.html",
+    write_task_report(
+        out,
+        trainer,
         title=f"striate segmentation ({config.model}) on {config.data}",
-        run=run_facts(out, trainer),
         config=asdict(config),
-        history=trainer.history,
-        steps=trainer.steps_log,
-        final=final,
-        classes=[],
-        confusion=None,
-        metrics=trainer.task.metrics,
-        extra_sections=sections,
+        final={f"test_{k}": v for k, v in metrics.items()},
+        sections=sections,
     )
 
 
