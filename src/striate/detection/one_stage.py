@@ -45,16 +45,18 @@ from striate.detection.anchors import (
 )
 from striate.detection.backbone import Backbone, check_images, check_targets, conv_block
 from striate.detection.boxes import decode_boxes, encode_boxes
+from striate.detection.detector import Detector
 from striate.detection.postprocess import Detections, select
-from striate.errors import ConfigError, InputError
+from striate.errors import ConfigError
 from striate.models.registry import check_io, register_variant
 
 BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)  # SSD's variances 0.1, 0.2
 
 
-class GridDetector(nn.Module):
+class GridDetector(Detector):
     """YOLO/SSD-style one-stage detector on the shared `Backbone`; see the module docstring."""
 
+    name = "grid_detector"
     loss_names = ("loss_objectness", "loss_box_reg", "loss_classifier")
 
     def __init__(
@@ -122,20 +124,6 @@ class GridDetector(nn.Module):
         b, _, h, w = out.shape
         out = out.view(b, self.num_anchors, -1, h, w).permute(0, 3, 4, 1, 2)
         return out.reshape(b, h * w * self.num_anchors, -1), self.anchors((h, w), x.device)
-
-    def forward(
-        self, x: torch.Tensor, targets: tuple[torch.Tensor, torch.Tensor] | None = None
-    ) -> dict[str, torch.Tensor] | Detections:
-        """Training: the dict of losses for `targets` = (boxes B×M×4, labels B×M with −1 padding
-        and −2 crowd). Evaluation: `detect(x)`."""
-        if self.training:
-            if targets is None:
-                raise InputError(
-                    "grid_detector: in training mode the model needs targets (boxes, labels); "
-                    "call model.eval() to detect"
-                )
-            return self.losses(x, targets)
-        return self.detect(x)
 
     def losses(
         self, x: torch.Tensor, targets: tuple[torch.Tensor, torch.Tensor]

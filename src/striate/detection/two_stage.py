@@ -53,9 +53,10 @@ from striate.detection.boxes import (
     encode_boxes,
     remove_small_boxes,
 )
+from striate.detection.detector import Detector
 from striate.detection.postprocess import Detections, rank_in_image, select
 from striate.detection.roi import roi_align
-from striate.errors import ConfigError, InputError
+from striate.errors import ConfigError
 from striate.models.registry import check_io, register_variant
 
 RPN_WEIGHTS = (1.0, 1.0, 1.0, 1.0)
@@ -63,10 +64,11 @@ HEAD_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
 BETA = 1 / 9  # torchvision's smooth-L1 β for both box losses
 
 
-class FasterRCNN(nn.Module):
+class FasterRCNN(Detector):
     """Region proposal network + RoIAlign head on the shared `Backbone`; see the module
     docstring."""
 
+    name = "faster_rcnn_small"
     loss_names = ("loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg")
 
     def __init__(
@@ -220,20 +222,6 @@ class FasterRCNN(nn.Module):
         return self.cls_score(h), self.bbox_pred(h).view(len(h), self.num_classes, 4)
 
     # ------------------------------------------------------------------ the model
-
-    def forward(
-        self, x: torch.Tensor, targets: tuple[torch.Tensor, torch.Tensor] | None = None
-    ) -> dict[str, torch.Tensor] | Detections:
-        """Training: the dict of the four losses for `targets` = (boxes B×M×4, labels B×M with
-        −1 padding and −2 crowd). Evaluation: `detect(x)`."""
-        if self.training:
-            if targets is None:
-                raise InputError(
-                    "faster_rcnn_small: in training mode the model needs targets (boxes, "
-                    "labels); call model.eval() to detect"
-                )
-            return self.losses(x, targets)
-        return self.detect(x)
 
     def losses(
         self, x: torch.Tensor, targets: tuple[torch.Tensor, torch.Tensor]
