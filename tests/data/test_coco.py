@@ -13,7 +13,7 @@ from PIL import Image
 from pycocotools import mask as coco_mask
 from pycocotools.coco import COCO
 
-from striate.data import coco
+from striate.data import annotated_images, coco
 from striate.data.coco import read_coco, write_coco
 from striate.data.detectionset import DetectionSet
 from striate.errors import ConfigError, DataError, StriateWarning
@@ -366,7 +366,7 @@ def test_size_caps(official, monkeypatch):
         read_coco(official)
     one_line(e)
     monkeypatch.setattr(coco, "MAX_JSON_BYTES", 1 << 30)
-    monkeypatch.setattr(coco, "MAX_IMAGE_BYTES", 100)
+    monkeypatch.setattr(annotated_images, "MAX_IMAGE_BYTES", 100)
     with pytest.raises(DataError, match="too large for an image") as e:
         read_coco(official)
     one_line(e)

@@ -18,7 +18,6 @@ checks below walk those lists once; the boxes, masks and images are then whole-a
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import warnings
@@ -34,8 +33,9 @@ from striate import __version__
 from striate._atomic import atomic_path, atomic_write
 from striate.checks import one_of
 from striate.data import masks as rle
+from striate.data.annotated_images import read_images, refuse_existing
 from striate.data.detectionset import DetectionSet
-from striate.data.folder import MAX_MEMBER_BYTES, UnreadableImage, decode_image, parse_size
+from striate.data.folder import parse_size
 from striate.errors import DataError, StriateWarning
 from striate.outputs import OutputExists
 from striate.progress import progress_bar
@@ -43,7 +43,6 @@ from striate.progress import progress_bar
 __all__ = ["MAX_JSON_BYTES", "read_coco", "write_coco"]
 
 MAX_JSON_BYTES = 1 << 30  # COCO 2017's largest file (train instances) is 448 MB
-MAX_IMAGE_BYTES = MAX_MEMBER_BYTES
 IMAGE_FORMATS = ("png", "jpg")
 _MASK_PIXELS = 1 << 26  # mask pixels made at once: bounds memory for large images
 _MISSING = object()
@@ -143,13 +142,8 @@ def write_coco(
     targets = [json_path, *(folder / n for n in names)]
     if json_path.is_dir():
         raise OutputExists(f"write_coco: {json_path} is a folder: give the JSON file's path")
-    existing = [p for p in targets if p.exists()] if not overwrite else []
-    if existing:
-        more = f" (and {len(existing) - 1} more of the files to write)" if len(existing) > 1 else ""
-        raise OutputExists(
-            f"write_coco: {existing[0]} exists{more}: pass overwrite=True to replace, "
-            f"or write elsewhere"
-        )
+    if not overwrite:
+        refuse_existing("write_coco", targets)
     c, h, w = ds.shape
     if c not in (1, 3):
         raise DataError(f"write_coco: images with {c} channels cannot be saved: 1 or 3 needed")
@@ -630,60 +624,6 @@ def _image_folder(path: Path, images: str | Path | None) -> Path:
         if beside.is_dir():
             return beside
     return path.parent
-
-
-def read_images(
-    path: Path | list[Path],
-    folder: Path,
-    files: list[str],
-    heights: np.ndarray,
-    widths: np.ndarray,
-    target: tuple[int, int] | None,
-) -> torch.Tensor:
-    """Decode `folder/files` (uint8 N×C×H×W, resized to `target`), each checked to be the
-    width × height its annotation (`path`, or `path[k]` per image) says; grey images among colour
-    ones become RGB."""
-    missing = [f for f in files if not (folder / f).is_file()]
-    if missing:
-        first = files.index(missing[0])
-        src = path[first] if isinstance(path, list) else path
-        raise DataError(
-            f"{src}: {len(missing)} of {len(files)} image files are missing from {folder}, "
-            f"e.g. {missing[0]!r}: restore them, or point to the folder that holds them"
-        )
-    arrays = []
-    with progress_bar("reading images", len(files), "images", enabled=len(files) >= 500) as adv:
-        for k, name in enumerate(files):  # one file each: reading is per file
-            file = folder / name
-            n = file.stat().st_size
-            if n > MAX_IMAGE_BYTES:
-                raise DataError(f"{file}: {n:,} bytes is too large for an image")
-            data = file.read_bytes()
-            try:
-                with Image.open(io.BytesIO(data)) as probe:
-                    got = probe.size
-                if got != (int(widths[k]), int(heights[k])):
-                    src = path[k] if isinstance(path, list) else path
-                    raise DataError(
-                        f"{file}: the image is {got[0]}×{got[1]} but {src.name} says it is "
-                        f"{int(widths[k])}×{int(heights[k])} (width × height): its boxes and "
-                        f"masks would be misplaced; fix the file's width and height"
-                    )
-                arrays.append(decode_image(data, target))
-            except UnreadableImage as e:
-                raise DataError(f"{file}: unreadable image ({e})") from None
-            except DataError:
-                raise
-            except Exception as e:  # noqa: BLE001 - PIL's probe raises many kinds
-                raise DataError(f"{file}: unreadable image ({type(e).__name__}: {e})") from None
-            adv(1)
-    if not arrays:
-        h, w = target if target is not None else (1, 1)
-        return torch.zeros(0, 3, h, w, dtype=torch.uint8)
-    channels = {a.shape[2] for a in arrays}
-    if len(channels) > 1:  # greyscale among colour images: grey → RGB
-        arrays = [np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a for a in arrays]
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
 # ---- writing -----------------------------------------------------------------------------------

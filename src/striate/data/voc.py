@@ -32,11 +32,10 @@ from PIL import Image
 
 from striate._atomic import atomic_path, atomic_write
 from striate.checks import one_of
-from striate.data.coco import read_images
+from striate.data.annotated_images import read_images, refuse_existing
 from striate.data.detectionset import DetectionSet
 from striate.data.folder import parse_size
 from striate.errors import DataError
-from striate.outputs import OutputExists
 from striate.progress import progress_bar
 
 __all__ = ["MAX_XML_BYTES", "VOC_CLASSES", "read_voc", "write_voc"]
@@ -218,13 +217,7 @@ def write_voc(
     images = [root / "JPEGImages" / f"{n}.{fmt}" for n in names]
     split_file = root / "ImageSets" / "Main" / f"{split}.txt"
     if not overwrite:
-        existing = [p for p in [split_file, *xmls, *images] if p.exists()]
-        if existing:
-            more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-            raise OutputExists(
-                f"write_voc: {existing[0]} exists{more}: pass overwrite=True to replace, "
-                f"or write elsewhere"
-            )
+        refuse_existing("write_voc", [split_file, *xmls, *images])
     c, h, w = ds.shape
     if c not in (1, 3):
         raise DataError(f"write_voc: images with {c} channels cannot be saved: 1 or 3 needed")
