@@ -113,7 +113,7 @@ class Vocabulary:
             unk = self.index[self.unknown]
             ids = [self.index.get(t, unk) for t in tokens]
         else:
-            missing = sorted({t for t in tokens if t not in self.index})
+            missing = list(dict.fromkeys(t for t in tokens if t not in self.index))
             if missing:
                 raise self._outside(missing, name)
             ids = [self.index[t] for t in tokens]
@@ -126,7 +126,7 @@ class Vocabulary:
         at = np.searchsorted(self._codes, codes).clip(max=max(len(self._codes) - 1, 0))
         known = self._codes[at] == codes if len(self._codes) else np.zeros(len(codes), bool)
         if not known.all():
-            raise self._outside(sorted({chr(c) for c in codes[~known]}), name)
+            raise self._outside(list(dict.fromkeys(map(chr, codes[~known].tolist()))), name)
         return torch.from_numpy(self._code_ids[at])
 
     def _outside(self, missing: list[str], name: str) -> InputError:
