@@ -15,6 +15,7 @@ from striate.checks import positive_int
 from striate.errors import ConfigError
 from striate.registry import Registry
 from striate.sequence.rnn_lm import RecurrentLM
+from striate.sequence.transformer import TransformerLM
 
 LANGUAGE_MODELS: Registry[Any] = Registry("language model")
 
@@ -26,16 +27,10 @@ def _recurrent(kind: str):
     return build
 
 
-def _transformer(vocab_size: int, **arguments: Any) -> nn.Module:
-    from striate.sequence.transformer import TransformerLM  # module of helper "attention"
-
-    return TransformerLM(vocab_size, **arguments)
-
-
 LANGUAGE_MODELS.add("rnn", _recurrent("rnn"), "vanilla (tanh) RNN language model")
 LANGUAGE_MODELS.add("lstm", _recurrent("lstm"), "LSTM language model")
 LANGUAGE_MODELS.add("gru", _recurrent("gru"), "GRU language model")
-LANGUAGE_MODELS.add("transformer", _transformer, "causal transformer language model")
+LANGUAGE_MODELS.add("transformer", TransformerLM, "causal transformer language model")
 
 
 def build_language_model(name: str, vocab_size: int, **arguments: Any) -> nn.Module:
@@ -59,7 +54,7 @@ def language_model_from_spec(spec: dict[str, Any]) -> nn.Module:
     if name == "recurrent_lm":
         return RecurrentLM(**arguments)
     if name == "transformer_lm":
-        return _transformer(**arguments)
+        return TransformerLM(**arguments)
     raise ConfigError(
         f"unknown language-model spec {name!r}; the specs are recurrent_lm, transformer_lm"
     )
