@@ -126,12 +126,11 @@ def _kjv_chapters_by_hand(raw: str) -> list[list[str]]:
 @pytest.fixture(scope="module")
 def kjv(shared_data):
     raw = gzip.decompress((shared_data / "text" / "kjv.txt.gz").read_bytes()).decode()
-    return raw, load_corpus("kjv", "word", root=shared_data)
+    return _kjv_chapters_by_hand(raw), load_corpus("kjv", "word", root=shared_data)
 
 
 def test_kjv_split_follows_the_stated_rule(kjv):
-    raw, c = kjv
-    chapters = _kjv_chapters_by_hand(raw)
+    chapters, c = kjv
     assert len(chapters) == 1189 and sum(map(len, chapters)) == 31_102
     eos = c.vocab.index["<eos>"]
     for split, keep in [("train", lambda i: i % 20 < 18), ("val", lambda i: i % 20 == 18),
@@ -146,9 +145,8 @@ def test_kjv_split_follows_the_stated_rule(kjv):
 
 
 def test_kjv_vocabulary_is_the_training_words(kjv):
-    raw, c = kjv
+    chapters, c = kjv
     assert len(c.vocab) == 10_002 and c.vocab.tokens[:2] == ("<eos>", "<unk>")
-    chapters = _kjv_chapters_by_hand(raw)
     train = " ".join(" ".join(ch) for i, ch in enumerate(chapters) if i % 20 < 18)
     counts = Counter(split_words(train))
     assert len(counts) > 10_000
