@@ -11,8 +11,10 @@ import torch.nn.functional as F
 
 from striate.engine import Trainer
 from striate.engine.task import TASKS
+from striate.errors import ConfigError
 from striate.sequence.corpus import load_corpus
 from striate.sequence.language_model import LanguageModel
+from striate.sequence.lm_zoo import build_language_model
 from striate.sequence.rnn_lm import RecurrentLM
 from striate.sequence.streams import StreamLoader
 from striate.state_file import load_state, save_state
@@ -96,6 +98,13 @@ def test_a_tiny_char_lstm_learns_with_the_trainer(shakespeare):
     trainer.fit(model, StreamLoader(train, 8, 32, seed=0))
     after = trainer.evaluate(model, val_loader)["loss"]
     assert after < before - 0.7, (before, after)
+
+
+def test_chunks_longer_than_the_context_are_refused():
+    model = build_language_model("transformer", 20, context=8, layers=1, heads=2, embed=8)
+    loader = StreamLoader(torch.randint(0, 20, (200,)), 2, 16)
+    with pytest.raises(ConfigError, match="chunks are 16 tokens long, the model reads at most 8"):
+        Trainer(epochs=1, task=LanguageModel(), **QUIET).fit(model, loader)
 
 
 @pytest.mark.parametrize("stop_at", [7, 9])  # in the middle of epoch 2, and at its end

@@ -66,6 +66,18 @@ class LanguageModel(Task):
     def __init__(self) -> None:
         self.state: State = None
 
+    def setup(self, model: nn.Module, trainer: Any) -> None:
+        """A fresh state; a ConfigError when the loader's chunks are longer than the model's
+        context (a transformer reads at most `context` tokens)."""
+        self.state = None
+        context = getattr(model, "context", None)
+        length = getattr(trainer.train_loader, "length", None)
+        if context is not None and length is not None and length > context:
+            raise ConfigError(
+                f"LanguageModel: the loader's chunks are {length} tokens long, the model reads at "
+                f"most {context} (its context); use a sequence length <= {context}"
+            )
+
     def size(self, batch: Batch) -> int:
         return batch[1].numel()
 
