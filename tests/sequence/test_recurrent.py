@@ -5,6 +5,7 @@ dropout between layers, the identity initialisation, trace() and the torch mappi
 from __future__ import annotations
 
 import copy
+import warnings
 
 import pytest
 import torch
@@ -286,3 +287,37 @@ def test_copies_and_moves_like_a_module():
         twin.weight_hh_l1.add_(1.0)  # the fused path reads the current weights
     assert not torch.equal(twin(x)[0], layer(x)[0])
     assert layer.double()(x.double())[0].dtype == torch.float64
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_cuda_runs_cudnn_on_flat_weights_and_the_equations_agree(kind, monkeypatch):
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    ref = _torch_layer(kind, 2).cuda()
+    ours = Recurrent.from_torch(ref)
+    x, state = torch.randn(B, T, D, device="cuda"), _state(kind, 2)
+    state = tuple(s.cuda() for s in state) if kind == "lstm" else state.cuda()
+    equations = Recurrent.from_torch(ref, implementation="equations")
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # e.g. "weights are not part of single contiguous chunk"
+            out, fin = ours(x, state)
+        want, want_fin = ref(x, state)
+        steps, steps_fin = equations(x, state)
+    _close(out, want)
+    _close(fin, want_fin)
+    _close(steps, want, atol=1e-5)
+    _close(steps_fin, want_fin, atol=1e-5)
+    assert out.device.type == "cuda"
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_functional_call_swaps_the_weights_of_the_fused_path(kind):
+    """torch.func reads the weights it is given (the fused op's weight list is refreshed)."""
+    fused, steps = Recurrent(kind, D, H, 2), Recurrent(kind, D, H, 2, implementation="equations")
+    weights = {n: torch.randn_like(p) for n, p in fused.named_parameters()}
+    x = torch.randn(B, T, D)
+    _close(functional_call(fused, weights, (x,))[0], functional_call(steps, weights, (x,))[0])
+    steps.load_state_dict(fused.state_dict())
+    _close(fused(x)[0], steps(x)[0])  # and its own weights again afterwards

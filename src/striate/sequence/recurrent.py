@@ -181,6 +181,7 @@ class Recurrent(nn.RNNBase):
 
     def _forward_fused(self, x: Tensor, h0: Tensor, c0: Tensor | None) -> tuple:
         """torch's own kernel (what nn.RNN/LSTM/GRU.forward call) on this module's weights."""
+        self._update_flat_weights()  # as torch's forward: weights swapped by functional_call
         args = (self._flat_weights, self.bias, self.num_layers, float(self.dropout))
         args = (*args, self.training, False, True)  # training, bidirectional, batch_first
         h0 = h0.contiguous()
