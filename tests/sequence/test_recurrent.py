@@ -80,6 +80,19 @@ def test_the_auto_path_is_torchs_fused_kernel():
 
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_same_seed_same_initial_weights_as_torch(kind):
+    ref = _torch_layer(kind, 2, seed=5)
+    torch.manual_seed(5)
+    ours = Recurrent(kind, D, H, 2)
+    for (n1, p1), (n2, p2) in zip(ref.named_parameters(), ours.named_parameters(), strict=True):
+        assert n1 == n2 and torch.equal(p1, p2)
+    ours = Recurrent(kind, D, H, 2, bias=False)
+    assert [n for n, _ in ours.named_parameters()] == [
+        n for n, _ in ref.named_parameters() if "bias" not in n
+    ]
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 def test_round_trip_through_torch(kind):
     ref = _torch_layer(kind, 2, dropout=0.25)
     ours = Recurrent.from_torch(ref)
@@ -233,6 +246,8 @@ def test_identity_init_carries_the_input():
     h0 = _state("rnn", 1)
     _, h = one(torch.zeros(B, 50, D), h0)
     _close(h, h0, atol=0)
+    layer.reset_parameters()  # a reset keeps the chosen init
+    assert torch.equal(layer.weight_hh_l1, torch.eye(H)) and layer.weight_ih_l1.abs().sum() > 0
     with pytest.raises(ConfigError, match="identity"):
         Recurrent("lstm", D, H, init="identity")
 
@@ -321,3 +336,16 @@ def test_functional_call_swaps_the_weights_of_the_fused_path(kind):
     _close(functional_call(fused, weights, (x,))[0], functional_call(steps, weights, (x,))[0])
     steps.load_state_dict(fused.state_dict())
     _close(fused(x)[0], steps(x)[0])  # and its own weights again afterwards
+
+
+@pytest.mark.parametrize("implementation", ["auto", "equations"])
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_layers_without_biases_equal_torch(kind, implementation):
+    ref = _torch_layer(kind, 2, bias=False)
+    ours = Recurrent.from_torch(ref, implementation=implementation)
+    assert not ours.bias
+    x, state = torch.randn(B, T, D), _state(kind, 2)
+    out, fin = ours(x, state)
+    want, want_fin = ref(x, state)
+    _close(out, want)
+    _close(fin, want_fin)

@@ -42,7 +42,9 @@ class Recurrent(nn.RNNBase):
     It is an `nn.RNNBase`, so it keeps torch's parameter bookkeeping (flat weights, cuDNN
     flattening after `.to()`); `forward` is its own: torch's fused op on those weights, or the
     equations step by step. Dropout is applied to every layer's outputs but the last's, in
-    training mode, as torch does.
+    training mode, as torch does (with one layer it is off; torch would warn).
+    `nonlinearity` ("tanh", "relu", or "linear": equations only) and `bias` are for the vanilla
+    RNN and for layers without biases, as torch's layers allow.
     """
 
     def __init__(
@@ -101,6 +103,13 @@ class Recurrent(nn.RNNBase):
             )
         self.implementation = implementation
         if init == "identity":
+            self.identity_init()
+
+    def reset_parameters(self) -> None:
+        """torch's init, U(−1/√H, 1/√H) for every weight and bias (the same draws as torch's
+        layer after the same seed), then W_hh = I where init="identity"."""
+        super().reset_parameters()
+        if getattr(self, "init", "torch") == "identity":  # unset while RNNBase.__init__ runs
             self.identity_init()
 
     def identity_init(self) -> None:
