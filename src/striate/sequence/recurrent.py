@@ -5,7 +5,8 @@ Equations (batch-first, one layer; torch's stacked-weight gate order):
 - vanilla RNN (Elman 1990): h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh) (or relu, or linear).
 - LSTM (Hochreiter & Schmidhuber 1997; forget gate of Gers et al. 2000), gates stacked i, f, g, o:
   i, f, o = σ(·), g = tanh(·); c_t = f⊙c_{t-1} + i⊙g; h_t = o⊙tanh(c_t). The slides (lecture 10 of
-  002_*.txt) stack them i, f, o, g and use one W on [h; x]: the same cell, another row order.
+  002_*.txt) stack them i, f, o, g, use one W on [h; x] and leave the biases out: the same cell,
+  another row order.
 - GRU (Cho et al. 2014), gates stacked r, z, n; r = σ(W_ir x + b_ir + W_hr h + b_hr), z likewise;
   "torch" form: n = tanh(W_in x + b_in + r⊙(W_hn h + b_hn)), r applied after the matmul;
   "slides" form (Cho et al. 2014 and the slides): n = tanh(W_in x + b_in + W_hn (r⊙h) + b_hn).
