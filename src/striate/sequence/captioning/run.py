@@ -1,0 +1,438 @@
+"""Training a captioner end to end: captioned scenes → ShowAttendTell → Trainer(task=Captioning)
+→ a run folder with the model, BLEU and the attention maps.
+
+    result = train_captioner(out="runs/cap", epochs=6)
+    train_captioner(out="runs/cap", resume=True)                  # after Ctrl-C
+    evaluate_captioner("runs/cap", beam=3)                        # BLEU on the test scenes
+    predict_caption("runs/cap", images)                           # [(caption, Decoded), …]
+
+The scenes are drawn afresh from seeds (`striate.sequence.captioning.scenes`): `train_size`
+training scenes from `seed`, `val_size` validation scenes (to keep the best epoch, by BLEU-4)
+from `seed` + 1, and `test_size` test scenes from `seed` + 2, an independent draw scored once,
+at the end, by greedy decoding and by beam search (`beam`).
+
+The run folder gets config.json, metrics.csv, steps.csv, checkpoints/ (last and best), model/
+(weights.safetensors + model.json: "striate-model/1", task "captioning", the architecture's
+arguments and the vocabulary), eval.json (BLEU-1…4, greedy and beam), attention.png (one test
+image and, per generated word, its attention map over the image), samples.png and report.html.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from striate import __version__
+from striate._atomic import atomic_path, write_json
+from striate.checks import integer, non_negative_int, number, positive_int, probability
+from striate.engine.callbacks import Callback
+from striate.engine.run_config import known_settings, saved_settings
+from striate.engine.run_info import resolved_facts, write_task_report
+from striate.engine.trainer import Trainer
+from striate.errors import ConfigError, InputError, StriateError
+from striate.evaluate.report import figure_html
+from striate.outputs import check_folder, clear_folder
+from striate.progress import phase
+from striate.sequence.captioning.decoding import Decoded
+from striate.sequence.captioning.figures import plot_attention, plot_captions
+from striate.sequence.captioning.model import ShowAttendTell, build_captioner
+from striate.sequence.captioning.scenes import (
+    END,
+    MAX_TOKENS,
+    PAD,
+    START,
+    CaptionLoader,
+    CaptionSet,
+    make_scenes,
+)
+from striate.sequence.captioning.task import Captioning
+from striate.sequence.corpus import Vocabulary
+
+FORMAT = "striate-model/1"
+MADE_BY = "striate caption train"
+
+
+@dataclass
+class CaptionConfig:
+    """The settings of `train_captioner` (saved in config.json; a resumed run reads them)."""
+
+    train_size: int = 8000
+    val_size: int = 500
+    test_size: int = 1000
+    image_size: int = 64
+    two_shapes: float = 0.7
+    features: int = 128
+    width: int = 32
+    embed: int = 64
+    hidden: int = 256
+    attention: int = 128
+    dropout: float = 0.0
+    gate: bool = True
+    regularizer: float = 1.0
+    epochs: int = 6
+    batch_size: int = 64
+    opt: str = "adam"
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    beam: int = 3
+    length_norm: float = 0.0
+    seed: int = 0
+    precision: str = "auto"
+    device: str = "auto"
+
+
+@dataclass
+class CaptionRun:
+    out: Path | None
+    model: ShowAttendTell
+    trainer: Trainer
+    test: dict[str, float]  # greedy decoding
+    test_beam: dict[str, float]  # beam search with config.beam
+
+
+def _check(config: CaptionConfig) -> None:
+    owner = "train_captioner"
+    for name in ("train_size", "test_size", "epochs", "batch_size", "beam"):
+        positive_int(owner, name, getattr(config, name))
+    for name in ("features", "width", "embed", "hidden", "attention"):
+        positive_int(owner, name, getattr(config, name))
+    non_negative_int(owner, "val_size", config.val_size)
+    integer(owner, "image_size", config.image_size, low=24)
+    probability(owner, "two_shapes", config.two_shapes)
+    probability(owner, "dropout", config.dropout, high_open=True)
+    number(owner, "regularizer", config.regularizer, low=0)
+    number(owner, "length_norm", config.length_norm, low=0)
+    if config.image_size % 8:
+        raise ConfigError(
+            f"train_captioner: image_size must be a multiple of 8 (the encoder halves it three "
+            f"times), got {config.image_size}"
+        )
+
+
+def _scenes(config: CaptionConfig, split: str) -> CaptionSet:
+    size = {"train": config.train_size, "val": config.val_size, "test": config.test_size}[split]
+    offset = {"train": 0, "val": 1, "test": 2}[split]
+    return make_scenes(
+        size, size=config.image_size, seed=config.seed + offset, two_shapes=config.two_shapes
+    )
+
+
+def _task(config: CaptionConfig, vocab: Vocabulary, beam: int = 1) -> Captioning:
+    ids = vocab.encode([PAD, START, END]).tolist()
+    return Captioning(
+        pad=ids[0],
+        start=ids[1],
+        end=ids[2],
+        regularizer=config.regularizer,
+        beam=beam,
+        max_length=MAX_TOKENS - 1,
+        length_norm=config.length_norm,
+    )
+
+
+def _network(config: CaptionConfig, vocab_size: int) -> ShowAttendTell:
+    return ShowAttendTell(
+        vocab_size,
+        image_size=config.image_size,
+        features=config.features,
+        width=config.width,
+        embed=config.embed,
+        hidden=config.hidden,
+        attention=config.attention,
+        dropout=config.dropout,
+        gate=config.gate,
+    )
+
+
+def train_captioner(
+    *,
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    callbacks: Sequence[Callback] = (),
+    **settings: Any,
+) -> CaptionRun:
+    """Train a Show-Attend-Tell captioner on captioned scenes (settings: `CaptionConfig`'s
+    fields); see the module docstring. `resume=True` continues the run stopped in `out` with
+    its saved settings, exactly as if it had not stopped."""
+    out = Path(out) if out is not None else None
+    if resume:
+        if out is None:
+            raise ConfigError("train_captioner: resume needs the run folder (out=...)")
+        config = saved_settings(out, CaptionConfig, MADE_BY)
+    else:
+        config = CaptionConfig(**known_settings("train_captioner", CaptionConfig, settings))
+        if out is not None:
+            check_folder(out, overwrite, hint="or resume=True to continue it")
+    _check(config)
+    with phase("drawing the scenes", progress):
+        train_set, test_set = _scenes(config, "train"), _scenes(config, "test")
+        val_set = _scenes(config, "val") if config.val_size else None
+    vocab = train_set.vocab
+    torch.manual_seed(config.seed)
+    model = _network(config, len(vocab))
+    task = _task(config, vocab)
+    trainer = Trainer(
+        epochs=config.epochs,
+        task=task,
+        opt=config.opt,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        schedule=config.schedule,
+        precision=config.precision,
+        device=config.device,
+        seed=config.seed,
+        out=out,
+        progress=progress,
+        tensorboard=False,
+        callbacks=callbacks,
+    )
+    train = CaptionLoader(train_set, config.batch_size, seed=config.seed, device=trainer.device)
+    val = CaptionLoader(val_set, 256, shuffle=False, device=trainer.device) if val_set else None
+    test = CaptionLoader(test_set, 256, shuffle=False, device=trainer.device)
+    if out is not None and not resume:
+        trainer.check(model, train)  # a bad option fails before the folder is made
+        clear_folder(out) if overwrite else out.mkdir(parents=True, exist_ok=True)
+        sizes = {
+            "train_images": len(train_set),
+            "val_images": len(val_set) if val_set else 0,
+            "test_images": len(test_set),
+        }
+        resolved = resolved_facts(trainer, model, **sizes)
+        write_json(out / "config.json", {"config": asdict(config), "resolved": resolved})
+    trainer.fit(model, train, val, resume=out if resume else None)
+    if trainer.interrupted:
+        return CaptionRun(out, model, trainer, {}, {})
+    greedy = trainer.evaluate(model, test, beam=1)
+    beam = trainer.evaluate(model, test, beam=config.beam)
+    if out is not None:
+        save_captioner(out / "model", model, vocab, {"greedy": greedy, "beam": beam})
+        _write_outputs(out, config, trainer, model, test_set, greedy, beam)
+    return CaptionRun(out, model, trainer, greedy, beam)
+
+
+def save_captioner(
+    folder: Path, model: ShowAttendTell, vocab: Vocabulary, metrics: dict[str, Any]
+) -> Path:
+    """model/weights.safetensors and model.json (format, task, architecture, vocabulary)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(folder / "weights.safetensors") as tmp:
+        save_file(weights, str(tmp))
+    info = {
+        "format": FORMAT,
+        "task": "captioning",
+        "striate_version": __version__,
+        "architecture": model.spec,
+        "vocabulary": vocab.to_json(),
+        "max_length": MAX_TOKENS - 1,
+        "metrics": metrics,
+    }
+    write_json(folder / "model.json", info)
+    return folder
+
+
+def _write_outputs(
+    out: Path,
+    config: CaptionConfig,
+    trainer: Trainer,
+    model: ShowAttendTell,
+    test_set: CaptionSet,
+    greedy: dict[str, float],
+    beam: dict[str, float],
+) -> None:
+    task: Captioning = trainer.task  # type: ignore[assignment]
+    vocab = test_set.vocab
+    n = min(8, len(test_set))
+    x = test_set.images[:n].float().div(255).to(trainer.device)
+    model.eval()
+    decoded = task.decode(model, x, beam=1)
+    captions = [vocab.decode(w) for w in task.words(decoded.tokens, decoded.lengths)]
+    truths = [refs[0] for refs in _texts(test_set[:n])]
+    two = test_set.lengths[:n, 1] > 0  # a two-shape scene shows more of where it looks
+    pick = int(two.nonzero()[0]) if bool(two.any()) else 0
+    words = [vocab.tokens[i] for i in decoded.tokens[pick, : int(decoded.lengths[pick])].tolist()]
+    figures = {
+        "attention": plot_attention(test_set.images[pick], words, decoded.alphas[pick]),
+        "samples": plot_captions(test_set.images[:n], captions, truths),
+    }
+    summary = {
+        "greedy": greedy,
+        "beam": {"beam": config.beam, "length_norm": config.length_norm, **beam},
+        "test_images": len(test_set),
+        "epochs": trainer.epoch,
+        "steps": trainer.step,
+        "training_seconds": sum(h.get("time", 0.0) for h in trainer.history),
+        "samples": [
+            {"caption": c, "references": r}
+            for c, r in zip(captions, _texts(test_set[:n]), strict=True)
+        ],
+    }
+    write_json(out / "eval.json", summary)
+    headings = {
+        "attention": f"Where it looked for each word (test image {pick}, greedy)",
+        "samples": "Test scenes: greedy caption (a reference in brackets)",
+    }
+    sections = [
+        (headings[name], figure_html(fig, name, save=out / f"{name}.png"))
+        for name, fig in figures.items()
+    ]
+    final = {f"test_{k}": v for k, v in greedy.items()}
+    final.update(
+        {f"test_beam{config.beam}_{k}": v for k, v in beam.items() if k.startswith("bleu")}
+    )
+    write_task_report(
+        out,
+        trainer,
+        title=f"striate captioning (Show, Attend and Tell) on {len(test_set):,} test scenes",
+        config=asdict(config),
+        final=final,
+        sections=sections,
+    )
+
+
+def _texts(data: CaptionSet) -> list[list[str]]:
+    return [[" ".join(words) for words in refs] for refs in data.references()]
+
+
+# ------------------------------------------------------------------ using a trained run
+
+
+@dataclass
+class Captioner:
+    """A trained captioner with its vocabulary: `caption` turns images into text."""
+
+    net: ShowAttendTell
+    vocab: Vocabulary
+    task: Captioning
+    metrics: dict[str, Any]
+
+    @property
+    def image_size(self) -> int:
+        return self.net.image_size
+
+    @torch.no_grad()
+    def caption(
+        self, images: torch.Tensor, *, beam: int = 1, length_norm: float = 0.0
+    ) -> tuple[list[str], Decoded]:
+        """Captions of uint8 images N×3×H×W (resized to the network's size when they differ)
+        and the decoding (tokens, attention maps)."""
+        self.net.eval()
+        device = next(self.net.parameters()).device
+        x = images.to(device).float().div(255)
+        s = self.image_size
+        if x.shape[-2:] != (s, s):
+            x = F.interpolate(x, size=(s, s), mode="bilinear", antialias=True, align_corners=False)
+        out = self.task.decode(self.net, x, beam=beam, length_norm=length_norm)
+        words = self.task.words(out.tokens.cpu(), out.lengths.cpu())
+        return [self.vocab.decode(w) for w in words], out
+
+    def words(self, decoded: Decoded, i: int) -> list[str]:
+        """The tokens generated for image `i` (`<end>` included where reached)."""
+        ids = decoded.tokens[i, : int(decoded.lengths[i])].tolist()
+        return [self.vocab.tokens[t] for t in ids]
+
+
+def load_captioner(run: str | os.PathLike, device: str | torch.device = "cpu") -> Captioner:
+    """The trained captioner of a run folder (or its model/ folder)."""
+    folder = Path(run)
+    if (folder / "model" / "model.json").is_file():
+        folder = folder / "model"
+    if not (folder / "model.json").is_file():
+        if (Path(run) / "checkpoints" / "last.safetensors").is_file():
+            raise StriateError(
+                f"{run} has no model yet: its training stopped before the end; continue it "
+                f"with striate caption train --resume {run}"
+            )
+        raise StriateError(f"no captioner at {run}: give a run folder made by {MADE_BY}")
+    try:
+        info = json.loads((folder / "model.json").read_text())
+        if info.get("format") != FORMAT:
+            raise ValueError(f"format {info.get('format')!r}, expected {FORMAT!r}")
+        if info.get("task") != "captioning":
+            raise StriateError(
+                f"{run} is not a captioning run (its model's task is {info.get('task')!r}); give "
+                f"a run folder made by {MADE_BY}"
+            )
+        vocab = Vocabulary.from_json(info["vocabulary"])
+        net = build_captioner(info["architecture"])
+        max_length = int(info.get("max_length", MAX_TOKENS - 1))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise StriateError(f"{folder} does not hold a readable striate captioner ({e})") from e
+    try:
+        net.load_state_dict(load_file(str(folder / "weights.safetensors")))
+    except (OSError, RuntimeError, SafetensorError) as e:
+        raise StriateError(f"{folder / 'weights.safetensors'} does not fit model.json ({e})") from e
+    ids = vocab.encode([PAD, START, END]).tolist()
+    task = Captioning(pad=ids[0], start=ids[1], end=ids[2], max_length=max_length)
+    return Captioner(net.to(device).eval(), vocab, task, dict(info.get("metrics", {})))
+
+
+def evaluate_captioner(
+    run: str | os.PathLike,
+    *,
+    beam: int = 1,
+    length_norm: float = 0.0,
+    device: str = "auto",
+    progress: bool = True,
+) -> dict[str, float]:
+    """Loss, token accuracy and BLEU-1…4 of a trained run on its test scenes (drawn again from
+    its saved seed), by greedy decoding (`beam` 1) or beam search."""
+    run = Path(run)
+    config = saved_settings(run, CaptionConfig, MADE_BY)
+    positive_int("evaluate_captioner", "beam", beam)
+    number("evaluate_captioner", "length_norm", length_norm, low=0)
+    captioner = load_captioner(run)
+    test_set = _scenes(config, "test")
+    if test_set.vocab != captioner.vocab:
+        raise StriateError(f"the model of {run} was trained with another vocabulary")
+    task = captioner.task
+    task.regularizer = config.regularizer
+    trainer = Trainer(epochs=1, task=task, device=device, progress=progress)
+    loader = CaptionLoader(test_set, 256, shuffle=False, device=trainer.device)
+    return trainer.evaluate(captioner.net, loader, beam=beam, length_norm=length_norm)
+
+
+def as_uint8_images(arrays: Sequence[np.ndarray]) -> list[torch.Tensor]:
+    """H×W×C (or H×W) uint8 arrays as 1×3×H×W tensors: grey repeated, alpha dropped."""
+    out = []
+    for a in arrays:
+        t = torch.from_numpy(np.array(a, dtype=np.uint8))
+        t = t[..., None] if t.dim() == 2 else t
+        if t.dim() != 3 or t.shape[2] == 0:
+            raise InputError(f"predict_caption: an image must be H×W×C, got {tuple(t.shape)}")
+        t = t.permute(2, 0, 1)[None]
+        out.append(t.expand(1, 3, *t.shape[2:]) if t.shape[1] == 1 else t[:, :3])
+    return out
+
+
+def predict_caption(
+    run: str | os.PathLike | Captioner,
+    images: Sequence[np.ndarray] | torch.Tensor,
+    *,
+    beam: int = 1,
+    length_norm: float = 0.0,
+    device: str | torch.device = "cpu",
+) -> list[tuple[str, Decoded]]:
+    """The caption of each image (uint8 N×3×H×W, or H×W×C arrays as `read_images` gives) by a
+    trained run, with its decoding (tokens, attention maps)."""
+    captioner = run if isinstance(run, Captioner) else load_captioner(run, device)
+    tensor = isinstance(images, torch.Tensor)
+    batches = list(images.split(1)) if tensor else as_uint8_images(images)
+    results = []
+    for x in batches:  # a few files, each its own size
+        texts, decoded = captioner.caption(x, beam=beam, length_norm=length_norm)
+        results.append((texts[0], decoded))
+    return results
