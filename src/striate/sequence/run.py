@@ -48,6 +48,7 @@ from striate.engine.trainer import Trainer
 from striate.errors import ConfigError, DataError, InputError, StriateError
 from striate.models.io import FORMAT
 from striate.outputs import check_folder, clear_folder
+from striate.progress import phase
 from striate.sequence.corpus import LEVELS, Corpus, Vocabulary, load_corpus
 from striate.sequence.language_model import LanguageModel
 from striate.sequence.lm_zoo import (
@@ -172,12 +173,15 @@ def train_language_model(
     trainer.fit(model, train, _first(val, config.eval_batches), resume=out if resume else None)
     if trainer.interrupted:
         return LanguageModelRun(out, model, data.vocab, trainer, {}, {}, {})
-    scores = {"val": trainer.evaluate(model, val), "test": trainer.evaluate(model, test)}
-    samples = {
-        t: sample(model, data.vocab, "", _sample_length(config), temperature=t, seed=config.seed,
-                  device=dev)
-        for t in SAMPLE_TEMPERATURES
-    }  # fmt: skip
+    scores = {"val": trainer.evaluate(model, val)}
+    same = data.test.data_ptr() == data.val.data_ptr() and len(data.test) == len(data.val)
+    scores["test"] = dict(scores["val"]) if same else trainer.evaluate(model, test)
+    length = 500 if config.level == "char" else 100
+    with phase("sampling", enabled=progress):
+        samples = {
+            t: sample(model, data.vocab, "", length, temperature=t, seed=config.seed, device=dev)
+            for t in SAMPLE_TEMPERATURES
+        }
     if out is not None:
         save_language_model(out / "model", model, data, scores)
         _write_outputs(out, config, trainer, data, scores, samples)
@@ -272,10 +276,6 @@ class _First:
 
 def _first(loader: StreamLoader, n: int | None) -> StreamLoader | _First:
     return loader if n is None else _First(loader, n)
-
-
-def _sample_length(config: TextConfig) -> int:
-    return 500 if config.level == "char" else 100
 
 
 # ------------------------------------------------------------------ the model files
