@@ -29,6 +29,7 @@ def run(app, *args):
 
 TINY = ["--train-size", 24, "--val-size", 8, "--test-size", 8, "--epochs", 1, "--batch-size", 8]
 TINY += ["--hidden", 32, "--features", 16, "--beam", 2, "--device", "cpu"]
+TINY += ["--hold-out", "red triangle"]  # one of the 8 test scenes (seed 2) shows one
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +63,11 @@ def test_train_eval_predict_round_trip(app, trained, tmp_path):
     assert "<start>" in model["vocabulary"]["tokens"]
     summary = json.loads((out / "eval.json").read_text())
     assert summary["beam"]["beam"] == 2 and set(summary["greedy"]) >= {"bleu1", "bleu4"}
+    assert summary["held_out"]["pairs"] == ["red triangle"] and summary["held_out"]["images"] == 1
+    assert "held-out pairs, 1 test scenes (greedy): BLEU-1" in printed
+    result = run(app, "eval", out, "--held-out", "--device", "cpu")
+    bleu1 = summary["held_out"]["greedy"]["bleu1"]
+    assert f"held-out pairs (greedy): BLEU-1 {bleu1:.4f}" in result.output, result.output
     # eval repeats the test numbers, greedy and beam
     for beam, key in ((1, "greedy"), (2, "beam")):
         result = run(app, "eval", out, "--beam", beam, "--device", "cpu")
@@ -111,6 +117,9 @@ def test_bad_inputs_are_one_line(app, trained, tmp_path):
         run(app, "train", "--epochs", 0, "--out", tmp_path / "r"), ConfigError
     )
     assert "beam" in _error(run(app, "eval", out, "--beam", 0), ConfigError)
+    assert "COLOUR SHAPE" in _error(
+        run(app, "train", "--hold-out", "red", "--out", tmp_path / "r"), ConfigError
+    )
     assert not (tmp_path / "r").exists()
     other = tmp_path / "classifier" / "model"
     other.mkdir(parents=True)

@@ -3,6 +3,7 @@ Tell) on captioned scenes of coloured shapes, trained through the engine."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -39,12 +40,21 @@ def _line(metrics: dict[str, float]) -> str:
 
 @app.command()
 def train(
-    epochs: Annotated[int, typer.Option("--epochs", help="Passes over the training scenes.")] = 6,
-    train_size: Annotated[int, typer.Option("--train-size", help="Training scenes.")] = 8000,
+    epochs: Annotated[int, typer.Option("--epochs", help="Passes over the training scenes.")] = 5,
+    train_size: Annotated[int, typer.Option("--train-size", help="Training scenes.")] = 6000,
     val_size: Annotated[
         int, typer.Option("--val-size", help="Validation scenes (they pick the best epoch).")
     ] = 500,
     test_size: Annotated[int, typer.Option("--test-size", help="Test scenes.")] = 1000,
+    hold_out: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--hold-out",
+            show_default=False,
+            help="A 'COLOUR SHAPE' pair (e.g. 'red triangle') never drawn in the training "
+            "scenes; its test scenes are scored apart. Repeat for more [default: none].",
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Scenes per step.")] = 64,
     lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 3e-3,
     opt: Annotated[str, typer.Option("--opt", help="Optimiser.")] = "adam",
@@ -94,6 +104,7 @@ def train(
             train_size=train_size,
             val_size=val_size,
             test_size=test_size,
+            held_out=list(hold_out or []),
             batch_size=batch_size,
             lr=lr,
             opt=opt,
@@ -112,7 +123,13 @@ def train(
         )
         return
     console.print(f"test (greedy): {_line(result.test)}")
+    beam = json.loads((run / "eval.json").read_text())["beam"]["beam"]
     console.print(f"test (beam {beam}): {_line(result.test_beam)}")
+    if result.held_out:
+        n = result.held_out["images"]
+        console.print(
+            f"held-out pairs, {n} test scenes (greedy): {_line(result.held_out['greedy'])}"
+        )
     console.print(f"model: {escape(str(run / 'model'))}")
     console.print(f"report: {escape(str(run / 'report.html'))}")
 
@@ -122,16 +139,23 @@ def evaluate(
     run: Annotated[Path, RUN],
     beam: Annotated[int, BEAM] = 1,
     length_norm: Annotated[float, LENGTH_NORM] = 0.0,
+    held_out: Annotated[
+        bool,
+        typer.Option(
+            "--held-out", help="Score only the test scenes showing a pair held out of training."
+        ),
+    ] = False,
     device: Annotated[str, DEVICE] = "auto",
 ) -> None:
     """BLEU-1…4, cross-entropy and token accuracy of a trained run on its test scenes."""
     from striate.sequence.captioning.run import evaluate_captioner
 
     metrics = evaluate_captioner(
-        run, beam=beam, length_norm=length_norm, device=device, progress=False
+        run, beam=beam, length_norm=length_norm, device=device, progress=False, held_out=held_out
     )
     how = "greedy" if beam == 1 else f"beam {beam}"
-    console.print(f"test ({how}): {_line(metrics)}")
+    which = "held-out pairs" if held_out else "test"
+    console.print(f"{which} ({how}): {_line(metrics)}")
 
 
 @app.command()

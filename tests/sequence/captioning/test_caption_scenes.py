@@ -7,12 +7,14 @@ import re
 import pytest
 import torch
 
-from striate.errors import DataError
+from striate.errors import ConfigError, DataError
 from striate.sequence.captioning.scenes import (
     COLOURS,
     CaptionLoader,
     CaptionSet,
+    holds_pair,
     make_scenes,
+    parse_pairs,
 )
 
 PHRASE = r"a (small|large) (\w+) (circle|square|triangle)"
@@ -141,3 +143,19 @@ def test_loader_covers_each_scene_once_and_resumes_mid_epoch(scenes):
     again = CaptionLoader(scenes[:50], 16, seed=2)
     again.load_state_dict(state)
     assert all(torch.equal(a, b) for a, (_, b, _) in zip(rest, again, strict=True))
+
+
+def test_held_out_pairs_are_never_drawn_and_nothing_else_changes():
+    plain = make_scenes(300, seed=0)
+    held = make_scenes(300, seed=0, exclude=["red triangle", "blue circle"])
+    texts = [t for i in range(300) for t in held.texts(i)]
+    assert not any("red triangle" in t or "blue circle" in t for t in texts)
+    pairs = parse_pairs(["red triangle", "blue circle"])
+    moved = holds_pair(plain.objects, pairs)
+    assert 40 < int(moved.sum()) < 120 and not holds_pair(held.objects, pairs).any()
+    assert torch.equal(held.geometry, plain.geometry)  # the same scenes, recoloured
+    assert torch.equal(held.captions[~moved], plain.captions[~moved])
+    for bad in (["red"], ["purple circle"], ["red hexagon"], [f"{c} square" for c in COLOURS]):
+        with pytest.raises(ConfigError) as e:
+            make_scenes(4, exclude=bad)
+        assert "\n" not in str(e.value)

@@ -9,7 +9,9 @@
 The scenes are drawn afresh from seeds (`striate.sequence.captioning.scenes`): `train_size`
 training scenes from `seed`, `val_size` validation scenes (to keep the best epoch, by BLEU-4)
 from `seed` + 1, and `test_size` test scenes from `seed` + 2, an independent draw scored once,
-at the end, by greedy decoding and by beam search (`beam`).
+at the end, by greedy decoding and by beam search (`beam`). `held_out` ("red triangle", …) keeps
+those (colour, shape) pairs out of the training and validation scenes; the test scenes that show
+one are scored apart too: can the decoder say a combination of words it never saw together?
 
 The run folder gets config.json, metrics.csv, steps.csv, checkpoints/ (last and best), model/
 (weights.safetensors + model.json: "striate-model/1", task "captioning", the architecture's
@@ -22,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +55,9 @@ from striate.sequence.captioning.scenes import (
     START,
     CaptionLoader,
     CaptionSet,
+    holds_pair,
     make_scenes,
+    parse_pairs,
 )
 from striate.sequence.captioning.task import Captioning
 from striate.sequence.corpus import Vocabulary
@@ -66,11 +70,12 @@ MADE_BY = "striate caption train"
 class CaptionConfig:
     """The settings of `train_captioner` (saved in config.json; a resumed run reads them)."""
 
-    train_size: int = 8000
+    train_size: int = 6000
     val_size: int = 500
     test_size: int = 1000
     image_size: int = 64
     two_shapes: float = 0.7
+    held_out: list[str] = field(default_factory=list)  # "COLOUR SHAPE" pairs kept from training
     features: int = 128
     width: int = 32
     embed: int = 64
@@ -79,7 +84,7 @@ class CaptionConfig:
     dropout: float = 0.0
     gate: bool = True
     regularizer: float = 1.0
-    epochs: int = 6
+    epochs: int = 5
     batch_size: int = 64
     opt: str = "adam"
     lr: float = 3e-3
@@ -99,6 +104,7 @@ class CaptionRun:
     trainer: Trainer
     test: dict[str, float]  # greedy decoding
     test_beam: dict[str, float]  # beam search with config.beam
+    held_out: dict[str, Any] = field(default_factory=dict)  # on test scenes with held-out pairs
 
 
 def _check(config: CaptionConfig) -> None:
@@ -113,6 +119,11 @@ def _check(config: CaptionConfig) -> None:
     probability(owner, "dropout", config.dropout, high_open=True)
     number(owner, "regularizer", config.regularizer, low=0)
     number(owner, "length_norm", config.length_norm, low=0)
+    if not isinstance(config.held_out, list):
+        raise ConfigError(
+            f"{owner}: held_out must be a list of 'COLOUR SHAPE', got {config.held_out!r}"
+        )
+    parse_pairs(config.held_out)
     if config.image_size % 8:
         raise ConfigError(
             f"train_captioner: image_size must be a multiple of 8 (the encoder halves it three "
@@ -121,11 +132,24 @@ def _check(config: CaptionConfig) -> None:
 
 
 def _scenes(config: CaptionConfig, split: str) -> CaptionSet:
+    """A split's scenes; the held-out pairs are left out of training and validation only."""
     size = {"train": config.train_size, "val": config.val_size, "test": config.test_size}[split]
     offset = {"train": 0, "val": 1, "test": 2}[split]
     return make_scenes(
-        size, size=config.image_size, seed=config.seed + offset, two_shapes=config.two_shapes
+        size,
+        size=config.image_size,
+        seed=config.seed + offset,
+        two_shapes=config.two_shapes,
+        exclude=config.held_out if split != "test" else (),
     )
+
+
+def held_out_scenes(config: CaptionConfig, test_set: CaptionSet) -> CaptionSet | None:
+    """The test scenes showing a held-out (colour, shape) pair, or None without such pairs."""
+    if not config.held_out:
+        return None
+    hit = holds_pair(test_set.objects, parse_pairs(config.held_out))
+    return test_set[hit.nonzero().flatten()] if bool(hit.any()) else None
 
 
 def _task(config: CaptionConfig, vocab: Vocabulary, beam: int = 1) -> Captioning:
@@ -217,10 +241,20 @@ def train_captioner(
         return CaptionRun(out, model, trainer, {}, {})
     greedy = trainer.evaluate(model, test, beam=1)
     beam = trainer.evaluate(model, test, beam=config.beam)
+    unseen = held_out_scenes(config, test_set)
+    held: dict[str, Any] = {}
+    if unseen is not None:
+        loader = CaptionLoader(unseen, 256, shuffle=False, device=trainer.device)
+        held = {
+            "images": len(unseen),
+            "greedy": trainer.evaluate(model, loader, beam=1),
+            "beam": trainer.evaluate(model, loader, beam=config.beam),
+        }
     if out is not None:
-        save_captioner(out / "model", model, vocab, {"greedy": greedy, "beam": beam})
-        _write_outputs(out, config, trainer, model, test_set, greedy, beam)
-    return CaptionRun(out, model, trainer, greedy, beam)
+        metrics = {"greedy": greedy, "beam": beam, **({"held_out": held} if held else {})}
+        save_captioner(out / "model", model, vocab, metrics)
+        _write_outputs(out, config, trainer, model, test_set, greedy, beam, held)
+    return CaptionRun(out, model, trainer, greedy, beam, held)
 
 
 def save_captioner(
@@ -252,6 +286,7 @@ def _write_outputs(
     test_set: CaptionSet,
     greedy: dict[str, float],
     beam: dict[str, float],
+    held: dict[str, Any],
 ) -> None:
     task: Captioning = trainer.task  # type: ignore[assignment]
     vocab = test_set.vocab
@@ -272,6 +307,7 @@ def _write_outputs(
         "greedy": greedy,
         "beam": {"beam": config.beam, "length_norm": config.length_norm, **beam},
         "test_images": len(test_set),
+        **({"held_out": {"pairs": config.held_out, **held}} if held else {}),
         "epochs": trainer.epoch,
         "steps": trainer.step,
         "training_seconds": sum(h.get("time", 0.0) for h in trainer.history),
@@ -387,9 +423,11 @@ def evaluate_captioner(
     length_norm: float = 0.0,
     device: str = "auto",
     progress: bool = True,
+    held_out: bool = False,
 ) -> dict[str, float]:
     """Loss, token accuracy and BLEU-1…4 of a trained run on its test scenes (drawn again from
-    its saved seed), by greedy decoding (`beam` 1) or beam search."""
+    its saved seed), by greedy decoding (`beam` 1) or beam search; with `held_out`, on the test
+    scenes that show a (colour, shape) pair held out of its training (ConfigError if none)."""
     run = Path(run)
     config = saved_settings(run, CaptionConfig, MADE_BY)
     positive_int("evaluate_captioner", "beam", beam)
@@ -398,6 +436,14 @@ def evaluate_captioner(
     test_set = _scenes(config, "test")
     if test_set.vocab != captioner.vocab:
         raise StriateError(f"the model of {run} was trained with another vocabulary")
+    if held_out:
+        unseen = held_out_scenes(config, test_set)
+        if unseen is None:
+            raise ConfigError(
+                f"{run} held no (colour, shape) pair out of training (or its test scenes show "
+                f"none): train with --hold-out 'red triangle' to measure that"
+            )
+        test_set = unseen
     task = captioner.task
     task.regularizer = config.regularizer
     trainer = Trainer(epochs=1, task=task, device=device, progress=progress)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,25 +174,65 @@ def _joined(refs: list[list[list[str]]]) -> list[list[str]]:
 
 
 def make_scenes(
-    n: int, *, size: int = 64, seed: int = 0, two_shapes: float = 0.7, noise: int = 16
+    n: int,
+    *,
+    size: int = 64,
+    seed: int = 0,
+    two_shapes: float = 0.7,
+    noise: int = 16,
+    exclude: Sequence[str] = (),
 ) -> CaptionSet:
     """`n` captioned scenes of `size`×`size` pixels drawn from `seed`; a fraction `two_shapes`
-    of them hold two shapes (see the module docstring)."""
+    of them hold two shapes (see the module docstring). `exclude` names "COLOUR SHAPE" pairs
+    that are never drawn (a drawn one takes the next colour), to hold them out of training."""
     positive_int("make_scenes", "n", n)
     positive_int("make_scenes", "size", size)
     probability("make_scenes", "two_shapes", two_shapes)
     if size < 24:
         raise ConfigError(f"make_scenes: size must be at least 24 pixels, got {size}")
+    pairs = parse_pairs(exclude)
     g = torch.Generator().manual_seed(seed)
     vocab = scene_vocabulary()
-    objects, geometry, relation = _draw_objects(n, size, two_shapes, g)
+    objects, geometry, relation = _draw_objects(n, size, two_shapes, g, pairs)
     images = _render(objects, geometry, size, noise, g)
     captions, lengths = _captions(objects, relation, vocab)
     return CaptionSet(images, captions, lengths, vocab, objects, geometry)
 
 
+def parse_pairs(pairs: Sequence[str]) -> list[tuple[int, int]]:
+    """(colour index, shape index) of "COLOUR SHAPE" texts; a ConfigError for an unknown word or
+    for a shape left without any colour."""
+    if isinstance(pairs, str):
+        pairs = [pairs]
+    out = []
+    for text in pairs:
+        words = str(text).split()
+        if len(words) != 2 or words[0] not in COLOURS or words[1] not in SHAPES:
+            raise ConfigError(
+                f"held-out pairs are 'COLOUR SHAPE' with a colour of {', '.join(COLOURS)} and a "
+                f"shape of {', '.join(SHAPES)}, e.g. 'red triangle'; got {text!r}"
+            )
+        out.append((list(COLOURS).index(words[0]), SHAPES.index(words[1])))
+    for k, shape in enumerate(SHAPES):
+        if len({c for c, s in out if s == k}) == len(COLOURS):
+            raise ConfigError(f"held-out pairs: every colour of the {shape} is held out")
+    return sorted(set(out))
+
+
+def holds_pair(objects: torch.Tensor, pairs: Sequence[tuple[int, int]]) -> torch.Tensor:
+    """Which scenes (N,) show one of the (colour, shape) `pairs` (as `parse_pairs` gives)."""
+    hit = torch.zeros(objects.shape[:2], dtype=torch.bool)
+    for c, k in pairs:  # a few pairs, each over the whole set
+        hit |= (objects[..., 2] == c) & (objects[..., 1] == k)
+    return (hit & objects[..., 0].bool()).any(1)
+
+
 def _draw_objects(
-    n: int, size: int, two_shapes: float, g: torch.Generator
+    n: int,
+    size: int,
+    two_shapes: float,
+    g: torch.Generator,
+    exclude: Sequence[tuple[int, int]] = (),
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Who is in each scene and where: objects N×2×4 (present, shape, colour, size), geometry
     N×2×3 (cx, cy, r) and the relation of shape 0 to shape 1 (an index into RELATIONS; -1 with
@@ -202,6 +242,11 @@ def _draw_objects(
     present = torch.stack([torch.ones(n, dtype=torch.bool), two], 1).long()
     kind = torch.randint(0, len(SHAPES), (n, 2), generator=g)
     colour = torch.randint(0, len(COLOURS), (n, 2), generator=g)
+    for _ in range(len(COLOURS)):  # move excluded pairs to the next colour until none is left
+        hit = torch.zeros_like(colour, dtype=torch.bool)
+        for c, k in exclude:
+            hit |= (colour == c) & (kind == k)
+        colour = torch.where(hit, (colour + 1) % len(COLOURS), colour)
     big = torch.randint(0, len(SIZES), (n, 2), generator=g)
     low, high = torch.tensor(list(SIZES.values())).T * size  # per size class
     r = low[big] + (high[big] - low[big]) * torch.rand(n, 2, generator=g)
