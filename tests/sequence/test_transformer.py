@@ -150,3 +150,39 @@ def test_learns_a_periodic_sequence():
         losses.append(loss.item())
     assert losses[0] > 1.2  # about ln 5 = 1.61 at the start
     assert max(losses[-5:]) < 0.05
+
+
+@pytest.mark.slow
+def test_learns_more_than_character_frequencies_on_tinyshakespeare(shared_data):
+    """nanoGPT's CPU configuration, 300 AdamW steps of nanoGPT's loop (random windows of the 90%
+    training split): the validation loss falls below the unigram entropy of the training text,
+    which no model of character frequencies alone can beat (about 3.3 nats)."""
+    from striate.sequence.corpus import load_corpus
+
+    corpus = load_corpus("tinyshakespeare", "char", root=shared_data / "text")
+    v = len(corpus.vocab)
+    freq = torch.bincount(corpus.train, minlength=v).double() / len(corpus.train)
+    unigram = -(freq[freq > 0] * freq[freq > 0].log()).sum().item()
+    torch.manual_seed(0)
+    model = TransformerLM(v, context=64, layers=4, heads=4, embed=128, bias=False)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
+    g = torch.Generator().manual_seed(0)
+
+    def batch(split):
+        ix = torch.randint(len(split) - 65, (12,), generator=g)
+        return (torch.stack([split[i : i + 64] for i in ix]),
+                torch.stack([split[i + 1 : i + 65] for i in ix]))  # fmt: skip
+
+    for _ in range(300):
+        x, y = batch(corpus.train)
+        loss = F.cross_entropy(model(x)[0].flatten(0, 1), y.flatten())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        val = [F.cross_entropy(model(x)[0].flatten(0, 1), y.flatten()) for x, y in
+               (batch(corpus.val) for _ in range(20))]  # fmt: skip
+    val_loss = torch.stack(val).mean().item()
+    assert 3.0 < unigram < 3.6
+    assert val_loss < unigram - 0.5, (val_loss, unigram)
