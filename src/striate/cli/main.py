@@ -8,6 +8,7 @@ import typer
 
 from striate import __version__
 from striate.cli import (
+    caption,
     classic,
     datasets,
     detect,
@@ -21,6 +22,7 @@ from striate.cli import (
     segment,
     spatial,
     synthesis,
+    text,
     texture,
     train,
     visualize,
@@ -75,6 +77,8 @@ detect.app.command("scenes")(scenes.scenes)
 app.add_typer(detect.app, name="detect")
 app.add_typer(segment.app, name="segment")
 app.add_typer(spatial.app, name="spatial")
+app.add_typer(text.app, name="text")
+app.add_typer(caption.app, name="caption")
 
 
 def _version(value: bool) -> None:
