@@ -154,6 +154,7 @@ def train_language_model(
         task=LanguageModel(),
         opt=_optimizer(config, model),
         lr=config.lr,
+        weight_decay=config.weight_decay,  # for the optimisers given by name
         schedule=config.schedule,
         schedule_options=_schedule_options(config, len(train)),
         precision=config.precision,
