@@ -7,10 +7,10 @@ import os
 
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from striate.errors import StriateError
-from striate.state_file import load_state, save_state
+from striate.state_file import load_state, save_state, save_weights
 
 
 def test_nested_state_round_trips_with_key_types_and_tuples(tmp_path):
@@ -73,3 +73,20 @@ def test_truncated_checkpoint_is_refused(tmp_path):
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(StriateError, match="damaged"):
         load_state(path)
+
+
+def test_tied_weights_are_saved_and_load_back_tied(tmp_path):
+    # an embedding shared with the output layer: safetensors refuses tensors that share memory
+    emb = torch.nn.Embedding(7, 4)
+    head = torch.nn.Linear(4, 7, bias=False)
+    head.weight = emb.weight
+    model = torch.nn.ModuleDict({"embedding": emb, "head": head})
+    save_weights(tmp_path / "w.safetensors", model.state_dict())
+    loaded = load_file(str(tmp_path / "w.safetensors"))
+    assert set(loaded) == {"embedding.weight", "head.weight"}
+    assert torch.equal(loaded["embedding.weight"], emb.weight.detach())
+    with torch.no_grad():
+        emb.weight.zero_()
+    model.load_state_dict(loaded)
+    assert torch.equal(model["head"].weight, loaded["head.weight"])
+    assert model["head"].weight is model["embedding"].weight

@@ -69,6 +69,20 @@ def save_state(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     return Path(path)
 
 
+def save_weights(
+    path: str | os.PathLike,
+    weights: dict[str, torch.Tensor],
+    metadata: dict[str, str] | None = None,
+) -> Path:
+    """Write a state dict as a safetensors file atomically; each tensor is copied to the CPU, so
+    tied weights (an embedding shared with the output layer) are stored once per name, which
+    safetensors requires, and load back into the tied parameter."""
+    tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in weights.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return Path(path)
+
+
 def load_state(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a file written by `save_state`; a damaged or foreign file raises a StriateError."""
     path = Path(path)

@@ -29,13 +29,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from rich.console import Console
 from rich.progress import TextColumn
-from safetensors.torch import save_file
 from torch import nn
 
-from striate._atomic import atomic_path, atomic_write, write_json
+from striate._atomic import atomic_write, write_json
 from striate.errors import ConfigError
 from striate.progress import bar_progress
-from striate.state_file import save_state
+from striate.state_file import save_state, save_weights
 
 if TYPE_CHECKING:
     from striate.engine.trainer import Trainer
@@ -268,11 +267,7 @@ class Checkpoint(Callback):
         if value is not None and not math.isnan(value) and _better(value, self.best, self.mode):
             self.best = float(value)
             folder.mkdir(parents=True, exist_ok=True)
-            weights = {
-                k: v.detach().cpu().contiguous() for k, v in trainer.eval_model.state_dict().items()
-            }
-            with atomic_path(folder / "best.safetensors") as tmp:
-                save_file(weights, str(tmp))
+            save_weights(folder / "best.safetensors", trainer.eval_model.state_dict())
             info = {"epoch": trainer.epoch, "step": trainer.step, self.monitor: self.best}
             write_json(folder / "best.json", info)
         self.save_last(trainer)  # after `best`, so the saved state knows the best so far

@@ -17,11 +17,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from striate import __version__
-from striate._atomic import atomic_path, write_json
+from striate._atomic import write_json
 from striate.checks import did_you_mean
 from striate.errors import StriateError
 from striate.models.registry import canonical_name, create, from_spec
@@ -31,6 +31,7 @@ from striate.models.weights import (  # noqa: F401  (here for existing imports)
     model_folder,
     read_state_dict,
 )
+from striate.state_file import save_weights
 
 FORMAT = "striate-model/1"
 
@@ -142,9 +143,7 @@ def save_model(
         )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    weights = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    with atomic_path(folder / "weights.safetensors") as tmp:
-        save_file(weights, str(tmp))
+    save_weights(folder / "weights.safetensors", net.state_dict())
     info = {
         "format": FORMAT,
         "striate_version": __version__,

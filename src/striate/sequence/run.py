@@ -33,11 +33,11 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from striate import __version__
-from striate._atomic import atomic_path, atomic_write, write_json
+from striate._atomic import atomic_write, write_json
 from striate.checks import non_negative_int, number, one_of, positive_int, probability
 from striate.device import resolve_device
 from striate.engine.callbacks import Callback, GradientClipping
@@ -58,6 +58,7 @@ from striate.sequence.lm_zoo import (
 )
 from striate.sequence.sampling import sample
 from striate.sequence.streams import StreamLoader
+from striate.state_file import save_weights
 
 TASK = "language_model"
 MADE_BY = "striate text train"
@@ -289,10 +290,7 @@ def save_language_model(
     """`folder`/weights.safetensors and model.json (format, task, architecture spec, vocabulary,
     corpus and split rule, scores), each written atomically."""
     folder.mkdir(parents=True, exist_ok=True)
-    # clone: tied embedding and head weights share memory, which safetensors refuses
-    weights = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(folder / "weights.safetensors") as tmp:
-        save_file(weights, str(tmp))
+    save_weights(folder / "weights.safetensors", model.state_dict())
     info = {
         "format": FORMAT,
         "task": TASK,
