@@ -65,6 +65,7 @@ def test_train_eval_predict_round_trip(app, trained, tmp_path):
     assert summary["beam"]["beam"] == 2 and set(summary["greedy"]) >= {"bleu1", "bleu4"}
     assert summary["held_out"]["pairs"] == ["red triangle"] and summary["held_out"]["images"] == 1
     assert "held-out pairs, 1 test scenes (greedy): BLEU-1" in printed
+    assert "held_out_bleu4" in (out / "report.html").read_text()
     result = run(app, "eval", out, "--held-out", "--device", "cpu")
     bleu1 = summary["held_out"]["greedy"]["bleu1"]
     assert f"held-out pairs (greedy): BLEU-1 {bleu1:.4f}" in result.output, result.output

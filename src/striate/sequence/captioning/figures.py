@@ -30,7 +30,7 @@ def plot_captions(
     n = len(images)
     cols = max(1, min(columns, n))
     rows = max(1, math.ceil(n / cols))
-    fig = Figure(figsize=(2.6 * cols, 2.9 * rows))
+    fig = Figure(figsize=(2.6 * cols, 3.4 * rows))
     axes = fig.subplots(rows, cols, squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.set_axis_off()
@@ -60,7 +60,8 @@ def plot_attention(
     image: torch.Tensor, words: Sequence[str], alphas: torch.Tensor, columns: int = 6
 ) -> Figure:
     """The image, then for each generated word its attention map α_t (L = g×g locations)
-    upsampled bilinearly to the image and laid over it (brighter: more weight)."""
+    upsampled bilinearly to the image, scaled to its maximum and laid over it as a white glow
+    (as in Xu et al.'s figures: bright where the decoder looked)."""
     t = len(words)
     alphas = alphas[:t].detach().cpu().float()
     g = math.isqrt(alphas.shape[1])
@@ -81,8 +82,8 @@ def plot_attention(
     axes.flat[0].set_title("image", fontsize=8)
     for i, word in enumerate(words):
         ax = axes.flat[i + 1]
-        ax.imshow(rgb * (0.25 + 0.75 * maps[i].numpy()[..., None]), interpolation="nearest")
-        ax.imshow(maps[i].numpy(), cmap="magma", alpha=0.35, vmin=0, vmax=1)
+        glow = maps[i].numpy()[..., None]
+        ax.imshow(0.55 * rgb + 0.45 * glow, interpolation="nearest")
         ax.set_title(word, fontsize=8)
     fig.tight_layout()
     return fig

