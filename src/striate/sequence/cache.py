@@ -12,8 +12,9 @@ post's own code. Only the probability of the true next word enters perplexity, s
 for all positions at once in blocks of a banded score matrix, never as a V-wide distribution.
 
 At the start of a stream the window holds the i ≥ 0 that exist (fewer than n); at t = 0 it is
-empty, p_cache = 0 and the mixture is (1−λ)·p_vocab there (Merity et al.'s awd-lstm-lm pointer
-instead uses the plain p_vocab until a whole window exists; the difference is t < n positions).
+empty, p_cache = 0 and the mixture is (1−λ)·p_vocab there. The post's notebook does the same;
+Merity et al.'s awd-lstm-lm pointer uses the plain p_vocab until a whole window exists (the two
+differ on the first n positions only).
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ def grid_search(
     and reused for every λ (it does not depend on λ).
     """
     val_hidden, val_targets = _check_stream("grid_search", val_hidden, val_targets)
-    val_log_p, _ = _check_pair(val_log_p, val_targets.to(val_log_p.dtype))
+    val_log_p, _ = _check_pair(val_log_p, torch.zeros(val_targets.shape))
     thetas = _values("thetas", thetas, lambda v: number("grid_search", "thetas", v, low=0.0))
     lams = _values("lams", lams, lambda v: probability("grid_search", "lams", v))
     windows = _values("windows", windows, lambda v: positive_int("grid_search", "windows", v))
