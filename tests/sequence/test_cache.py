@@ -192,5 +192,7 @@ def test_bad_input():
         cached_perplexity(torch.zeros(3), torch.zeros(3), 1.5)
     with pytest.raises(InputError, match="one length"):
         cached_perplexity(torch.zeros(3), torch.zeros(4), 0.1)
+    with pytest.raises(InputError, match="one length"):
+        grid_search(hidden, targets, torch.zeros(9), thetas=[1.0], lams=[0.1], windows=[3])
     with pytest.raises(InputError, match="thetas"):
         grid_search(hidden, targets, torch.zeros(10), thetas=[], lams=[0.1], windows=[3])
