@@ -79,9 +79,7 @@ MODEL = {
     "device": "cpu",
     "seed": 0,
 }
-THETAS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
-LAMS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
-WINDOWS = (100, 500, 1000, 2000)
+THETAS, LAMS, WINDOWS = cache.GRID["thetas"], cache.GRID["lams"], cache.GRID["windows"]
 
 
 def trained_model(args) -> tuple[object, dict, dict]:

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from striate.cli.text import app as text_app
 from striate.errors import DataError, InputError, StriateError
-from striate.sequence.run import CACHE_GRID, evaluate_language_model, load_language_model
+from striate.sequence.cache import GRID
+from striate.sequence.run import evaluate_language_model, load_language_model
 
 TINY = ["--embed", 16, "--hidden", 32, "--layers", 1, "--batch-size", 8, "--length", 16]
 TINY += ["--steps", 12, "--warmup", 2, "--lr", 1e-2, "--min-lr", 1e-3, "--device", "cpu"]
@@ -89,7 +90,7 @@ def test_eval_prints_the_table_of_the_run_s_numbers(app, trained):
     assert cached.exit_code == 0, repr(cached.exception)
     chosen = re.search(r"neural cache: theta (\S+), lambda (\S+), window (\d+)", cached.output)
     expected = evaluate_language_model(out, "test", cache=True, device="cpu", progress=False)
-    assert chosen and float(chosen[1]) == expected["cache_theta"] in CACHE_GRID["thetas"]
+    assert chosen and float(chosen[1]) == expected["cache_theta"] in GRID["thetas"]
     assert float(chosen[2]) == expected["cache_lambda"]
     assert int(chosen[3]) == expected["cache_window"]
     without, with_cache = cached.output.splitlines()[-1].split()[1:]

@@ -92,14 +92,23 @@ def _mixture_log_probs(log_p_vocab: Tensor, cache_probs: Tensor, lam: float) -> 
         return torch.logaddexp(a, b)
 
 
+# The grid searched by default (Grave et al. tune θ, λ and the window n on validation). θ multiplies
+# h_t·h_i, whose size depends on the model: a grid whose best θ is at its edge should be widened.
+GRID: dict[str, tuple] = {
+    "thetas": (0.1, 0.2, 0.3, 0.5, 0.7, 1.0),
+    "lams": (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4),
+    "windows": (100, 500, 1000, 2000),
+}
+
+
 def grid_search(
     val_hidden: Tensor,
     val_targets: Tensor,
     val_log_p: Tensor,
     *,
-    thetas: Iterable[float],
-    lams: Iterable[float],
-    windows: Iterable[int],
+    thetas: Iterable[float] = GRID["thetas"],
+    lams: Iterable[float] = GRID["lams"],
+    windows: Iterable[int] = GRID["windows"],
     progress: bool = False,
 ) -> dict[str, Any]:
     """The θ, λ, n with the lowest validation perplexity (Grave et al. choose them on validation).

@@ -49,6 +49,8 @@ from striate.errors import ConfigError, DataError, InputError, StriateError
 from striate.models.io import FORMAT
 from striate.outputs import check_folder, clear_folder
 from striate.progress import phase
+from striate.sequence import cache as neural_cache
+from striate.sequence import cell_view
 from striate.sequence.corpus import LEVELS, Corpus, Vocabulary, load_corpus
 from striate.sequence.language_model import LanguageModel
 from striate.sequence.lm_zoo import (
@@ -63,13 +65,6 @@ from striate.state_file import save_weights
 TASK = "language_model"
 MADE_BY = "striate text train"
 SAMPLE_TEMPERATURES = (0.5, 0.8, 1.0)
-# The cache's grid (Grave et al. 2017 tune θ, λ and the window n on validation); the values of
-# benchmarks/neural_cache.py. θ multiplies h_t·h_i, whose size depends on the model.
-CACHE_GRID = {
-    "thetas": (0.1, 0.2, 0.3, 0.5, 0.7, 1.0),
-    "lams": (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4),
-    "windows": (100, 500, 1000, 2000),
-}
 
 
 @dataclass
@@ -386,13 +381,12 @@ def evaluate_language_model(
     or "test") of its corpus, read as it was trained (same streams and chunks as training's
     evaluation).
 
-    With `cache` (True, or a dict of `CACHE_GRID`'s keys plus "batch" and "length" for
+    With `cache` (True, or a dict of `neural_cache.GRID`'s keys plus "batch" and "length" for
     `cache.collect`), the neural cache (Grave et al. 2017) is added without retraining: hidden
     states are collected along the validation and the `split` stream, θ, λ and the window n are
     chosen by grid search on validation, and the result also holds "cache_theta",
     "cache_lambda", "cache_window", "cache_val_perplexity" and the `split` perplexity without
     ("plain_perplexity") and with the cache ("cache_perplexity") on the collected stream."""
-    from striate.sequence import cache as neural_cache
 
     one_of("evaluate_language_model", "split", split, ("val", "test"))
     lm = load_language_model(run)
@@ -408,7 +402,7 @@ def evaluate_language_model(
     metrics = trainer.evaluate(lm.model, stream(tokens, config, trainer.device))
     if not cache:
         return metrics
-    options = {**CACHE_GRID, "batch": 1, "length": min(config.length, 128)}
+    options = {**neural_cache.GRID, "batch": 1, "length": min(config.length, 128)}
     if isinstance(cache, dict):
         unknown = sorted(set(cache) - set(options))
         if unknown:
@@ -491,7 +485,6 @@ def _cell_view_sections(config: TextConfig, trainer: Trainer, data: Corpus) -> l
     that tracks it best over the first 2,000 validation characters, drawn over the first 600."""
     if config.level != "char" or config.model != "lstm":
         return []
-    from striate.sequence import cell_view
 
     text = data.vocab.decode(data.val[:2000])
     model = trainer.model.eval()
