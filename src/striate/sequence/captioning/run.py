@@ -302,9 +302,13 @@ def _write_outputs(
     model.eval()
     decoded = task.decode(model, x, beam=1)
     captions = [vocab.decode(w) for w in task.words(decoded.tokens, decoded.lengths)]
-    truths = [refs[0] for refs in _texts(test_set[:n])]
-    two = test_set.lengths[:n, 1] > 0  # a two-shape scene shows more of where it looks
-    pick = int(two.nonzero()[0]) if bool(two.any()) else 0
+    references = _texts(test_set[:n])
+    truths = [refs[0] for refs in references]
+    # a two-shape scene shows more of where it looks; a right caption, what the looking is for
+    two = (test_set.lengths[:n, 1] > 0).tolist()
+    right = [c in refs for c, refs in zip(captions, references, strict=True)]
+    order = [i for i in range(n) if two[i] and right[i]] + [i for i in range(n) if two[i]]
+    pick = (order or [0])[0]
     words = [vocab.tokens[i] for i in decoded.tokens[pick, : int(decoded.lengths[pick])].tolist()]
     figures = {
         "attention": plot_attention(test_set.images[pick], words, decoded.alphas[pick]),
@@ -319,13 +323,13 @@ def _write_outputs(
         "steps": trainer.step,
         "training_seconds": sum(h.get("time", 0.0) for h in trainer.history),
         "samples": [
-            {"caption": c, "references": r}
-            for c, r in zip(captions, _texts(test_set[:n]), strict=True)
+            {"caption": c, "references": r} for c, r in zip(captions, references, strict=True)
         ],
     }
     write_json(out / "eval.json", summary)
     headings = {
-        "attention": f"Where it looked for each word (test image {pick}, greedy)",
+        "attention": f"Where it looked for each word (test scene {pick}, greedy, captioned "
+        f"{'right' if right[pick] else 'wrongly'})",
         "samples": "Test scenes: greedy caption (a reference in brackets)",
     }
     sections = [
