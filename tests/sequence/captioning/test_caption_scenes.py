@@ -123,6 +123,11 @@ def test_saved_and_loaded_without_pickle(scenes, tmp_path):
     back = CaptionSet.load(path)
     assert back.vocab == scenes.vocab and torch.equal(back.images, scenes.images[:10])
     assert back.texts(3) == scenes.texts(3)
+    fig = back.show(4, seed=1)
+    titles = [ax.get_title().replace("\n", " ") for ax in fig.axes]
+    assert len(titles) == 4 and all(
+        t in sum((back.texts(i) for i in range(10)), []) for t in titles
+    )
     (tmp_path / "bad.safetensors").write_bytes(b"not a safetensors file")
     for bad in (tmp_path / "bad.safetensors", tmp_path / "missing.safetensors"):
         with pytest.raises(DataError) as e:
