@@ -39,10 +39,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from striate import __version__
-from striate._atomic import atomic_path, write_json
+from striate._atomic import write_json
 from striate.checks import integer, non_negative_int, number, positive_int, probability
 from striate.engine.callbacks import Callback
 from striate.engine.run_config import known_settings, saved_settings
@@ -68,6 +68,7 @@ from striate.sequence.captioning.scenes import (
 )
 from striate.sequence.captioning.task import Captioning
 from striate.sequence.corpus import Vocabulary
+from striate.state_file import save_weights
 
 FORMAT = "striate-model/1"
 MADE_BY = "striate caption train"
@@ -269,9 +270,7 @@ def save_captioner(
 ) -> Path:
     """model/weights.safetensors and model.json (format, task, architecture, vocabulary)."""
     folder.mkdir(parents=True, exist_ok=True)
-    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(folder / "weights.safetensors") as tmp:
-        save_file(weights, str(tmp))
+    save_weights(folder / "weights.safetensors", model.state_dict())
     info = {
         "format": FORMAT,
         "task": "captioning",
