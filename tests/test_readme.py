@@ -45,6 +45,8 @@ SLOW_ONLY = (
     (r"^striate (stylize|harmonize)", "optimises pixels or trains a network for minutes"),
     (r"^striate detect train .*two-stage", "the second detector (the grid one runs)"),
     (r"^striate segment ", "trains a segmenter (the detector's example covers the job's path)"),
+    (r"^striate text train --(model|corpus kjv)", "the recorded language models, 3–5 minutes each"),
+    (r"^striate text eval runs/text/kjv", "needs the KJV model of the line before"),
 )
 # commands whose documented outcome includes exit status 1
 STATUS_1_MEANS = {"doctor": "a check failed (the table says which)"}
@@ -91,10 +93,11 @@ def test_the_block_parser_on_a_small_readme():
 
 @pytest.fixture
 def reader_folder(tmp_path, shared_data, monkeypatch):
-    """A working folder with ../shared/data, as in a clone of the project beside shared/."""
+    """A working folder with ../shared/data and docs/, as in a clone beside shared/."""
     (tmp_path / "shared").symlink_to(shared_data.parent)
     work = tmp_path / "work"
     work.mkdir()
+    (work / "docs").symlink_to(ROOT / "docs")  # the clone's figures (an image to caption)
     monkeypatch.chdir(work)
     monkeypatch.setenv("STRIATE_MAX_IMAGES", os.environ.get("STRIATE_MAX_IMAGES", "300"))
     return work
