@@ -103,9 +103,7 @@ def _error(result, kind):
 def test_bad_inputs_are_one_line(app, trained, tmp_path):
     out, _ = trained
     assert "not a run folder" in _error(run(app, "eval", tmp_path / "nowhere"), ConfigError)
-    assert "no captioner at" in _error(
-        run(app, "predict", tmp_path, tmp_path / "x.png"), StriateError
-    )
+    assert "no model at" in _error(run(app, "predict", tmp_path, tmp_path / "x.png"), StriateError)
     assert "cannot read" in _error(run(app, "predict", out, tmp_path / "x.png"), DataError)
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "notes.png").write_text("not an image at all")

@@ -210,7 +210,7 @@ def test_bad_inputs_are_one_line(trained, text, tmp_path):
     (other / "model.json").write_text(json.dumps(info))
     with pytest.raises(InputError) as e:
         load_language_model(other.parent)
-    assert "is not a language-model run" in _one_line(e)
+    assert "is not a language model run" in _one_line(e)
     (other / "model.json").write_text("{not json")
     with pytest.raises(InputError) as e:
         load_language_model(other.parent)

@@ -157,13 +157,40 @@ def save_model(
     return folder
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> ImageClassifier:
-    """The trained model in `path` (a run folder, its model folder or model.json), ready to use."""
-    folder = model_folder(path)
+def read_model_info(
+    path: str | os.PathLike, *, task: str | None = None, made_by: str = "striate train"
+) -> tuple[Path, dict[str, Any]]:
+    """The model folder in `path` (a run folder, its model folder or model.json) and its
+    model.json, checked: a striate model file and, given `task`, a model of that task (an image
+    classifier's model.json names none). A StriateError says what is wrong and what to do."""
+    folder = model_folder(path, made_by)
     try:
         info = json.loads((folder / "model.json").read_text())
-        if info.get("format") != FORMAT:
-            raise ValueError(f"format {info.get('format')!r}, expected {FORMAT!r}")
+        if not isinstance(info, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as e:
+        raise StriateError(
+            f"{folder} does not hold a readable striate model: its model.json is damaged ({e}); "
+            f"train the run again"
+        ) from e
+    if info.get("format") != FORMAT:
+        raise StriateError(
+            f"{folder} does not hold a readable striate model (format {info.get('format')!r}, "
+            f"expected {FORMAT!r})"
+        )
+    if task is not None and info.get("task") != task:
+        theirs = info.get("task") or "image classification"
+        raise StriateError(
+            f"{path} is not a {task.replace('_', ' ')} run (its model's task is {theirs}); give "
+            f"a run folder made by {made_by}"
+        )
+    return folder, info
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> ImageClassifier:
+    """The trained model in `path` (a run folder, its model folder or model.json), ready to use."""
+    folder, info = read_model_info(path)
+    try:
         net = from_spec(info["architecture"])
         weights = load_file(str(folder / "weights.safetensors"))
     except (OSError, ValueError, KeyError, TypeError, SafetensorError) as e:

@@ -147,19 +147,20 @@ def file_normalization(path: str | os.PathLike) -> dict[str, list[float]] | None
     return norm
 
 
-def model_folder(path: str | os.PathLike) -> Path:
-    """The folder holding model.json: given itself, its model.json, or a run folder."""
+def model_folder(path: str | os.PathLike, made_by: str = "striate train") -> Path:
+    """The folder holding model.json: given itself, its model.json, or a run folder (of the
+    command `made_by`, which the advice names when it holds no model)."""
     p = Path(path)
     if p.is_file() and p.name == "model.json":
         p = p.parent
     if (p / "model").is_dir() and not (p / "model.json").is_file():
         p = p / "model"
     if not (p / "model.json").is_file():
-        raise StriateError(_why_no_model(Path(path)))
+        raise StriateError(_why_no_model(Path(path), made_by))
     return p
 
 
-def _why_no_model(run: Path) -> str:
+def _why_no_model(run: Path, made_by: str) -> str:
     """What a run folder without a model says about itself: a failed or unfinished run."""
     try:
         failed = json.loads((run / "failed.json").read_text())
@@ -172,10 +173,10 @@ def _why_no_model(run: Path) -> str:
     if (run / "checkpoints" / "last.safetensors").is_file():
         return (
             f"{run} has no model yet: its training stopped before the end; continue it with "
-            f"striate train --resume {run}"
+            f"{made_by} --resume {run}"
         )
     return (
-        f"no model at {run}: give a run folder (runs/train/...), its model/ folder or a model.json"
+        f"no model at {run}: give a run folder made by {made_by}, its model/ folder or a model.json"
     )
 
 

@@ -20,7 +20,6 @@ confusion.png, iou.png and report.html.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -48,7 +47,7 @@ from striate.engine.trainer import Trainer
 from striate.errors import ConfigError, DataError, StriateError
 from striate.evaluate.confusion import plot_confusion
 from striate.evaluate.report import figure_html
-from striate.models.io import FORMAT, save_model
+from striate.models.io import read_model_info, save_model
 from striate.models.registry import MODELS, from_spec
 from striate.models.registry import create as create_model
 from striate.outputs import check_folder, clear_folder
@@ -365,20 +364,8 @@ class Segmenter:
 
 def load_segmenter(run: str | os.PathLike, device: str | torch.device = "cpu") -> Segmenter:
     """The trained network of a segmentation run folder (or its model/ folder)."""
-    folder = Path(run)
-    if (folder / "model" / "model.json").is_file():
-        folder = folder / "model"
-    if not (folder / "model.json").is_file():
-        if (Path(run) / "checkpoints" / "last.safetensors").is_file():
-            raise StriateError(
-                f"{run} has no model yet: its training stopped before the end; continue it "
-                f"with striate segment train --resume {run}"
-            )
-        raise StriateError(f"no model at {run}: give a run folder made by striate segment train")
+    folder, info = read_model_info(run, made_by="striate segment train")
     try:
-        info = json.loads((folder / "model.json").read_text())
-        if info.get("format") != FORMAT:
-            raise ValueError(f"format {info.get('format')!r}, expected {FORMAT!r}")
         spec = info["architecture"]
         norm = Normalizer.from_state_dict(info["normalization"])
         classes = tuple(info["classes"])

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import html
 import itertools
-import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -46,7 +45,7 @@ from striate.engine.run_config import known_settings, saved_settings
 from striate.engine.run_info import resolved_facts, write_task_report
 from striate.engine.trainer import Trainer
 from striate.errors import ConfigError, DataError, InputError, StriateError
-from striate.models.io import FORMAT
+from striate.models.io import FORMAT, read_model_info
 from striate.outputs import check_folder, clear_folder
 from striate.progress import phase
 from striate.sequence import cache as neural_cache
@@ -323,30 +322,13 @@ def load_language_model(
     `device`; an InputError when the folder is missing, unfinished, not a language-model run, or
     its model files are damaged."""
     run = Path(run)
-    folder = run / "model"
     if not run.is_dir():
         raise InputError(f"no run folder at {run}: give a folder made by {MADE_BY}")
-    if not (folder / "model.json").is_file():
-        if (run / "checkpoints" / "last.safetensors").is_file():
-            raise InputError(
-                f"{run} has no model yet: its training stopped before the end; continue it with "
-                f"{MADE_BY} --resume {run}"
-            )
-        raise InputError(f"no model in {run}: give a run folder made by {MADE_BY}")
     try:
-        info = json.loads((folder / "model.json").read_text())
-        if not isinstance(info, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError) as e:
-        raise InputError(f"{folder / 'model.json'} is damaged ({e}); train the run again") from e
-    if info.get("task") != TASK:
-        raise InputError(
-            f"{run} is not a language-model run (its model's task is "
-            f"{info.get('task') or 'image classification'}); give a folder made by {MADE_BY}"
-        )
+        folder, info = read_model_info(run, task=TASK, made_by=MADE_BY)
+    except StriateError as e:
+        raise InputError(str(e)) from e
     try:
-        if info.get("format") != FORMAT:
-            raise ValueError(f"format {info.get('format')!r}, expected {FORMAT!r}")
         vocab = Vocabulary.from_json(info["vocabulary"])
         net = language_model_from_spec(info["architecture"])
         net.load_state_dict(load_file(str(folder / "weights.safetensors")))

@@ -28,7 +28,6 @@ image and, per generated word, its attention map over the image), samples.png an
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -50,6 +49,7 @@ from striate.engine.run_info import resolved_facts, write_task_report
 from striate.engine.trainer import Trainer
 from striate.errors import ConfigError, InputError, StriateError
 from striate.evaluate.report import figure_html
+from striate.models.io import FORMAT, read_model_info
 from striate.outputs import check_folder, clear_folder
 from striate.progress import phase
 from striate.sequence.captioning.decoding import Decoded
@@ -70,7 +70,6 @@ from striate.sequence.captioning.task import Captioning
 from striate.sequence.corpus import Vocabulary
 from striate.state_file import save_weights
 
-FORMAT = "striate-model/1"
 MADE_BY = "striate caption train"
 
 
@@ -395,25 +394,8 @@ class Captioner:
 
 def load_captioner(run: str | os.PathLike, device: str | torch.device = "cpu") -> Captioner:
     """The trained captioner of a run folder (or its model/ folder)."""
-    folder = Path(run)
-    if (folder / "model" / "model.json").is_file():
-        folder = folder / "model"
-    if not (folder / "model.json").is_file():
-        if (Path(run) / "checkpoints" / "last.safetensors").is_file():
-            raise StriateError(
-                f"{run} has no model yet: its training stopped before the end; continue it "
-                f"with striate caption train --resume {run}"
-            )
-        raise StriateError(f"no captioner at {run}: give a run folder made by {MADE_BY}")
+    folder, info = read_model_info(run, task="captioning", made_by=MADE_BY)
     try:
-        info = json.loads((folder / "model.json").read_text())
-        if info.get("format") != FORMAT:
-            raise ValueError(f"format {info.get('format')!r}, expected {FORMAT!r}")
-        if info.get("task") != "captioning":
-            raise StriateError(
-                f"{run} is not a captioning run (its model's task is {info.get('task')!r}); give "
-                f"a run folder made by {MADE_BY}"
-            )
         vocab = Vocabulary.from_json(info["vocabulary"])
         net = build_captioner(info["architecture"])
         max_length = int(info.get("max_length", MAX_TOKENS - 1))
