@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from striate.cli.options import DEVICE, OVERWRITE
+from striate.cli.options import DEVICE, OVERWRITE, RESUME
 from striate.progress import output_console
 
 console = output_console()
@@ -84,10 +84,7 @@ def train(
         ),
     ] = None,
     overwrite: Annotated[bool, OVERWRITE] = False,
-    resume: Annotated[
-        Path | None,
-        typer.Option("--resume", show_default=False, help="Continue the run stopped in RUN."),
-    ] = None,
+    resume: Annotated[Path | None, RESUME] = None,
 ) -> None:
     """Train a captioner; the run folder gets the model, BLEU (greedy and beam), the attention
     maps, sample captions and a report. Ctrl-C keeps the last checkpoint (--resume RUN)."""

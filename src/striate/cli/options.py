@@ -44,6 +44,7 @@ OVERWRITE = typer.Option(
 )
 
 # a list of names in a help text, filled in when help is shown: {module:ATTR}
+RESUME = typer.Option("--resume", show_default=False, help="Continue the run stopped in RUN.")
 _LISTING = re.compile(r"\{([A-Za-z_][\w.]*):([A-Za-z_]\w*)\}")
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from striate.cli.options import DEVICE, MODEL_OPTION, OVERWRITE
+from striate.cli.options import DEVICE, MODEL_OPTION, OVERWRITE, RESUME
 from striate.progress import output_console
 
 console = output_console()
@@ -94,10 +94,7 @@ def train(
         ),
     ] = None,
     overwrite: Annotated[bool, OVERWRITE] = False,
-    resume: Annotated[
-        Path | None,
-        typer.Option("--resume", show_default=False, help="Continue the run stopped in RUN."),
-    ] = None,
+    resume: Annotated[Path | None, RESUME] = None,
 ) -> None:
     """Train a segmentation network; the run folder gets the model, metrics, overlays and a
     report. Ctrl-C keeps the last checkpoint (--resume RUN continues it)."""

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from striate.cli.options import DEVICE, MODEL_OPTION, OVERWRITE
+from striate.cli.options import DEVICE, MODEL_OPTION, OVERWRITE, RESUME
 from striate.progress import output_console
 
 console = output_console()
@@ -122,10 +122,7 @@ def train(
         ),
     ] = None,
     overwrite: Annotated[bool, OVERWRITE] = False,
-    resume: Annotated[
-        Path | None,
-        typer.Option("--resume", show_default=False, help="Continue the run stopped in RUN."),
-    ] = None,
+    resume: Annotated[Path | None, RESUME] = None,
 ) -> None:
     """Train a language model; the run folder gets the model, metrics, samples and a report.
     The defaults are nanoGPT's CPU configuration for tiny-shakespeare. Ctrl-C keeps the last
