@@ -214,3 +214,44 @@ def test_bad_input_is_one_clear_line():
         classifier_frechet_distance(net, torch.rand(5, 3, 2, 2), torch.rand(5, 3, 4, 1))
     with pytest.raises(InputError, match="x.float"):
         classifier_score(net, torch.zeros(5, 3, 2, 2, dtype=torch.uint8))
+
+
+@pytest.fixture(scope="module")
+def mnist_classifier(shared_data):
+    """A small MLP trained for a few hundred steps on 4096 MNIST images, and 1000 test images."""
+    from striate.data import load_dataset
+
+    train = load_dataset("mnist", "train", root=shared_data).sample(4096, seed=0)
+    test = load_dataset("mnist", "test", root=shared_data).sample(1000, seed=0)
+    x, y = train.images.float() / 255, train.labels
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 10))
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        for idx in torch.randperm(len(x), generator=g).split(64):
+            loss = nn.functional.cross_entropy(net(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return net, test.images.float() / 255
+
+
+def test_on_mnist_real_halves_are_close_and_noise_is_far(mnist_classifier):
+    net, real = mnist_classifier
+    a, b = real[:500], real[500:]
+    noise = torch.rand(500, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    # pixels shuffled within each image: same histogram, no digit
+    perm = torch.randperm(784, generator=torch.Generator().manual_seed(2))
+    shuffled = b.flatten(1)[:, perm].reshape(b.shape)
+    close = classifier_frechet_distance(net, a, b)
+    assert close < classifier_frechet_distance(net, a, shuffled) / 5
+    assert close < classifier_frechet_distance(net, a, noise) / 5
+    real_score, shuffled_score = classifier_score(net, b), classifier_score(net, shuffled)
+    assert real_score.score > 6 and real_score.confidence > 0.85
+    assert real_score.class_entropy > 0.9 * math.log(10)  # the test digits are balanced
+    assert shuffled_score.score < real_score.score / 2
+    fa, fb = classifier_features(net, a), classifier_features(net, b)
+    same = precision_recall(fa, fb)
+    assert same.precision > 0.7 and same.recall > 0.7
+    assert precision_recall(fa, classifier_features(net, noise)).precision < 0.05
