@@ -205,7 +205,9 @@ def _radii(points: torch.Tensor, k: int, chunk: int) -> torch.Tensor:
     return torch.cat([d.topk(k + 1, dim=1, largest=False).values[:, -1] for d in rows])
 
 
-def _covered(queries: torch.Tensor, points: torch.Tensor, radii: torch.Tensor, chunk: int):
+def _covered(
+    queries: torch.Tensor, points: torch.Tensor, radii: torch.Tensor, chunk: int
+) -> torch.Tensor:
     """Whether each query lies within some point's ball (distance ≤ that point's radius)."""
     return torch.cat(
         [
