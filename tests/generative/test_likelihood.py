@@ -116,3 +116,11 @@ def test_bad_k_or_images_say_what_is_wrong():
         iwll(model, torch.rand(2, 1, 4, 4), 0)
     with pytest.raises(InputError, match=r"images must be N×1×4×4.*got 2×1×5×5"):
         iwll(model, torch.rand(2, 1, 5, 5), 3)
+    with pytest.raises(InputError, match="x holds no images"):
+        iwll(model, torch.rand(0, 1, 4, 4), 3)
+
+
+def test_progress_reports_the_images(capfd):
+    model = VAE((1, 4, 4), latent=2, hidden=(8,))
+    iwll(model, torch.rand(6, 1, 4, 4).round(), 3, chunk=4, progress=True)
+    assert "log p(x), k=3: 6 images in" in capfd.readouterr().err
