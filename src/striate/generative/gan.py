@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from striate.checks import one_of, positive_int
+from striate.engine import distributed
 from striate.engine.divergence import TrainingDiverged, diagnose
 from striate.engine.step import optimizer_step
 from striate.engine.task import TASKS, Batch, Step, Task, stack_stats
@@ -145,6 +146,11 @@ class GAN(Task):
     def setup(self, model: nn.Module, trainer: Trainer) -> None:
         """Check the model and make the discriminator's Adam."""
         pair = _pair(model)
+        if distributed.is_distributed():
+            raise ConfigError(
+                "GAN: training under torchrun is not supported yet (the discriminator's "
+                "gradients would not be averaged across processes); run it in one process"
+            )
         self.d_optimizer = torch.optim.Adam(
             pair.discriminator.parameters(), lr=self.d_lr, betas=self.d_betas
         )
