@@ -1,11 +1,79 @@
-"""Generative models on the engine: autoencoders trained by the Trainer through the
-`Reconstruction` task (later: VAE, GAN/DCGAN, PixelCNN).
+"""Generative models on the engine: autoencoders (`Reconstruction`), the VAE
+(`VariationalAutoencoding`, with the importance-weighted log-likelihood of Burda et al. 2015),
+GAN/DCGAN (`GAN`, which owns the discriminator's optimiser), PixelCNN (`PixelModelling`), and
+sample quality measured in the features of a striate classifier (never called FID).
 
     from striate.generative import Autoencoder, Reconstruction
     Trainer(epochs=5, task=Reconstruction("bce"), opt="adam", lr=1e-3).fit(Autoencoder(), train)
+    Trainer(task=GAN(), opt="adam", lr=2e-4, momentum=0.5).fit(GANPair(G, D), batches)
 """
 
 from striate.generative.autoencoder import Autoencoder
+from striate.generative.dcgan import DCGANDiscriminator, DCGANGenerator
+from striate.generative.gan import (
+    GAN,
+    GANPair,
+    discriminator_loss,
+    generate,
+    interpolate,
+    latent_arithmetic,
+    minimax_generator_loss,
+    non_saturating_generator_loss,
+)
+from striate.generative.likelihood import importance_weighted_log_likelihood
+from striate.generative.pixelcnn import MaskedConv2d, PixelCNN, PixelModelling
 from striate.generative.reconstruction import Reconstruction, psnr
+from striate.generative.sample_quality import (
+    ClassifierScore,
+    PrecisionRecall,
+    classifier_features,
+    classifier_frechet_distance,
+    classifier_score,
+    feature_statistics,
+    frechet_distance,
+    precision_recall,
+)
+from striate.generative.vae import (
+    ELBO,
+    VAE,
+    VAEOutput,
+    VariationalAutoencoding,
+    elbo,
+    gaussian_kl,
+    reparameterize,
+)
 
-__all__ = ["Autoencoder", "Reconstruction", "psnr"]
+__all__ = [
+    "ELBO",
+    "GAN",
+    "VAE",
+    "Autoencoder",
+    "ClassifierScore",
+    "DCGANDiscriminator",
+    "DCGANGenerator",
+    "GANPair",
+    "MaskedConv2d",
+    "PixelCNN",
+    "PixelModelling",
+    "PrecisionRecall",
+    "Reconstruction",
+    "VAEOutput",
+    "VariationalAutoencoding",
+    "classifier_features",
+    "classifier_frechet_distance",
+    "classifier_score",
+    "discriminator_loss",
+    "elbo",
+    "feature_statistics",
+    "frechet_distance",
+    "gaussian_kl",
+    "generate",
+    "importance_weighted_log_likelihood",
+    "interpolate",
+    "latent_arithmetic",
+    "minimax_generator_loss",
+    "non_saturating_generator_loss",
+    "precision_recall",
+    "psnr",
+    "reparameterize",
+]
