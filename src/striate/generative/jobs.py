@@ -411,7 +411,10 @@ def sample_generative(
     device: str | torch.device = "cpu",
 ) -> torch.Tensor:  # fmt: skip
     """`count` images from the run's model (N×C×H×W in [0, 1]); with `out`, also a PNG grid."""
-    count = positive_int("generate sample", "count", count, error=InputError)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise InputError(
+            f"generate sample: count must be at least 1, got {count!r}; ask for 1 or more images"
+        )
     loaded = load_generative(run, device)
     if loaded.name == "pixelcnn":
         shape = loaded.info.get("image_shape")
