@@ -55,7 +55,7 @@ MADE_BY = "striate generate train"
 _LATENT = {"vae": 20, "dcgan": 100, "autoencoder": 32}
 _HIDDEN = {"vae": [400], "autoencoder": [256]}
 _LR = {"vae": 1e-3, "dcgan": 2e-4, "pixelcnn": 1e-3, "autoencoder": 1e-3}
-_GRID = 64  # samples in samples.png
+_GRID = {"vae": 64, "dcgan": 64, "pixelcnn": 16}  # samples.png (PixelCNN: a pass per pixel)
 
 
 @dataclass
@@ -133,8 +133,10 @@ def binarize(images: ImageSet, seed: int) -> ImageSet:
     return ImageSet(bits.to(torch.uint8) * 255, images.labels, images.classes, images.source)
 
 
-def _images(config: GenerativeConfig, split: str, size: int | None) -> ImageSet:
-    images = load_dataset(config.data, split, config.root)
+def _images(
+    config: GenerativeConfig, split: str, size: int | None, images: ImageSet | None = None
+) -> ImageSet:
+    images = images if images is not None else load_dataset(config.data, split, config.root)
     if config.binarize:  # the whole split, so every subset of it sees the same bits
         images = binarize(images, config.seed + (split != "train"))
     if size is not None and size < len(images):
@@ -230,8 +232,9 @@ def train_generative(
                                       progress=progress)  # fmt: skip
     positive_int(owner, "epochs", config.epochs)
     positive_int(owner, "batch_size", config.batch_size)
-    config = _resolve(config, load_dataset(config.data, "train", config.root).shape)
-    train_set = _images(config, "train", config.train_size)
+    raw = load_dataset(config.data, "train", config.root)
+    config = _resolve(config, raw.shape)
+    train_set = _images(config, "train", config.train_size, raw)
     test_set = _images(config, "test", config.test_size)
     spec = architecture(config, train_set.shape)
     torch.manual_seed(config.seed)
@@ -265,7 +268,7 @@ def train_generative(
     metrics = trainer.evaluate(net, test)
     if out is not None:
         _save_model(out / "model", net, spec, config, train_set.shape, metrics)
-        images = _draw(config.model, net.eval(), _GRID, config.seed)
+        images = _draw(config.model, net.eval(), _GRID[config.model], config.seed)
         fig = save_grid(images, out / "samples.png")
         write_task_report(
             out,
