@@ -17,6 +17,7 @@ from striate.data import ImageSet, load_dataset
 from striate.errors import ConfigError, DataError, InputError
 from striate.generative.gan import generate
 from striate.generative.jobs import (
+    binarize,
     evaluate_generative,
     grid,
     load_generative,
@@ -49,13 +50,26 @@ def runs(shared_data, tmp_path_factory):
 
 
 def _test_images(shared_data, n: int) -> torch.Tensor:
-    """The test split binarised as the docstring states: Bernoulli(value/255) with seed 0 + 1,
-    over the whole split, then the evaluation's sample of n images."""
+    """The test split binarised as the docstring states (a pixel v is on when an integer drawn
+    uniformly from 0 … 254 with seed 0 + 1 is below v), over the whole split, then the
+    evaluation's sample of n images."""
     test = load_dataset("mnist", "test", root=shared_data)
     g = torch.Generator().manual_seed(1)
-    bits = (torch.rand(test.images.shape, generator=g) < test.images / 255).to(torch.uint8) * 255
+    draws = torch.randint(0, 255, test.images.shape, generator=g, dtype=torch.uint8)
+    bits = (draws < test.images).to(torch.uint8) * 255
     # the subset depends on the labels and the seed only, so the binarised set gives the same one
     return ImageSet(bits, test.labels, test.classes).sample(n, seed=0).images.float() / 255
+
+
+def test_binarize_keeps_the_mean_and_the_bits_are_static(shared_data):
+    test = load_dataset("mnist", "test", root=shared_data)
+    a, b = binarize(test, 3), binarize(test, 3)
+    assert torch.equal(a.images, b.images) and set(a.images.unique().tolist()) == {0, 255}
+    assert not torch.equal(a.images, binarize(test, 4).images)
+    # E[bit] = v/255: over 7.8 million pixels the means agree to ~1e-4 (binomial sd 1.4e-4)
+    p = test.images.double() / 255
+    sd = (p * (1 - p)).sum().sqrt() / p.numel()
+    assert abs(a.images.double().mean() / 255 - p.mean()) < 5 * sd
 
 
 @pytest.mark.parametrize("name,task", [("vae", "vae"), ("dcgan", "gan"), ("pixelcnn", "pixelcnn")])

@@ -127,10 +127,12 @@ def _resolve(config: GenerativeConfig, shape: tuple[int, int, int]) -> Generativ
 
 
 def binarize(images: ImageSet, seed: int) -> ImageSet:
-    """A static binarisation: each pixel 255 with probability value/255, else 0, drawn once."""
+    """A static binarisation: each pixel of value v is 255 with probability v/255, else 0, drawn
+    once with `seed` (an integer r uniform on 0 … 254 per pixel; the pixel is on when r < v)."""
     g = torch.Generator().manual_seed(seed)
-    bits = torch.bernoulli(images.images.float() / 255, generator=g)
-    return ImageSet(bits.to(torch.uint8) * 255, images.labels, images.classes, images.source)
+    r = torch.randint(0, 255, images.images.shape, generator=g, dtype=torch.uint8)
+    bits = (r < images.images).to(torch.uint8) * 255
+    return ImageSet(bits, images.labels, images.classes, images.source)
 
 
 def _images(
