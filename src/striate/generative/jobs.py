@@ -270,7 +270,8 @@ def train_generative(
     metrics = trainer.evaluate(net, test)
     if out is not None:
         _save_model(out / "model", net, spec, config, train_set.shape, metrics)
-        images = _draw(config.model, net.eval(), _GRID[config.model], config.seed)
+        count, side = _GRID[config.model], train_set.shape[1]
+        images = _draw(config.model, net.eval(), count, config.seed, side)
         fig = save_grid(images, out / "samples.png")
         write_task_report(
             out,
@@ -392,8 +393,8 @@ def _check_latent(folder: Path, net: nn.Module, weights: dict[str, torch.Tensor]
             )
 
 
-def _draw(name: str, net: nn.Module, count: int, seed: int) -> torch.Tensor:
-    """`count` samples in [0, 1] (N×C×H×W, CPU float)."""
+def _draw(name: str, net: nn.Module, count: int, seed: int, side: int = 28) -> torch.Tensor:
+    """`count` samples in [0, 1] (N×C×H×W, CPU float); `side`: PixelCNN's image size."""
     device = next(net.parameters()).device
     g = torch.Generator(device=device).manual_seed(seed)
     with torch.no_grad():
@@ -403,7 +404,6 @@ def _draw(name: str, net: nn.Module, count: int, seed: int) -> torch.Tensor:
             z = torch.randn(count, net.latent_dim, generator=g, device=device)
             return ((generate(net.generator, z).float() + 1) / 2).clamp(0, 1).cpu()
         if name == "pixelcnn":
-            side = 28 if net.channels == 1 else 32
             return net.sample(count, (side, side), generator=g).cpu()
     raise InputError(
         "generate sample: an autoencoder has no prior to sample from; train a vae, dcgan or "
@@ -421,22 +421,16 @@ def sample_generative(
             f"generate sample: count must be at least 1, got {count!r}; ask for 1 or more images"
         )
     loaded = load_generative(run, device)
-    if loaded.name == "pixelcnn":
-        shape = loaded.info.get("image_shape")
-        side = shape[1] if shape else None
-        images = _pixelcnn_draw(loaded.model, count, seed, side)
-    else:
-        images = _draw(loaded.name, loaded.model, count, seed)
+    images = _draw(loaded.name, loaded.model, count, seed, _side(loaded))
     if out is not None:
         save_grid(images, Path(out))
     return images
 
 
-def _pixelcnn_draw(net: nn.Module, count: int, seed: int, side: int | None) -> torch.Tensor:
-    device = next(net.parameters()).device
-    g = torch.Generator(device=device).manual_seed(seed)
-    side = side or (28 if net.channels == 1 else 32)
-    return net.sample(count, (side, side), generator=g).cpu()
+def _side(loaded: LoadedGenerative) -> int:
+    """The image size the model was trained on (model.json's image_shape; 28 if absent)."""
+    shape = loaded.info.get("image_shape")
+    return int(shape[1]) if shape else 28
 
 
 def grid(images: torch.Tensor, columns: int | None = None) -> torch.Tensor:
@@ -554,10 +548,7 @@ def sample_metrics(
             f"the model's are {'×'.join(map(str, real.shape[1:]))}; give a classifier trained on "
             f"{loaded.info.get('data')}"
         )
-    if loaded.name == "pixelcnn":
-        fake = _pixelcnn_draw(loaded.model, samples, seed, real.shape[-1])
-    else:
-        fake = _draw(loaded.name, loaded.model, samples, seed)
+    fake = _draw(loaded.name, loaded.model, samples, seed, _side(loaded))
     fake, real = fake.to(device), real.to(device)
     score = classifier_score(clf, fake)
     pr = precision_recall(classifier_features(clf, real), classifier_features(clf, fake))
