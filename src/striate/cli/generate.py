@@ -63,7 +63,10 @@ def train(
         ),
     ] = None,  # fmt: skip
     beta: Annotated[float, _opt("--beta", "vae: weight of the KL term.")] = 1.0,
-    width: Annotated[int, _opt("--width", "dcgan / pixelcnn: feature maps.")] = 64,
+    width: Annotated[
+        int | None,
+        _opt("--width", "dcgan / pixelcnn: feature maps [default: 64; pixelcnn colour 96].", False),
+    ] = None,
     levels: Annotated[
         int | None,
         _opt("--levels", "pixelcnn: 2 (binarised) or 256 [default: 2 for grey images].", False),

@@ -71,7 +71,7 @@ class GenerativeConfig:
     kind: str = "mlp"
     likelihood: str | None = None
     beta: float = 1.0
-    width: int = 64
+    width: int | None = None
     size: int | None = None
     generator_loss: str = "non_saturating"
     d_steps: int = 1
@@ -117,6 +117,8 @@ def _resolve(config: GenerativeConfig, shape: tuple[int, int, int]) -> Generativ
         config.lr = _LR[m]
     if m == "vae" and config.likelihood is None:
         config.likelihood = "bernoulli" if grey else "gaussian"
+    if config.width is None:  # PixelCNN splits its maps into colour groups: a multiple of 6
+        config.width = 96 if m == "pixelcnn" and not grey else 64
     if m == "pixelcnn" and config.levels is None:
         config.levels = 2 if grey else 256
     if config.binarize is None:
