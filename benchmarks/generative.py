@@ -1,10 +1,12 @@
 """Generative models on MNIST (issue 18): the VAE's importance-weighted log p(x), PixelCNN's NLL and
-DCGAN's samples with the classifier-based Fréchet distance, each beside its published figure.
+DCGAN's samples with the classifier-based Fréchet distance; likelihoods beside published ones.
 
-    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/generative.py vae        # ~7 min, 1 thread
-    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/generative.py dcgan      # ~7 min
-    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/generative.py pixelcnn   # ~7 min
-    python benchmarks/generative.py table                                  # the table only
+    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/generative.py vae --minutes 5          # ~5 min
+    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/generative.py dcgan --minutes 7        # ~3 min
+    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/generative.py pixelcnn --minutes 6.5 \
+        --test-images 10000                                                               # ~6 min
+    python benchmarks/generative.py table                                   # the table only
+    ... --quick                        # a smoke test: record and figures under /tmp
 
 Each part trains for a wall-clock budget (`--minutes`) on one thread, appends one JSON line per
 result to results/generative.jsonl and writes its figures to docs/generative/. Binarised MNIST here
