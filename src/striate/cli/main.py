@@ -15,6 +15,7 @@ from striate.cli import (
     doctor,
     ensemble,
     explain,
+    generate,
     harmonize,
     models,
     scenes,
@@ -79,6 +80,7 @@ app.add_typer(segment.app, name="segment")
 app.add_typer(spatial.app, name="spatial")
 app.add_typer(text.app, name="text")
 app.add_typer(caption.app, name="caption")
+app.add_typer(generate.app, name="generate")
 
 
 def _version(value: bool) -> None:

@@ -22,6 +22,12 @@ from striate.generative.gan import (
 )
 from striate.generative.likelihood import importance_weighted_log_likelihood
 from striate.generative.pixelcnn import MaskedConv2d, PixelCNN, PixelModelling
+from striate.generative.pretraining import (
+    EncoderClassifier,
+    classifier_from_encoder,
+    classifier_like_encoder,
+    per_class,
+)
 from striate.generative.reconstruction import Reconstruction, psnr
 from striate.generative.sample_quality import (
     ClassifierScore,
@@ -51,6 +57,7 @@ __all__ = [
     "ClassifierScore",
     "DCGANDiscriminator",
     "DCGANGenerator",
+    "EncoderClassifier",
     "GANPair",
     "MaskedConv2d",
     "PixelCNN",
@@ -60,6 +67,8 @@ __all__ = [
     "VAEOutput",
     "VariationalAutoencoding",
     "classifier_features",
+    "classifier_from_encoder",
+    "classifier_like_encoder",
     "classifier_frechet_distance",
     "classifier_score",
     "discriminator_loss",
@@ -73,6 +82,7 @@ __all__ = [
     "latent_arithmetic",
     "minimax_generator_loss",
     "non_saturating_generator_loss",
+    "per_class",
     "precision_recall",
     "psnr",
     "reparameterize",
