@@ -63,6 +63,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 100) -> None:
+    """Write a matplotlib figure as a PNG atomically (tight bounding box)."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+
+
 def write_json(path: str | os.PathLike, obj: Any, *, indent: int | None = 2) -> None:
     """Write `obj` as JSON atomically; NumPy scalars and arrays, tuples, sets and paths become
     their plain JSON forms, anything else is a TypeError."""

@@ -5,10 +5,11 @@ autoencoder trained on a dataset's images through the Trainer, into a run folder
     images = sample_generative("runs/gen/vae", 64, seed=0)             # N×C×H×W in [0, 1]
     scores = evaluate_generative("runs/gen/vae", k=100, classifier="runs/train/mnist")
 
-The run folder holds config.json, metrics.csv, checkpoints/, report.html, samples.png (a grid)
-and model/ (weights.safetensors + model.json: "striate-model/1", the task, the architecture's
-name and arguments, the dataset and its binarisation). The autoencoder is `train_autoencoder`'s
-run with model/ added.
+The run folder holds config.json, metrics.csv, checkpoints/, report.html, samples.png (a grid),
+samples/epoch-NNN.png (the same latents and seed after every epoch; samples_over_training.png
+puts them side by side) and model/ (weights.safetensors + model.json: "striate-model/1", the
+task, the architecture's name and arguments, the dataset and its binarisation). The autoencoder
+is `train_autoencoder`'s run with model/ added.
 
 Binarised MNIST / Fashion-MNIST (the Bernoulli VAE, PixelCNN with levels=2) is a *static*
 binarisation drawn here: each pixel ~ Bernoulli(value/255) once, with the run's seed (the test
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -31,9 +33,10 @@ from safetensors.torch import load_file
 from torch import nn
 
 from striate import __version__
-from striate._atomic import atomic_path, write_json
+from striate._atomic import atomic_path, save_figure, write_json
 from striate.checks import one_of, positive_int
 from striate.data import BatchLoader, ImageSet, load_dataset
+from striate.engine.callbacks import Callback
 from striate.engine.run_config import known_settings, saved_settings
 from striate.engine.run_info import resolved_facts, write_task_report
 from striate.engine.trainer import Trainer
@@ -205,11 +208,13 @@ def train_generative(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    callbacks: Sequence[Callback] = (),
     **settings: Any,
 ) -> GenerativeRun:
     """Train `model` (vae, dcgan, pixelcnn or autoencoder) on `data`'s training images
     (settings: `GenerativeConfig`'s fields); with `out`, write the run folder (module docstring).
-    `resume=True` continues the run stopped in `out`; a setting given then must match the run's."""
+    `resume=True` continues the run stopped in `out`; a setting given then must match the run's.
+    `callbacks` add features (`striate.engine.callbacks`)."""
     owner = "train_generative"
     out = Path(out) if out is not None else None
     if resume:
@@ -243,6 +248,10 @@ def train_generative(
     spec = architecture(config, train_set.shape)
     torch.manual_seed(config.seed)
     net = build(spec)
+    count, side = _GRID[config.model], train_set.shape[1]
+    if out is not None:
+        snapshots = SampleSnapshots(config.model, out / "samples", count, config.seed, side)
+        callbacks = [*callbacks, snapshots]
     trainer = Trainer(
         epochs=config.epochs,
         task=_task(config),
@@ -255,6 +264,7 @@ def train_generative(
         out=out,
         progress=progress,
         tensorboard=False,
+        callbacks=callbacks,
     )
     scale = (lambda x: x * 2 - 1) if config.model == "dcgan" else None
     train = BatchLoader(train_set, config.batch_size, normalize=scale, device=trainer.device,
@@ -272,18 +282,58 @@ def train_generative(
     metrics = trainer.evaluate(net, test)
     if out is not None:
         _save_model(out / "model", net, spec, config, train_set.shape, metrics)
-        count, side = _GRID[config.model], train_set.shape[1]
         images = _draw(config.model, net.eval(), count, config.seed, side)
         fig = save_grid(images, out / "samples.png")
+        sections = [("Samples", figure_html(fig, "samples"))]
+        over = snapshots.figure()
+        if over is not None:
+            save_figure(over, out / "samples_over_training.png")
+            sections.append(("Samples over training", figure_html(over, "samples over training")))
         write_task_report(
             out,
             trainer,
             title=f"striate {config.model} on {config.data}",
             config=asdict(config),
             final={f"test_{k}": v for k, v in metrics.items()},
-            sections=[("Samples", figure_html(fig, "samples"))],
+            sections=sections,
         )
     return GenerativeRun(out, net, trainer, metrics)
+
+
+class SampleSnapshots(Callback):
+    """After every epoch, `count` samples from the same latents (the same `seed`) into
+    `folder`/epoch-NNN.png: how the samples change over training (Radford et al. 2016, Fig. 2-3)."""
+
+    main_only = True
+    shown = 8  # epochs in `figure`, evenly spaced
+
+    def __init__(self, name: str, folder: Path, count: int, seed: int, side: int) -> None:
+        self.name, self.folder, self.count, self.seed, self.side = name, folder, count, seed, side
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+        net = trainer.eval_model
+        was = net.training
+        try:
+            images = _draw(self.name, net.eval(), self.count, self.seed, self.side)
+        finally:
+            net.train(was)
+        save_grid(images, self.folder / f"epoch-{trainer.epoch:03d}.png")
+
+    def figure(self) -> Figure | None:
+        """The saved grids side by side (at most `shown` epochs, first and last included)."""
+        from matplotlib.image import imread
+
+        paths = sorted(self.folder.glob("epoch-*.png"))
+        if not paths:
+            return None
+        picks = sorted({round(i * (len(paths) - 1) / max(self.shown - 1, 1))
+                        for i in range(min(self.shown, len(paths)))})  # fmt: skip
+        fig = Figure(figsize=(2.2 * len(picks), 2.5), layout="constrained")
+        for ax, i in zip(fig.subplots(1, len(picks), squeeze=False)[0], picks, strict=True):
+            ax.imshow(imread(paths[i]))
+            ax.set_title(f"epoch {int(paths[i].stem.split('-')[1])}", fontsize=9)
+            ax.set_axis_off()
+        return fig
 
 
 def _is_autoencoder_run(out: Path) -> bool:
