@@ -5,14 +5,15 @@ DCGAN's samples with the classifier-based Fréchet distance; likelihoods beside 
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/generative.py dcgan --minutes 7        # ~3 min
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/generative.py pixelcnn --minutes 6.5 \
         --test-images 10000                                                               # ~6 min
-    python benchmarks/generative.py table                                   # the table only
+    python benchmarks/generative.py table             # the table only (also into BENCHMARKS.md)
     ... --quick                        # a smoke test: record and figures under /tmp
 
 Each part trains for a wall-clock budget (`--minutes`) on one thread, appends one JSON line per
-result to results/generative.jsonl and writes its figures to docs/generative/. Binarised MNIST here
-is the dynamic binarisation of Burda et al. 2015: each training batch is drawn Bernoulli(pixel/255)
-afresh; the test set is binarised once with a fixed seed (0). Likelihoods are in nats per image.
-The library is used directly (models, losses, likelihood, sample quality), with a plain Adam loop.
+result to results/generative.jsonl, rewrites the table in BENCHMARKS.md and writes its figures to
+docs/generative/. Binarised MNIST here is the dynamic binarisation of Burda et al. 2015: each
+training batch is drawn Bernoulli(pixel/255) afresh; the test set is binarised once with a fixed
+seed (0). Likelihoods are in nats per image. The library is used directly (models, losses,
+likelihood, sample quality), with a plain Adam loop.
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import append_record, cpu_name, read_record, row, shared_data  # noqa: E402
+from _common import (  # noqa: E402
+    append_record,
+    cpu_name,
+    read_record,
+    row,
+    shared_data,
+    write_table,
+)
 from striate import load_dataset, models  # noqa: E402
 from striate.generative.dcgan import DCGANDiscriminator, DCGANGenerator  # noqa: E402
 from striate.generative.gan import (  # noqa: E402
@@ -36,6 +44,7 @@ from striate.generative.gan import (  # noqa: E402
     interpolate,
     non_saturating_generator_loss,
 )
+from striate.generative.jobs import grid  # noqa: E402
 from striate.generative.likelihood import importance_weighted_log_likelihood  # noqa: E402
 from striate.generative.sample_quality import classifier_frechet_distance  # noqa: E402
 from striate.generative.vae import VAE, elbo  # noqa: E402
@@ -72,12 +81,9 @@ def save_grid(images: torch.Tensor, rows: int, path: Path, title: str = "") -> N
     import matplotlib.pyplot as plt
 
     cols = math.ceil(len(images) / rows)
-    h, w = images.shape[-2:]
-    canvas = torch.ones(rows * (h + 2), cols * (w + 2))
-    for i, im in enumerate(images):
-        r, c = divmod(i, cols)
-        canvas[r * (h + 2) : r * (h + 2) + h, c * (w + 2) : c * (w + 2) + w] = im[0]
-    fig, ax = plt.subplots(figsize=(cols * 0.45 + 0.3, rows * 0.45 + (0.5 if title else 0.2)))
+    canvas = grid(images, cols)[0]
+    h, w = canvas.shape
+    fig, ax = plt.subplots(figsize=(w / 64 + 0.3, h / 64 + (0.5 if title else 0.2)))
     ax.imshow(canvas.numpy(), cmap="gray", vmin=0, vmax=1)
     ax.axis("off")
     if title:
@@ -377,7 +383,10 @@ def main() -> None:
     if args.part != "table":
         rows = {"vae": part_vae, "dcgan": part_dcgan, "pixelcnn": part_pixelcnn}[args.part](args)
         append_record(RECORD, rows)
-    print(table(read_record(RECORD)))
+    text = table(read_record(RECORD))
+    print(text)
+    if not args.quick:
+        write_table("generative", text)
 
 
 if __name__ == "__main__":
