@@ -47,6 +47,12 @@ def test_train_sample_eval_round_trip(app, shared_data, tmp_path):
     assert matplotlib.image.imread(tmp_path / "s.png").shape[:2] == (2 + 3 * 30, 2 + 2 * 30)
     assert sample_generative(out, 6, seed=3).shape == (6, 1, 28, 28)
 
+    # the 2-D manifold: --count 9 gives a 3×3 grid, written to RUN/manifold-SEED.png by default
+    result = run(app, "sample", out, "--show", "manifold", "--count", 9)
+    assert result.exit_code == 0, result.output
+    assert "9 manifold images" in result.output
+    assert matplotlib.image.imread(out / "manifold-0.png").shape[:2] == (2 + 3 * 30, 2 + 3 * 30)
+
     result = run(app, "eval", out, "--k", 3, "--images", 10)
     assert result.exit_code == 0, result.output
     printed = dict(re.findall(r"^(\S+)\s+(-?[\d.]+)$", result.output, re.M))
@@ -68,3 +74,22 @@ def test_missing_model_and_missing_run(app, tmp_path):
     assert isinstance(result.exception, ConfigError) and "MODEL" in str(result.exception)
     result = run(app, "eval", tmp_path / "nothing")
     assert isinstance(result.exception, InputError) and "no run folder" in str(result.exception)
+
+
+def test_sample_show_on_a_dcgan(app, shared_data, tmp_path):
+    out = tmp_path / "dcgan"
+    tiny = ["--train-size", 64, "--test-size", 16, "--epochs", 1, "--width", 4, "--latent", 3]
+    tiny += ["--batch-size", 32, "--precision", "fp32", "--device", "cpu", "--root", shared_data]
+    result = run(app, "train", "dcgan", *tiny, "--out", out)
+    assert result.exit_code == 0, result.output
+
+    # a traversal: the 3 latents in rows of 9 steps
+    result = run(app, "sample", out, "--show", "traversal", "--seed", 2)
+    assert result.exit_code == 0, result.output
+    assert "27 traversal images" in result.output
+    assert matplotlib.image.imread(out / "traversal-2.png").shape[:2] == (2 + 3 * 30, 2 + 9 * 30)
+
+    result = run(app, "sample", out, "--show", "manifold")
+    assert isinstance(result.exception, InputError)
+    assert "manifold needs a vae run with a 2-D latent" in str(result.exception)
+    assert not (out / "manifold-0.png").exists()

@@ -132,19 +132,36 @@ def train(
 @app.command()
 def sample(
     run: Annotated[Path, RUN],
-    count: Annotated[int, _opt("--count", "Images to draw.")] = 64,
+    count: Annotated[
+        int,
+        _opt(
+            "--count",
+            "Images to draw; interpolation: count // 10 rows of 10; manifold: a "
+            "round(√count)-sided grid; traversal: unused (the first ≤ 10 latents, 9 steps each).",
+        ),
+    ] = 64,
+    show: Annotated[
+        str,
+        _opt(
+            "--show",
+            "samples; interpolation or traversal (vae, dcgan): walks in the latent space; "
+            "manifold (vae with --latent 2): decoder means over a grid of the latent plane.",
+        ),
+    ] = "samples",
     out: Annotated[
-        Path | None, _opt("--out", "PNG grid to write [default: RUN/samples-SEED.png].", False)
+        Path | None, _opt("--out", "PNG grid to write [default: RUN/SHOW-SEED.png].", False)
     ] = None,
     seed: Annotated[int, _opt("--seed", "Seed of the draws.")] = 0,
     device: Annotated[str, DEVICE] = "cpu",
 ) -> None:
-    """Draw images from a trained model into a PNG grid."""
-    from striate.generative.jobs import sample_generative
+    """Draw images from a trained model, or walk its latent space, into a PNG grid."""
+    from striate.generative.views import draw_view, save_view
 
-    out = out or run / f"samples-{seed}.png"
-    images = sample_generative(run, count, seed, out=out, device=device)
-    console.print(f"{len(images)} samples: {escape(str(out))}")
+    images, columns = draw_view(run, show, count, seed, device)
+    out = out or run / f"{show}-{seed}.png"
+    save_view(images, columns, out)
+    what = "samples" if show == "samples" else f"{show} images"
+    console.print(f"{len(images)} {what}: {escape(str(out))}")
 
 
 @app.command("eval")
