@@ -93,3 +93,15 @@ def test_sample_show_on_a_dcgan(app, shared_data, tmp_path):
     assert isinstance(result.exception, InputError)
     assert "manifold needs a vae run with a 2-D latent" in str(result.exception)
     assert not (out / "manifold-0.png").exists()
+
+    # an --out file the user has is kept unless --overwrite; only .png is written
+    mine = tmp_path / "mine.png"
+    mine.write_bytes(b"not to lose")
+    result = run(app, "sample", out, "--out", mine)
+    assert isinstance(result.exception, InputError) and "pass --overwrite" in str(result.exception)
+    assert mine.read_bytes() == b"not to lose"
+    result = run(app, "sample", out, "--out", mine, "--overwrite", "--count", 4)
+    assert result.exit_code == 0, result.output
+    assert matplotlib.image.imread(mine).shape[:2] == (2 + 2 * 30, 2 + 2 * 30)
+    result = run(app, "sample", out, "--out", tmp_path / "grid.jpg")
+    assert isinstance(result.exception, InputError) and "name a .png" in str(result.exception)

@@ -152,14 +152,21 @@ def sample(
         Path | None, _opt("--out", "PNG grid to write [default: RUN/SHOW-SEED.png].", False)
     ] = None,
     seed: Annotated[int, _opt("--seed", "Seed of the draws.")] = 0,
+    overwrite: Annotated[bool, _opt("--overwrite", "Replace an existing --out file.")] = False,
     device: Annotated[str, DEVICE] = "cpu",
 ) -> None:
     """Draw images from a trained model, or walk its latent space, into a PNG grid."""
-    from striate.generative.views import draw_view, save_view
+    from striate.errors import InputError
+    from striate.generative.jobs import save_grid
+    from striate.generative.views import draw_view
 
+    if out is not None and out.suffix.lower() != ".png":
+        raise InputError(f"--out {out}: name a .png file")
+    if out is not None and out.exists() and not overwrite:
+        raise InputError(f"{out} exists; choose another --out or pass --overwrite")
     images, columns = draw_view(run, show, count, seed, device)
-    out = out or run / f"{show}-{seed}.png"
-    save_view(images, columns, out)
+    out = out or run / f"{show}-{seed}.png"  # the same seed draws the same images again
+    save_grid(images, out, columns)
     what = "samples" if show == "samples" else f"{show} images"
     console.print(f"{len(images)} {what}: {escape(str(out))}")
 

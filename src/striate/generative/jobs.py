@@ -468,15 +468,21 @@ def sample_generative(
     device: str | torch.device = "cpu",
 ) -> torch.Tensor:  # fmt: skip
     """`count` images from the run's model (N×C×H×W in [0, 1]); with `out`, also a PNG grid."""
-    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        raise InputError(
-            f"generate sample: count must be at least 1, got {count!r}; ask for 1 or more images"
-        )
+    check_count(count)
     loaded = load_generative(run, device)
     images = _draw(loaded.name, loaded.model, count, seed, _side(loaded))
     if out is not None:
         save_grid(images, Path(out))
     return images
+
+
+def check_count(count: object) -> int:
+    """`count` when it is a whole number of at least 1; else one line saying so."""
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise InputError(
+            f"generate sample: count must be at least 1, got {count!r}; ask for 1 or more images"
+        )
+    return count
 
 
 def _side(loaded: LoadedGenerative) -> int:
@@ -501,9 +507,10 @@ def grid(images: torch.Tensor, columns: int | None = None) -> torch.Tensor:
     return canvas
 
 
-def save_grid(images: torch.Tensor, path: Path) -> Figure:
-    """Write `images` as one PNG grid at `path` (atomically); returns the figure."""
-    g = grid(images)
+def save_grid(images: torch.Tensor, path: Path, columns: int | None = None) -> Figure:
+    """Write `images` as one PNG grid of `columns` columns (None: square) at `path`, one pixel per
+    image pixel (atomically); returns the figure."""
+    g = grid(images.cpu(), columns)
     fig = Figure(figsize=(g.shape[2] / 60, g.shape[1] / 60))
     ax = fig.add_axes((0, 0, 1, 1))
     img = g.permute(1, 2, 0).numpy()

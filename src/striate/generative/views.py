@@ -5,7 +5,7 @@ and vector arithmetic on averaged latents (section 6.3), for a VAE and a DCGAN a
     images = latent_manifold(vae, side=15)                 # 225 decoder means, row-major
     images = latent_traversals(generator, z, dims=[0, 1])  # 2 rows of 9: one latent varied per row
     images, columns = draw_view("runs/generate/vae", "interpolation", count=40)
-    save_view(images, columns, Path("interpolation-0.png"))
+    save_grid(images, Path("interpolation-0.png"), columns)     # generative.jobs.save_grid
 
 Every function returns images N×C×H×W in [0, 1]: a VAE's decoder mean (pixel probabilities for a
 Bernoulli decoder, clamped means for a Gaussian one), a DCGAN's Tanh output mapped from [-1, 1].
@@ -15,17 +15,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
-from matplotlib.figure import Figure
 from torch import nn
 
-from striate._atomic import atomic_path
 from striate.checks import int_sequence, number, one_of, positive_int
 from striate.errors import InputError
 from striate.generative.gan import GANPair, generate, interpolate_latents, latent_arithmetic
-from striate.generative.jobs import grid, load_generative, sample_generative
+from striate.generative.jobs import check_count, load_generative, sample_generative
 from striate.generative.vae import VAE
 
 VIEWS = ("samples", "interpolation", "traversal", "manifold")
@@ -185,10 +182,7 @@ def draw_view(
     view = one_of("generate sample", "show", view, VIEWS, error=InputError)
     if view == "samples":
         return sample_generative(run, count, seed, device=device), None
-    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        raise InputError(
-            f"generate sample: count must be at least 1, got {count!r}; ask for 1 or more images"
-        )
+    check_count(count)
     loaded = load_generative(run, device)
     name, model = loaded.name, loaded.model
     if view == "manifold":
@@ -216,17 +210,3 @@ def draw_view(
     z = torch.randn(1, latent, generator=g).to(param.device)
     dims = range(min(latent, TRAVERSED))
     return latent_traversals(model, z, dims, TRAVERSAL_STEPS), TRAVERSAL_STEPS
-
-
-def save_view(images: torch.Tensor, columns: int | None, path: Path) -> None:
-    """Write `images` as one PNG grid of `columns` columns (None: square) at `path`, atomically,
-    one pixel per image pixel as `jobs.save_grid` does."""
-    g = grid(images.cpu(), columns)
-    fig = Figure(figsize=(g.shape[2] / 60, g.shape[1] / 60))
-    ax = fig.add_axes((0, 0, 1, 1))
-    img = g.permute(1, 2, 0).numpy()
-    ax.imshow(img[..., 0] if img.shape[2] == 1 else img, cmap="gray", vmin=0, vmax=1)
-    ax.set_axis_off()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=60, format="png")
