@@ -48,6 +48,7 @@ from striate.generative.jobs import grid  # noqa: E402
 from striate.generative.likelihood import importance_weighted_log_likelihood  # noqa: E402
 from striate.generative.sample_quality import classifier_frechet_distance  # noqa: E402
 from striate.generative.vae import VAE, elbo  # noqa: E402
+from striate.generative.views import latent_manifold, latent_traversals  # noqa: E402
 from striate.progress import progress_bar  # noqa: E402
 
 RECORD = Path(__file__).resolve().parent / "results" / "generative.jsonl"
@@ -175,26 +176,17 @@ def part_vae(args: argparse.Namespace) -> list[dict]:
     train_vae(small, xtr, args.minutes * 60 * 0.18, seed=2)
     small.eval()
     n = 15
-    p = torch.linspace(0.5 / n, 1 - 0.5 / n, n)
-    u = torch.distributions.Normal(0.0, 1.0).icdf(p)
-    z = torch.stack(torch.meshgrid(u.flip(0), u, indexing="ij")[::-1], -1).reshape(-1, 2)
     with torch.no_grad():
         save_grid(
-            small.mean(small.decode(z)),
+            latent_manifold(small, n),
             n,
             DOCS / "vae_manifold.png",
             "VAE, 2-D latent: decoder means over Φ⁻¹ of a 15×15 grid",
         )
         mu, _ = model.encode(test[:1])
-        dims = mu.new_tensor(range(8)).long()
-        steps = torch.linspace(-3, 3, 11)
-        zs = mu.repeat(len(dims), len(steps), 1)
-        zs[torch.arange(len(dims))[:, None], torch.arange(len(steps))[None, :], dims[:, None]] = (
-            steps
-        )
         save_grid(
-            model.mean(model.decode(zs.reshape(-1, model.latent))),
-            len(dims),
+            latent_traversals(model, mu, range(8), steps=11),
+            8,
             DOCS / "vae_traversals.png",
             f"VAE ({model.latent}-D): latents 0–7 of a test digit swept over −3…3",
         )
