@@ -184,11 +184,12 @@ def part_vae(args: argparse.Namespace) -> list[dict]:
             "VAE, 2-D latent: decoder means over Φ⁻¹ of a 15×15 grid",
         )
         mu, _ = model.encode(test[:1])
+        rows_shown = min(8, model.latent)
         save_grid(
-            latent_traversals(model, mu, range(8), steps=11),
-            8,
+            latent_traversals(model, mu, range(rows_shown), steps=11),
+            rows_shown,
             DOCS / "vae_traversals.png",
-            f"VAE ({model.latent}-D): latents 0–7 of a test digit swept over −3…3",
+            f"VAE ({model.latent}-D): latents 0–{rows_shown - 1} of a test digit swept over −3…3",
         )
     for r in rows:
         r["device"] = device
