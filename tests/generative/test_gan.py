@@ -220,6 +220,27 @@ def test_k_discriminator_steps_per_generator_step(k):
     assert m["train_d_loss"] > 0
 
 
+def test_each_discriminator_step_gets_its_own_real_minibatch(monkeypatch):
+    """Algorithm 1 of Goodfellow et al. 2014: k real minibatches of m per generator step, which
+    the task cuts from one batch of k·m; the generator step draws m noise samples."""
+    torch.manual_seed(0)
+    task = GAN(k=3)
+    seen, generator_sizes = [], []
+    step = task.discriminator_step
+    monkeypatch.setattr(task, "discriminator_step", lambda t, b: (seen.append(b[0]), step(t, b))[1])
+    pair = GANPair(MLPGenerator(hidden=8), mlp_discriminator(8))
+    noise = pair.noise
+    monkeypatch.setattr(pair, "noise", lambda n, d: (generator_sizes.append(n), noise(n, d))[1])
+    batches = ring_batches(0, 2, 12)
+    trainer(steps=2, task=task).fit(pair, batches)
+    assert [len(x) for x in seen] == [4] * 6
+    for i, (x, *_) in enumerate(batches):
+        assert torch.equal(torch.cat(seen[3 * i : 3 * i + 3]), x)  # disjoint parts, all of it
+    assert generator_sizes == [4] * 8  # per step: 3 discriminator steps, then the generator's
+    with pytest.raises(ConfigError, match="batch of 2 images cannot give each of the k=3"):
+        task.real_minibatches((torch.zeros(2, 2),))
+
+
 def test_discriminator_step_lowers_its_loss_generator_step_leaves_d_alone():
     torch.manual_seed(0)
     pair = GANPair(MLPGenerator(hidden=8), mlp_discriminator(8))

@@ -263,3 +263,10 @@ def test_autoencoder_through_train_autoencoder(shared_data, tmp_path):
     assert scores["psnr"] == pytest.approx(float((10 * torch.log10(1 / mse)).mean()), rel=1e-4)
     with pytest.raises(InputError, match="no prior to sample"):
         sample_generative(out, 4)
+
+
+def test_dcgan_d_steps_each_take_batch_size_real_images(shared_data, tmp_path):
+    settings = dict(TINY, batch_size=16, d_steps=2, root=str(shared_data), **OPTIONS["dcgan"])
+    run = train_generative("dcgan", "mnist", out=tmp_path / "k2", progress=False, **settings)
+    # 128 images in batches of 2 × 16: 4 generator steps, 8 discriminator steps of 16 images
+    assert run.trainer.step == 4 and run.trainer.task.d_steps == 8

@@ -75,9 +75,13 @@ def train(
     generator_loss: Annotated[
         str, _opt("--generator-loss", "dcgan: non_saturating or minimax.")
     ] = "non_saturating",
-    d_steps: Annotated[int, _opt("--d-steps", "dcgan: discriminator steps per G step.")] = 1,
+    d_steps: Annotated[
+        int, _opt("--d-steps", "dcgan: discriminator steps per G step, each on its own images.")
+    ] = 1,
     epochs: Annotated[int, _opt("--epochs", "Passes over the training images.")] = 5,
-    batch_size: Annotated[int, _opt("--batch-size", "Images per step.")] = 128,
+    batch_size: Annotated[
+        int, _opt("--batch-size", "Images per step (dcgan: per discriminator step).")
+    ] = 128,
     lr: Annotated[
         float | None,
         _opt("--lr", "Adam's learning rate [default: dcgan 2e-4, else 1e-3].", False),

@@ -8,9 +8,12 @@ Each Trainer step takes `k` discriminator steps (the task's own Adam, lr 2e-4 an
 default, DCGAN's settings) and then one generator step through the Trainer's own optimiser and
 `closure_step`, so precision, schedules, callbacks and divergence handling stay the engine's. The
 discriminator is frozen during the generator step, so the Trainer's optimiser may hold the whole
-pair: the discriminator's parameters get no gradient there and are left alone. Goodfellow's
-Algorithm 1 draws a fresh real minibatch for each discriminator step; here the k steps share the
-Trainer's batch and draw fresh noise (an epoch counts generator steps).
+pair: the discriminator's parameters get no gradient there and are left alone.
+
+The Trainer's batch holds the k real minibatches of Goodfellow's Algorithm 1: it is cut into k
+parts of m = B/k images, one per discriminator step (each with m fresh noise samples), and the
+generator step draws m noise samples; an epoch shows each real image to the discriminator once.
+So a loader of batch k·m gives the paper's minibatch m.
 
 Images: the generator's output range (DCGAN: Tanh, [-1, 1]) must match the real batches', so the
 loader must scale the data the same way (e.g. `x * 2 - 1` for pixels in [0, 1]).
@@ -190,13 +193,25 @@ class GAN(Task):
         return value
 
     def train_step(self, trainer: Trainer, batch: Batch) -> float:
-        """k discriminator steps, then one generator step by the Trainer's optimiser."""
-        for _ in range(self.k):
-            self.discriminator_step(trainer, batch)
+        """k discriminator steps, each on its own part of the batch, then one generator step by
+        the Trainer's optimiser with as many noise samples as the last part."""
+        parts = self.real_minibatches(batch)
+        for part in parts:
+            self.discriminator_step(trainer, part)
         try:
-            return trainer.closure_step([batch])
+            return trainer.closure_step([parts[-1]])
         finally:
             self._d_stats = None
+
+    def real_minibatches(self, batch: Batch) -> list[Batch]:
+        """The batch's images cut into k parts of (nearly) equal size, in order."""
+        x = batch[0]
+        if len(x) < self.k:
+            raise ConfigError(
+                f"GAN: a batch of {len(x)} images cannot give each of the k={self.k} "
+                "discriminator steps its own real minibatch; use batches of at least k (k × m)"
+            )
+        return [(part,) for part in x.tensor_split(self.k)]
 
     def training_step(self, model: nn.Module, batch: Batch) -> Step:
         """The generator step's loss, with the discriminator frozen (no gradient reaches it)."""

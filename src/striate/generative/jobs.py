@@ -267,7 +267,9 @@ def train_generative(
         callbacks=callbacks,
     )
     scale = (lambda x: x * 2 - 1) if config.model == "dcgan" else None
-    train = BatchLoader(train_set, config.batch_size, normalize=scale, device=trainer.device,
+    # a DCGAN step cuts its batch into d_steps real minibatches of batch_size (gan.GAN)
+    per_step = config.batch_size * (config.d_steps if config.model == "dcgan" else 1)
+    train = BatchLoader(train_set, per_step, normalize=scale, device=trainer.device,
                         seed=config.seed, drop_last=config.model == "dcgan")  # fmt: skip
     test = BatchLoader(test_set, 256, shuffle=False, normalize=scale, device=trainer.device)
     if out is not None and not resume:
