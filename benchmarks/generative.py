@@ -41,14 +41,17 @@ from striate.generative.dcgan import DCGANDiscriminator, DCGANGenerator  # noqa:
 from striate.generative.gan import (  # noqa: E402
     discriminator_loss,
     generate,
-    interpolate,
     non_saturating_generator_loss,
 )
 from striate.generative.jobs import grid  # noqa: E402
 from striate.generative.likelihood import importance_weighted_log_likelihood  # noqa: E402
 from striate.generative.sample_quality import classifier_frechet_distance  # noqa: E402
 from striate.generative.vae import VAE, elbo  # noqa: E402
-from striate.generative.views import latent_manifold, latent_traversals  # noqa: E402
+from striate.generative.views import (  # noqa: E402
+    interpolation,
+    latent_manifold,
+    latent_traversals,
+)
 from striate.progress import progress_bar  # noqa: E402
 
 RECORD = Path(__file__).resolve().parent / "results" / "generative.jsonl"
@@ -286,8 +289,8 @@ def part_dcgan(args: argparse.Namespace) -> list[dict]:
         )
     )
     z0, z1 = torch.randn(2, 6, 100, generator=torch.Generator().manual_seed(3))
-    paths = torch.cat([interpolate(G, a, b, 10, "spherical") for a, b in zip(z0, z1, strict=True)])
-    save_grid((paths + 1) / 2, 6, DOCS / "dcgan_interpolation.png", "DCGAN: slerp between latents")
+    paths = interpolation(G, z0, z1, 10, "spherical")
+    save_grid(paths, 6, DOCS / "dcgan_interpolation.png", "DCGAN: slerp between latents")
     for r in rows:
         r["device"] = device
     return rows

@@ -11,7 +11,6 @@ from scipy.stats import norm
 
 from striate.errors import InputError
 from striate.generative.dcgan import DCGANGenerator
-from striate.generative.gan import generate
 from striate.generative.jobs import load_generative, sample_generative, train_generative
 from striate.generative.vae import VAE
 from striate.generative.views import (
@@ -50,7 +49,12 @@ def _means(vae: VAE, z: torch.Tensor) -> torch.Tensor:
 
 
 def _fakes(generator: DCGANGenerator, z: torch.Tensor) -> torch.Tensor:
-    return ((generate(generator, z) + 1) / 2).clamp(0, 1)
+    """The generator in eval mode (batch norm's running statistics), mapped to [0, 1]."""
+    was = generator.training
+    with torch.no_grad():
+        out = generator.eval()(z)
+    generator.train(was)
+    return ((out + 1) / 2).clamp(0, 1)
 
 
 def _grid_latents(side: int) -> torch.Tensor:
@@ -113,6 +117,7 @@ def test_interpolation_rows_start_and_end_at_the_two_latents(kind, method):
     images = interpolation(model, z0, z1, steps=6, method=method).reshape(3, 6, 1, 28, 28)
     torch.testing.assert_close(images[:, 0], reference(model, z0), atol=1e-5, rtol=0)
     torch.testing.assert_close(images[:, -1], reference(model, z1), atol=1e-5, rtol=0)
+    assert model.training is (kind == "dcgan")  # the mode it came in, restored
     if method == "linear":  # the middle of the path: t = 2/5
         middle = reference(model, 0.6 * z0 + 0.4 * z1)
         torch.testing.assert_close(images[:, 2], middle, atol=1e-5, rtol=0)

@@ -1,7 +1,10 @@
 """Generative models on the engine: autoencoders (`Reconstruction`), the VAE
 (`VariationalAutoencoding`, with the importance-weighted log-likelihood of Burda et al. 2015),
-GAN/DCGAN (`GAN`, which owns the discriminator's optimiser), PixelCNN (`PixelModelling`), and
-sample quality measured in the features of a striate classifier (never called FID).
+GAN/DCGAN (`GAN`, which owns the discriminator's optimiser), PixelCNN (`PixelModelling`),
+sample quality measured in the features of a striate classifier (never called FID), pictures of
+the latent space (`latent_manifold`, `latent_traversals`, `interpolation`), and classifiers
+initialised from an autoencoder's encoder (`classifier_from_encoder`). The jobs behind
+`striate generate` are in `striate.generative.jobs`.
 
     from striate.generative import Autoencoder, Reconstruction
     Trainer(epochs=5, task=Reconstruction("bce"), opt="adam", lr=1e-3).fit(Autoencoder(), train)
@@ -15,7 +18,6 @@ from striate.generative.gan import (
     GANPair,
     discriminator_loss,
     generate,
-    interpolate,
     latent_arithmetic,
     minimax_generator_loss,
     non_saturating_generator_loss,
@@ -48,6 +50,13 @@ from striate.generative.vae import (
     gaussian_kl,
     reparameterize,
 )
+from striate.generative.views import (
+    arithmetic,
+    draw_view,
+    interpolation,
+    latent_manifold,
+    latent_traversals,
+)
 
 __all__ = [
     "ELBO",
@@ -66,20 +75,24 @@ __all__ = [
     "Reconstruction",
     "VAEOutput",
     "VariationalAutoencoding",
+    "arithmetic",
     "classifier_features",
     "classifier_from_encoder",
     "classifier_like_encoder",
     "classifier_frechet_distance",
     "classifier_score",
     "discriminator_loss",
+    "draw_view",
     "elbo",
     "feature_statistics",
     "frechet_distance",
     "gaussian_kl",
     "generate",
     "importance_weighted_log_likelihood",
-    "interpolate",
+    "interpolation",
     "latent_arithmetic",
+    "latent_manifold",
+    "latent_traversals",
     "minimax_generator_loss",
     "non_saturating_generator_loss",
     "per_class",

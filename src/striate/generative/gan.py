@@ -303,19 +303,6 @@ def generate(generator: nn.Module, z: torch.Tensor) -> torch.Tensor:
         generator.train(was)
 
 
-def interpolate(
-    generator: nn.Module,
-    z0: torch.Tensor,
-    z1: torch.Tensor,
-    steps: int,
-    method: str = "linear",
-) -> torch.Tensor:
-    """Samples along a path from latent z0 to z1 (Radford et al. 2016, section 6.1: walking the
-    latent space); `method` "linear" or "spherical" (slerp, which keeps Gaussian latents at a
-    typical norm). Returns `steps` samples."""
-    return generate(generator, interpolate_latents(z0, z1, steps, method))
-
-
 def latent_arithmetic(
     z_groups: Sequence[torch.Tensor], coefficients: Sequence[float] = (1.0, -1.0, 1.0)
 ) -> torch.Tensor:
