@@ -17,11 +17,13 @@ from striate.data import ImageSet, load_dataset
 from striate.errors import ConfigError, DataError, InputError
 from striate.generative.gan import generate
 from striate.generative.jobs import (
+    SampleSnapshots,
     binarize,
     evaluate_generative,
     grid,
     load_generative,
     sample_generative,
+    save_grid,
     train_generative,
 )
 from striate.models import create
@@ -117,6 +119,16 @@ def test_snapshots_each_epoch_and_resume_after_ctrl_c_is_exact(shared_data, tmp_
     first = matplotlib.image.imread(tmp_path / "full" / "samples" / "epoch-001.png")
     assert (first == matplotlib.image.imread(tmp_path / "cut" / "samples" / "epoch-001.png")).all()
     assert not (first == last).all()  # training changed the samples
+    shown = SampleSnapshots("dcgan", tmp_path / "cut" / "samples", 4, 0, 28).figure()
+    assert [ax.get_title() for ax in shown.axes] == ["epoch 1", "epoch 2", "epoch 3"]
+
+
+def test_samples_over_training_shows_at_most_8_epochs_with_the_first_and_last(tmp_path):
+    for epoch in range(1, 21):
+        save_grid(torch.full((1, 1, 4, 4), epoch / 20), tmp_path / f"epoch-{epoch:03d}.png")
+    shown = SampleSnapshots("vae", tmp_path, 1, 0, 4).figure()
+    titles = [int(ax.get_title().split()[1]) for ax in shown.axes]
+    assert titles == [1, 4, 6, 9, 12, 15, 17, 20]  # round(i · 19 / 7) + 1
 
 
 def test_grid_places_each_image():

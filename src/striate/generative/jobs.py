@@ -328,8 +328,8 @@ class SampleSnapshots(Callback):
         paths = sorted(self.folder.glob("epoch-*.png"))
         if not paths:
             return None
-        picks = sorted({round(i * (len(paths) - 1) / max(self.shown - 1, 1))
-                        for i in range(min(self.shown, len(paths)))})  # fmt: skip
+        count = min(self.shown, len(paths))
+        picks = sorted({round(i * (len(paths) - 1) / max(count - 1, 1)) for i in range(count)})
         fig = Figure(figsize=(2.2 * len(picks), 2.5), layout="constrained")
         for ax, i in zip(fig.subplots(1, len(picks), squeeze=False)[0], picks, strict=True):
             ax.imshow(imread(paths[i]))
