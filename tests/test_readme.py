@@ -47,6 +47,8 @@ SLOW_ONLY = (
     (r"^striate segment ", "trains a segmenter (the detector's example covers the job's path)"),
     (r"^striate text train --(model|corpus kjv)", "the recorded language models, 3–5 minutes each"),
     (r"^striate text eval runs/text/kjv", "needs the KJV model of the line before"),
+    (r"^striate generate train (pixelcnn|autoencoder)", "a pass per pixel to sample; tests cover"),
+    (r"^striate generate eval runs/generate/pixelcnn", "needs the PixelCNN of the line before"),
 )
 # commands whose documented outcome includes exit status 1
 STATUS_1_MEANS = {"doctor": "a check failed (the table says which)"}
