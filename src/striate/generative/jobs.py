@@ -6,10 +6,10 @@ autoencoder trained on a dataset's images through the Trainer, into a run folder
     scores = evaluate_generative("runs/gen/vae", k=100, classifier="runs/train/mnist")
 
 The run folder holds config.json, metrics.csv, checkpoints/, report.html, samples.png (a grid),
-samples/epoch-NNN.png (the same latents and seed after every epoch; samples_over_training.png
-puts them side by side) and model/ (weights.safetensors + model.json: "striate-model/1", the
-task, the architecture's name and arguments, the dataset and its binarisation). The autoencoder
-is `train_autoencoder`'s run with model/ added.
+samples/epoch-NNN.png (VAE and DCGAN: the same latents and seed after every epoch;
+samples_over_training.png puts them side by side) and model/ (weights.safetensors + model.json:
+"striate-model/1", the task, the architecture's name and arguments, the dataset and its
+binarisation). The autoencoder is `train_autoencoder`'s run with model/ added.
 
 Binarised MNIST / Fashion-MNIST (the Bernoulli VAE, PixelCNN with levels=2) is a *static*
 binarisation drawn here: each pixel ~ Bernoulli(value/255) once, with the run's seed (the test
@@ -249,7 +249,8 @@ def train_generative(
     torch.manual_seed(config.seed)
     net = build(spec)
     count, side = _GRID[config.model], train_set.shape[1]
-    if out is not None:
+    snapshots = None  # PixelCNN: none, as drawing takes a pass per pixel (3,072 on CIFAR-10)
+    if out is not None and config.model != "pixelcnn":
         snapshots = SampleSnapshots(config.model, out / "samples", count, config.seed, side)
         callbacks = [*callbacks, snapshots]
     trainer = Trainer(
@@ -287,7 +288,7 @@ def train_generative(
         images = _draw(config.model, net.eval(), count, config.seed, side)
         fig = save_grid(images, out / "samples.png")
         sections = [("Samples", figure_html(fig, "samples"))]
-        over = snapshots.figure()
+        over = snapshots.figure() if snapshots is not None else None
         if over is not None:
             save_figure(over, out / "samples_over_training.png")
             sections.append(("Samples over training", figure_html(over, "samples over training")))
