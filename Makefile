@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH)"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[search,pretrained,dev]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[search,pretrained,atari,dev]"
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -1,0 +1,4 @@
+"""Reinforcement learning (lecture 14): Markov decision processes and dynamic programming, tabular
+Q-learning, DQN with experience replay, policy gradients (REINFORCE, actor-critic, PPO) and the
+recurrent attention model. Agents act in gymnasium environments with short loops of their own
+that reuse the engine's device, seeds, progress and atomic writes (DESIGN.md)."""
