@@ -18,6 +18,7 @@ from striate.cli import (
     generate,
     harmonize,
     models,
+    rl,
     scenes,
     search,
     segment,
@@ -81,6 +82,7 @@ app.add_typer(spatial.app, name="spatial")
 app.add_typer(text.app, name="text")
 app.add_typer(caption.app, name="caption")
 app.add_typer(generate.app, name="generate")
+app.add_typer(rl.app, name="rl")
 
 
 def _version(value: bool) -> None:
