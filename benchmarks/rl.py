@@ -1,0 +1,164 @@
+"""Steps and wall time to solve CartPole-v1 (mean return ≥ 475 over 10 greedy evaluation episodes)
+for striate's agents and Stable-Baselines3's, same environment, seeds, settings and machine, in one
+run (issue 19).
+
+    OMP_NUM_THREADS=1 python benchmarks/rl.py --algos ppo dqn a2c --seeds 0 1 2
+    python benchmarks/rl.py --table              # the table of the recorded results only
+    python benchmarks/rl.py --quick              # a smoke test: records nothing
+
+Both sides get the same hyper-parameters (striate's defaults, which follow CleanRL's for DQN and
+PPO and SB3's for A2C; the SB3 arguments are written out below) and one CPU thread. Every
+`--eval-every` environment steps both are evaluated with striate's `evaluate`: 10 greedy episodes
+with seeds 1000…1009. Training stops at the first evaluation ≥ 475 or at `--budget` steps. Time
+counts training only (not the evaluations). Appends to results/rl.jsonl and rewrites the ``rl``
+table of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from _common import RESULTS, append_record, cpu_name, read_record, write_table
+from striate.rl.run import RLConfig, build_agent, evaluate
+
+RECORD = RESULTS / "rl.jsonl"
+ENV = "CartPole-v1"
+SOLVED = 475.0
+
+
+def run_striate(algo: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    agent = build_agent(RLConfig(algo=algo, env=ENV, seed=seed))
+    trained, steps_at = 0.0, None
+    while agent.env_steps < args.budget:
+        start = time.perf_counter()
+        agent.train(args.eval_every, progress=False)
+        trained += time.perf_counter() - start
+        score = evaluate(agent, ENV, 10, 1_000)
+        print(f"  striate {algo} seed {seed}: {agent.env_steps:,} steps, {score['mean']:.1f}")
+        if score["mean"] >= SOLVED:
+            steps_at = agent.env_steps
+            break
+    return {"steps": steps_at, "seconds": trained, "last_steps": agent.env_steps}
+
+
+def sb3_model(algo: str, env: Any, seed: int) -> Any:
+    """SB3's agent with striate's settings for `algo` (see each striate Config's docstring)."""
+    import stable_baselines3 as sb3
+
+    if algo == "ppo":  # CleanRL ppo.py: 4 envs × 128 steps, 4 minibatches, 4 epochs, lr annealed
+        return sb3.PPO("MlpPolicy", env, learning_rate=lambda f: 2.5e-4 * f, n_steps=128,
+                       batch_size=128, n_epochs=4, gamma=0.99, gae_lambda=0.95, clip_range=0.2,
+                       ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5, seed=seed,
+                       device="cpu")  # fmt: skip
+    if algo == "dqn":  # CleanRL dqn.py
+        return sb3.DQN("MlpPolicy", env, learning_rate=2.5e-4, buffer_size=10_000,
+                       learning_starts=10_000, batch_size=128, tau=1.0, gamma=0.99,
+                       train_freq=10, gradient_steps=1, target_update_interval=500,
+                       exploration_fraction=0.5, exploration_initial_eps=1.0,
+                       exploration_final_eps=0.05, policy_kwargs={"net_arch": [120, 84]},
+                       seed=seed, device="cpu")  # fmt: skip
+    if algo == "a2c":  # SB3's defaults
+        return sb3.A2C("MlpPolicy", env, seed=seed, device="cpu")
+    raise SystemExit(f"no SB3 counterpart for {algo}")
+
+
+def run_sb3(algo: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+
+    env = make_vec_env(ENV, n_envs=4 if algo in ("ppo", "a2c") else 1, seed=seed)
+    model = sb3_model(algo, env, seed)
+
+    class Policy:
+        def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+            return model.predict(obs, deterministic=deterministic)[0]
+
+    result: dict[str, Any] = {"steps": None, "eval_seconds": 0.0}
+
+    class EvaluateEvery(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.next = args.eval_every
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps < self.next:
+                return True
+            self.next += args.eval_every
+            start = time.perf_counter()
+            score = evaluate(Policy(), ENV, 10, 1_000)
+            result["eval_seconds"] += time.perf_counter() - start
+            print(f"  sb3 {algo} seed {seed}: {self.num_timesteps:,} steps, {score['mean']:.1f}")
+            if score["mean"] >= SOLVED:
+                result["steps"] = self.num_timesteps
+                return False
+            return True
+
+    start = time.perf_counter()
+    model.learn(total_timesteps=args.budget, callback=EvaluateEvery())
+    result["seconds"] = time.perf_counter() - start - result.pop("eval_seconds")
+    result["last_steps"] = model.num_timesteps
+    return result
+
+
+def table(entries: list[dict[str, Any]]) -> str:
+    """The latest run of each (algorithm, library, seed), and per algorithm the ratios."""
+    latest: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for e in entries:
+        latest[(e["algo"], e["library"], e["seed"])] = e
+    lines = ["| algorithm | library | seeds solved | steps to 475 (mean) | training time (mean) "
+             "| steps ratio (striate / SB3) | time ratio |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    for algo in sorted({k[0] for k in latest}):
+        rows = {}
+        for lib in ("striate", "stable-baselines3"):
+            runs = [e for k, e in latest.items() if k[0] == algo and k[1] == lib]
+            solved = [e for e in runs if e["steps"] is not None]
+            steps = np.mean([e["steps"] for e in solved]) if solved else float("nan")
+            secs = np.mean([e["seconds"] for e in solved]) if solved else float("nan")
+            rows[lib] = (len(solved), len(runs), steps, secs)
+        s, b = rows["striate"], rows["stable-baselines3"]
+        for lib, (n, total, steps, secs) in rows.items():
+            ratio = (f"{s[2] / b[2]:.2f}", f"{s[3] / b[3]:.2f}") if lib == "striate" else ("", "")
+            lines.append(f"| {algo} | {lib} | {n}/{total} | {steps:,.0f} | {secs:.0f} s "
+                         f"| {ratio[0]} | {ratio[1]} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--algos", nargs="+", default=["ppo", "dqn", "a2c"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--budget", type=int, default=500_000, help="steps at most per run")
+    ap.add_argument("--eval-every", type=int, default=10_000)
+    ap.add_argument("--table", action="store_true", help="only the table of recorded results")
+    ap.add_argument("--quick", action="store_true", help="smoke test: 2,000 steps, no record")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    if args.quick:
+        args.budget, args.eval_every, args.seeds = 2_000, 1_000, args.seeds[:1]
+    if not args.table:
+        for algo in args.algos:
+            for seed in args.seeds:
+                for lib, fn in (("striate", run_striate), ("stable-baselines3", run_sb3)):
+                    r = fn(algo, seed, args)
+                    row = {"date": datetime.datetime.now(datetime.UTC).isoformat("seconds"),
+                           "device": cpu_name(1), "algo": algo, "library": lib, "seed": seed,
+                           "budget": args.budget, "eval_every": args.eval_every, **r}  # fmt: skip
+                    print(row)
+                    if not args.quick:
+                        append_record(RECORD, [row])
+    if args.quick:
+        return
+    text = table(read_record(RECORD))
+    print(text)
+    write_table("rl", text)
+
+
+if __name__ == "__main__":
+    main()
