@@ -185,9 +185,10 @@ def test_bad_input_one_line():
         DQN("CartPole-v1", tau=0.0)
 
 
-# CleanRL's settings but ε down to 0.05 over the first 20,000 steps and learning from step
-# 1,000: seed 0 evaluates at 494 after 80,000 steps (CleanRL's own settings: 479 after 210,000)
-SOLVE = dict(total_steps=100_000, learning_starts=1000, exploration_fraction=0.2)
+# CleanRL's settings but ε down to 0.05 over the first 20,000 steps, learning from step 1,000, and
+# Double DQN: evaluated every 5,000 steps, seeds 0, 1, 2 pass 475 after 95,000, 115,000 and 95,000
+# steps (CleanRL's own settings, seed 0: after 210,000; without Double DQN seed 2 stays below)
+SOLVE = dict(total_steps=100_000, learning_starts=1000, exploration_fraction=0.2, double=True)
 
 
 @pytest.mark.slow
