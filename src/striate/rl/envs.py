@@ -86,7 +86,7 @@ def discrete_states(env: gym.Env, owner: str) -> int:
     if not isinstance(space, gym.spaces.Discrete):
         raise InputError(
             f"{owner}: {_name(env)} observes {type(space).__name__}, but a table needs a finite "
-            "set of states; use FrozenLake-v1, Taxi-v3, CliffWalking-v1 or the grid world"
+            "set of states; use FrozenLake-v1, Taxi-v4, CliffWalking-v1 or striate/GridWorld-v0"
         )
     return int(space.n)
 

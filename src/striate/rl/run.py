@@ -37,6 +37,7 @@ from striate.errors import ConfigError, InputError, StriateError
 from striate.outputs import check_folder, clear_folder
 from striate.progress import output_console, progress_bar
 from striate.rl import env_state
+from striate.rl.atari import is_atari, make_atari
 from striate.rl.envs import make_env
 from striate.state_file import load_state, save_state
 
@@ -96,7 +97,8 @@ def evaluate(agent: Any, env_id: str, episodes: int = 10, seed: int = 1_000,
     returns, lengths = [], []
     for i in range(episodes):
         record = frames is not None and i == 0
-        env = make_env(env_id, render_mode="rgb_array") if record else make_env(env_id)
+        make = make_atari if is_atari(env_id) else make_env  # the frames the agent learnt on
+        env = make(env_id, render_mode="rgb_array") if record else make(env_id)
         obs, _ = env.reset(seed=seed + i)
         total, length, done = 0.0, 0, False
         while not done:
