@@ -49,6 +49,7 @@ SLOW_ONLY = (
     (r"^striate text eval runs/text/kjv", "needs the KJV model of the line before"),
     (r"^striate generate train (pixelcnn|autoencoder)", "a pass per pixel to sample; tests cover"),
     (r"^striate generate eval runs/generate/pixelcnn", "needs the PixelCNN of the line before"),
+    (r"^striate rl (train ppo|eval runs/rl/ppo)", "CartPole for 10k steps and a GIF; tests cover"),
 )
 # commands whose documented outcome includes exit status 1
 STATUS_1_MEANS = {"doctor": "a check failed (the table says which)"}
