@@ -43,7 +43,7 @@ from striate.generative.gan import (  # noqa: E402
     generate,
     non_saturating_generator_loss,
 )
-from striate.generative.jobs import grid  # noqa: E402
+from striate.generative.grids import grid  # noqa: E402
 from striate.generative.likelihood import importance_weighted_log_likelihood  # noqa: E402
 from striate.generative.sample_quality import classifier_frechet_distance  # noqa: E402
 from striate.generative.vae import VAE, elbo  # noqa: E402

@@ -16,14 +16,13 @@ import torch.nn.functional as F
 from striate.data import ImageSet, load_dataset
 from striate.errors import ConfigError, DataError, InputError
 from striate.generative.gan import generate
+from striate.generative.grids import grid, save_grid
 from striate.generative.jobs import (
     SampleSnapshots,
     binarize,
     evaluate_generative,
-    grid,
     load_generative,
     sample_generative,
-    save_grid,
     train_generative,
 )
 from striate.models import create

@@ -161,7 +161,7 @@ def sample(
 ) -> None:
     """Draw images from a trained model, or walk its latent space, into a PNG grid."""
     from striate.errors import InputError
-    from striate.generative.jobs import save_grid
+    from striate.generative.grids import save_grid
     from striate.generative.views import draw_view
 
     if out is not None and out.suffix.lower() != ".png":

@@ -33,7 +33,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from striate import __version__
-from striate._atomic import atomic_path, save_figure, write_json
+from striate._atomic import save_figure, write_json
 from striate.checks import one_of, positive_int
 from striate.data import BatchLoader, ImageSet, load_dataset
 from striate.engine.callbacks import Callback
@@ -45,6 +45,7 @@ from striate.evaluate.report import figure_html
 from striate.generative.autoencoder import Autoencoder
 from striate.generative.dcgan import SIZES, DCGANDiscriminator, DCGANGenerator
 from striate.generative.gan import GAN, GANPair, generate
+from striate.generative.grids import save_grid
 from striate.generative.pixelcnn import PixelCNN, PixelModelling
 from striate.generative.run import train_autoencoder
 from striate.generative.vae import VAE, VariationalAutoencoding, elbo
@@ -492,37 +493,6 @@ def _side(loaded: LoadedGenerative) -> int:
     """The image size the model was trained on (model.json's image_shape; 28 if absent)."""
     shape = loaded.info.get("image_shape")
     return int(shape[1]) if shape else 28
-
-
-def grid(images: torch.Tensor, columns: int | None = None) -> torch.Tensor:
-    """Images N×C×H×W tiled row by row into one C×H'×W' image with a 2-pixel border."""
-    n, c, h, w = images.shape
-    cols = columns or max(1, int(n**0.5 + 0.5))
-    rows = -(-n // cols)
-    pad = 2
-    canvas = torch.ones(c, pad + rows * (h + pad), pad + cols * (w + pad))
-    tiles = torch.ones(rows * cols, c, h, w)
-    tiles[:n] = images.float().clamp(0, 1)
-    tiles = tiles.reshape(rows, cols, c, h, w).permute(2, 0, 3, 1, 4)  # c, rows, h, cols, w
-    body = torch.ones(c, rows, h + pad, cols, w + pad)
-    body[:, :, :h, :, :w] = tiles
-    canvas[:, pad:, pad:] = body.reshape(c, rows * (h + pad), cols * (w + pad))
-    return canvas
-
-
-def save_grid(images: torch.Tensor, path: Path, columns: int | None = None) -> Figure:
-    """Write `images` as one PNG grid of `columns` columns (None: square) at `path`, one pixel per
-    image pixel (atomically); returns the figure."""
-    g = grid(images.cpu(), columns)
-    fig = Figure(figsize=(g.shape[2] / 60, g.shape[1] / 60))
-    ax = fig.add_axes((0, 0, 1, 1))
-    img = g.permute(1, 2, 0).numpy()
-    ax.imshow(img[..., 0] if img.shape[2] == 1 else img, cmap="gray", vmin=0, vmax=1)
-    ax.set_axis_off()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=60, format="png")
-    return fig
 
 
 def _test_images(loaded: LoadedGenerative, size: int | None, seed: int) -> torch.Tensor:

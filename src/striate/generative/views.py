@@ -5,7 +5,7 @@ and vector arithmetic on averaged latents (section 6.3), for a VAE and a DCGAN a
     images = latent_manifold(vae, side=15)                 # 225 decoder means, row-major
     images = latent_traversals(generator, z, dims=[0, 1])  # 2 rows of 9: one latent varied per row
     images, columns = draw_view("runs/generate/vae", "interpolation", count=40)
-    save_grid(images, Path("interpolation-0.png"), columns)     # generative.jobs.save_grid
+    save_grid(images, Path("interpolation-0.png"), columns)     # generative.grids.save_grid
 
 Every function returns images N×C×H×W in [0, 1]: a VAE's decoder mean (pixel probabilities for a
 Bernoulli decoder, clamped means for a Gaussian one), a DCGAN's Tanh output mapped from [-1, 1].
