@@ -147,7 +147,7 @@ def main() -> None:
             for seed in args.seeds:
                 for lib, fn in (("striate", run_striate), ("stable-baselines3", run_sb3)):
                     r = fn(algo, seed, args)
-                    row = {"date": datetime.datetime.now(datetime.UTC).isoformat("seconds"),
+                    row = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                            "device": cpu_name(1), "algo": algo, "library": lib, "seed": seed,
                            "budget": args.budget, "eval_every": args.eval_every, **r}  # fmt: skip
                     print(row)
