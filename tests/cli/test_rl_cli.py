@@ -38,3 +38,14 @@ def test_bad_input(tmp_path):
     assert isinstance(result.exception, InputError) and "CartPole-v1" in str(result.exception)
     result = run("train", "dqn", "--env", "Pendulum-v1", "--out", tmp_path / "y")
     assert isinstance(result.exception, InputError) and "action space" in str(result.exception)
+
+
+def test_value_iteration_draws_the_policy(tmp_path):
+    out = tmp_path / "vi"
+    result = run("train", "value-iteration", "--env", "FrozenLake-v1", "-o", "gamma=0.99",
+                 "--out", out)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "iterations, Bellman residual" in result.output
+    assert (out / "policy_value.png").is_file() and (out / "eval.json").is_file()
+    result = run("train", "value-iteration", "--env", "CartPole-v1", "--out", tmp_path / "c")
+    assert isinstance(result.exception, InputError) and "finite set" in str(result.exception)

@@ -31,11 +31,15 @@ def train(
     algo: Annotated[
         str | None,
         typer.Argument(
-            metavar="ALGO", help="dqn, reinforce, a2c, ppo or q-learning.", show_default=False
+            metavar="ALGO",
+            help="dqn, reinforce, a2c, ppo, q-learning, value-iteration or policy-iteration.",
+            show_default=False,
         ),
     ] = None,
     env: Annotated[str, _opt("--env", "A gymnasium environment id.")] = "CartPole-v1",
-    steps: Annotated[int, _opt("--steps", "Environment steps to train for.")] = 100_000,
+    steps: Annotated[
+        int, _opt("--steps", "Environment steps to train for (planners take none).")
+    ] = 100_000,
     seed: Annotated[int, _opt("--seed", "Seed of the networks, the environment and actions.")] = 0,
     eval_every: Annotated[
         int, _opt("--eval-every", "Evaluate (greedy, fixed seeds) after this many steps.")
@@ -59,8 +63,10 @@ def train(
     resume: Annotated[Path | None, RESUME] = None,
 ) -> None:
     """Train an agent; the run folder gets checkpoints, episodes.csv, evaluations.csv,
-    learning_curve.png and eval.json. Ctrl-C keeps a checkpoint (--resume RUN continues it
-    exactly)."""
+    learning_curve.png, eval.json and, for tabular agents on a grid (striate/GridWorld-v0,
+    FrozenLake-v1, CliffWalking-v1), policy_value.png. Ctrl-C keeps a checkpoint (--resume RUN
+    continues it exactly). value-iteration and policy-iteration plan on the environment's model
+    instead of stepping it."""
     from striate.cli.models import parse_options
     from striate.errors import ConfigError
     from striate.outputs import default_folder, slug
@@ -80,10 +86,17 @@ def train(
     if result.interrupted:
         return
     last = result.evaluations[-1]
-    console.print(
-        f"{result.agent.env_steps:,} steps, {len(result.agent.history):,} episodes; evaluation "
-        f"return {last['mean']:.1f} ± {last['std']:.1f}"
-    )
+    solution = getattr(result.agent, "solution", None)
+    if solution is not None:
+        console.print(
+            f"{solution.iterations:,} iterations, Bellman residual {solution.residual:.1e}; "
+            f"evaluation return {last['mean']:.2f} ± {last['std']:.2f}"
+        )
+    else:
+        console.print(
+            f"{result.agent.env_steps:,} steps, {len(result.agent.history):,} episodes; "
+            f"evaluation return {last['mean']:.1f} ± {last['std']:.1f}"
+        )
     console.print(f"run: {escape(str(result.out))}")
 
 

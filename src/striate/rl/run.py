@@ -9,7 +9,9 @@ The run folder holds config.json, checkpoint.safetensors (the agent: networks, o
 counters, random generators, a replay buffer, and the environment mid-episode where it can be
 captured), episodes.csv (every training episode's return and length), evaluations.csv (the mean
 and spread of `eval_episodes` greedy episodes after every `eval_every` steps, seeds
-`eval_seed`, `eval_seed` + 1, …), learning_curve.png and eval.json.
+`eval_seed`, `eval_seed` + 1, …), learning_curve.png, eval.json, and for tabular agents on a
+grid policy_value.png (the values as a heat map, the policy as arrows). A planner (value or
+policy iteration) solves the environment's model instead: no steps, one evaluation.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from striate.progress import output_console, progress_bar
 from striate.rl import env_state
 from striate.rl.atari import is_atari, make_atari
 from striate.rl.envs import make_env
+from striate.rl.planning import Planner
 from striate.state_file import load_state, save_state
 
 # the agents the job can train: name -> (module, class)
@@ -48,6 +51,8 @@ ALGORITHMS = {
     "a2c": ("striate.rl.a2c", "A2C"),
     "ppo": ("striate.rl.ppo", "PPO"),
     "q-learning": ("striate.rl.tabular", "QLearning"),
+    "value-iteration": ("striate.rl.planning", "ValueIteration"),
+    "policy-iteration": ("striate.rl.planning", "PolicyIteration"),
 }
 MADE_BY = "striate rl train"
 UNIT = 1_000  # environment steps between looks at Ctrl-C
@@ -151,6 +156,8 @@ def train_agent(
     elif out is not None:
         clear_folder(out) if overwrite else out.mkdir(parents=True, exist_ok=True)
         write_json(out / "config.json", {"made_by": MADE_BY, "config": asdict(config)})
+    if isinstance(agent, Planner):
+        return _plan(agent, config, out)
     console = output_console()
     with _ctrl_c() as pressed:
         while agent.env_steps < config.steps and not pressed:
@@ -179,6 +186,19 @@ def train_agent(
     if out is not None and not interrupted:
         _write_results(out, config, agent, evaluations)
     return RLRun(out, agent, evaluations, interrupted)
+
+
+def _plan(agent: Planner, config: RLConfig, out: Path | None) -> RLRun:
+    """A planner solves its MDP at once (no environment steps, nothing to resume) and is
+    evaluated like the learners."""
+    start = time.perf_counter()
+    agent.solve()
+    score = evaluate(agent, config.env, config.eval_episodes, config.eval_seed)
+    evaluations = [{"env_steps": 0, **_summary(score), "seconds": time.perf_counter() - start}]
+    if out is not None:
+        _save_checkpoint(out, agent, evaluations)
+        _write_results(out, config, agent, evaluations)
+    return RLRun(out, agent, evaluations, False)
 
 
 def _next_evaluation(steps: int, config: RLConfig) -> int:
@@ -266,8 +286,11 @@ def _write_results(out: Path, config: RLConfig, agent: Any,
                    evaluations: list[dict[str, float]]) -> None:  # fmt: skip
     _write_csv(out / "episodes.csv", agent.history)
     _write_csv(out / "evaluations.csv", evaluations)
-    save_figure(learning_curve(agent.history, evaluations, f"{config.algo} on {config.env}"),
-                out / "learning_curve.png")  # fmt: skip
+    if agent.history:
+        title = f"{config.algo} on {config.env}"
+        save_figure(learning_curve(agent.history, evaluations, title), out / "learning_curve.png")
+    for name, figure in getattr(agent, "figures", dict)().items():
+        save_figure(figure, out / name)
     final = {k: v for k, v in (evaluations[-1] if evaluations else {}).items() if k != "env_steps"}
     summary = {"env_steps": agent.env_steps, "episodes": len(agent.history), **final}
     write_json(out / "eval.json", summary)

@@ -20,12 +20,15 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from striate.checks import did_you_mean, non_negative_int, number, probability
 from striate.errors import ConfigError, InputError
 from striate.progress import progress_bar
 from striate.rl import gridworld  # noqa: F401  (registers the grid world with gymnasium)
 from striate.rl.envs import discrete_actions, discrete_states, make_env
+from striate.rl.gridworld import mdp_from_env
+from striate.rl.tabular_figures import grid_figures
 
 OWNER = "q-learning"
 
@@ -145,6 +148,17 @@ class QLearning:
             explore = self.rng.random(len(states)) < self.epsilon()
             actions = np.where(explore, self.rng.integers(n_actions, size=len(states)), actions)
         return actions
+
+    def figures(self) -> dict[str, Figure]:
+        """The learnt values max_a Q(s, a) as a heat map beside the greedy policy as arrows,
+        where the env is a grid with a transition table (the grid world, FrozenLake,
+        CliffWalking)."""
+        try:
+            mdp = mdp_from_env(self.env)
+        except InputError:
+            return {}
+        title = f"{OWNER} on {_name(self.env)}, {self.env_steps:,} steps"
+        return grid_figures(mdp, self.q.max(1), self.policy, title)
 
     def state_dict(self) -> dict[str, Any]:
         """The table, counters, the episode in progress and the random generator."""

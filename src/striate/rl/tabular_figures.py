@@ -30,6 +30,15 @@ def policy_value_figure(mdp: FiniteMDP, V: np.ndarray, policy: np.ndarray,
     return fig
 
 
+def grid_figures(mdp: FiniteMDP, V: np.ndarray, policy: np.ndarray,
+                 title: str) -> dict[str, Figure]:  # fmt: skip
+    """{"policy_value.png": the two panels} where the states are the cells of a grid whose moves
+    are known, else {} (Taxi, or an MDP without a picture)."""
+    if mdp.shape is None or mdp.moves is None or mdp.shape[0] * mdp.shape[1] != mdp.n_states:
+        return {}
+    return {"policy_value.png": policy_value_figure(mdp, V, policy, title)}
+
+
 def draw_values(ax: Axes, mdp: FiniteMDP, V: np.ndarray) -> None:
     """V[s] as a heat map on the grid, each cell with its value (and its layout letter)."""
     rows, cols = _grid(mdp)
