@@ -6,8 +6,10 @@ run (issue 19).
     python benchmarks/rl.py --table              # the table of the recorded results only
     python benchmarks/rl.py --quick              # a smoke test: records nothing
 
-Both sides get the same hyper-parameters (striate's defaults, which follow CleanRL's for DQN and
-PPO and SB3's for A2C; the SB3 arguments are written out below) and one CPU thread. Every
+Both sides get the same hyper-parameters and one CPU thread: striate's defaults (CleanRL's for DQN
+and PPO, SB3's for A2C) where SB3 can be told them, and otherwise striate set to what SB3 does
+(`STRIATE_OPTIONS`: SB3's DQN has the Huber loss and clips gradients at norm 10; its PPO does not
+clip the value loss). The SB3 arguments are written out below. Every
 `--eval-every` environment steps both are evaluated with striate's `evaluate`: 10 greedy episodes
 with seeds 1000…1009. Training stops at the first evaluation ≥ 475 or at `--budget` steps. Time
 counts training only (not the evaluations). Appends to results/rl.jsonl and rewrites the ``rl``
@@ -32,8 +34,13 @@ ENV = "CartPole-v1"
 SOLVED = 475.0
 
 
+# where SB3 cannot be given striate's setting, striate is given SB3's
+STRIATE_OPTIONS = {"dqn": {"loss": "huber", "max_grad_norm": 10.0}, "ppo": {"clip_vloss": False}}
+
+
 def run_striate(algo: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
-    agent = build_agent(RLConfig(algo=algo, env=ENV, seed=seed))
+    options = STRIATE_OPTIONS.get(algo, {})
+    agent = build_agent(RLConfig(algo=algo, env=ENV, seed=seed, options=options))
     trained, steps_at = 0.0, None
     while agent.env_steps < args.budget:
         start = time.perf_counter()
@@ -51,12 +58,14 @@ def sb3_model(algo: str, env: Any, seed: int) -> Any:
     """SB3's agent with striate's settings for `algo` (see each striate Config's docstring)."""
     import stable_baselines3 as sb3
 
-    if algo == "ppo":  # CleanRL ppo.py: 4 envs × 128 steps, 4 minibatches, 4 epochs, lr annealed
+    # CleanRL ppo.py: 4 envs × 128 steps, 4 minibatches, 4 epochs, lr annealed; SB3's value loss
+    # is the plain mean squared error where CleanRL's is half of it, hence vf_coef 0.5 / 2
+    if algo == "ppo":
         return sb3.PPO("MlpPolicy", env, learning_rate=lambda f: 2.5e-4 * f, n_steps=128,
                        batch_size=128, n_epochs=4, gamma=0.99, gae_lambda=0.95, clip_range=0.2,
-                       ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5, seed=seed,
+                       ent_coef=0.01, vf_coef=0.25, max_grad_norm=0.5, seed=seed,
                        device="cpu")  # fmt: skip
-    if algo == "dqn":  # CleanRL dqn.py
+    if algo == "dqn":  # CleanRL dqn.py (SB3's Huber loss and max_grad_norm 10 on both sides)
         return sb3.DQN("MlpPolicy", env, learning_rate=2.5e-4, buffer_size=10_000,
                        learning_starts=10_000, batch_size=128, tau=1.0, gamma=0.99,
                        train_freq=10, gradient_steps=1, target_update_interval=500,
@@ -147,9 +156,10 @@ def main() -> None:
             for seed in args.seeds:
                 for lib, fn in (("striate", run_striate), ("stable-baselines3", run_sb3)):
                     r = fn(algo, seed, args)
-                    row = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-                           "device": cpu_name(1), "algo": algo, "library": lib, "seed": seed,
-                           "budget": args.budget, "eval_every": args.eval_every, **r}  # fmt: skip
+                    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+                    row = {"date": now, "device": cpu_name(1), "algo": algo, "library": lib,
+                           "seed": seed, "budget": args.budget, "eval_every": args.eval_every,
+                           "matched": STRIATE_OPTIONS.get(algo, {}), **r}  # fmt: skip
                     print(row)
                     if not args.quick:
                         append_record(RECORD, [row])
