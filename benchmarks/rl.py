@@ -41,17 +41,18 @@ STRIATE_OPTIONS = {"dqn": {"loss": "huber", "max_grad_norm": 10.0}, "ppo": {"cli
 def run_striate(algo: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     options = STRIATE_OPTIONS.get(algo, {})
     agent = build_agent(RLConfig(algo=algo, env=ENV, seed=seed, options=options))
-    trained, steps_at = 0.0, None
+    trained, steps_at, curve = 0.0, None, []
     while agent.env_steps < args.budget:
         start = time.perf_counter()
         agent.train(args.eval_every, progress=False)
         trained += time.perf_counter() - start
         score = evaluate(agent, ENV, 10, 1_000)
+        curve.append([agent.env_steps, score["mean"]])
         print(f"  striate {algo} seed {seed}: {agent.env_steps:,} steps, {score['mean']:.1f}")
         if score["mean"] >= SOLVED:
             steps_at = agent.env_steps
             break
-    return {"steps": steps_at, "seconds": trained, "last_steps": agent.env_steps}
+    return {"steps": steps_at, "seconds": trained, "last_steps": agent.env_steps, "curve": curve}
 
 
 def sb3_model(algo: str, env: Any, seed: int) -> Any:
@@ -88,7 +89,7 @@ def run_sb3(algo: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
         def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
             return model.predict(obs, deterministic=deterministic)[0]
 
-    result: dict[str, Any] = {"steps": None, "eval_seconds": 0.0}
+    result: dict[str, Any] = {"steps": None, "eval_seconds": 0.0, "curve": []}
 
     class EvaluateEvery(BaseCallback):
         def __init__(self) -> None:
@@ -102,6 +103,7 @@ def run_sb3(algo: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
             start = time.perf_counter()
             score = evaluate(Policy(), ENV, 10, 1_000)
             result["eval_seconds"] += time.perf_counter() - start
+            result["curve"].append([self.num_timesteps, score["mean"]])
             print(f"  sb3 {algo} seed {seed}: {self.num_timesteps:,} steps, {score['mean']:.1f}")
             if score["mean"] >= SOLVED:
                 result["steps"] = self.num_timesteps
