@@ -12,8 +12,8 @@ and PPO, SB3's for A2C) where SB3 can be told them, and otherwise striate set to
 clip the value loss). The SB3 arguments are written out below. Every
 `--eval-every` environment steps both are evaluated with striate's `evaluate`: 10 greedy episodes
 with seeds 1000…1009. Training stops at the first evaluation ≥ 475 or at `--budget` steps. Time
-counts training only (not the evaluations). Appends to results/rl.jsonl and rewrites the ``rl``
-table of BENCHMARKS.md.
+counts training only (not the evaluations). Appends to results/rl.jsonl, rewrites the ``rl``
+table of BENCHMARKS.md and draws the evaluation curves in docs/rl/cartpole_vs_sb3.png.
 """
 
 from __future__ import annotations
@@ -21,15 +21,19 @@ from __future__ import annotations
 import argparse
 import datetime
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from _common import RESULTS, append_record, cpu_name, read_record, write_table
+from striate._atomic import save_figure
 from striate.rl.run import RLConfig, build_agent, evaluate
 
 RECORD = RESULTS / "rl.jsonl"
+FIGURE = Path(__file__).resolve().parents[1] / "docs" / "rl" / "cartpole_vs_sb3.png"
 ENV = "CartPole-v1"
 SOLVED = 475.0
 
@@ -141,6 +145,28 @@ def table(entries: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def figure(entries: list[dict[str, Any]]) -> Figure:
+    """Per algorithm, every seed's evaluation return against environment steps, striate and SB3
+    (the latest run of each), up to the evaluation that reached 475."""
+    latest = {(e["algo"], e["library"], e["seed"]): e for e in entries if "curve" in e}
+    algos = sorted({k[0] for k in latest})
+    fig = Figure(figsize=(4.2 * len(algos), 3.4), layout="constrained")
+    for ax, algo in zip(np.atleast_1d(fig.subplots(1, len(algos))), algos, strict=True):
+        for (a, lib, seed), e in sorted(latest.items()):
+            if a != algo:
+                continue
+            steps, mean = np.asarray(e["curve"], dtype=float).T
+            style = {"striate": "-", "stable-baselines3": "--"}[lib]
+            ax.plot(steps, mean, style, marker="o", ms=3, color=f"C{seed}",
+                    label=f"{lib} seed {seed}")  # fmt: skip
+        ax.axhline(SOLVED, color="grey", lw=0.8)
+        ax.set_title(f"{algo.upper()} on {ENV}")
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("evaluation return (10 episodes)")
+        ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--algos", nargs="+", default=["ppo", "dqn", "a2c"])
@@ -167,9 +193,12 @@ def main() -> None:
                         append_record(RECORD, [row])
     if args.quick:
         return
-    text = table(read_record(RECORD))
+    entries = read_record(RECORD)
+    text = table(entries)
     print(text)
     write_table("rl", text)
+    save_figure(figure(entries), FIGURE)
+    print(f"figure: {FIGURE}")
 
 
 if __name__ == "__main__":
