@@ -3,6 +3,7 @@ got …"), and the error class chosen."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -76,6 +77,20 @@ def test_probability_boolean_sequence():
     for bad in ([], "12", [1, 0], [1.0]):
         with pytest.raises(ConfigError, match="w must be a list of at least 1 integers >= 1"):
             checks.int_sequence("C", "w", bad, min_len=1)
+
+
+def test_options_of_builds_the_dataclass_or_names_the_stray_option():
+    @dataclasses.dataclass
+    class Settings:
+        learning_rate: float = 0.1
+        gamma: float = 0.9
+
+    assert checks.options_of("agent", Settings, {"gamma": 0.5}) == Settings(gamma=0.5)
+    with pytest.raises(ConfigError) as e:
+        checks.options_of("agent", Settings, {"gama": 0.5})
+    assert str(e.value) == (
+        "agent: unknown option 'gama' (did you mean 'gamma'?); the options are gamma, learning_rate"
+    )
 
 
 def test_one_of_lists_the_choices_and_suggests():

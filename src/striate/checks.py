@@ -7,6 +7,7 @@
     probability("Dropout", "p", p)
     boolean("MLP", "batchnorm", b)
     one_of("Trainer", "schedule", name, SCHEDULES)      # with a did-you-mean hint
+    options_of("dqn", DQNConfig, {"lr": 1e-3})          # unknown option 'lr' (did you mean …)
 
 Messages read "owner: name must be …, got …"; `hint` adds a reason in parentheses after the
 requirement ("… must be an integer >= 2 (the softmax needs neighbours), got 1"). `error` picks
@@ -17,13 +18,16 @@ estimators, DataError for data files). Numbers are `numbers.Real` and integers
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import numbers
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from striate.errors import ConfigError, StriateError
+
+T = TypeVar("T")
 
 
 def is_number(v: Any) -> bool:
@@ -216,6 +220,19 @@ def did_you_mean(value: Any, choices: Iterable[str], n: int = 1) -> str:
     """' (did you mean 'x'?)' for the closest of `choices`, or ''."""
     close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=n)
     return f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+
+
+def options_of(owner: str, cls: type[T], options: Mapping[str, Any]) -> T:
+    """The dataclass `cls` built from `options`, or a ConfigError naming the first option it does
+    not have (with the closest) and the ones it has."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in options:
+        if key not in names:
+            raise ConfigError(
+                f"{owner}: unknown option {key!r}{did_you_mean(key, names)}; the options are "
+                f"{', '.join(sorted(names))}"
+            )
+    return cls(**options)
 
 
 def one_of(

@@ -1,5 +1,6 @@
 """rl.envs: environments by id with one-line errors for what an agent cannot use."""
 
+import gymnasium as gym
 import pytest
 
 from striate.errors import InputError
@@ -38,3 +39,13 @@ def test_spaces_an_agent_cannot_take_are_one_line_each():
     with pytest.raises(InputError) as e:
         discrete_states(make_env("CartPole-v1"), "q-learning")
     assert "finite set of states" in _one_line(e)
+
+
+def test_a_missing_physics_package_is_one_line(monkeypatch):
+    def needs_box2d(*args, **kwargs):
+        raise gym.error.DependencyNotInstalled("Box2D is not installed")
+
+    monkeypatch.setattr(gym, "make", needs_box2d)
+    with pytest.raises(InputError) as e:
+        make_env("CarRacing-v3")
+    assert "CarRacing-v3 needs a package that is not installed: Box2D" in str(e.value)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from striate.checks import boolean, number, positive_int, positive_number, probability
+from striate.checks import boolean, number, options_of, positive_int, positive_number, probability
 from striate.rl.policies import OnPolicyAgent, entropy, hidden_sizes, log_prob
 from striate.rl.returns import gae
 
@@ -91,7 +91,9 @@ class A2C(OnPolicyAgent):
     name = "a2c"
 
     def __init__(self, env_id: str, *, seed: int = 0, device="cpu", **hyper):
-        super().__init__(env_id, seed=seed, device=device, config=A2CConfig(**hyper))
+        super().__init__(
+            env_id, seed=seed, device=device, config=options_of("a2c", A2CConfig, hyper)
+        )
 
     def _build(self) -> None:
         c = self.config

@@ -32,7 +32,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from striate.checks import boolean, non_negative_int, number, one_of, positive_int, probability
+from striate.checks import (
+    boolean,
+    non_negative_int,
+    number,
+    one_of,
+    options_of,
+    positive_int,
+    probability,
+)
 from striate.device import resolve_device
 from striate.errors import InputError
 from striate.progress import progress_bar
@@ -161,7 +169,7 @@ class DQN:
     name = OWNER
 
     def __init__(self, env_id: str, *, seed: int = 0, device: Any = "cpu", **hyper: Any):
-        self.config = c = DQNConfig(**hyper)
+        self.config = c = options_of(OWNER, DQNConfig, hyper)
         self.env_id, self.seed = env_id, int(seed)
         self.device = resolve_device(device)
         atari = c.atari_preprocessing and is_atari(env_id)

@@ -45,7 +45,10 @@ def make_env(env_id: str, seed: int | None = None, **kwargs) -> gym.Env:
             f"unknown environment {env_id!r}{did_you_mean(env_id, gym.registry)}; "
             "`striate rl envs` lists them"
         )
-    env = gym.make(env_id, **kwargs)
+    try:
+        env = gym.make(env_id, **kwargs)
+    except gym.error.DependencyNotInstalled as e:
+        raise InputError(f"{env_id} needs a package that is not installed: {e}") from None
     if seed is not None:
         env.reset(seed=seed)
         env.action_space.seed(seed)

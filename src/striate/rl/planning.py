@@ -11,7 +11,7 @@ treat them like the learning agents. They take no environment steps: `solve()` p
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from striate.checks import did_you_mean, number
-from striate.errors import ConfigError, InputError
+from striate.checks import number, options_of
+from striate.errors import InputError
 from striate.rl import gridworld  # noqa: F401  (registers the grid world with gymnasium)
 from striate.rl.dynamic_programming import Solution, policy_iteration, value_iteration
 from striate.rl.envs import make_env
@@ -50,14 +50,7 @@ class Planner:
     env_steps = 0  # planning never steps the environment
 
     def __init__(self, env: str | gym.Env, *, seed: int = 0, device: str = "cpu", **hyper: Any):
-        names = {f.name for f in fields(PlanningConfig)}
-        for key in hyper:
-            if key not in names:
-                raise ConfigError(
-                    f"{self.method}: unknown option {key!r}{did_you_mean(key, names)}; "
-                    f"the options are {', '.join(sorted(names))}"
-                )
-        self.config = PlanningConfig(**hyper)
+        self.config = options_of(self.method, PlanningConfig, hyper)
         env = make_env(env) if isinstance(env, str) else env
         self.name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
         self.mdp = mdp_from_env(env)

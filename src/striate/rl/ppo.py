@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from striate.checks import boolean, number, positive_int
+from striate.checks import boolean, number, options_of, positive_int
 from striate.errors import ConfigError
 from striate.rl.a2c import advantages_and_returns, check_common
 from striate.rl.policies import OnPolicyAgent, entropy, log_prob
@@ -83,7 +83,9 @@ class PPO(OnPolicyAgent):
     name = "ppo"
 
     def __init__(self, env_id: str, *, seed: int = 0, device="cpu", **hyper):
-        super().__init__(env_id, seed=seed, device=device, config=PPOConfig(**hyper))
+        super().__init__(
+            env_id, seed=seed, device=device, config=options_of("ppo", PPOConfig, hyper)
+        )
 
     def _build(self) -> None:
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.config.learning_rate,

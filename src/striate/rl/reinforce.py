@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from striate.checks import boolean, one_of, positive_int, positive_number, probability
+from striate.checks import boolean, one_of, options_of, positive_int, positive_number, probability
 from striate.rl.envs import make_env
 from striate.rl.policies import OnPolicyAgent, as_tensor, hidden_sizes, log_prob, sample
 from striate.rl.returns import discounted_returns
@@ -79,7 +79,9 @@ class Reinforce(OnPolicyAgent):
     name = "reinforce"
 
     def __init__(self, env_id: str, *, seed: int = 0, device="cpu", **hyper):
-        super().__init__(env_id, seed=seed, device=device, config=ReinforceConfig(**hyper))
+        super().__init__(
+            env_id, seed=seed, device=device, config=options_of("reinforce", ReinforceConfig, hyper)
+        )
 
     def _make_envs(self) -> None:
         n = self.config.num_envs

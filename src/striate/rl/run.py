@@ -88,10 +88,7 @@ def build_agent(config: RLConfig) -> Any:
     algo = one_of("rl train", "algorithm", config.algo, ALGORITHMS)
     module, name = ALGORITHMS[algo]
     cls = getattr(importlib.import_module(module), name)
-    try:
-        return cls(config.env, seed=config.seed, device=config.device, **config.options)
-    except TypeError as e:  # an option the algorithm does not have
-        raise ConfigError(f"rl train: {algo}: {e}; see `striate rl train --help`") from e
+    return cls(config.env, seed=config.seed, device=config.device, **config.options)
 
 
 def evaluate(agent: Any, env_id: str, episodes: int = 10, seed: int = 1_000,

@@ -14,7 +14,7 @@ ed., 2018, section 6.5) with ε-greedy exploration, in any env with discrete sta
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from striate.checks import did_you_mean, non_negative_int, number, probability
-from striate.errors import ConfigError, InputError
+from striate.checks import non_negative_int, number, options_of, probability
+from striate.errors import InputError
 from striate.progress import progress_bar
 from striate.rl import gridworld  # noqa: F401  (registers the grid world with gymnasium)
 from striate.rl.envs import discrete_actions, discrete_states, make_env
@@ -61,14 +61,7 @@ class QLearning:
     interface and unused (the table lives in NumPy)."""
 
     def __init__(self, env: str | gym.Env, *, seed: int = 0, device: str = "cpu", **hyper: Any):
-        names = {f.name for f in fields(QLearningConfig)}
-        for key in hyper:
-            if key not in names:
-                raise ConfigError(
-                    f"{OWNER}: unknown option {key!r}{did_you_mean(key, names)}; "
-                    f"the options are {', '.join(sorted(names))}"
-                )
-        self.config = QLearningConfig(**hyper)
+        self.config = options_of(OWNER, QLearningConfig, hyper)
         self.env = make_env(env) if isinstance(env, str) else env
         n_states = discrete_states(self.env, OWNER)
         n_actions = discrete_actions(self.env, OWNER)
