@@ -120,7 +120,7 @@ def evaluate(
         raise InputError(f"{video} exists; choose another --video or pass --overwrite")
     score = evaluate_run(run, episodes, seed, video)
     console.print(
-        f"{episodes} episodes: return {score['mean']:.1f} ± {score['std']:.1f} "
+        f"{episodes} episode{'s' if episodes != 1 else ''}: return {score['mean']:.1f} ± {score['std']:.1f} "
         f"(min {score['min']:.0f}, max {score['max']:.0f}), mean length {score['mean_length']:.0f}"
     )
     if video is not None:

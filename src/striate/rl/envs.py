@@ -8,6 +8,8 @@ and check that an agent can act in it before it starts.
 
 from __future__ import annotations
 
+import os
+
 import gymnasium as gym
 import numpy as np
 
@@ -45,6 +47,8 @@ def make_env(env_id: str, seed: int | None = None, **kwargs) -> gym.Env:
             f"unknown environment {env_id!r}{did_you_mean(env_id, gym.registry)}; "
             "`striate rl envs` lists them"
         )
+    if kwargs.get("render_mode") == "rgb_array":  # pygame needs no window (nor a desktop session)
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     try:
         env = gym.make(env_id, **kwargs)
     except gym.error.DependencyNotInstalled as e:
