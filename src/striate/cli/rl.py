@@ -119,8 +119,9 @@ def evaluate(
     if video is not None and video.exists() and not overwrite:
         raise InputError(f"{video} exists; choose another --video or pass --overwrite")
     score = evaluate_run(run, episodes, seed, video)
+    plural = "s" if episodes != 1 else ""
     console.print(
-        f"{episodes} episode{'s' if episodes != 1 else ''}: return {score['mean']:.1f} ± {score['std']:.1f} "
+        f"{episodes} episode{plural}: return {score['mean']:.1f} ± {score['std']:.1f} "
         f"(min {score['min']:.0f}, max {score['max']:.0f}), mean length {score['mean_length']:.0f}"
     )
     if video is not None:
