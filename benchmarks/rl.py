@@ -10,10 +10,10 @@ Both sides get the same hyper-parameters and one CPU thread: for PPO striate's d
 (CleanRL's ppo.py), for A2C SB3's defaults (striate's too), for DQN RL Zoo's settings tuned for
 SB3 on CartPole (CleanRL's dqn.py settings, striate's defaults, need 200k+ steps); where SB3
 cannot be told striate's setting striate is given SB3's (`STRIATE_OPTIONS`). The SB3 arguments are
-written out below. Every
-`--eval-every` environment steps (2,000) both are evaluated with striate's `evaluate`: 10 greedy episodes
-with seeds 1000…1009. Training stops at the first evaluation ≥ 475 or at `--budget` steps. Time
-counts training only (not the evaluations). Appends to results/rl.jsonl, rewrites the ``rl``
+written out below. Every `--eval-every` environment steps (2,000) both are evaluated with
+striate's `evaluate`: 10 greedy episodes with seeds 1000…1009. Training stops at the first
+evaluation ≥ 475 or at `--budget` steps. Time counts training only (not the evaluations). Appends
+to results/rl.jsonl, rewrites the ``rl``
 table of BENCHMARKS.md and draws the evaluation curves in docs/rl/cartpole_vs_sb3.png.
 """
 
