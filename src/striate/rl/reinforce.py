@@ -90,7 +90,8 @@ class Reinforce(OnPolicyAgent):
         self.episode_return, self.episode_length = np.zeros(n), np.zeros(n, dtype=np.int64)
 
     def _build(self) -> None:
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.config.learning_rate)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.config.learning_rate,
+                                          fused=True)  # fmt: skip
 
     def episodes(self) -> dict[str, torch.Tensor]:
         """One episode per environment: tensors T×N(×…) padded after each episode's end, with
