@@ -145,13 +145,15 @@ def run_sb3(algo: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def table(entries: list[dict[str, Any]]) -> str:
-    """The latest run of each (algorithm, library, seed), and per algorithm the ratios."""
+    """The latest run of each (algorithm, library, seed), and per algorithm the ratios: of the
+    steps and time to 475 (both mostly the luck of 3 seeds), and of the training time per step
+    (the speed, whatever the luck)."""
     latest: dict[tuple[str, str, int], dict[str, Any]] = {}
     for e in entries:
         latest[(e["algo"], e["library"], e["seed"])] = e
     lines = ["| algorithm | library | seeds solved | steps to 475 (mean) | training time (mean) "
-             "| steps ratio (striate / SB3) | time ratio |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+             "| ms per step | steps ratio (striate / SB3) | time ratio | time per step ratio |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
     for algo in sorted({k[0] for k in latest}):
         rows = {}
         for lib in ("striate", "stable-baselines3"):
@@ -159,34 +161,40 @@ def table(entries: list[dict[str, Any]]) -> str:
             solved = [e for e in runs if e["steps"] is not None]
             steps = np.mean([e["steps"] for e in solved]) if solved else float("nan")
             secs = np.mean([e["seconds"] for e in solved]) if solved else float("nan")
-            rows[lib] = (len(solved), len(runs), steps, secs)
+            per_step = 1e3 * np.mean([e["seconds"] / e["last_steps"] for e in runs])
+            rows[lib] = (len(solved), len(runs), steps, secs, per_step)
         s, b = rows["striate"], rows["stable-baselines3"]
-        for lib, (n, total, steps, secs) in rows.items():
-            ratio = (f"{s[2] / b[2]:.2f}", f"{s[3] / b[3]:.2f}") if lib == "striate" else ("", "")
+        for lib, (n, total, steps, secs, per_step) in rows.items():
+            ratios = [f"{s[i] / b[i]:.2f}" if lib == "striate" else "" for i in (2, 3, 4)]
             lines.append(f"| {algo} | {lib} | {n}/{total} | {steps:,.0f} | {secs:.0f} s "
-                         f"| {ratio[0]} | {ratio[1]} |")  # fmt: skip
+                         f"| {per_step:.2f} | {' | '.join(ratios)} |")  # fmt: skip
     return "\n".join(lines)
 
 
 def figure(entries: list[dict[str, Any]]) -> Figure:
     """Per algorithm, every seed's evaluation return against environment steps, striate and SB3
     (the latest run of each), up to the evaluation that reached 475."""
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter
+
     latest = {(e["algo"], e["library"], e["seed"]): e for e in entries if "curve" in e}
     algos = sorted({k[0] for k in latest})
+    styles = {"striate": "-", "stable-baselines3": "--"}
     fig = Figure(figsize=(4.2 * len(algos), 3.4), layout="constrained")
     for ax, algo in zip(np.atleast_1d(fig.subplots(1, len(algos))), algos, strict=True):
         for (a, lib, seed), e in sorted(latest.items()):
-            if a != algo:
-                continue
-            steps, mean = np.asarray(e["curve"], dtype=float).T
-            style = {"striate": "-", "stable-baselines3": "--"}[lib]
-            ax.plot(steps, mean, style, marker="o", ms=3, color=f"C{seed}",
-                    label=f"{lib} seed {seed}")  # fmt: skip
+            if a == algo:
+                steps, mean = np.asarray(e["curve"], dtype=float).T
+                ax.plot(steps, mean, styles[lib], marker="o", ms=3, color=f"C{seed}")
         ax.axhline(SOLVED, color="grey", lw=0.8)
         ax.set_title(f"{algo.upper()} on {ENV}")
         ax.set_xlabel("environment steps")
-        ax.set_ylabel("evaluation return (10 episodes)")
-        ax.legend(fontsize=7, loc="lower right")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:g}k"))
+    seeds = sorted({k[2] for k in latest})
+    handles = [Line2D([], [], color="black", ls=style, label=lib) for lib, style in styles.items()]
+    handles += [Line2D([], [], color=f"C{s}", marker="o", label=f"seed {s}") for s in seeds]
+    fig.axes[0].set_ylabel("evaluation return (10 episodes)")
+    fig.axes[0].legend(handles=handles, fontsize=7, loc="lower right")
     return fig
 
 
