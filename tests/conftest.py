@@ -10,6 +10,12 @@ from pathlib import Path
 # keeps the suite from stalling on a loaded 2-core machine (see striate/__init__.py).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# Under pytest-xdist (`make test` runs one worker per core) each worker gets its share of the
+# cores, so that the workers' torch threads do not fight over them.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
+
 # precision="auto" means fp32 on every CPU unless a test asks for bf16 (the `cpu_bf16` fixtures):
 # the suite must not depend on whether the host CPU has native bf16 (AVX512-BF16/AMX).
 os.environ["STRIATE_CPU_BF16"] = "0"
