@@ -29,10 +29,7 @@ data parallelism (`distributed`), the step itself (`step`), and everything task-
 
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
-import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -55,6 +52,7 @@ from striate.engine.schedules import Scheduler, schedule_for
 from striate.engine.step import optimizer_step
 from striate.engine.task import Task
 from striate.errors import ConfigError
+from striate.interrupt import stop_on_ctrl_c
 from striate.progress import progress_bar
 
 Batch = tuple[torch.Tensor, ...]
@@ -323,7 +321,7 @@ class Trainer:
         try:
             self._call("on_fit_start")
             try:
-                with self._graceful_interrupt():
+                with stop_on_ctrl_c(self._on_ctrl_c):
                     while self.step < self.total_steps and not self.should_stop:
                         start = time.perf_counter()
                         self.model.train()  # before the hook, so callbacks may freeze parts
@@ -488,27 +486,12 @@ class Trainer:
             self.should_stop = True
             self.stop_reason = self.stop_reason or "stopped by another process"
 
-    @contextlib.contextmanager
-    def _graceful_interrupt(self) -> Iterator[None]:
-        """The first Ctrl-C stops after the running step (then the checkpoint is saved); a
-        second one interrupts at once."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def handler(signum, frame):  # noqa: ARG001
-            if self.interrupted or self._ctrl_c:
-                raise KeyboardInterrupt
-            if self.ddp is not None:
-                self._ctrl_c = True  # stop after the step on which all processes agree
-            else:
-                self.interrupted = True
-
-        previous = signal.signal(signal.SIGINT, handler)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
+    def _on_ctrl_c(self) -> None:
+        """The first Ctrl-C stops after the running step (then the checkpoint is saved)."""
+        if self.ddp is not None:
+            self._ctrl_c = True  # stop after the step on which all processes agree
+        else:
+            self.interrupted = True
 
     # ------------------------------------------------------------------ evaluation
 

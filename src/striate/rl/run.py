@@ -22,10 +22,7 @@ import importlib
 import io
 import json
 import os
-import signal
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +33,7 @@ from matplotlib.figure import Figure
 from striate._atomic import atomic_write, save_figure, write_json
 from striate.checks import one_of, positive_int
 from striate.errors import ConfigError, InputError, StriateError
+from striate.interrupt import stop_on_ctrl_c
 from striate.outputs import check_folder, clear_folder
 from striate.progress import output_console, progress_bar
 from striate.rl import env_state
@@ -156,7 +154,8 @@ def train_agent(
     if isinstance(agent, Planner):
         return _plan(agent, config, out)
     console = output_console()
-    with _ctrl_c() as pressed:
+    pressed = _Pressed()
+    with stop_on_ctrl_c(pressed.press):
         while agent.env_steps < config.steps and not pressed:
             start, target = time.perf_counter(), _next_evaluation(agent.env_steps, config)
             with progress_bar(f"{config.algo} {config.env}", target - agent.env_steps, "steps",
@@ -215,26 +214,8 @@ class _Pressed:
     def __bool__(self) -> bool:
         return self.count > 0
 
-
-@contextlib.contextmanager
-def _ctrl_c() -> Iterator[_Pressed]:
-    """The first Ctrl-C lets the running unit of steps finish (then the checkpoint is saved); a
-    second one interrupts at once."""
-    pressed = _Pressed()
-    if threading.current_thread() is not threading.main_thread():
-        yield pressed
-        return
-
-    def handler(signum, frame):  # noqa: ARG001
-        if pressed:
-            raise KeyboardInterrupt
-        pressed.count += 1
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield pressed
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    def press(self) -> None:
+        self.count += 1
 
 
 def _saved_config(out: Path) -> RLConfig:
