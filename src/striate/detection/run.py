@@ -140,7 +140,7 @@ def train_detector(
             data=str(data), **known_settings("train_detector", DetectorConfig, settings, ("data",))
         )
         if out is not None:
-            check_folder(out, overwrite, hint="or resume to continue it")
+            check_folder(out, overwrite, hint=f"or --resume {out} to continue it")
     name = detector_name(config.model)
     positive_int("train_detector", "epochs", config.epochs)
     positive_int("train_detector", "batch_size", config.batch_size)

@@ -236,7 +236,7 @@ def train_generative(
             model=model, data=data, **known_settings(owner, GenerativeConfig, settings, ("model",))
         )
         if out is not None:
-            check_folder(out, overwrite, hint="or resume=True to continue it")
+            check_folder(out, overwrite, hint=f"or --resume {out} to continue it")
         if model == "autoencoder":
             return _train_autoencoder(out, config, resume=False, overwrite=overwrite,
                                       progress=progress)  # fmt: skip

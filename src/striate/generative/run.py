@@ -87,7 +87,7 @@ def train_autoencoder(
             data=data, **known_settings("train_autoencoder", AutoencoderConfig, settings)
         )
         if out is not None:
-            check_folder(out, overwrite, hint="or resume=True to continue it")
+            check_folder(out, overwrite, hint=f"or --resume {out} to continue it")
     positive_int("train_autoencoder", "epochs", config.epochs)
     positive_int("train_autoencoder", "batch_size", config.batch_size)
     train_set = _images(config, "train", config.train_size)

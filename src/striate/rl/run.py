@@ -143,7 +143,7 @@ def train_agent(
         positive_int("rl train", "eval_every", config.eval_every)
         positive_int("rl train", "eval_episodes", config.eval_episodes)
         if out is not None:
-            check_folder(out, overwrite, hint="or resume=True to continue it")
+            check_folder(out, overwrite, hint=f"or --resume {out} to continue it")
     agent = build_agent(config)
     evaluations: list[dict[str, float]] = []
     if resume:

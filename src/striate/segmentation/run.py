@@ -121,7 +121,7 @@ def train_segmenter(
             **known_settings("train_segmenter", SegmentationConfig, settings, ("data",)),
         )
         if out is not None:
-            check_folder(out, overwrite, hint="or resume=True to continue it")
+            check_folder(out, overwrite, hint=f"or --resume {out} to continue it")
     _check(config)
     train_set, test_set = read_splits(config)
     classes = (BACKGROUND, *train_set.classes)

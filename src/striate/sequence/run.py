@@ -135,7 +135,7 @@ def train_language_model(
         given = known_settings("train_language_model", TextConfig, settings, ("corpus",))
         config = TextConfig(corpus=str(corpus), **given)
         if out is not None:
-            check_folder(out, overwrite, hint="or resume=True to continue it")
+            check_folder(out, overwrite, hint=f"or --resume {out} to continue it")
     _check(config)
     data = read_corpus(config)
     torch.manual_seed(config.seed)

@@ -586,7 +586,7 @@ def train_fast_style(
     else:
         config, images = _new_config(styles, settings)
         if out is not None:
-            check_folder(out, overwrite, hint="or resume=True to continue it")
+            check_folder(out, overwrite, hint=f"or --resume {out} to continue it")
     _check(config)
     style_images = [resize_to(im, config.style_size or config.size) for im in images]
     layers = list(dict.fromkeys([config.content_layer, *config.style_layers]))

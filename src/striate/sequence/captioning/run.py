@@ -206,7 +206,7 @@ def train_captioner(
     else:
         config = CaptionConfig(**known_settings("train_captioner", CaptionConfig, settings))
         if out is not None:
-            check_folder(out, overwrite, hint="or resume=True to continue it")
+            check_folder(out, overwrite, hint=f"or --resume {out} to continue it")
     _check(config)
     with phase("drawing the scenes", progress):
         train_set, test_set = _scenes(config, "train"), _scenes(config, "test")
