@@ -177,7 +177,7 @@ def predict(
 ) -> None:
     """Caption image files with a trained run (resized to the scenes' size); prints one line
     per image."""
-    from striate._atomic import atomic_path
+    from striate._atomic import save_figure
     from striate.cli.inputs import read_images
     from striate.sequence.captioning.figures import plot_attention
     from striate.sequence.captioning.run import as_uint8_images, load_captioner, predict_caption
@@ -194,8 +194,7 @@ def predict(
             s = captioner.image_size
             shown = x if x.shape[-2:] == (s, s) else _resized(x, s)
             fig = plot_attention(shown[0], captioner.words(decoded, 0), decoded.alphas[0].cpu())
-            with atomic_path(dest) as tmp:
-                fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+            save_figure(fig, dest)
             console.print(f"  attention: {escape(str(dest))}")
 
 

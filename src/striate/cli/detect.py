@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from striate._atomic import save_figure
 from striate.cli.options import DEVICE, MODEL_OPTION, OVERWRITE
 from striate.progress import output_console
 
@@ -186,7 +187,7 @@ def predict(
         fig = plot_image_detections(
             image, d, loaded.classes, title=f"{path.name} (score ≥ {threshold:g})"
         )
-        fig.savefig(out / name, dpi=120, bbox_inches="tight")
+        save_figure(fig, out / name, dpi=120)
     console.print(f"pictures: {escape(str(out))}")
 
 

@@ -23,6 +23,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from striate._atomic import save_figure
 from striate.cli.options import CONFIG, HELP, listing, option, own_option, settings
 from striate.progress import output_console
 
@@ -212,7 +213,7 @@ def doctor(
     result["config"] = cfg.to_dict()
     write_json(folder / "doctor.json", result)
     for name, fig in report.figures().items():
-        fig.savefig(folder / name, dpi=100, bbox_inches="tight")
+        save_figure(fig, folder / name)
     console.print(report.table(title=f"striate doctor: {cfg.model} on {cfg.data}"))
     counts = report.counts()
     console.print(
@@ -348,8 +349,8 @@ def init_experiment(
     )
     out.mkdir(parents=True, exist_ok=True)
     stem = f"init_experiment_{re.sub(r'[^a-z0-9]+', '_', nonlinearity)}"
-    result.plot().savefig(out / f"{stem}.png", dpi=100, bbox_inches="tight")
-    result.plot_histograms().savefig(out / f"{stem}_hist.png", dpi=100, bbox_inches="tight")
+    save_figure(result.plot(), out / f"{stem}.png")
+    save_figure(result.plot_histograms(), out / f"{stem}_hist.png")
     write_json(out / f"{stem}.json", result.to_dict())
     table = Table("layer", *names, title=f"layer std, {layers}×{units} {nonlinearity} network")
     for i in range(layers):

@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from striate._atomic import save_figure
 from striate.progress import output_console
 
 console = output_console()  # tables unfolded when stdout is not a terminal
@@ -127,7 +128,7 @@ def ensemble(
     with atomic_write(out / "ensemble.json", "w") as f:
         json.dump(report, f, indent=2)
     fig = plot_ensemble(result, title=f"{label}: members and ensembles of the first k")
-    fig.savefig(out / "ensemble.png", dpi=100, bbox_inches="tight")
+    save_figure(fig, out / "ensemble.png")
     console.print(f"wrote {escape(str(out / 'ensemble.json'))} and ensemble.png")
 
 

@@ -80,7 +80,7 @@ def explain(
     import torch
     from safetensors.torch import save_file
 
-    from striate._atomic import atomic_path
+    from striate._atomic import atomic_path, save_figure
     from striate.errors import ConfigError
     from striate.interpret.figures import attribution_figure
     from striate.interpret.layers import resolve_targets
@@ -122,8 +122,7 @@ def explain(
         fig = attribution_figure(
             batch[i].cpu(), maps[i][0].cpu(), title=f"{name}: {explained}", top_classes=ranked
         )
-        with atomic_path(out / f"{stem}.png") as tmp:
-            fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+        save_figure(fig, out / f"{stem}.png")
         shown = "  ".join(f"{escape(str(c))} {p:.1%}" for c, p in ranked)
         console.print(f"{escape(str(path))}: {shown}")
         console.print(f"  {name} of {escape(explained)}: {escape(str(out / f'{stem}.png'))}")

@@ -184,7 +184,7 @@ def predict(
     device: Annotated[str, DEVICE] = "cpu",
 ) -> None:
     """Class maps of images by a trained run, drawn over them."""
-    from striate._atomic import atomic_path
+    from striate._atomic import save_figure
     from striate.cli.inputs import read_images
     from striate.outputs import check_folder, clear_folder
     from striate.segmentation.figures import plot_overlays, save_class_map
@@ -198,8 +198,7 @@ def predict(
     for path, x in zip(images, as_uint8_batch(arrays), strict=True):  # a few files, each its size
         class_map = segmenter.predict(x)
         fig = plot_overlays(x, None, class_map, segmenter.classes, titles=[path.name])
-        with atomic_path(out / f"{path.stem}.png") as tmp:
-            fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+        save_figure(fig, out / f"{path.stem}.png")
         save_class_map(out / f"{path.stem}_classes.png", class_map[0], k)
         found = sorted({segmenter.classes[i] for i in class_map.unique().tolist()} - {"background"})
         console.print(

@@ -57,7 +57,7 @@ def _model(run: Path | None, pretrained: str | None, device: str) -> Any:
 
 def _save(figures: dict[str, Figure], view: str, run, pretrained, out, overwrite) -> None:
     """Each figure as NAME.png in a fresh runs/visualize/MODEL-VIEW (or --out)."""
-    from striate._atomic import atomic_path
+    from striate._atomic import save_figure
     from striate.outputs import check_folder, clear_folder, default_folder
 
     label = pretrained or Path(run).resolve().name
@@ -65,8 +65,7 @@ def _save(figures: dict[str, Figure], view: str, run, pretrained, out, overwrite
     check_folder(out, overwrite)
     clear_folder(out) if overwrite else out.mkdir(parents=True, exist_ok=True)
     for name, fig in figures.items():
-        with atomic_path(out / f"{name}.png") as tmp:
-            fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+        save_figure(fig, out / f"{name}.png")
         console.print(f"{name}: {escape(str(out / f'{name}.png'))}")
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from matplotlib.figure import Figure
 
-from striate._atomic import write_json
+from striate._atomic import save_figure, write_json
 from striate.checks import positive_int
 from striate.data import BatchLoader, ImageSet, load_dataset
 from striate.engine.callbacks import Callback
@@ -158,7 +158,7 @@ def _write_outputs(
 ) -> None:
     x = test_set.images[:10].float().div(255).to(trainer.device)
     fig = plot_reconstructions(x, trainer.predict(model, x))
-    fig.savefig(out / "reconstructions.png", dpi=100, bbox_inches="tight")
+    save_figure(fig, out / "reconstructions.png")
     write_task_report(
         out,
         trainer,

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from striate._atomic import write_json
+from striate._atomic import save_figure, write_json
 from striate.engine import distributed
 from striate.engine.run_info import resolved_facts, timestamp
 from striate.engine.trainer import Trainer
@@ -241,6 +241,6 @@ def lr_find_run(
     result = run.trainer.lr_find(run.model, run.train, start=start, end=end, num_steps=num_steps)
     if out is not None:
         clear_folder(out) if overwrite else out.mkdir(parents=True, exist_ok=True)
-        result.plot().savefig(out / "lr_find.png", dpi=100, bbox_inches="tight")
+        save_figure(result.plot(), out / "lr_find.png")
         write_json(out / "lr_find.json", result.to_dict())
     return result

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from striate._atomic import save_figure
 from striate.engine.run_info import run_facts
 from striate.evaluate.confusion import confusion_matrix, plot_confusion
 from striate.evaluate.curves import plot_history, plot_steps
@@ -46,7 +47,7 @@ def write_run_report(
         ("steps.png", plot_steps(steps)),
         ("confusion.png", plot_confusion(cm, classes)),
     ):
-        fig.savefig(out / name, dpi=100, bbox_inches="tight")
+        save_figure(fig, out / name)
     order = losses.argsort(descending=True)[:worst]
     final = {f"test_{k}": v for k, v in test_metrics.items()}
     if trainer.history:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from striate._atomic import atomic_path, atomic_write, write_json
+from striate._atomic import atomic_write, save_figure, write_json
 from striate.errors import ConfigError
 from striate.train.search._values import cell, finite, short
 from striate.train.search.space import Param
@@ -133,8 +133,7 @@ def write_results(result: SearchResult, out: Path) -> None:
         import matplotlib.pyplot as plt
 
         fig = result.plot()
-        with atomic_path(out / "val_acc.png") as tmp:
-            fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png")
+        save_figure(fig, out / "val_acc.png")
         plt.close(fig)
     if result.best is not None and result.best.get("config"):
         with atomic_write(out / "best.toml", "w") as f:
