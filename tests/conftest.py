@@ -20,7 +20,7 @@ if _WORKERS > 1:
 # the suite must not depend on whether the host CPU has native bf16 (AVX512-BF16/AMX).
 os.environ["STRIATE_CPU_BF16"] = "0"
 
-import pytest
+import pytest  # noqa: E402  (after the environment above, before torch)
 
 ROOT = Path(__file__).resolve().parents[1]
 

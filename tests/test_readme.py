@@ -50,7 +50,7 @@ SLOW_ONLY = (
     (r"^striate generate train (pixelcnn|autoencoder)", "a pass per pixel to sample; tests cover"),
     (r"^striate generate eval runs/generate/pixelcnn", "needs the PixelCNN of the line before"),
     (r"^striate rl (train ppo|eval runs/rl/ppo)", "CartPole for 10k steps and a GIF; tests cover"),
-    (r"^striate text \w+ (--steps 200|runs/text/quick)", "a minute of training; the CLI test covers"),
+    (r"^striate text \w+ (--steps 200|runs/text/quick)", "a minute's training; CLI tests cover"),
     (r"^striate caption \w+ (--train-size 1000|runs/caption/quick)", "as the text model's"),
     (r"^striate search -p \S+ -p \S+ -p dropout", "15 trials on CIFAR-10; the CLI test covers"),
 )
