@@ -1,20 +1,17 @@
-"""MNIST and Fashion-MNIST from their official IDX files (gzip-compressed or plain), read strictly.
+"""MNIST and Fashion-MNIST from their official IDX files (gzip-compressed or plain), read strictly,
+and IDX files written.
 
-IDX (LeCun et al., http://yann.lecun.com/exdb/mnist/): two zero bytes, a type code, the number of
-dimensions, one big-endian uint32 per dimension, then the row-major payload. The header is checked
-first and only as many bytes as it promises (plus one, to catch trailing garbage) are ever read, so
-a lying header cannot make the reader allocate more than the file holds.
+The format and its strict reader live in `striate.idx_format` (no torch there, for the NumPy
+engine); `read_idx` and `read_upto` stay importable from here.
 """
 
 from __future__ import annotations
 
 import gzip
-import math
 import os
 import struct
-import zlib
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -22,10 +19,18 @@ import torch
 from striate._atomic import atomic_write
 from striate.data import download
 from striate.data.imageset import ImageSet
-from striate.data.paths import dataset_dirs, not_a_file
+from striate.data.paths import dataset_dirs
 from striate.errors import ConfigError, DataError
+from striate.idx_format import DTYPES, MNIST_FILES, find_idx_pair, read_idx, read_upto
 
-__all__ = ["FASHION_MNIST_CLASSES", "MNIST_CLASSES", "load_mnist", "read_idx", "write_idx"]
+__all__ = [
+    "FASHION_MNIST_CLASSES",
+    "MNIST_CLASSES",
+    "load_mnist",
+    "read_idx",
+    "read_upto",
+    "write_idx",
+]
 
 MNIST_CLASSES: tuple[str, ...] = tuple(str(i) for i in range(10))
 FASHION_MNIST_CLASSES: tuple[str, ...] = (
@@ -41,113 +46,6 @@ FASHION_MNIST_CLASSES: tuple[str, ...] = (
     "Ankle boot",
 )
 _CLASSES = {"mnist": MNIST_CLASSES, "fashion-mnist": FASHION_MNIST_CLASSES}
-_FILES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
-# IDX type codes; multi-byte types are big-endian in the file.
-_DTYPES = {
-    0x08: np.dtype(np.uint8),
-    0x09: np.dtype(np.int8),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
-_CHUNK = 1 << 24  # read in 16 MiB steps: memory grows with the data actually present
-
-
-def read_upto(f: BinaryIO, n: int) -> bytearray:
-    """At most `n` bytes from `f`, fewer only at end of file; memory grows with what is read."""
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = f.read(min(_CHUNK, n - len(buf)))
-        if not chunk:
-            break
-        buf += chunk
-    return buf
-
-
-def _parse_idx(f: BinaryIO, path: Path, file_size: int | None) -> np.ndarray:
-    """Header, then exactly the promised payload; `file_size` (plain files) gives an early check."""
-    redo = "download the file again or check that it is an IDX file"
-    head = read_upto(f, 4)
-    if len(head) < 4:
-        raise DataError(
-            f"{path}: the file ends after {len(head)} bytes, inside the 4-byte IDX header; "
-            f"it is empty or truncated — {redo}"
-        )
-    if head[0] or head[1]:
-        raise DataError(
-            f"{path}: not an IDX file (it starts with bytes {bytes(head).hex()}, an IDX file "
-            f"starts with two zero bytes); expected e.g. train-images-idx3-ubyte(.gz) from MNIST"
-        )
-    code, ndim = head[2], head[3]
-    if code not in _DTYPES:
-        raise DataError(
-            f"{path}: unknown IDX type code 0x{code:02X} (known: 0x08 0x09 0x0B 0x0C 0x0D 0x0E); "
-            f"the file is corrupt or not an IDX file — {redo}"
-        )
-    if not 1 <= ndim <= 4:
-        raise DataError(
-            f"{path}: IDX header says {ndim} dimensions, expected 1 to 4; the file is corrupt — "
-            f"{redo}"
-        )
-    raw_dims = read_upto(f, 4 * ndim)
-    if len(raw_dims) < 4 * ndim:
-        raise DataError(
-            f"{path}: the file ends inside the IDX header ({ndim} dimensions need {4 * ndim} "
-            f"bytes, {len(raw_dims)} present); it is truncated — {redo}"
-        )
-    dims = struct.unpack(f">{ndim}I", raw_dims)
-    dtype = _DTYPES[code]
-    size = math.prod(dims) * dtype.itemsize
-    promise = f"the header promises {'×'.join(map(str, dims))} {dtype.name} values ({size} bytes)"
-    if file_size is not None and file_size - 4 - 4 * ndim < size:
-        raise DataError(
-            f"{path}: {promise} but the file holds only {file_size - 4 - 4 * ndim} bytes after "
-            f"the header; it is truncated — {redo}"
-        )
-    payload = read_upto(f, size + 1)
-    if len(payload) < size:
-        raise DataError(
-            f"{path}: {promise} but only {len(payload)} bytes follow the header; the file is "
-            f"truncated — {redo}"
-        )
-    if len(payload) > size:
-        raise DataError(
-            f"{path}: {promise} but more bytes follow them; the file has trailing data or a wrong "
-            f"header — {redo}"
-        )
-    array = np.frombuffer(payload, dtype=dtype).reshape(dims)  # a bytearray: writable, no copy
-    if not dtype.isnative:
-        array = array.astype(dtype.newbyteorder("="))
-    return array
-
-
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """The array in an IDX file, gzip-compressed (detected by magic bytes) or plain.
-
-    The result is writable and in native byte order. Any malformed, truncated or corrupt file
-    raises `DataError` naming it.
-    """
-    path = Path(path)
-    compressed = False
-    try:
-        with open(path, "rb") as raw:
-            compressed = raw.read(2) == b"\x1f\x8b"
-            raw.seek(0)
-            if compressed:
-                with gzip.GzipFile(fileobj=raw, mode="rb") as f:
-                    return _parse_idx(f, path, None)  # type: ignore[arg-type]
-            return _parse_idx(raw, path, os.fstat(raw.fileno()).st_size)
-    except DataError:
-        raise
-    except (FileNotFoundError, IsADirectoryError) as e:
-        raise not_a_file(path, e, "an IDX file") from None
-    except (EOFError, zlib.error, OSError, ValueError, struct.error) as e:  # BadGzipFile: OSError
-        what = "gzip stream is corrupt or truncated" if compressed else "file could not be read"
-        raise DataError(f"{path}: the {what} ({e}); download the file again") from e
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray, *, overwrite: bool = False) -> Path:
@@ -158,7 +56,7 @@ def write_idx(path: str | os.PathLike, array: np.ndarray, *, overwrite: bool = F
     """
     path = Path(path)
     array = np.asarray(array)
-    codes = {dtype.newbyteorder("=").str: code for code, dtype in _DTYPES.items()}
+    codes = {dtype.newbyteorder("=").str: code for code, dtype in DTYPES.items()}
     code = codes.get(array.dtype.newbyteorder("=").str)
     if code is None:
         raise ConfigError(
@@ -173,7 +71,7 @@ def write_idx(path: str | os.PathLike, array: np.ndarray, *, overwrite: bool = F
     if path.exists() and not overwrite:
         raise ConfigError(f"{path} already exists: pass overwrite=True to replace it")
     header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    payload = np.ascontiguousarray(array, dtype=_DTYPES[code]).tobytes()
+    payload = np.ascontiguousarray(array, dtype=DTYPES[code]).tobytes()
     with atomic_write(path, "wb") as f:
         if path.suffix == ".gz":
             # mtime 0: the same array gives the same bytes
@@ -184,19 +82,6 @@ def write_idx(path: str | os.PathLike, array: np.ndarray, *, overwrite: bool = F
             f.write(header)
             f.write(payload)
     return path
-
-
-def _find_pair(directory: Path, names: tuple[str, str]) -> tuple[Path, Path] | None:
-    """The images and labels files in `directory` (official `.gz` name first, then unpacked)."""
-    found = []
-    for name in names:
-        for candidate in (directory / f"{name}.gz", directory / name):
-            if candidate.is_file():
-                found.append(candidate)
-                break
-        else:
-            return None
-    return found[0], found[1]
 
 
 def load_mnist(
@@ -211,17 +96,18 @@ def load_mnist(
     """
     if variant not in _CLASSES:
         raise DataError(f"unknown variant {variant!r}: expected 'mnist' or 'fashion-mnist'")
-    if split not in _FILES:
+    if split not in MNIST_FILES:
         raise DataError(f"unknown split {split!r} for {variant}: expected 'train' or 'test'")
     dirs, dest = dataset_dirs(root, variant)
-    pair = next((p for d in dirs if (p := _find_pair(d, _FILES[split])) is not None), None)
+    pair = next((p for d in dirs if (p := find_idx_pair(d, MNIST_FILES[split])) is not None), None)
     if pair is None:
         download.fetch_official(variant, dest=dest, searched=dirs)
-        pair = _find_pair(dest, _FILES[split])
+        pair = find_idx_pair(dest, MNIST_FILES[split])
         if pair is None:
+            images_name, labels_name = MNIST_FILES[split]
             raise DataError(
-                f"{variant} {split}: {_FILES[split][0]}.gz and {_FILES[split][1]}.gz are still "
-                f"missing from {dest} after the download; put the official files there"
+                f"{variant} {split}: {images_name}.gz and {labels_name}.gz are still missing "
+                f"from {dest} after the download; put the official files there"
             )
     images_path, labels_path = pair
     images, labels = read_idx(images_path), read_idx(labels_path)
