@@ -21,7 +21,7 @@ import numpy as np
 
 from striate.errors import DataError
 
-__all__ = ["DTYPES", "MNIST_FILES", "find_idx_pair", "read_idx", "read_upto"]
+__all__ = ["DTYPES", "MNIST_FILES", "find_idx_pair", "read_idx", "read_mnist_pair", "read_upto"]
 
 # the official file names of MNIST and Fashion-MNIST (images, labels), each also as `.gz`
 MNIST_FILES = {
@@ -148,3 +148,32 @@ def find_idx_pair(directory: Path, names: tuple[str, str]) -> tuple[Path, Path] 
         else:
             return None
     return found[0], found[1]
+
+
+def read_mnist_pair(
+    images_path: Path, labels_path: Path, variant: str = "mnist"
+) -> tuple[np.ndarray, np.ndarray]:
+    """The uint8 images (n×h×w) and uint8 labels (0..9) of an MNIST-style split, checked to be
+    what they claim and to match in number."""
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.dtype != np.uint8 or images.ndim != 3 or 0 in images.shape[1:]:
+        raise DataError(
+            f"{images_path}: expected uint8 images n×h×w (MNIST: n×28×28), found {images.dtype} "
+            f"of shape {images.shape}; is this the images file?"
+        )
+    if labels.dtype != np.uint8 or labels.ndim != 1:
+        raise DataError(
+            f"{labels_path}: expected 1-D uint8 labels, found {labels.dtype} of shape "
+            f"{labels.shape}; is this the labels file?"
+        )
+    if len(images) != len(labels):
+        raise DataError(
+            f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} "
+            f"labels; the two files must come from the same split of the same release"
+        )
+    if len(labels) and int(labels.max()) > 9:
+        raise DataError(
+            f"{labels_path}: labels must be 0..9, found {int(labels.max())}; the file is corrupt "
+            f"or not a {variant} labels file"
+        )
+    return images, labels

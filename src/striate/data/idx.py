@@ -21,7 +21,14 @@ from striate.data import download
 from striate.data.imageset import ImageSet
 from striate.data.paths import dataset_dirs
 from striate.errors import ConfigError, DataError
-from striate.idx_format import DTYPES, MNIST_FILES, find_idx_pair, read_idx, read_upto
+from striate.idx_format import (
+    DTYPES,
+    MNIST_FILES,
+    find_idx_pair,
+    read_idx,
+    read_mnist_pair,
+    read_upto,
+)
 
 __all__ = [
     "FASHION_MNIST_CLASSES",
@@ -110,27 +117,7 @@ def load_mnist(
                 f"from {dest} after the download; put the official files there"
             )
     images_path, labels_path = pair
-    images, labels = read_idx(images_path), read_idx(labels_path)
-    if images.dtype != np.uint8 or images.ndim != 3 or 0 in images.shape[1:]:
-        raise DataError(
-            f"{images_path}: expected uint8 images n×h×w (MNIST: n×28×28), found {images.dtype} "
-            f"of shape {images.shape}; is this the images file?"
-        )
-    if labels.dtype != np.uint8 or labels.ndim != 1:
-        raise DataError(
-            f"{labels_path}: expected 1-D uint8 labels, found {labels.dtype} of shape "
-            f"{labels.shape}; is this the labels file?"
-        )
-    if len(images) != len(labels):
-        raise DataError(
-            f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} "
-            f"labels; the two files must come from the same split of the same release"
-        )
-    if len(labels) and int(labels.max()) > 9:
-        raise DataError(
-            f"{labels_path}: labels must be 0..9, found {int(labels.max())}; the file is corrupt "
-            f"or not a {variant} labels file"
-        )
+    images, labels = read_mnist_pair(images_path, labels_path, variant)
     return ImageSet(
         images=torch.from_numpy(images).unsqueeze(1),
         labels=torch.from_numpy(labels.astype(np.int64)),

@@ -1,0 +1,63 @@
+"""MNIST (or Fashion-MNIST) as NumPy arrays for the scratch engine, from the official IDX files,
+read by striate's strict IDX parser, without torch.
+
+    x, y = load_mnist_arrays("../shared/data", "train")   # (60000, 784) float32 in [0, 1], int64
+
+Unlike `striate.data.load_mnist`, nothing is downloaded: the files must be there already.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from striate.checks import boolean, one_of, positive_int
+from striate.errors import DataError
+from striate.idx_format import MNIST_FILES, find_idx_pair, read_mnist_pair
+
+__all__ = ["VARIANTS", "load_mnist_arrays"]
+
+VARIANTS = ("mnist", "fashion-mnist")
+
+
+def _default_root() -> Path:
+    # striate.data.paths.data_root, which this torch-free module cannot import
+    env = os.environ.get("STRIATE_DATA")
+    return Path(env) if env else Path.home() / ".cache" / "striate" / "datasets"
+
+
+def load_mnist_arrays(
+    root: str | os.PathLike | None = None,
+    split: str = "train",
+    *,
+    variant: str = "mnist",
+    flatten: bool = True,
+    limit: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images as float32 in [0, 1], shaped (N, 784) with `flatten`, else (N, 1, 28, 28), and
+    labels as int64; the first `limit` samples only when given.
+
+    Looks in `root/<variant>`, then `root` (root None: $STRIATE_DATA, else
+    ~/.cache/striate/datasets), for the official `.gz` files or their unpacked versions.
+    """
+    variant = one_of("load_mnist_arrays", "variant", variant, VARIANTS)
+    split = one_of("load_mnist_arrays", "split", split, tuple(MNIST_FILES))
+    flatten = boolean("load_mnist_arrays", "flatten", flatten)
+    if limit is not None:
+        limit = positive_int("load_mnist_arrays", "limit", limit)
+    root = Path(root) if root is not None else _default_root()
+    dirs = list(dict.fromkeys([root / variant, root]))
+    pair = next((p for d in dirs if (p := find_idx_pair(d, MNIST_FILES[split])) is not None), None)
+    if pair is None:
+        images_name, labels_name = MNIST_FILES[split]
+        raise DataError(
+            f"{variant} {split}: {images_name}(.gz) and {labels_name}(.gz) not found in "
+            f"{' or '.join(map(str, dirs))}; put the official IDX files there or give --root"
+        )
+    images, labels = read_mnist_pair(*pair, variant)
+    images, labels = images[:limit], labels[:limit]
+    x = images.astype(np.float32) / np.float32(255)
+    x = x.reshape(len(x), -1) if flatten else x[:, None]
+    return x, labels.astype(np.int64)
