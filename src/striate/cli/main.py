@@ -20,6 +20,7 @@ from striate.cli import (
     models,
     rl,
     scenes,
+    scratch,
     search,
     segment,
     spatial,
@@ -83,6 +84,7 @@ app.add_typer(text.app, name="text")
 app.add_typer(caption.app, name="caption")
 app.add_typer(generate.app, name="generate")
 app.add_typer(rl.app, name="rl")
+app.add_typer(scratch.app, name="scratch")
 
 
 def _version(value: bool) -> None:
