@@ -6,29 +6,20 @@
     labels = model.predict(x_test)
 
 A layer is anything with `params` and `grads` (dicts of arrays by the same names), `forward(x,
-train)` and `backward(grad)` returning dL/dx; see `striate.scratch.layers`.
+train)` and `backward(grad)` returning dL/dx, as `striate.scratch.layers.Layer`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Protocol
 
 import numpy as np
 
 from striate.checks import positive_int
+from striate.scratch.layers import Layer
 from striate.scratch.losses import softmax_cross_entropy
 
-__all__ = ["Layer", "Model"]
-
-
-class Layer(Protocol):
-    params: dict[str, np.ndarray]
-    grads: dict[str, np.ndarray]
-
-    def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray: ...
-
-    def backward(self, grad: np.ndarray) -> np.ndarray: ...
+__all__ = ["Model"]
 
 
 class Model:
