@@ -92,3 +92,12 @@ def test_post_network_learns_mnist_subset(shared_data):
     )
     accuracy = [h["val_accuracy"] for h in history]
     assert accuracy == sorted(accuracy) and accuracy[-1] > 0.45
+
+
+def test_mnist_arrays_normalised_with_the_training_set_statistics(shared_data):
+    x, _ = load_mnist_arrays(shared_data, "train", limit=500)
+    xn, _ = load_mnist_arrays(shared_data, "train", limit=500, normalize=True)
+    assert xn.dtype == np.float32
+    np.testing.assert_allclose(xn, (x - 0.1307) / 0.3081, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ConfigError):
+        load_mnist_arrays(shared_data, "train", limit=5, normalize="yes")

@@ -1,5 +1,7 @@
 """`striate scratch train`: the NumPy reference engine trains the reference post's MNIST network
-(784-100-10, ReLU, SGD lr 0.01, batch 64) and reports test accuracy after every epoch."""
+(784-100-10, ReLU, SGD lr 0.01, batch 64, 10 epochs, torch's default initialisation, inputs
+scaled to 0-1 and normalised with MNIST's mean/std: the recipe of striate's torch twin in
+BENCHMARKS.md) and reports test accuracy after every epoch."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ app = typer.Typer(
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 SCHEDULES = ("none", "step", "cosine")
+INITS = ("torch", "he")
 
 
 @app.callback()
@@ -39,7 +42,7 @@ def train(
             False,
         ),
     ] = None,
-    epochs: Annotated[int, _opt("--epochs", "Passes over the training set.")] = 5,
+    epochs: Annotated[int, _opt("--epochs", "Passes over the training set.")] = 10,
     lr: Annotated[float, _opt("--lr", "Learning rate.")] = 0.01,
     batch_size: Annotated[int, _opt("--batch-size", "Images per step.")] = 64,
     hidden: Annotated[int, _opt("--hidden", "Units of the hidden ReLU layer.")] = 100,
@@ -48,6 +51,23 @@ def train(
     schedule: Annotated[
         str, _opt("--schedule", "none, step (x0.1 every third of the run) or cosine.")
     ] = "none",
+    init: Annotated[
+        str,
+        _opt(
+            "--init",
+            "Weights: torch (W, b ~ U(±1/sqrt(fan_in)), nn.Linear's default, as the post) or he "
+            "(W ~ N(0, 2/fan_in), b = 0).",
+        ),
+    ] = "torch",
+    normalize: Annotated[
+        bool,
+        typer.Option(
+            "--normalize/--no-normalize",
+            help="Inputs scaled to 0-1, then normalised with the training set's mean and std "
+            "(MNIST 0.1307, 0.3081; Fashion-MNIST 0.2860, 0.3530), as the post; "
+            "--no-normalize: scaled to 0-1 only.",
+        ),
+    ] = True,
     seed: Annotated[int, _opt("--seed", "Seed of the weights and of the batch order.")] = 0,
     limit: Annotated[
         int | None,
@@ -68,12 +88,17 @@ def train(
     one_of("", "--data", data, VARIANTS)
     one_of("", "--optimizer", optimizer, OPTIMIZERS)
     one_of("", "--schedule", schedule, SCHEDULES)
+    one_of("", "--init", init, INITS)
     hidden = positive_int("", "--hidden", hidden)
-    x, y = load_mnist_arrays(root, "train", variant=data, limit=limit)
-    x_test, y_test = load_mnist_arrays(root, "test", variant=data)
+    x, y = load_mnist_arrays(root, "train", variant=data, limit=limit, normalize=normalize)
+    x_test, y_test = load_mnist_arrays(root, "test", variant=data, normalize=normalize)
     rng = np.random.default_rng(seed)
     model = Model(
-        [layers.Linear(x.shape[1], hidden, rng), layers.ReLU(), layers.Linear(hidden, 10, rng)]
+        [
+            layers.Linear(x.shape[1], hidden, rng, init=init),
+            layers.ReLU(),
+            layers.Linear(hidden, 10, rng, init=init),
+        ]
     )
     opt = {
         "sgd": lambda: optim.SGD(lr),
@@ -89,7 +114,8 @@ def train(
     )  # fmt: skip
     typer.echo(
         f"{data}: {len(x):,} training images, {len(x_test):,} test images; "
-        f"{x.shape[1]}-{hidden}-10 ReLU, {optimizer} lr {lr:g}, batch {batch_size}"
+        f"{x.shape[1]}-{hidden}-10 ReLU ({init} init), {optimizer} lr {lr:g}, "
+        f"batch {batch_size}; inputs {'normalised' if normalize else 'scaled to 0-1 only'}"
     )
     start = time.perf_counter()
     history = solver.fit(x, y, x_test, y_test)
