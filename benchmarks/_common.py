@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -172,6 +173,17 @@ def shared_data() -> Path:
             "STRIATE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"
         )
     )
+
+
+def median_time(fn: Callable[[], object], repeats: int) -> float:
+    """Median wall time of `repeats` calls after one warm-up call, in seconds."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
 def timed(fn: Callable[[], T]) -> tuple[T, float]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import os
-import statistics
 import tempfile
 import time
 import zipfile
@@ -23,21 +22,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from _common import row, run_sections, shared_data
+from _common import median_time, row, run_sections, shared_data
 from striate.data.augment import Compose, Cutout, RandomCrop, RandomHorizontalFlip
 from striate.data.folder import load_folder
-
-
-def _median_time(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall time of `repeats` calls after one warm-up call, in seconds."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
 
 # --------------------------------------------------------------------------- augment
 
@@ -81,8 +68,8 @@ def bench_augment(quick: bool) -> list[dict]:
                 out.append(a)
             torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2)
 
-    t_striate = _median_time(striate_run, repeats)
-    t_per_image = _median_time(per_image_run, repeats)
+    t_striate = median_time(striate_run, repeats)
+    t_per_image = median_time(per_image_run, repeats)
     ips_striate, ips_per_image = total / t_striate, total / t_per_image
     note = f"{total} images, batch {batch}, {torch.get_num_threads()} torch threads"
     return [
@@ -118,7 +105,7 @@ def bench_decode(quick: bool) -> list[dict]:
         t0 = time.perf_counter()
         ds = load_folder(zip_path, split, progress=False)
         t_first = time.perf_counter() - t0
-        t_cached = _median_time(lambda: load_folder(zip_path, split, progress=False), 3)
+        t_cached = median_time(lambda: load_folder(zip_path, split, progress=False), 3)
     t0 = time.perf_counter()
     pil_loop()
     t_pil = time.perf_counter() - t0

@@ -30,7 +30,7 @@ import time
 import numpy as np
 import torch
 
-from _common import RESULTS, append_record, cpu_name, shared_data, write_table
+from _common import RESULTS, append_record, cpu_name, median_time, shared_data, write_table
 from striate.scratch import SGD, Conv2d, Linear, Model, ReLU, Solver, load_mnist_arrays
 
 RECORD = RESULTS / "scratch.jsonl"
@@ -41,16 +41,6 @@ TWIN = {"normalised": 96.16, "pixels / 255 only": 92.97}  # BENCHMARKS.md, train
 # (N, C_in, C_out, H=W, naive?)
 SIZES = [(8, 3, 8, 16, True), (64, 16, 32, 32, False)]
 QUICK_SIZES = [(2, 3, 4, 8, True)]
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def maxdiff(a: np.ndarray, b: np.ndarray) -> float:
