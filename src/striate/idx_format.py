@@ -20,6 +20,7 @@ from typing import BinaryIO
 import numpy as np
 
 from striate.errors import DataError
+from striate.paths import not_a_file
 
 __all__ = ["DTYPES", "MNIST_FILES", "find_idx_pair", "read_idx", "read_mnist_pair", "read_upto"]
 
@@ -127,11 +128,8 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
             return _parse_idx(raw, path, os.fstat(raw.fileno()).st_size)
     except DataError:
         raise
-    # worded as striate.data.paths.not_a_file, which this torch-free module cannot import
-    except IsADirectoryError:
-        raise DataError(f"{path} is a folder, expected an IDX file") from None
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file; check the path") from None
+    except (IsADirectoryError, FileNotFoundError) as e:
+        raise not_a_file(path, e, "an IDX file") from None
     except (EOFError, zlib.error, OSError, ValueError, struct.error) as e:  # BadGzipFile: OSError
         what = "gzip stream is corrupt or truncated" if compressed else "file could not be read"
         raise DataError(f"{path}: the {what} ({e}); download the file again") from e

@@ -119,7 +119,7 @@ def cache(
     import datetime
 
     from striate.data import cache as decode_cache
-    from striate.data.paths import cache_root
+    from striate.paths import cache_root
 
     if older_than is not None and not clear:
         raise typer.BadParameter("--older-than goes with --clear", param_hint="--older-than")

@@ -22,8 +22,8 @@ from safetensors.numpy import save_file
 
 from striate._atomic import atomic_path
 from striate.checks import number
-from striate.data.paths import cache_root
 from striate.errors import StriateWarning
+from striate.paths import cache_root
 
 FORMAT = "striate-decoded-v1"
 

@@ -31,8 +31,8 @@ import torch
 
 from striate.data import download
 from striate.data.imageset import ImageSet
-from striate.data.paths import dataset_dirs
 from striate.errors import DataError
+from striate.paths import dataset_dirs
 
 __all__ = ["RestrictedUnpickler", "load_cifar", "safe_unpickle"]
 

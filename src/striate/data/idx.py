@@ -19,7 +19,6 @@ import torch
 from striate._atomic import atomic_write
 from striate.data import download
 from striate.data.imageset import ImageSet
-from striate.data.paths import dataset_dirs
 from striate.errors import ConfigError, DataError
 from striate.idx_format import (
     DTYPES,
@@ -29,6 +28,7 @@ from striate.idx_format import (
     read_mnist_pair,
     read_upto,
 )
+from striate.paths import dataset_dirs
 
 __all__ = [
     "FASHION_MNIST_CLASSES",

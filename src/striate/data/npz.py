@@ -26,8 +26,8 @@ import torch
 
 from striate.data.idx import read_upto
 from striate.data.imageset import ImageSet
-from striate.data.paths import not_a_file
 from striate.errors import DataError
+from striate.paths import not_a_file
 
 __all__ = ["load_npz"]
 

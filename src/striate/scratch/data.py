@@ -10,13 +10,13 @@ Unlike `striate.data.load_mnist`, nothing is downloaded: the files must be there
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
 from striate.checks import boolean, one_of, positive_int
 from striate.errors import DataError
 from striate.idx_format import MNIST_FILES, find_idx_pair, read_mnist_pair
+from striate.paths import dataset_dirs
 
 __all__ = ["MEAN_STD", "VARIANTS", "load_mnist_arrays"]
 
@@ -24,12 +24,6 @@ VARIANTS = ("mnist", "fashion-mnist")
 # the training sets' pixel mean and std on the 0-1 scale (MNIST's are the usual 0.1307, 0.3081;
 # striate's Normalizer fitted on each training set gives the same to 4 places)
 MEAN_STD = {"mnist": (0.1307, 0.3081), "fashion-mnist": (0.2860, 0.3530)}
-
-
-def _default_root() -> Path:
-    # striate.data.paths.data_root, which this torch-free module cannot import
-    env = os.environ.get("STRIATE_DATA")
-    return Path(env) if env else Path.home() / ".cache" / "striate" / "datasets"
 
 
 def load_mnist_arrays(
@@ -45,8 +39,9 @@ def load_mnist_arrays(
     labels as int64; the first `limit` samples only when given. With `normalize`, the images are
     then standardised with the variant's training-set mean and std (`MEAN_STD`).
 
-    Looks in `root/<variant>`, then `root` (root None: $STRIATE_DATA, else
-    ~/.cache/striate/datasets), for the official `.gz` files or their unpacked versions.
+    Looks where `striate.data.load_mnist` does (`striate.paths.dataset_dirs`: `root/<variant>`,
+    then `root`; without a root, `data_root()/<variant>`) for the official `.gz` files or their
+    unpacked versions.
     """
     variant = one_of("load_mnist_arrays", "variant", variant, VARIANTS)
     split = one_of("load_mnist_arrays", "split", split, tuple(MNIST_FILES))
@@ -54,8 +49,7 @@ def load_mnist_arrays(
     normalize = boolean("load_mnist_arrays", "normalize", normalize)
     if limit is not None:
         limit = positive_int("load_mnist_arrays", "limit", limit)
-    root = Path(root) if root is not None else _default_root()
-    dirs = list(dict.fromkeys([root / variant, root]))
+    dirs, _ = dataset_dirs(root, variant)
     pair = next((p for d in dirs if (p := find_idx_pair(d, MNIST_FILES[split])) is not None), None)
     if pair is None:
         images_name, labels_name = MNIST_FILES[split]

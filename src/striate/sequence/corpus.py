@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from striate.checks import one_of, positive_int
-from striate.data.paths import not_a_file
 from striate.errors import ConfigError, DataError, InputError
+from striate.paths import not_a_file
 
 LEVELS = ("char", "word")
 UNKNOWN = "<unk>"
