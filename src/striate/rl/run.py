@@ -22,6 +22,7 @@ import importlib
 import io
 import json
 import os
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -154,13 +155,13 @@ def train_agent(
     if isinstance(agent, Planner):
         return _plan(agent, config, out)
     console = output_console()
-    pressed = _Pressed()
-    with stop_on_ctrl_c(pressed.press):
-        while agent.env_steps < config.steps and not pressed:
+    pressed = threading.Event()  # set by the first Ctrl-C
+    with stop_on_ctrl_c(pressed.set):
+        while agent.env_steps < config.steps and not pressed.is_set():
             start, target = time.perf_counter(), _next_evaluation(agent.env_steps, config)
             with progress_bar(f"{config.algo} {config.env}", target - agent.env_steps, "steps",
                               enabled=progress) as advance:  # fmt: skip
-                while agent.env_steps < target and not pressed:
+                while agent.env_steps < target and not pressed.is_set():
                     before = agent.env_steps
                     agent.train(min(UNIT, target - agent.env_steps), progress=False)
                     advance(agent.env_steps - before)
@@ -176,7 +177,7 @@ def train_agent(
                     )
             if out is not None:
                 _save_checkpoint(out, agent, evaluations)
-    interrupted = bool(pressed)
+    interrupted = pressed.is_set()
     if interrupted and out is not None:
         console.print(f"interrupted; continue with: striate rl train --resume {out}")
     if out is not None and not interrupted:
@@ -203,19 +204,6 @@ def _next_evaluation(steps: int, config: RLConfig) -> int:
 
 def _summary(score: dict[str, Any]) -> dict[str, float]:
     return {k: score[k] for k in ("mean", "std", "min", "max")}
-
-
-class _Pressed:
-    """Truthy once Ctrl-C has been pressed."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __bool__(self) -> bool:
-        return self.count > 0
-
-    def press(self) -> None:
-        self.count += 1
 
 
 def _saved_config(out: Path) -> RLConfig:
