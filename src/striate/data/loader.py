@@ -5,6 +5,11 @@ then `normalize`), ``y`` int64 labels, or soft targets when the augmentation mix
 Epoch e is shuffled and augmented from a generator seeded by ``(seed, e)``, so a run is reproducible
 and can resume at any epoch (`state_dict` / `load_state_dict`, or `set_epoch`).
 
+A `sampler` (an iterable of dataset indices with ``set_epoch`` and ``__len__``, such as
+`striate.engine.sampling.SGDSSampler`) replaces the shuffled order: epoch e is its iteration after
+``set_epoch(e)``, cut into batches. After each batch, `batch_index` holds the dataset indices of
+the images yielded (this process's share), for whoever records per-sample values.
+
 Data-parallel training (torchrun, see `striate.engine.distributed`): with ``world_size`` W > 1
 (by default the process group's), ``batch_size`` stays the global batch and must be a multiple of
 W. Every process draws the same order, and process ``rank`` takes its contiguous share of each
@@ -24,6 +29,7 @@ import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -51,6 +57,30 @@ Transform = Callable[
     [torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]
 ]
 Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+@runtime_checkable
+class IndexSampler(Protocol):
+    """Dataset indices for one epoch at a time (`SGDSSampler` is one)."""
+
+    def set_epoch(self, epoch: int) -> None: ...
+    def __iter__(self) -> Iterator[int]: ...
+    def __len__(self) -> int: ...
+
+
+def _check_sampler(owner: str, sampler: Any, shuffle: bool) -> None:
+    if sampler is None:
+        return
+    if not isinstance(sampler, IndexSampler):
+        raise ConfigError(
+            f"{owner}: sampler must yield dataset indices and have set_epoch(epoch) and "
+            f"__len__ (e.g. striate.engine.sampling.SGDSSampler), got {type(sampler).__name__}"
+        )
+    if not shuffle:
+        raise ConfigError(
+            f"{owner}: a sampler decides the order itself; leave shuffle=True (the default) "
+            f"when giving one"
+        )
 
 
 class ResumableEpochs:
@@ -98,10 +128,12 @@ class _Epochs(ResumableEpochs):
         device: str | torch.device,
         rank: int | None = None,
         world_size: int | None = None,
+        sampler: IndexSampler | None = None,
     ) -> None:
         positive_int(type(self).__name__, "batch_size", batch_size)
         if n == 0:
             raise DataError("cannot make batches of an empty dataset")
+        _check_sampler(type(self).__name__, sampler, shuffle)
         self.rank, self.world_size = _shard_of(rank, world_size, n, batch_size)
         if drop_last and n < batch_size:
             raise StriateError(
@@ -111,15 +143,35 @@ class _Epochs(ResumableEpochs):
         self.n, self.batch_size, self.shuffle, self.drop_last = n, batch_size, shuffle, drop_last
         self.seed, self.augment, self.normalize = seed, augment, normalize
         self.device = resolve_device(device)
+        self.sampler = sampler
         self.epoch = 0
         self.global_size = 0  # images of the global batch whose share was yielded last
+        self.batch_index = torch.empty(0, dtype=torch.long)  # dataset indices of that share
 
     def __len__(self) -> int:
-        full, rest = divmod(self.n, self.batch_size)
+        full, rest = divmod(self._epoch_size(), self.batch_size)
         return full + (0 if self.drop_last or rest < self.world_size else 1)
 
+    def _epoch_size(self) -> int:
+        return self.n if self.sampler is None else len(self.sampler)
+
+    def _order(self, g: torch.Generator) -> torch.Tensor:
+        if self.sampler is not None:
+            self.sampler.set_epoch(self.epoch)
+            order = torch.as_tensor(list(self.sampler), dtype=torch.long)
+            if len(order) and (int(order.min()) < 0 or int(order.max()) >= self.n):
+                raise ConfigError(
+                    f"{type(self).__name__}: the sampler yielded index "
+                    f"{int(order.max()) if int(order.max()) >= self.n else int(order.min())} "
+                    f"for a dataset of {self.n} images; make it for this dataset"
+                )
+            return order
+        return torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)
+
     def _batches(self, g: torch.Generator) -> list[torch.Tensor]:
-        order = torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)
+        order = self._order(g)
+        if len(order) == 0:
+            raise ConfigError(f"{type(self).__name__}: the sampler yielded no index this epoch")
         batches = list(order.split(self.batch_size))
         last = len(batches[-1])
         if last < self.batch_size and (self.drop_last or last < self.world_size):
@@ -197,12 +249,23 @@ class BatchLoader(_Epochs):
         seed: int = 0,
         rank: int | None = None,
         world_size: int | None = None,
+        sampler: IndexSampler | None = None,
     ) -> None:
         if not isinstance(data, ImageSet):
             raise StriateError(f"BatchLoader takes an ImageSet, got {type(data).__name__}")
         n = len(data)
         super().__init__(
-            n, batch_size, shuffle, drop_last, seed, augment, normalize, device, rank, world_size
+            n,
+            batch_size,
+            shuffle,
+            drop_last,
+            seed,
+            augment,
+            normalize,
+            device,
+            rank,
+            world_size,
+            sampler,
         )
         self.data = data
         self._images = data.images.to(self.device)
@@ -217,6 +280,7 @@ class BatchLoader(_Epochs):
                 if self.augment is None:
                     index, share = index[share], None
             self.global_size = len(batches[i - 1])
+            self.batch_index = index if share is None else index[share]
             idx = index.to(self.device)
             batch = self._finish(self._images[idx], self._labels[idx], index, g, share)
             self._track(i, g)
@@ -245,6 +309,7 @@ class StreamingLoader(_Epochs):
         on_bad_image: str = "error",
         rank: int | None = None,
         world_size: int | None = None,
+        sampler: IndexSampler | None = None,
     ) -> None:
         check_policy(on_bad_image)
         index = scan(Path(path))
@@ -253,7 +318,17 @@ class StreamingLoader(_Epochs):
         names, labels = index.splits[split]
         n = len(names)
         super().__init__(
-            n, batch_size, shuffle, drop_last, seed, augment, normalize, device, rank, world_size
+            n,
+            batch_size,
+            shuffle,
+            drop_last,
+            seed,
+            augment,
+            normalize,
+            device,
+            rank,
+            world_size,
+            sampler,
         )
         self.index, self.split, self.classes = index, split, index.classes
         self.workers, self.on_bad_image = workers, on_bad_image
@@ -292,6 +367,7 @@ class StreamingLoader(_Epochs):
                 )
             if len(labels):
                 self.global_size = len(batches[i - 1])
+                self.batch_index = index
                 batch = self._finish(images, labels, index, self._augment_generator(g))
                 self._track(i, g)
                 yield batch

@@ -44,6 +44,7 @@ class Classification(Task):
         self.loss_name = loss
         self.label_smoothing = label_smoothing
         self.loss_fn = make_loss(loss, label_smoothing=label_smoothing)
+        self.sample_loss_fn = make_loss(loss, label_smoothing=label_smoothing, reduction="none")
         parse_tta(tta)  # a bad spec fails here, not after training
         self.tta, self.topk = tta, tuple(topk)
         self.aux_weight = number("Classification", "aux_weight", aux_weight, low=0.0)
@@ -54,17 +55,18 @@ class Classification(Task):
         with_aux = getattr(model, "forward_with_aux", None)
         if with_aux is not None and getattr(model, "aux_logits", False) and model.training:
             logits, *aux = with_aux(x)
-            loss = self.loss_fn(logits, y)
+            losses = self.sample_loss_fn(logits, y)
             for head in aux:
                 if head is not None:
-                    loss = loss + self.aux_weight * self.loss_fn(head, y)
+                    losses = losses + self.aux_weight * self.sample_loss_fn(head, y)
         else:
             logits = model(x)
-            loss = self.loss_fn(logits, y)
+            losses = self.sample_loss_fn(logits, y)
+        loss = losses.mean()
         labels = y.argmax(1) if y.dim() == 2 else y
         n = len(labels)
         correct = (logits.detach().argmax(1) == labels).sum()
-        return Step(loss, stack_stats(loss.detach().float() * n, correct, n))
+        return Step(loss, stack_stats(loss.detach().float() * n, correct, n), losses)
 
     def setup(self, model: nn.Module, trainer: Any) -> None:
         if getattr(model, "aux_logits", False) and distributed.is_distributed():

@@ -2,7 +2,8 @@
 
 Both take ``logits`` N×C and a target that is either int64 class indices (N,) or, for
 cross-entropy only, soft targets N×C (rows summing to 1, as mixup and cutmix make them), and
-return the mean over the batch as a 0-d tensor. Half-precision logits (bf16/fp16 under autocast)
+return the mean over the batch as a 0-d tensor (``reduction="none"``: one loss per sample, N,
+what loss-based sampling records). Half-precision logits (bf16/fp16 under autocast)
 are evaluated in float32 so the log-sum-exp does not lose the small differences between scores;
 float64 logits stay float64 (gradient checks).
 
@@ -78,30 +79,45 @@ def _check_margin(margin: Any) -> float:
     return number("hinge loss", "margin", margin, low=0.0, low_open=True, hint="1.0 is usual")
 
 
+def _check_reduction(reduction: Any) -> None:
+    if reduction not in ("mean", "none"):
+        raise ConfigError(f"loss: reduction must be 'mean' or 'none', got {reduction!r}")
+
+
+def _reduce(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
+    return per_sample.mean() if reduction == "mean" else per_sample
+
+
 def cross_entropy(
-    logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
 ) -> torch.Tensor:
-    """Mean softmax cross-entropy of N×C ``logits`` against class indices or soft targets."""
+    """Mean (or per-sample) softmax cross-entropy of N×C ``logits`` against class indices or
+    soft targets."""
     _check_logits(logits, "cross_entropy")
     soft = _is_soft(logits, target, "cross_entropy")
     eps = _check_smoothing(label_smoothing)
+    _check_reduction(reduction)
     logp = F.log_softmax(logits.to(_compute_dtype(logits)), dim=1)
     if soft:
         q = target.to(logp.dtype)
         if eps:
             q = q * (1.0 - eps) + eps / logits.shape[1]
-        return -(q * logp).sum(1).mean()
+        return _reduce(-(q * logp).sum(1), reduction)
     nll = -logp.gather(1, target.long().unsqueeze(1)).squeeze(1)
     if eps:
         # (1-ε)·(-log p_y) + ε·mean_j(-log p_j): the smoothed target without building it
         nll = nll * (1.0 - eps) - logp.mean(1) * eps
-    return nll.mean()
+    return _reduce(nll, reduction)
 
 
 def multiclass_hinge(
-    logits: torch.Tensor, target: torch.Tensor, margin: float = 1.0
+    logits: torch.Tensor, target: torch.Tensor, margin: float = 1.0, reduction: str = "mean"
 ) -> torch.Tensor:
-    """Mean Weston–Watkins multiclass hinge loss ``Σ_{j≠y} max(0, s_j - s_y + margin)``."""
+    """Mean (or per-sample) Weston–Watkins multiclass hinge loss
+    ``Σ_{j≠y} max(0, s_j - s_y + margin)``."""
     _check_logits(logits, "multiclass_hinge")
     if _is_soft(logits, target, "multiclass_hinge"):
         raise ConfigError(
@@ -109,17 +125,22 @@ def multiclass_hinge(
             "mixup/cutmix (they make soft targets) or use the cross_entropy loss"
         )
     delta = _check_margin(margin)
+    _check_reduction(reduction)
     s = logits.to(_compute_dtype(logits))
     yi = target.long().unsqueeze(1)
     margins = (s - s.gather(1, yi) + delta).clamp(min=0.0)
     margins = margins.scatter(1, yi, 0.0)  # j = y is not a term of the sum
-    return margins.sum(1).mean()
+    return _reduce(margins.sum(1), reduction)
 
 
 def make_loss(
-    name: str = "cross_entropy", label_smoothing: float = 0.0, margin: float = 1.0
+    name: str = "cross_entropy",
+    label_smoothing: float = 0.0,
+    margin: float = 1.0,
+    reduction: str = "mean",
 ) -> LossFn:
-    """The loss ``name`` as a function ``(logits, target) -> mean loss``, options bound."""
+    """The loss ``name`` as a function ``(logits, target) -> mean loss`` (per-sample losses with
+    ``reduction="none"``), options bound."""
     key = name.strip().lower() if isinstance(name, str) else name
     key = _ALIASES.get(key, key)
     if key not in LOSSES:
@@ -129,13 +150,14 @@ def make_loss(
             f"{did_you_mean(key, [*LOSSES, *_ALIASES])}"
         )
     eps = _check_smoothing(label_smoothing)
+    _check_reduction(reduction)
     if key == "cross_entropy":
-        return partial(cross_entropy, label_smoothing=eps)
+        return partial(cross_entropy, label_smoothing=eps, reduction=reduction)
     if eps:
         raise ConfigError(
             f"label_smoothing={eps} applies to cross_entropy only; set it to 0 for the hinge loss"
         )
-    return partial(multiclass_hinge, margin=_check_margin(margin))
+    return partial(multiclass_hinge, margin=_check_margin(margin), reduction=reduction)
 
 
 LOSSES: Registry[LossFn] = Registry("loss")

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from striate.engine import distributed
+from striate.errors import ConfigError
 from striate.registry import Registry
 
 if TYPE_CHECKING:
@@ -34,10 +35,15 @@ Batch = tuple[torch.Tensor, ...]
 
 class Step(NamedTuple):
     """A batch's training loss (the mean the backward pass sees) and the sums behind the running
-    metrics, in the order of the task's `running_stats` (detached, on the device)."""
+    metrics, in the order of the task's `running_stats` (detached, on the device).
+
+    `losses`, when the task can tell them, are the per-sample losses (N,), not detached, whose
+    mean is `loss` for a task whose loss is a mean over samples: what loss-based sampling
+    records and reweights (`striate.engine.loss_sampling`)."""
 
     loss: torch.Tensor
     stats: torch.Tensor
+    losses: torch.Tensor | None = None
 
 
 def stack_stats(*values: torch.Tensor | float) -> torch.Tensor:
@@ -95,6 +101,19 @@ class Task:
 
     def training_step(self, model: nn.Module, batch: Batch) -> Step:
         raise NotImplementedError
+
+    def per_sample_loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """Each sample's loss (N,), through `training_step` (so, in training mode, with the
+        same loss as training); a task whose Step has no `losses` cannot tell them."""
+        losses = self.training_step(model, batch).losses
+        if losses is None:
+            raise ConfigError(
+                f"the {self.name} task does not report per-sample losses (its training_step "
+                f"returns Step(loss, stats) without losses), so its samples cannot be weighed "
+                f"by loss; use a task that does (classification, reconstruction, segmentation, "
+                f"vae, pixelcnn)"
+            )
+        return losses
 
     def train_step(self, trainer: Trainer, batch: Batch) -> float:
         """One optimisation step on `batch`; the Trainer's closure step unless the task owns its

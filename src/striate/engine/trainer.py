@@ -149,6 +149,9 @@ class Trainer:
         self.stop_reason: str | None = None
         self.interrupted = False
         self.last_batch_size = 0
+        self.batches: Sequence[Batch] = ()  # the batches of the step in progress (or the last)
+        self.last_losses: torch.Tensor | None = None  # their per-sample losses, when the task
+        # reports them (Step.losses): detached, in batch order
         self._running = self._zero_running()  # the sums of the task's running_stats this epoch
         self.ddp: nn.Module | None = None  # the DistributedDataParallel wrapper while fitting
         self._ctrl_c = False  # Ctrl-C seen here, acted on once all processes agree
@@ -394,10 +397,11 @@ class Trainer:
         if self.ddp is not None:
             share, total = distributed.batch_share(n, self.train_loader)
         sums: dict[str, torch.Tensor] = {}
+        self.batches = batches
 
         def closure() -> torch.Tensor:
             self.optimizer.zero_grad(set_to_none=True)
-            mean, stats = torch.zeros((), device=self.device), None
+            mean, stats, losses = torch.zeros((), device=self.device), None, []
             for batch, size in zip(batches, sizes, strict=True):
                 with self.precision.autocast():
                     step = self.task.training_step(model, self._memory_format(batch))
@@ -406,7 +410,10 @@ class Trainer:
                 (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
                 mean = mean + part.detach().float()
                 stats = step.stats if stats is None else stats + step.stats
+                if step.losses is not None:
+                    losses.append(step.losses.detach().float())
             sums["stats"] = stats
+            self.last_losses = torch.cat(losses) if len(losses) == len(batches) else None
             return mean
 
         def value(loss: torch.Tensor) -> float:

@@ -230,7 +230,7 @@ class PixelModelling(Task):
         per_dim = per.flatten(1).mean(1)  # nats per dimension, per image
         loss = per_dim.mean()
         d = per_dim.detach()
-        return Step(loss, stack_stats(d.sum(), d.sum() / math.log(2), len(x)))
+        return Step(loss, stack_stats(d.sum(), d.sum() / math.log(2), len(x)), per_dim)
 
     def predict(self, model: nn.Module, x: torch.Tensor, **options: Any) -> torch.Tensor:
         """Bits per dimension of each image (N,)."""

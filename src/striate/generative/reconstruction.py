@@ -50,16 +50,19 @@ class Reconstruction(Task):
             )
         logits = logits.float()
         if self.loss_name == "bce":
-            return F.binary_cross_entropy_with_logits(logits, x.float())
-        return F.mse_loss(logits.sigmoid(), x.float())
+            per_pixel = F.binary_cross_entropy_with_logits(logits, x.float(), reduction="none")
+        else:
+            per_pixel = F.mse_loss(logits.sigmoid(), x.float(), reduction="none")
+        return per_pixel.flatten(1).mean(1)
 
     def training_step(self, model: nn.Module, batch: Batch) -> Step:
         x = batch[0]
         logits = model(x)
-        loss = self._loss(logits, x)
+        losses = self._loss(logits, x)  # each image's mean over its pixels
+        loss = losses.mean()
         n = len(x)
         quality = psnr(logits.detach().sigmoid(), x).sum()
-        return Step(loss, stack_stats(loss.detach().float() * n, quality, n))
+        return Step(loss, stack_stats(loss.detach().float() * n, quality, n), losses)
 
     def predict(self, model: nn.Module, x: torch.Tensor, **options: Any) -> torch.Tensor:
         """Reconstructed images in [0, 1], shaped like `x`."""

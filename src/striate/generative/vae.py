@@ -201,10 +201,11 @@ class VariationalAutoencoding(Task):
         x = batch[0]
         terms = elbo(model, x, self.beta)
         rec, kl = terms.reconstruction.float(), terms.kl.float()
-        loss = -(rec - self.beta * kl).mean()
+        losses = -(rec - self.beta * kl)
+        loss = losses.mean()
         n = len(x)
         stats = stack_stats(loss.detach() * n, rec.detach().sum(), kl.detach().sum(), n)
-        return Step(loss, stats)
+        return Step(loss, stats, losses)
 
     def predict(self, model: nn.Module, x: torch.Tensor, **options: Any) -> torch.Tensor:
         """The mean reconstruction: the decoder's mean at z = μ(x)."""

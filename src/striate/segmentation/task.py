@@ -69,14 +69,32 @@ class Segmentation(Task):
         w = None if self.class_weights is None else self.class_weights.to(logits.device)
         return F.cross_entropy(logits.float(), y, weight=w, ignore_index=self.ignore_index)
 
+    def _weighted_pixels(self, logits: torch.Tensor, y: torch.Tensor):
+        """Per-pixel cross-entropies (already times their class weight, 0 where ignored) and
+        the weights they are averaged with, both N×H×W: `loss` is sum / sum, as F.cross_entropy
+        averages."""
+        self._check(logits, y)
+        w = None if self.class_weights is None else self.class_weights.to(logits.device)
+        per_pixel = F.cross_entropy(
+            logits.float(), y, weight=w, ignore_index=self.ignore_index, reduction="none"
+        )
+        counted = y != self.ignore_index
+        weight = counted.float() if w is None else w[y.clamp(0, len(w) - 1)] * counted
+        return per_pixel, weight
+
     def training_step(self, model: nn.Module, batch: Batch) -> Step:
+        """The loss is the batch's mean over pixels; the per-sample `losses` are each image's own
+        mean over its counted pixels (0 for an image whose pixels are all ignored)."""
         x, y = batch[:2]
         logits = model(x)
-        loss = self.loss(logits, y)
+        per_pixel, weight = self._weighted_pixels(logits, y)
+        loss = per_pixel.sum() / weight.sum()  # NaN when every pixel is ignored, as F.cross_entropy
+        losses = per_pixel.flatten(1).sum(1) / weight.flatten(1).sum(1).clamp_min(1e-12)
         counted = y != self.ignore_index
         n = counted.sum()
         correct = ((logits.detach().argmax(1) == y) & counted).sum()
-        return Step(loss, stack_stats(loss.detach().float() * n, correct, n))
+        stats = stack_stats(loss.detach().float() * n, correct, n)
+        return Step(loss, stats, losses)
 
     def evaluation(self, **options: Any) -> Evaluation:
         return SegmentationEvaluation(self)

@@ -32,6 +32,8 @@ from striate.engine.callbacks import (
     Lookahead,
 )
 from striate.engine.classification import Classification
+from striate.engine.loss_sampling import SGDS, ImportanceWeighted
+from striate.engine.sampling import LossTable, SGDSSampler
 from striate.engine.task import Task
 from striate.engine.trainer import Trainer
 from striate.errors import ConfigError, StriateError
@@ -131,9 +133,27 @@ def finetune_setup(config: TrainConfig, model: torch.nn.Module) -> dict[str, Any
     return {"param_groups": groups, "callbacks": [FreezeFrozen(frozen)] if frozen else []}
 
 
-def make_task(config: TrainConfig) -> Classification:
-    """The run's task: classification with the config's loss, smoothing and TTA."""
-    return Classification(config.loss, label_smoothing=config.label_smoothing, tta=config.tta)
+def make_task(config: TrainConfig) -> Task:
+    """The run's task: classification with the config's loss, smoothing and TTA (its losses
+    weighted by the sampler's 1/(N·p) with sampling sgds-unbiased)."""
+    task = Classification(config.loss, label_smoothing=config.label_smoothing, tta=config.tta)
+    return ImportanceWeighted(task) if config.sampling == "sgds-unbiased" else task
+
+
+def make_sampler(config: TrainConfig, size: int) -> SGDSSampler | None:
+    """The loss-based sampler of `config.sampling` for a training set of `size` images (None:
+    uniform). Every epoch draws `size` images, so --epochs and the schedule keep their meaning
+    (the post draws as many as are still active: shorter epochs, the same draws per step)."""
+    if config.sampling == "uniform":
+        return None
+    return SGDSSampler(
+        LossTable(size),
+        transient_epochs=config.sgds_transient,
+        drop_fraction=config.sgds_drop,
+        num_samples=size,
+        reweight=config.sampling == "sgds-unbiased",
+        seed=config.seed,
+    )
 
 
 def config_callbacks(config: TrainConfig, task: Task, out: Path | None) -> list[Callback]:
@@ -178,7 +198,10 @@ def build_trainer(config: TrainConfig, out: Path | None, progress: bool, **extra
 
 
 def loaders(
-    config: TrainConfig, data: RunData, device: torch.device
+    config: TrainConfig,
+    data: RunData,
+    device: torch.device,
+    sampler: SGDSSampler | None = None,
 ) -> tuple[BatchLoader, BatchLoader | None, BatchLoader]:
     augment = parse_augment(config.augment, data.train.shape, data.train.num_classes)
     norm = data.normalizer
@@ -190,6 +213,7 @@ def loaders(
         normalize=norm,
         device=device,
         seed=config.seed,
+        sampler=sampler,
     )
     evaluation = max(config.batch_size, 256)
     val = (
@@ -238,7 +262,14 @@ def prepare(
     data.normalizer = source_normalizer(config, data)
     model = build_model(config, data.train)
     extra = finetune_setup(config, model)
-    extra["callbacks"] = [*extra.get("callbacks", []), *model_callbacks(model), *callbacks]
+    sampler = make_sampler(config, len(data.train))
+    sampling = [SGDS(sampler)] if sampler is not None else []
+    extra["callbacks"] = [
+        *extra.get("callbacks", []),
+        *sampling,
+        *model_callbacks(model),
+        *callbacks,
+    ]
     trainer = build_trainer(config, out, progress, device=device or config.device, **extra)
-    train, val, test = loaders(config, data, trainer.device)
+    train, val, test = loaders(config, data, trainer.device, sampler)
     return Prepared(config, data, model, trainer, train, val, test)

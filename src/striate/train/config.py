@@ -131,6 +131,17 @@ class TrainConfig:
         "Test-time augmentation: none, flip, translate[:N] or flip,translate[:N].",
         shown="none",
     )
+    sampling: str = setting(
+        "uniform",
+        "Minibatch sampling: uniform (a shuffled pass per epoch); sgds (Zakka's SGD-S v1: after "
+        "--sgds-transient plain epochs, draw images in proportion to their last training loss, "
+        "and after each epoch set aside the easiest --sgds-drop of them, 1 % coming back); "
+        "sgds-unbiased (the same draws, each loss weighted by 1/(N·p) in the mean).",
+    )
+    sgds_transient: int = setting(1, "SGD-S: epochs of plain shuffled SGD before sampling by loss.")
+    sgds_drop: float = setting(
+        0.1, "SGD-S: fraction of the active images with the lowest losses set aside per epoch."
+    )
     val_size: float = setting(0.1, "Validation fraction (or count) held out of the training split.")
     train_size: int | None = setting(None, "Stratified subset of the training split.")
     test_size: int | None = setting(None, "Stratified subset of the test split.")
@@ -193,6 +204,7 @@ class TrainConfig:
             "augment",
             "precision",
             "device",
+            "sampling",
         ):
             if not isinstance(getattr(self, name), str):
                 raise ConfigError(f"{name} must be a string, got {getattr(self, name)!r}")
@@ -236,8 +248,20 @@ class TrainConfig:
                 f"snapshots are taken at the warm restarts of schedule 'sgdr', and this run uses "
                 f"{self.schedule!r}: use --schedule sgdr, or --snapshot-every N (epochs)"
             )
+        if self.sampling not in SAMPLINGS:
+            raise ConfigError(
+                f"sampling must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}"
+            )
+        if isinstance(self.sgds_transient, bool) or not isinstance(self.sgds_transient, int):
+            raise ConfigError(f"sgds_transient must be a whole number, got {self.sgds_transient!r}")
+        if self.sgds_transient < 0:
+            raise ConfigError(f"sgds_transient must be >= 0, got {self.sgds_transient}")
+        number("", "sgds_drop", self.sgds_drop, low=0, high=1, high_open=True)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+
+
+SAMPLINGS = ("uniform", "sgds", "sgds-unbiased")
 
 
 def canonical(values: dict[str, Any]) -> dict[str, Any]:
