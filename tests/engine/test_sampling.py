@@ -99,6 +99,12 @@ def test_unseen_and_inactive_samples_in_the_draw():
     assert set(sampler) == {0, 2, 3}
 
 
+def test_nothing_recorded_yet_draws_uniformly():
+    sampler = SGDSSampler(LossTable(4), transient_epochs=0)
+    assert sampler.probabilities().tolist() == [0.25] * 4
+    assert set(sampler) <= {0, 1, 2, 3} and len(list(sampler)) == 4
+
+
 def test_all_zero_losses_draw_uniformly():
     sampler = SGDSSampler(filled_table([0.0] * 4), transient_epochs=0)
     assert sampler.probabilities().tolist() == [0.25] * 4
@@ -264,7 +270,7 @@ def test_bad_tables_and_states():
     with pytest.raises(InputError, match="table must be a LossTable"):
         SGDSSampler([1.0, 2.0])
     with pytest.raises(InputError, match="no loss recorded yet"):
-        list(SGDSSampler(LossTable(3), transient_epochs=0))
+        LossTable(3).filled()
     with pytest.raises(InputError, match="has 4 samples"):
         LossTable(4).load_state_dict(LossTable(3).state_dict())
     with pytest.raises(InputError, match="table has 4"):

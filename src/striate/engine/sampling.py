@@ -89,9 +89,10 @@ class SGDSSampler:
     - Every later (steady-state) epoch draws `num_samples` indices (default: as many as there are
       active samples, as the post's ``WeightedRandomSampler(weights, len(weights), True)``) with
       replacement, sample i with probability ``p_i = loss_i / sum of the active losses``. A
-      sample never seen gets the mean of the seen losses; if every active loss is 0 the draw is
-      uniform. The probabilities are fixed at the epoch's first `__iter__` (so `weights` matches
-      the draw, and iterating the same epoch again yields the same order).
+      sample never seen gets the mean of the seen losses; if none was seen yet, or every active
+      loss is 0, the draw is uniform. The probabilities are fixed at the epoch's first
+      `__iter__` (so `weights` matches the draw, and iterating the same epoch again yields the
+      same order).
     - `end_epoch` after a steady-state epoch removes the ``floor(drop_fraction · n_active)``
       lowest-loss active samples (ties: lower index first) and puts back
       ``floor(reintroduce_fraction · n_active)`` samples drawn at random from all removed ones.
@@ -168,7 +169,7 @@ class SGDSSampler:
         the active set; uniform over it in the transient epochs)."""
         if self._drawn is not None and self._drawn[0] == self.epoch:
             return self._drawn[1]
-        if not self.steady:
+        if not self.steady or not bool(self.table.seen.any()):
             weights = self.active.double()
         else:
             weights = torch.where(self.active, self.table.filled(), 0.0)
