@@ -204,7 +204,7 @@ def test_recorded_losses_and_grad_norms_are_those_of_the_model_seen(digits):
     the (fixed) model on that sample, whatever the shuffled order."""
     model = mlp(digits)
     recorder = LossRecorder(LossTable(len(digits)), history=True, grad_norms=True)
-    trainer = Trainer(epochs=2, lr=1e-30, progress=False, callbacks=[recorder])
+    trainer = Trainer(device="cpu", epochs=2, lr=1e-30, progress=False, callbacks=[recorder])
     trainer.fit(model, BatchLoader(digits, 64, seed=3, device="cpu"))
     x, y = digits.images.float() / 255, digits.labels
     expected = F.cross_entropy(model(x), y, reduction="none").double()
@@ -224,11 +224,17 @@ def test_recorder_needs_losses_a_matching_table_and_one_process(digits, monkeypa
 
     loader = BatchLoader(digits, 64, device="cpu")
     trainer = Trainer(
-        epochs=1, task=NoLosses(), progress=False, callbacks=[LossRecorder(LossTable(320))]
+        device="cpu",
+        epochs=1,
+        task=NoLosses(),
+        progress=False,
+        callbacks=[LossRecorder(LossTable(320))],
     )
     with pytest.raises(ConfigError, match="does not report per-sample losses"):
         trainer.fit(mlp(digits), loader)
-    trainer = Trainer(epochs=1, progress=False, callbacks=[LossRecorder(LossTable(10))])
+    trainer = Trainer(
+        device="cpu", epochs=1, progress=False, callbacks=[LossRecorder(LossTable(10))]
+    )
     with pytest.raises(ConfigError, match="table has 10 samples, the training set 320"):
         trainer.fit(mlp(digits), loader)
     monkeypatch.setattr(dist_helpers, "is_distributed", lambda: True)
@@ -258,7 +264,9 @@ class Draws(Callback):
 def test_sgds_trains_on_the_sampler_draws_and_drops_the_easiest(digits):
     sampler = SGDSSampler(LossTable(len(digits)), num_samples=len(digits), seed=4)
     draws = Draws()
-    trainer = Trainer(epochs=3, lr=0.05, progress=False, callbacks=[SGDS(sampler), draws])
+    trainer = Trainer(
+        device="cpu", epochs=3, lr=0.05, progress=False, callbacks=[SGDS(sampler), draws]
+    )
     trainer.fit(mlp(digits), BatchLoader(digits, 64, sampler=sampler, device="cpu"))
     first, second, third = draws.per_epoch[:3]
     assert sorted(first) == list(range(len(digits)))  # the transient epoch: a permutation
@@ -276,15 +284,19 @@ def test_sgds_checks_its_loader_and_the_weighting(digits):
     sampler = SGDSSampler(LossTable(len(digits)))
     plain = BatchLoader(digits, 64, device="cpu")
     with pytest.raises(ConfigError, match="does not draw from this sampler"):
-        Trainer(epochs=1, progress=False, callbacks=[SGDS(sampler)]).fit(mlp(digits), plain)
+        Trainer(device="cpu", epochs=1, progress=False, callbacks=[SGDS(sampler)]).fit(
+            mlp(digits), plain
+        )
     unbiased = SGDSSampler(LossTable(len(digits)), reweight=True)
     loader = BatchLoader(digits, 64, sampler=unbiased, device="cpu")
     with pytest.raises(ConfigError, match="ImportanceWeighted"):
-        Trainer(epochs=1, progress=False, callbacks=[SGDS(unbiased)]).fit(mlp(digits), loader)
-    with pytest.raises(ConfigError, match="no sampler with weights"):
-        Trainer(epochs=1, progress=False, task=ImportanceWeighted(Classification())).fit(
-            mlp(digits), plain
+        Trainer(device="cpu", epochs=1, progress=False, callbacks=[SGDS(unbiased)]).fit(
+            mlp(digits), loader
         )
+    with pytest.raises(ConfigError, match="no sampler with weights"):
+        Trainer(
+            device="cpu", epochs=1, progress=False, task=ImportanceWeighted(Classification())
+        ).fit(mlp(digits), plain)
 
 
 def test_importance_weighted_loss_is_the_weighted_mean_of_the_task_losses(digits):
@@ -312,6 +324,7 @@ def test_sgds_resumes_exactly_after_ctrl_c_in_a_steady_epoch(tmp_path, digits):
         sampler = SGDSSampler(LossTable(len(digits)), num_samples=len(digits), reweight=True)
         model = mlp(digits)
         trainer = Trainer(
+            device="cpu",
             epochs=3,
             lr=0.05,
             out=out,
@@ -350,3 +363,27 @@ def test_train_config_sampling_builds_the_sampler_and_refuses_bad_values(digits)
     assert any(isinstance(cb, SGDS) and cb.sampler is sampler for cb in prep.trainer.callbacks)
     prep.trainer.fit(prep.model, prep.train, prep.val)
     assert int(sampler.active.sum()) < len(prep.data.train)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_sgds_with_grad_norms_trains_on_cuda(digits):
+    sampler = SGDSSampler(LossTable(len(digits)), num_samples=len(digits), reweight=True)
+    recorder = LossRecorder(LossTable(len(digits)), grad_norms=True)
+    model = mlp(digits)
+    trainer = Trainer(
+        device="cuda",
+        epochs=3,
+        lr=0.05,
+        progress=False,
+        task=ImportanceWeighted(Classification()),
+        callbacks=[SGDS(sampler), recorder],
+    )
+    trainer.fit(model, BatchLoader(digits, 64, sampler=sampler, device="cuda"))
+    assert int(sampler.active.sum()) == 264
+    assert bool(recorder.grad_norms.seen.any()) and recorder.table.losses.device.type == "cpu"
+    x, y = digits.images[:5].float().cuda() / 255, digits.labels[:5].cuda()
+    got = per_sample_grad_norms(Classification(), model, (x, y))
+    torch.testing.assert_close(
+        got, autograd_norms(Classification(), model, x, y), rtol=1e-4, atol=1e-5
+    )

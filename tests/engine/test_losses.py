@@ -208,3 +208,18 @@ def test_bad_shapes(logits, target):
     for fn in (cross_entropy, multiclass_hinge):
         with pytest.raises(ConfigError, match="must be"):
             fn(logits, target)
+
+
+def test_reduction_none_gives_the_per_sample_losses_whose_mean_is_the_loss():
+    torch.manual_seed(0)
+    logits, y = torch.randn(6, 4), torch.randint(0, 4, (6,))
+    soft = torch.softmax(torch.randn(6, 4), 1)
+    for name, target in (("cross_entropy", y), ("cross_entropy", soft), ("hinge", y)):
+        per_sample = make_loss(name, reduction="none")(logits, target)
+        assert per_sample.shape == (6,)
+        torch.testing.assert_close(per_sample.mean(), make_loss(name)(logits, target))
+    smoothed = make_loss("ce", label_smoothing=0.2, reduction="none")(logits, y)
+    expected = torch.nn.functional.cross_entropy(logits, y, label_smoothing=0.2, reduction="none")
+    torch.testing.assert_close(smoothed, expected)
+    with pytest.raises(ConfigError, match="reduction must be 'mean' or 'none', got 'sum'"):
+        make_loss("ce", reduction="sum")
