@@ -322,7 +322,9 @@ def test_evaluation_and_prediction_run_in_fp32_whatever_the_training_precision(d
     evaluates exactly as an fp32 one, and as the plain fp32 forward pass."""
     train, test = digits
     model = _model()
-    Trainer(epochs=1, **{**QUIET, "precision": "bf16"}).fit(model, BatchLoader(train, 64))
+    Trainer(epochs=1, **{**QUIET, "precision": "bf16"}).fit(
+        model, BatchLoader(train, 64, device="cpu")
+    )
     loader = BatchLoader(test, 128, shuffle=False, device="cpu")
     bf16 = Trainer(epochs=1, **{**QUIET, "precision": "bf16"})
     fp32 = Trainer(epochs=1, **QUIET)
@@ -528,3 +530,12 @@ def test_lr_find_ends_its_sweep_on_a_non_finite_loss(digits):
         diverge=1e300,
     )
     assert result.stop_reason == "non-finite" and result.stop_lr is not None
+
+
+def test_a_loader_on_another_device_is_refused_before_training():
+    class OnCuda(list):
+        device = torch.device("cuda", 0)
+
+    loader = OnCuda([(torch.zeros(2, 4), torch.zeros(2, dtype=torch.long))])
+    with pytest.raises(ConfigError, match="batches on cuda:0 but the trainer trains on cpu"):
+        Trainer(epochs=1, **QUIET).check(torch.nn.Linear(4, 2), loader)

@@ -225,6 +225,12 @@ class Trainer:
             )
         if parallel:
             self._check_parallel(train)
+        loader_device = getattr(train, "device", None)
+        if isinstance(loader_device, torch.device) and loader_device.type != self.device.type:
+            raise ConfigError(
+                f"the training loader makes its batches on {loader_device} but the trainer "
+                f"trains on {self.device}: give both the same device (e.g. device='auto' to both)"
+            )
         if self.steps_per_epoch == 0:
             raise ConfigError("the training loader yields no batches")
         self.train_loader = train
