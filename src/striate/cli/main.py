@@ -23,6 +23,7 @@ from striate.cli import (
     scratch,
     search,
     segment,
+    sgds,
     spatial,
     synthesis,
     text,
@@ -85,6 +86,7 @@ app.add_typer(caption.app, name="caption")
 app.add_typer(generate.app, name="generate")
 app.add_typer(rl.app, name="rl")
 app.add_typer(scratch.app, name="scratch")
+app.add_typer(sgds.app, name="sgds")
 
 
 def _version(value: bool) -> None:
