@@ -312,12 +312,13 @@ def write_correlation(result: CorrelationResult, out: Path, *, samples: bool = T
     save_figure(plot_correlation(result), written[1], dpi=110)
     if samples:
         written.append(out / "samples.csv")
+        n = len(result.losses)
+        columns = np.column_stack([np.arange(n), result.labels, result.losses, result.grad_norms])
         with atomic_write(written[-1], "w") as f:
-            f.write("index,label,loss,grad_norm\n")
-            for i, (y, loss, g) in enumerate(
-                zip(result.labels, result.losses, result.grad_norms, strict=True)
-            ):
-                f.write(f"{i},{int(y)},{loss:.7g},{g:.7g}\n")
+            np.savetxt(
+                f, columns, fmt=("%d", "%d", "%.7g", "%.7g"), delimiter=",", comments="",
+                header="index,label,loss,grad_norm",
+            )  # fmt: skip
     return written
 
 
