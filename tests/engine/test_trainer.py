@@ -539,3 +539,23 @@ def test_a_loader_on_another_device_is_refused_before_training():
     loader = OnCuda([(torch.zeros(2, 4), torch.zeros(2, dtype=torch.long))])
     with pytest.raises(ConfigError, match="batches on cuda:0 but the trainer trains on cpu"):
         Trainer(epochs=1, **QUIET).check(torch.nn.Linear(4, 2), loader)
+
+
+def test_evaluating_in_the_middle_of_an_epoch_leaves_the_model_training(digits):
+    train, test = digits
+
+    class EvaluateAt(Callback):
+        modes: list[bool] = []
+
+        def on_step_end(self, trainer, loss):
+            if trainer.step == 2:
+                trainer.evaluate(trainer.model, BatchLoader(test, 256, device="cpu"))
+                self.modes.append(trainer.model.training)
+
+    trainer = Trainer(epochs=1, callbacks=[EvaluateAt()], **QUIET)
+    model = _model()
+    trainer.fit(model, BatchLoader(train, 64, device="cpu"))
+    assert EvaluateAt.modes == [True]
+    model.eval()
+    trainer.evaluate(model, BatchLoader(test, 256, device="cpu"))
+    assert not model.training

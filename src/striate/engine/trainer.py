@@ -512,22 +512,26 @@ class Trainer:
         self, model: nn.Module, data: Iterable[Batch], label: str = "evaluating"
     ) -> Iterator[Batch]:
         """`data`'s batches on this trainer's device and memory format, with `model` in eval
-        mode and gradients off, and a progress bar when this trainer shows progress and is not
-        fitting (validation runs inside the epoch's bar). Evaluation is fp32 whatever the
-        training precision: reported numbers must not depend on whether the CPU has native bf16
-        (see striate.engine.precision)."""
+        mode (its mode before is restored after) and gradients off, and a progress bar when this
+        trainer shows progress and is not fitting (validation runs inside the epoch's bar).
+        Evaluation is fp32 whatever the training precision: reported numbers must not depend on
+        whether the CPU has native bf16 (see striate.engine.precision)."""
         self._prepare_eval(model)
+        was_training = model.training  # a callback may evaluate in the middle of an epoch
         model.eval()
         shown = self.show_progress and not self._fitting and self.is_main
-        with torch.no_grad():
-            if not shown or not hasattr(data, "__len__"):
-                for batch in data:
-                    yield self._on_device(batch)
-                return
-            with progress_bar(label, len(data), "batches") as advance:
-                for batch in data:
-                    yield self._on_device(batch)
-                    advance(1)
+        try:
+            with torch.no_grad():
+                if not shown or not hasattr(data, "__len__"):
+                    for batch in data:
+                        yield self._on_device(batch)
+                    return
+                with progress_bar(label, len(data), "batches") as advance:
+                    for batch in data:
+                        yield self._on_device(batch)
+                        advance(1)
+        finally:
+            model.train(was_training)
 
     def _on_device(self, batch: Batch) -> Batch:
         return self._memory_format(tuple(t.to(self.device) for t in batch))
