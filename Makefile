@@ -11,8 +11,15 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH)"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[search,pretrained,atari,dev]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[search,pretrained,atari,export,serve,dev]"
 	touch $(STAMP)
+
+# Debian's Chromium and its driver, for the web page's test in a real headless browser
+BROWSER := /usr/bin/chromedriver
+$(BROWSER):
+	command -v apt-get >/dev/null && { apt-get install -y -q --no-install-recommends chromium chromium-driver \
+		|| { apt-get update -q && apt-get install -y -q --no-install-recommends chromium chromium-driver; }; } \
+		|| echo "could not install chromium (needs root and Debian's packages): the browser test will fail"
 
 run: $(STAMP)
 	$(BIN)/striate train
@@ -21,7 +28,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 # one worker per core, each test file on one worker (its module fixtures are built once)
-test: lint
+test: lint $(BROWSER)
 	$(BIN)/python -m pytest -n auto --dist loadfile
 
 test-slow: $(STAMP)
