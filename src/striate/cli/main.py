@@ -14,7 +14,9 @@ from striate.cli import (
     detect,
     doctor,
     ensemble,
+    env,
     explain,
+    export,
     generate,
     harmonize,
     models,
@@ -23,6 +25,7 @@ from striate.cli import (
     scratch,
     search,
     segment,
+    serve,
     sgds,
     spatial,
     synthesis,
@@ -70,10 +73,13 @@ app.command("evaluate")(train.evaluate)
 app.command("predict")(train.predict)
 app.command("lr-find")(train.lr_find)
 app.command("doctor")(doctor.doctor)
+app.command("env")(env.env)
 app.command("init-experiment")(doctor.init_experiment)
 app.command("search")(search.search)
 app.command("ensemble")(ensemble.ensemble)
 app.command("explain")(explain.explain)
+app.command("export")(export.export)
+app.command("serve")(serve.serve)
 app.add_typer(synthesis.stylize_app, name="stylize")
 app.command("texture")(texture.texture)
 app.command("harmonize")(harmonize.harmonize)
