@@ -45,7 +45,7 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
 
 def _too_long(size: int, limit: int, at_least: bool = False) -> str:
     return (
-        f"the request is {'over ' if at_least else ''}{size / 1e6:.1f} MB; the server takes "
+        f"the request is {'over ' if at_least else ''}{size / 1e6:.3g} MB; the server takes "
         f"images up to {limit / 1e6:g} MB"
     )
 
