@@ -27,7 +27,9 @@ def serve(
             "instead of a run.",
         ),
     ] = None,
-    port: Annotated[int, typer.Option("--port", help="The port to listen on.")] = 8000,
+    port: Annotated[
+        int, typer.Option("--port", help="The port to listen on (0: any free port).")
+    ] = 8000,
     host: Annotated[
         str,
         typer.Option(
@@ -66,14 +68,15 @@ def serve(
             if run is not None
             else "serve: give a run folder (striate serve RUN) or --pretrained NAME"
         )
-    if not 0 < port < 65536:
-        raise ConfigError(f"--port must be between 1 and 65535, got {port}")
+    if not 0 <= port < 65536:
+        raise ConfigError(f"--port must be between 1 and 65535 (0: any free port), got {port}")
     if not (max_mb > 0 and max_megapixels > 0 and max_batch >= 1 and 0 <= batch_wait_ms <= 1000):
         raise ConfigError(
             "--max-mb and --max-megapixels must be positive, --max-batch at least 1 and "
             "--batch-wait-ms between 0 and 1000"
         )
     sock = listening_socket(host, port)  # before the model loads: a taken port fails at once
+    port = sock.getsockname()[1]
     try:
         _run(sock, run, pretrained, host, port, device,
              max_bytes=round(max_mb * 1e6), max_pixels=round(max_megapixels * 1e6),
