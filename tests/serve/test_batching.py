@@ -4,6 +4,7 @@ single-image predict_proba gives for its image."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 import numpy as np
@@ -91,3 +92,22 @@ def test_a_failing_batch_fails_its_requests_not_the_batcher():
         return row
 
     assert float(asyncio.run(main())[0]) == 1.0
+
+
+def test_a_lone_request_does_not_wait_for_others_that_may_not_come(classifier, digits_test):
+    """With a 2-second wait for company, requests sent one after another still answer at once:
+    the batch waits only for requests already arriving."""
+    app = create_app(classifier, "digits-mlp", Limits(max_batch=8, wait_ms=2000))
+    data = encode(digit_image(digits_test, 0))
+
+    async def main():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            start = time.perf_counter()
+            for _ in range(3):
+                assert (
+                    await c.post("/predict", files={"file": ("d.png", data)})
+                ).status_code == 200
+            return time.perf_counter() - start
+
+    assert asyncio.run(main()) < 1.5

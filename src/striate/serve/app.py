@@ -95,7 +95,8 @@ def create_app(model: ImageClassifier, name: str = "model", limits: Limits = Lim
     async def predict(request: Request, k: int = 5) -> dict:
         """The image's top-k classes, most probable first."""
         k = _check_k(k)
-        image = await read_image(request)
+        with batcher.expecting():
+            image = await read_image(request)
         probs = await batcher.predict(image)
         return {"model": name, "predictions": top_k(probs, model.classes, k)}
 

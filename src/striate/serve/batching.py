@@ -1,14 +1,17 @@
-"""Concurrent requests stacked into one forward pass: a request's image waits up to `wait_ms`
-for others, at most `max_batch` go through the network together, and each request gets its own
-row of the result back. The network runs on one worker thread (`ModelWorker`), so the event loop
-keeps answering while it computes and no two computations share the model at once."""
+"""Concurrent requests stacked into one forward pass: the images that queued while the network
+was busy go through it together (at most `max_batch`), and a batch waits up to `wait_ms` for
+requests that have arrived but are still being read and decoded (`expecting`), never for requests
+that may not come: a lone request is not delayed. Each request gets its own row of the result.
+The network runs on one worker thread (`ModelWorker`), so the event loop keeps answering while
+it computes and no two computations share the model at once."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -51,8 +54,8 @@ class BatchStats:
 
 class Batcher:
     """`await batcher.predict(image)` → the image's class probabilities (a 1-D tensor), computed
-    by `predict_proba(list of images)` together with the requests that arrived within
-    `wait_ms` of the first one, at most `max_batch` at a time."""
+    by `predict_proba(list of images)` together with the other requests' images queued by then,
+    and those announced by `expecting` within `wait_ms`, at most `max_batch` at a time."""
 
     def __init__(
         self,
@@ -68,13 +71,23 @@ class Batcher:
         self.wait = wait_ms / 1000
         self.predict_proba, self.worker = predict_proba, worker
         self.stats = BatchStats()
+        self.arriving = 0  # requests being read and decoded, whose images will come
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
+
+    @contextmanager
+    def expecting(self) -> Iterator[None]:
+        """Around reading a request: its image is on the way (a batch may wait for it)."""
+        self.arriving += 1
+        try:
+            yield
+        finally:
+            self.arriving -= 1
 
     async def predict(self, image: np.ndarray) -> torch.Tensor:
         self._start()
         done = asyncio.get_running_loop().create_future()
-        await self._queue.put((image, done))
+        self._queue.put_nowait((image, done))  # no await since `expecting` ended: never missed
         return await done
 
     def _start(self) -> None:
@@ -90,11 +103,15 @@ class Batcher:
             batch = [await queue.get()]
             deadline = time.monotonic() + self.wait
             while len(batch) < self.max_batch:
+                if not queue.empty():
+                    batch.append(queue.get_nowait())
+                    continue
                 left = deadline - time.monotonic()
+                if self.arriving == 0 or left <= 0:
+                    break
                 try:
-                    batch.append(queue.get_nowait() if left <= 0 else await asyncio.wait_for(
-                        queue.get(), left))  # fmt: skip
-                except (asyncio.QueueEmpty, asyncio.TimeoutError):
+                    batch.append(await asyncio.wait_for(queue.get(), left))
+                except asyncio.TimeoutError:
                     break
             live = [(im, f) for im, f in batch if not f.done()]  # a client may have gone
             if not live:
