@@ -7,11 +7,11 @@ from striate.engine import Callback
 
 
 class CtrlCAt(Callback):
-    """Presses Ctrl-C (a real SIGINT) after step `at`."""
+    """Presses Ctrl-C (a real SIGINT; or sends `sig`, e.g. SIGTERM) after step `at`."""
 
-    def __init__(self, at: int) -> None:
-        self.at = at
+    def __init__(self, at: int, sig: int = signal.SIGINT) -> None:
+        self.at, self.sig = at, sig
 
     def on_step_end(self, trainer, loss):
         if trainer.step == self.at:
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), self.sig)

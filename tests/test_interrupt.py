@@ -38,3 +38,13 @@ def test_outside_the_main_thread_it_leaves_signals_alone():
     thread.start()
     thread.join()
     assert seen == [before]
+
+
+def test_sigterm_counts_as_a_press_so_a_preempted_run_saves_its_state():
+    before = signal.getsignal(signal.SIGTERM)
+    asked = []
+    with pytest.raises(KeyboardInterrupt), stop_on_ctrl_c(lambda: asked.append(1)):
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert asked == [1]
+        press()  # a Ctrl-C after the SIGTERM: the second request, at once
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+import signal
 
 import pytest
 import torch
@@ -559,3 +560,12 @@ def test_evaluating_in_the_middle_of_an_epoch_leaves_the_model_training(digits):
     model.eval()
     trainer.evaluate(model, BatchLoader(test, 256, device="cpu"))
     assert not model.training
+
+
+def test_sigterm_stops_after_the_step_and_saves_like_ctrl_c(digits, tmp_path):
+    """What a cloud sends before preempting a spot machine."""
+    train, _ = digits
+    trainer = Trainer(epochs=2, out=tmp_path, callbacks=[CtrlCAt(5, signal.SIGTERM)], **QUIET)
+    trainer.fit(_model(), BatchLoader(train, 64, device="cpu"))
+    assert trainer.interrupted and trainer.step == 5
+    assert load_state(tmp_path / "checkpoints" / "last.safetensors")["trainer"]["step"] == 5
