@@ -7,10 +7,13 @@ the request's body. Each bad request gets a 4xx with ``{"detail": "one line"}``.
 
 from __future__ import annotations
 
+import asyncio
 import html
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 
+import numpy as np
 import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -36,10 +39,12 @@ class Limits:
     max_pixels: int = 40_000_000  # an image's width × height, read from its header
     max_batch: int = 32  # images in one forward pass
     wait_ms: float = 5.0  # how long the first image of a batch waits for others
+    decoders: int = 4  # images decoded at once (a 40-megapixel image takes ~0.6 GB to prepare)
 
     def __post_init__(self) -> None:
         positive_int("Limits", "max_bytes", self.max_bytes)
         positive_int("Limits", "max_pixels", self.max_pixels)
+        positive_int("Limits", "decoders", self.decoders)
 
 
 def create_app(model: ImageClassifier, name: str = "model", limits: Limits = Limits()) -> FastAPI:
@@ -47,8 +52,9 @@ def create_app(model: ImageClassifier, name: str = "model", limits: Limits = Lim
     model.eval()
     worker = ModelWorker()
     batcher = Batcher(
-        model.predict_proba, worker, max_batch=limits.max_batch, wait_ms=limits.wait_ms
+        partial(probabilities, model), worker, max_batch=limits.max_batch, wait_ms=limits.wait_ms
     )
+    decoding = asyncio.Semaphore(limits.decoders)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -74,10 +80,18 @@ def create_app(model: ImageClassifier, name: str = "model", limits: Limits = Lim
         return JSONResponse({"detail": str(e.detail)}, status_code=e.status_code,
                             headers=getattr(e, "headers", None))  # fmt: skip
 
-    async def read_image(request: Request):
+    async def read_image(request: Request) -> np.ndarray:
         body = await read_body(request, limits.max_bytes)
         data = await image_bytes(request, body)
-        return await run_in_threadpool(decode, data, limits.max_pixels)
+        async with decoding:
+            return await run_in_threadpool(decode, data, limits.max_pixels)
+
+    async def read_prepared(request: Request) -> torch.Tensor:
+        """The image as the network takes it (1×C×H×W): what waits for a batch is small."""
+        body = await read_body(request, limits.max_bytes)
+        data = await image_bytes(request, body)
+        async with decoding:
+            return await run_in_threadpool(lambda: model.prepare([decode(data, limits.max_pixels)]))
 
     @app.get("/", response_class=HTMLResponse)
     async def page() -> HTMLResponse:
@@ -96,8 +110,8 @@ def create_app(model: ImageClassifier, name: str = "model", limits: Limits = Lim
         """The image's top-k classes, most probable first."""
         k = _check_k(k)
         with batcher.expecting():
-            image = await read_image(request)
-        probs = await batcher.predict(image)
+            x = await read_prepared(request)
+        probs = await batcher.predict(x)
         return {"model": name, "predictions": top_k(probs, model.classes, k)}
 
     @app.post("/explain")
@@ -110,6 +124,13 @@ def create_app(model: ImageClassifier, name: str = "model", limits: Limits = Lim
                 "overlay": picture}  # fmt: skip
 
     return app
+
+
+@torch.no_grad()
+def probabilities(model: ImageClassifier, prepared: list[torch.Tensor]) -> torch.Tensor:
+    """The class probabilities of prepared images (each 1×C×H×W) in one forward pass, as
+    `predict_proba` computes them."""
+    return model(torch.cat(prepared)).float().softmax(1).cpu()
 
 
 def top_k(probs: torch.Tensor, classes: tuple[str, ...], k: int) -> list[dict]:

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import numpy as np
 import torch
 
 from striate.checks import positive_int
@@ -53,13 +52,14 @@ class BatchStats:
 
 
 class Batcher:
-    """`await batcher.predict(image)` → the image's class probabilities (a 1-D tensor), computed
-    by `predict_proba(list of images)` together with the other requests' images queued by then,
-    and those announced by `expecting` within `wait_ms`, at most `max_batch` at a time."""
+    """`await batcher.predict(item)` → the item's class probabilities (a 1-D tensor), computed
+    by `predict_proba(list of items)` (the server's items: prepared 1×C×H×W images) together
+    with the other requests' items queued by then, and those announced by `expecting` within
+    `wait_ms`, at most `max_batch` at a time."""
 
     def __init__(
         self,
-        predict_proba: Callable[[list[np.ndarray]], torch.Tensor],
+        predict_proba: Callable[[list[Any]], torch.Tensor],
         worker: ModelWorker,
         *,
         max_batch: int = 32,
@@ -84,7 +84,7 @@ class Batcher:
         finally:
             self.arriving -= 1
 
-    async def predict(self, image: np.ndarray) -> torch.Tensor:
+    async def predict(self, image: Any) -> torch.Tensor:
         self._start()
         done = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((image, done))  # no await since `expecting` ended: never missed
