@@ -26,7 +26,7 @@ from striate.models.io import ImageClassifier
 from striate.serve.batching import Batcher, ModelWorker
 from striate.serve.explaining import explain
 from striate.serve.page import PAGE
-from striate.serve.requests import RequestRefused, decode, image_bytes, read_body
+from striate.serve.uploads import RequestRefused, decode, image_bytes, read_body
 
 MAX_K = 100
 
