@@ -53,6 +53,7 @@ SLOW_ONLY = (
     (r"^striate text \w+ (--steps 200|runs/text/quick)", "a minute's training; CLI tests cover"),
     (r"^striate caption \w+ (--train-size 1000|runs/caption/quick)", "as the text model's"),
     (r"^striate search -p \S+ -p \S+ -p dropout", "15 trials on CIFAR-10; the CLI test covers"),
+    (r"^striate export --pretrained", "EfficientNet-Lite0 to ONNX, ~30 s; tests/export covers"),
 )
 # commands whose documented outcome includes exit status 1
 STATUS_1_MEANS = {"doctor": "a check failed (the table says which)"}
