@@ -35,6 +35,8 @@ NOT_RUN = (
     (r"--storage postgresql://", "needs a PostgreSQL server"),
     (r"^createdb ", "needs a PostgreSQL server"),
     (r"^pip install", "installs packages"),
+    (r"^striate serve ", "runs a server until it is stopped (tests/serve start the real one)"),
+    (r"^curl ", "needs that server running"),
 )
 # (a pattern, why it runs only under `-m slow`): the longest examples, which `make test` leaves to
 # `make test-slow` (each costs 15-25 s even on a few hundred images)
