@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from striate.engine import EMA, EarlyStopping, GradientClipping, GradientNormLogger, Lookahead
+from striate.errors import ConfigError
 from striate.train.assembly import config_callbacks, make_task, prepare
 from striate.train.config import TrainConfig
 from striate.train.recipes import PatchWhitening, recipe_config
@@ -92,3 +93,16 @@ def test_each_feature_of_the_config_is_one_callback():
     assert stop.monitor == "val_acc" and stop.patience == 3 and snaps.every == 2
     # snapshots are files: without a run folder there is nothing to take them in
     assert Snapshots not in [type(cb) for cb in config_callbacks(config, make_task(config), None)]
+
+
+def test_threads_sets_torchs_cpu_threads_and_refuses_nonsense():
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        prepare(TrainConfig(data="digits", model="mlp", epochs=1, threads=1), progress=False)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ConfigError, match="threads must be a positive integer"):
+        TrainConfig(threads=0)

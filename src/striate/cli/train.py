@@ -86,6 +86,7 @@ def train(
     test_size: Annotated[int | None, option("test_size")] = None,
     seed: Annotated[int | None, option("seed")] = None,
     device: Annotated[str | None, option("device")] = None,
+    threads: Annotated[int | None, option("threads")] = None,
     out: Annotated[Path | None, option("out")] = None,
     resume: Annotated[Path | None, RESUME] = None,
     overwrite: Annotated[bool, OVERWRITE] = False,

@@ -256,7 +256,10 @@ def prepare(
 
     Used by `striate train`, `lr-find`, the search's trials, the doctor and the benchmarks;
     `data` gives already loaded sets (a search trial's subset), `device` overrides the config's
-    (a torchrun process's own GPU), `callbacks` are added after the run's own."""
+    (a torchrun process's own GPU), `callbacks` are added after the run's own. `config.threads`
+    sets torch's CPU threads for the process."""
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
     if data is None:
         data = load_run_data(config)
     data.normalizer = source_normalizer(config, data)

@@ -147,6 +147,12 @@ class TrainConfig:
     test_size: int | None = setting(None, "Stratified subset of the test split.")
     seed: int = setting(0, "Seed for the split, initialisation, order and augmentation.")
     device: str = setting("auto", "Device: auto, cpu, cuda or cuda:N.")
+    threads: int | None = setting(
+        None,
+        "CPU threads for torch's operations (torch.set_num_threads); fewer than the cores can be "
+        "faster on a machine other work is using.",
+        shown="torch's, one per core",
+    )
     out: str | None = setting(
         None,
         "Run folder; one that already holds results needs --overwrite.",
@@ -213,7 +219,7 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be a table of keyword arguments")
         if (self.epochs is None) == (self.steps is None):
             raise ConfigError("give exactly one of epochs or steps")
-        for name in ("epochs", "steps", "train_size", "test_size", "early_stopping"):
+        for name in ("epochs", "steps", "train_size", "test_size", "early_stopping", "threads"):
             positive_int("", name, getattr(self, name), allow_none=True)
         positive_int("", "batch_size", self.batch_size)
         number("", "lr", self.lr, low=0, low_open=True)
