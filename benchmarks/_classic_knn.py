@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import shared_data, timed
+from _common import print_machine, shared_data, timed
 
 
 def _has_avx512() -> bool:
@@ -198,4 +198,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    print_machine()
     main()

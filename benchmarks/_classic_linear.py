@@ -46,7 +46,7 @@ import warnings
 import numpy as np
 import torch
 
-from _common import run_sections, shared_data
+from _common import print_machine, run_sections, shared_data
 
 SECTION = "linear"
 
@@ -160,4 +160,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    print_machine()
     main()

@@ -29,7 +29,7 @@ import statistics
 import numpy as np
 import torch
 
-from _common import run_sections, shared_data, timed
+from _common import print_machine, run_sections, shared_data, timed
 
 N_COMPONENTS = 32
 
@@ -176,4 +176,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    print_machine()
     main()

@@ -66,12 +66,68 @@ def ratio(a: float, b: float) -> float:
     return a / b if b > 0 else float("nan")
 
 
+# the CPU flags that decide which kernels run (vector width, native bf16, AMX tiles)
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8", "fma")
+
+
+def machine() -> dict:
+    """What decides speed here: the CPU (model, cores, the flags of SPEED_FLAGS it has, native
+    bf16 as striate decides it), torch and its oneDNN/MKL, torch's threads now, the GPUs.
+    Recorded with every benchmark's results and printed at the top of its output."""
+    return {**_machine(), "threads": torch.get_num_threads()}
+
+
+@functools.cache
+def _machine() -> dict:
+    from striate.environment.facts import cpu_facts, cuda_facts
+
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    config = torch.__config__.show()
+    onednn = re.search(r"(?:oneDNN|MKL-DNN) v([\w.]+)", config)
+    mkl = re.search(r"Math Kernel Library Version ([\w.]+)", config)
+    capability = re.search(r"CPU capability usage: (\w+)", config)
+    cpu = cpu_facts()
+    gpus = cuda_facts()["devices"]
+    return {
+        "cpu": cpu["model"],
+        "cores": cpu["usable_cores"],
+        "flags": [f for f in SPEED_FLAGS if f in flags],
+        "native_bf16": cpu["native_bf16"],
+        "torch": torch.__version__,
+        "kernels": capability.group(1) if capability else None,  # the ATen CPU kernels used
+        "onednn": onednn.group(1) if onednn else None,
+        "mkl": mkl.group(1) if mkl else None,
+        "gpus": [g.get("name") for g in gpus],
+    }
+
+
+def print_machine() -> None:
+    """One line of `machine()`, at the top of a benchmark's output."""
+    m = machine()
+    libs = ", ".join(f"{k} {m[k]}" for k in ("kernels", "onednn", "mkl") if m[k])
+    gpus = f"; GPU {', '.join(m['gpus'])}" if m["gpus"] else ""
+    print(
+        f"machine: {m['cpu']}, {m['cores']} cores [{' '.join(m['flags']) or 'no SPEED_FLAGS'}], "
+        f"native bf16 {'yes' if m['native_bf16'] else 'no'}; torch {m['torch']}"
+        f"{' (' + libs + ')' if libs else ''}, {m['threads']} threads{gpus}",
+        flush=True,
+    )
+
+
 def append_record(path: Path, entries: list[dict]) -> None:
-    """Append the entries to the JSON-lines record at `path`."""
+    """Append the entries to the JSON-lines record at `path`, each with `machine()` (unless it
+    holds its own)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as f:
         for e in entries:
-            f.write(json.dumps(e) + "\n")
+            f.write(json.dumps({**e, "machine": e.get("machine", machine())}) + "\n")
 
 
 def write_table(name: str, table: str) -> None:

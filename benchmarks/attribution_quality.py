@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import RESULTS, read_record, shared_data, write_table
+from _common import RESULTS, print_machine, read_record, shared_data, write_table
 from striate import models
 from striate.interpret.cam import grad_cam
 from striate.interpret.faithfulness import auc, deletion_curve, insertion_curve
@@ -298,4 +298,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    print_machine()
     main()

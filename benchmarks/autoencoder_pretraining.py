@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from _common import RESULTS, append_record, cpu_name, shared_data, write_table
+from _common import RESULTS, append_record, cpu_name, print_machine, shared_data, write_table
 from striate import load_dataset
 from striate.data import BatchLoader
 from striate.engine import Trainer
@@ -120,4 +120,5 @@ def _table(rows: list[dict], common: dict) -> str:
 
 
 if __name__ == "__main__":
+    print_machine()
     main()

@@ -53,6 +53,7 @@ from _common import (
     RESULTS,
     append_record,
     cpu_name,
+    print_machine,
     print_table,
     read_record,
     row,
@@ -261,4 +262,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    print_machine()
     main()

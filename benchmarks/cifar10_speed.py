@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from _common import RESULTS, print_table, read_record, shared_data, write_table
+from _common import RESULTS, print_machine, print_table, read_record, shared_data, write_table
 from striate.engine import Callback
 from striate.train.assembly import load_run_data, prepare
 from striate.train.config import TrainConfig
@@ -221,4 +221,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    print_machine()
     main()

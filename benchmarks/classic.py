@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 
-from _common import run_sections
+from _common import print_machine, run_sections
 
 MODULES = {"knn": "_classic_knn", "nca": "_classic_nca", "linear": "_classic_linear"}
 # Imported when chosen: each section pulls in its own peers (faiss, scikit-learn).
@@ -29,4 +29,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    print_machine()
     main()

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from _common import median_time, row, run_sections, shared_data
+from _common import median_time, print_machine, row, run_sections, shared_data
 from striate.data.augment import Compose, Cutout, RandomCrop, RandomHorizontalFlip
 from striate.data.folder import load_folder
 
@@ -130,4 +130,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    print_machine()
     main()

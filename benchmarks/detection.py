@@ -36,7 +36,16 @@ import time
 import numpy as np
 import torch
 
-from _common import RESULTS, append_record, cpu_name, print_table, read_record, row, write_table
+from _common import (
+    RESULTS,
+    append_record,
+    cpu_name,
+    print_machine,
+    print_table,
+    read_record,
+    row,
+    write_table,
+)
 from striate.detection.boxes import nms
 from striate.detection.mean_ap import MeanAveragePrecision
 from striate.detection.roi import roi_align
@@ -283,4 +292,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    print_machine()
     main()

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from _common import RESULTS, append_record, cpu_name, median_time, ratio, write_table
+from _common import RESULTS, append_record, cpu_name, median_time, print_machine, ratio, write_table
 from striate.export import export_model, load_exported
 from striate.models import create
 from striate.models.io import ImageClassifier, pretrained
@@ -126,4 +126,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    print_machine()
     main()

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     append_record,
     cpu_name,
+    print_machine,
     read_record,
     row,
     shared_data,
@@ -394,4 +395,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    print_machine()
     main()

@@ -43,6 +43,7 @@ from _common import (
     RESULTS,
     append_record,
     cpu_name,
+    print_machine,
     print_table,
     read_record,
     row,
@@ -226,4 +227,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    print_machine()
     main()

@@ -40,6 +40,7 @@ from _common import (
     RESULTS,
     append_record,
     cpu_name,
+    print_machine,
     print_table,
     results_dir,
     row,
@@ -191,4 +192,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    print_machine()
     main()

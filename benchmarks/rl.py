@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from _common import RESULTS, append_record, cpu_name, read_record, write_table
+from _common import RESULTS, append_record, cpu_name, print_machine, read_record, write_table
 from striate._atomic import save_figure
 from striate.rl.run import RLConfig, build_agent, evaluate
 
@@ -233,4 +233,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    print_machine()
     main()

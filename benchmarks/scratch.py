@@ -30,7 +30,15 @@ import time
 import numpy as np
 import torch
 
-from _common import RESULTS, append_record, cpu_name, median_time, shared_data, write_table
+from _common import (
+    RESULTS,
+    append_record,
+    cpu_name,
+    median_time,
+    print_machine,
+    shared_data,
+    write_table,
+)
 from striate.scratch import SGD, Conv2d, Linear, Model, ReLU, Solver, load_mnist_arrays
 
 RECORD = RESULTS / "scratch.jsonl"
@@ -257,4 +265,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    print_machine()
     main()

@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import results_dir, row, run_sections, shared_data
+from _common import print_machine, results_dir, row, run_sections, shared_data
 
 CIFAR = "cifar10/cifar10-jpeg.zip"
 SPACE = ["lr=log:1e-3:3", "wd=log:1e-6:1e-2", "dropout=uniform:0:0.5"]
@@ -179,6 +179,7 @@ def bench_search(quick: bool) -> list[dict]:
 
 
 if __name__ == "__main__":
+    print_machine()
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         worker(sys.argv[2], sys.argv[3], "--quick" in sys.argv[4:])
     else:

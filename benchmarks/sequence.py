@@ -53,6 +53,7 @@ from _common import (
     append_record,
     cpu_name,
     in_fresh_process,
+    print_machine,
     print_table,
     read_record,
     row,
@@ -305,4 +306,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    print_machine()
     main()

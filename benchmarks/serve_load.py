@@ -166,7 +166,9 @@ def main() -> None:
     seconds = 1.0 if args.quick else args.seconds
     clients = [int(c) for c in args.clients.split(",")]
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _common import append_record, cpu_name, write_table
+    from _common import append_record, cpu_name, print_machine, write_table
+
+    print_machine()
 
     date = datetime.datetime.now().isoformat(timespec="seconds")
     entries = []

@@ -63,6 +63,7 @@ from _common import (
     append_record,
     cifar10_jpeg,
     cpu_name,
+    print_machine,
     read_record,
     shared_data,
     stratified_subset,
@@ -302,4 +303,5 @@ def publish() -> None:
 
 
 if __name__ == "__main__":
+    print_machine()
     main()

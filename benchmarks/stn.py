@@ -42,6 +42,7 @@ from _common import (  # noqa: E402
     RESULTS,
     append_record,
     cpu_name,
+    print_machine,
     print_table,
     read_record,
     results_dir,
@@ -251,4 +252,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    print_machine()
     main()

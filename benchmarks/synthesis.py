@@ -47,6 +47,7 @@ from _common import (
     cpu_name,
     in_fresh_process,
     memory_kb,
+    print_machine,
     print_table,
     ratio,
     read_record,
@@ -325,4 +326,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    print_machine()
     main()

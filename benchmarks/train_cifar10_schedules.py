@@ -44,7 +44,7 @@ from collections.abc import Callable
 
 import torch
 
-from _common import cifar10_jpeg, results_dir, row, run_sections, timed
+from _common import cifar10_jpeg, print_machine, results_dir, row, run_sections, timed
 from striate import models
 from striate.data import BatchLoader, ImageSet, Normalizer
 from striate.data.augment_spec import parse_augment
@@ -214,4 +214,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    print_machine()
     main()

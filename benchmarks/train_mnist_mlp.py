@@ -34,7 +34,15 @@ from collections.abc import Callable
 
 import torch
 
-from _common import results_dir, row, run_sections, shared_data, stratified_subset, timed
+from _common import (
+    print_machine,
+    results_dir,
+    row,
+    run_sections,
+    shared_data,
+    stratified_subset,
+    timed,
+)
 from striate import load_dataset, models
 from striate.data import BatchLoader, ImageSet, Normalizer
 from striate.engine import Trainer
@@ -208,4 +216,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    print_machine()
     main()

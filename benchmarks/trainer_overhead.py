@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from _common import row, run_sections, shared_data, timed
+from _common import print_machine, row, run_sections, shared_data, timed
 from striate import models
 from striate.data import BatchLoader, Normalizer, load_dataset
 from striate.data.imageset import ImageSet
@@ -274,4 +274,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    print_machine()
     main()

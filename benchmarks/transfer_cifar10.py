@@ -60,7 +60,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import results_dir, row, run_sections, shared_data, stratified_subset, timed
+from _common import (
+    print_machine,
+    results_dir,
+    row,
+    run_sections,
+    shared_data,
+    stratified_subset,
+    timed,
+)
 from striate import load_dataset
 from striate.classic import KNNClassifier, LinearClassifier
 from striate.classic.knn import select_k
@@ -350,4 +358,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    print_machine()
     main()
