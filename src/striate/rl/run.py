@@ -164,7 +164,8 @@ def train_agent(
                 while agent.env_steps < target and not pressed.is_set():
                     before = agent.env_steps
                     agent.train(min(UNIT, target - agent.env_steps), progress=False)
-                    advance(agent.env_steps - before)
+                    # an agent steps in whole rollouts: the last may pass the target
+                    advance(min(agent.env_steps, target) - before)
             if agent.env_steps >= target:
                 score = evaluate(agent, config.env, config.eval_episodes, config.eval_seed)
                 evaluations.append({"env_steps": agent.env_steps, **_summary(score),
