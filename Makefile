@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-slow lint bench gallery synthesis-gallery clean
+.PHONY: run test test-slow lint bench bench-quick gallery synthesis-gallery clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,13 +34,50 @@ test: lint $(BROWSER)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
+# Every peer benchmark, then the summary table in BENCHMARKS.md (about 70-75 min on an idle 2-core
+# CPU). Shortened from the scripts' defaults: kNN 1 round instead of 3 (_classic_knn.py directly),
+# classic without its nca-mnist table (not a comparison), interpret and synthesis 1 round instead
+# of 3, char_lm the two nanoGPT transformer rows (no LSTM), rl and sgds seed 0 only (3 seeds each
+# by default), cifar10_vs_airbench seed 0 only (3 by default; ~25-30 min of the total).
+BENCH := $(BIN)/python benchmarks
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[bench]"
-	$(BIN)/python benchmarks/data.py
-	$(BIN)/python benchmarks/classic.py
-	$(BIN)/python benchmarks/trainer_overhead.py --threads 1
-	$(BIN)/python benchmarks/train_mnist_mlp.py
-	$(BIN)/python benchmarks/train_cifar10_schedules.py
+	$(BENCH)/data.py
+	$(BENCH)/_classic_knn.py --repeats 1
+	$(BENCH)/classic.py --sections nca,linear
+	$(BENCH)/trainer_overhead.py --threads 1
+	$(BENCH)/interpret.py --threads 2 --rounds 1
+	$(BENCH)/synthesis.py --threads 2 --rounds 1
+	$(BENCH)/detection.py --threads 1
+	$(BENCH)/sequence.py --threads 1
+	$(BENCH)/char_lm.py --threads 1 --models transformer,transformer-blocks
+	OMP_NUM_THREADS=1 $(BENCH)/rl.py --seeds 0
+	$(BENCH)/export.py
+	OMP_NUM_THREADS=1 $(BENCH)/scratch.py
+	OMP_NUM_THREADS=1 $(BENCH)/sgds.py --seeds 0
+	$(BENCH)/serve_load.py
+	$(BENCH)/cifar10_vs_airbench.py --seeds 0
+	$(BENCH)/summary.py
+
+# A smoke test of the whole chain: every peer benchmark with --quick (each records nothing), then
+# the summary of the records as they are.
+bench-quick: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[bench]"
+	$(BENCH)/data.py --quick
+	$(BENCH)/classic.py --quick
+	$(BENCH)/trainer_overhead.py --quick
+	$(BENCH)/interpret.py --quick
+	$(BENCH)/synthesis.py --quick
+	$(BENCH)/detection.py --quick
+	$(BENCH)/sequence.py --quick
+	$(BENCH)/char_lm.py --quick
+	OMP_NUM_THREADS=1 $(BENCH)/rl.py --quick
+	$(BENCH)/export.py --quick
+	OMP_NUM_THREADS=1 $(BENCH)/scratch.py --quick
+	OMP_NUM_THREADS=1 $(BENCH)/sgds.py --quick
+	$(BENCH)/serve_load.py --quick
+	$(BENCH)/cifar10_vs_airbench.py --quick
+	$(BENCH)/summary.py
 
 gallery: $(STAMP)
 	$(BIN)/python docs/gallery.py
