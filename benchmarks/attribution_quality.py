@@ -191,7 +191,7 @@ def run(quick: bool, threads: int | None) -> dict:
         )
     return {
         "date": datetime.date.today().isoformat(),
-        "machine": machine(),
+        "device": device_name(),
         "torch": torch.__version__,
         "threads": threads or torch.get_num_threads(),
         "seconds": time.perf_counter() - start,
@@ -210,7 +210,7 @@ def run(quick: bool, threads: int | None) -> dict:
     }
 
 
-def machine() -> str:
+def device_name() -> str:
     """The CPU's model name and torch's thread count (or the GPU's name)."""
     if torch.cuda.is_available():
         return torch.cuda.get_device_name()
@@ -256,8 +256,9 @@ def table(entry: dict) -> str:
             f"{cells[1]} | {r['seconds']:.1f} |"
         )
     n = len(entry["images"])
+    device = entry.get("device", entry.get("machine"))  # older records: "machine"
     note = (
-        f"{entry['date']}, {entry['machine']}, torch {entry['torch']}; {n} images "
+        f"{entry['date']}, {device}, torch {entry['torch']}; {n} images "
         f"(the network's class: {'; '.join(entry['images'])}); randomisation on the first "
         f"{entry['sanity_images']}; the whole run took {entry['seconds'] / 60:.1f} min. "
         f'"maps (s)" is the time to compute the {n} images\' maps once.'
