@@ -1,58 +1,79 @@
-"""Exact 1-NN on CIFAR-10 (JPEG copy): striate's KNNClassifier against scikit-learn and faiss.
+"""Exact 1-NN on CIFAR-10 (JPEG copy): striate's KNNClassifier against faiss at its best.
 
     python benchmarks/_classic_knn.py             # 50,000 train × 10,000 test × 3,072 features
     python benchmarks/_classic_knn.py --quick     # random 10,000 × 2,000 subset: a smoke test
     python benchmarks/_classic_knn.py --threads 2 # fix torch's thread count
-    python benchmarks/_classic_knn.py --repeats 3 # alternate striate and faiss, keep each's best
+    python benchmarks/_classic_knn.py --repeats 3 # rounds of striate and every faiss configuration
 
-All programs run on the same float32 pixels (0–1) in one run, each timed for fit + predict (the
-label lookup included for faiss): striate ``KNNClassifier(device="cpu")``, scikit-learn
-``KNeighborsClassifier(algorithm="brute", n_jobs=-1)`` and faiss ``IndexFlatL2`` (add, then search
-with k=1). Absolute times vary between machines and with the load; compare the ratios.
+All programs run on the same float32 pixels (0–1), each timed for fit + predict (the label lookup
+included for faiss): striate ``KNNClassifier(device="cpu")``, faiss ``IndexFlatL2`` (add, then
+search with k=1) and scikit-learn ``KNeighborsClassifier(algorithm="brute", n_jobs=-1)``.
 
-faiss-cpu's wheel bundles its own OpenBLAS (0.3.15 in faiss-cpu 1.15), which does not recognise
-recent Xeons and falls back to its generic SSE3 ("Prescott") kernels, about 4× slower there. So
-that the comparison is against faiss at its best, this module sets ``OPENBLAS_CORETYPE=SkylakeX``
-before faiss is imported when the CPU has AVX-512 and the variable is unset; the faiss rows say
-which kernel ran, and a second faiss row (in a child process) measures the wheel as installed.
+faiss at its best: the faiss-cpu wheel bundles its own OpenBLAS, which picks its kernels when it
+loads, from the CPU or from ``OPENBLAS_CORETYPE``. An old bundled OpenBLAS may not recognise a
+recent CPU and fall back to generic SSE3 ("Prescott") kernels, and another kernel than the one it
+detects may be faster. So faiss runs as installed and with every core type this CPU can execute
+(decided from /proc/cpuinfo: Haswell and Zen with AVX2 + FMA, SkylakeX with AVX-512F, Cooperlake
+with AVX512-BF16, SapphireRapids with AMX), each configuration in its own child process; a core
+type this OpenBLAS does not know (it then falls back to its own detection) is listed and skipped.
+In each of ``--repeats`` rounds striate runs once, then each faiss configuration once; the best
+time of each is kept, all are printed, and striate is compared with the fastest configuration.
+Its predictions must equal striate's (both give the nearest training image; striate's search is
+exact in float64 with ties to the lower index, faiss's is float32, so a difference would be a
+near-tie: the run says which and fails). One extra striate run under timers and torch's profiler
+shows where its time goes. A full run is appended to ``results/classic_knn.jsonl`` and written
+to BENCHMARKS.md's knn table. Absolute times vary between machines and with the load.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import datetime
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from _common import print_machine, shared_data, timed
-
-
-def _has_avx512() -> bool:
-    try:
-        return " avx512f" in Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-
-
-_CORETYPE_SET_HERE = False
-_CHILD = os.environ.get("STRIATE_KNN_BENCH_CHILD") == "1"  # the as-installed faiss run
-if not _CHILD and "OPENBLAS_CORETYPE" not in os.environ and "faiss" not in sys.modules:
-    _CORETYPE_SET_HERE = _has_avx512()
-if _CORETYPE_SET_HERE:
-    os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"  # read by faiss's OpenBLAS when it loads
-    _CORETYPE_SET_HERE = True
+from _common import RESULTS, append_record, print_machine, shared_data, timed, write_table
 
 SECTION = "knn"
+RECORD = RESULTS / "classic_knn.jsonl"
+# OpenBLAS core type for OPENBLAS_CORETYPE, and the /proc/cpuinfo flags a CPU needs to run it
+CORE_TYPES = {
+    "Haswell": ("avx2", "fma"),
+    "Zen": ("avx2", "fma"),
+    "SkylakeX": ("avx512f",),
+    "Cooperlake": ("avx512_bf16",),
+    "SapphireRapids": ("amx_tile", "amx_bf16"),
+}
+AS_INSTALLED = "as installed"
 
 
 def _row(program: str, value: float, unit: str, note: str = "") -> dict:
     return {"section": SECTION, "program": program, "value": value, "unit": unit, "note": note}
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _candidates() -> list[str]:
+    """The core types this CPU can execute (OPENBLAS_CORETYPE takes any, and SIGILLs)."""
+    flags = _cpu_flags()
+    return [core for core, need in CORE_TYPES.items() if all(f in flags for f in need)]
 
 
 def _cifar(quick: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -75,92 +96,194 @@ def _cifar(quick: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     )
 
 
-def _faiss_predict(X: np.ndarray, y: np.ndarray, Q: np.ndarray) -> np.ndarray:
-    import faiss
-
-    index = faiss.IndexFlatL2(X.shape[1])
-    index.add(X)
-    _, nearest = index.search(Q, 1)
-    return y[nearest[:, 0]]
+# ---------------------------------------------------------------- faiss, in child processes
 
 
-def _faiss_as_installed(quick: bool) -> tuple[float, np.ndarray]:
-    """faiss in a child process whose OpenBLAS picks its kernels itself (no OPENBLAS_CORETYPE)."""
+def _openblas_core() -> str:
+    """The kernels faiss's OpenBLAS chose (call after importing faiss)."""
+    with open("/proc/self/maps") as maps:
+        path = next((line.split()[-1] for line in maps if "libopenblas" in line), None)
+    if path is None:
+        return "unknown (no OpenBLAS loaded)"
+    fn = ctypes.CDLL(path).openblas_get_corename
+    fn.restype = ctypes.c_char_p
+    return fn().decode()
+
+
+def _child(config: str, job: list[str]) -> dict:
+    """This file as a faiss child, OPENBLAS_CORETYPE set to `config` (unset: as installed)."""
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
-    env["STRIATE_KNN_BENCH_CHILD"] = "1"
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "faiss.json"
-        cmd = [sys.executable, __file__, "--faiss-child", str(out)] + (["--quick"] if quick else [])
-        subprocess.run(cmd, check=True, env=env)
-        result = json.loads(out.read_text())
-    return result["seconds"], np.asarray(result["pred"])
+    if config != AS_INSTALLED:
+        env["OPENBLAS_CORETYPE"] = config
+    out = subprocess.run(
+        [sys.executable, __file__, *job], check=True, env=env, capture_output=True, text=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def bench(quick: bool, repeats: int = 1) -> list[dict]:
-    """Fit + predict times, their ratios, the accuracies and the agreement of the predictions.
-
-    striate and faiss run alternately `repeats` times and keep their fastest run (the machine may
-    be shared); scikit-learn and the as-installed faiss run once.
-    """
+def _faiss_child(folder: str | None) -> None:
+    """Child: print the core OpenBLAS runs; with `folder`, also time faiss on its arrays."""
     import faiss
+
+    result: dict = {"core": _openblas_core(), "threads": faiss.omp_get_max_threads()}
+    if folder is not None:
+        X, y, Q = (np.load(Path(folder) / f"{name}.npy") for name in ("X", "y", "Q"))
+
+        def run() -> tuple[np.ndarray, np.ndarray]:
+            index = faiss.IndexFlatL2(X.shape[1])
+            index.add(X)
+            _, nearest = index.search(Q, 1)
+            return nearest[:, 0], y[nearest[:, 0]]
+
+        (nearest, _), result["seconds"] = timed(run)
+        result["nearest"] = nearest.tolist()
+    print(json.dumps(result))
+
+
+# ---------------------------------------------------------------- striate
+
+
+def _striate(X: np.ndarray, y: np.ndarray, Q: np.ndarray) -> np.ndarray:
+    from striate.classic.knn import KNNClassifier
+
+    return KNNClassifier(n_neighbors=1, device="cpu").fit(X, y).predict(Q)
+
+
+def _striate_phases(X: np.ndarray, y: np.ndarray, Q: np.ndarray) -> dict[str, float]:
+    """One striate run with timers around its parts (seconds): fit, the float32 fast pass (and
+    within it the distance matmul and the top-k, from torch's profiler), the exact float64
+    re-rank of the candidates, the brute-force fallback, and the rest (labels, votes)."""
+    from striate.classic import knn
+
+    spent = {"fit": 0.0, "candidates": 0.0, "exact re-rank": 0.0, "exact fallback": 0.0}
+
+    def timer(name: str, fn):
+        def wrapped(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[name] += time.perf_counter() - t0
+
+        return wrapped
+
+    patches = {
+        "_candidates": "candidates",
+        "_exact_candidates": "exact re-rank",
+        "_exact_all": "exact fallback",
+    }
+    originals = {attr: getattr(knn._Index, attr) for attr in patches}
+    try:
+        for attr, name in patches.items():
+            setattr(knn._Index, attr, timer(name, originals[attr]))
+        activities = [torch.profiler.ProfilerActivity.CPU]
+        with torch.profiler.profile(activities=activities) as prof:
+            t0 = time.perf_counter()
+            model = timer("fit", knn.KNNClassifier(n_neighbors=1, device="cpu").fit)(X, y)
+            model.predict(Q)
+            total = time.perf_counter() - t0
+    finally:
+        for attr, fn in originals.items():
+            setattr(knn._Index, attr, fn)
+    ops = {e.key: e.cpu_time_total / 1e6 for e in prof.key_averages()}
+    spent["candidates"] -= spent["exact re-rank"]  # _candidates calls the re-rank
+    return {
+        "total (profiled)": total,
+        "fit": spent["fit"],
+        "fast pass": spent["candidates"],
+        "fast pass: matmul (aten::addmm)": ops.get("aten::addmm", 0.0),
+        "fast pass: top-k (aten::topk)": ops.get("aten::topk", 0.0),
+        "exact re-rank": spent["exact re-rank"],
+        "exact fallback": spent["exact fallback"],
+        "rest": total - sum(spent.values()),
+    }
+
+
+# ---------------------------------------------------------------- the comparison
+
+
+def _repeats(quick: bool, repeats: int | None) -> int:
+    return max(1, repeats if repeats is not None else (1 if quick else 3))
+
+
+def bench(quick: bool, repeats: int | None = None, record: bool | None = None) -> list[dict]:
+    """Best fit + predict times over `repeats` rounds (striate, then each faiss configuration),
+    the ratios to the fastest faiss, where striate's time goes, accuracies and agreement."""
     from sklearn.neighbors import KNeighborsClassifier
 
-    from striate.classic.knn import KNNClassifier
+    repeats = _repeats(quick, repeats)
+    record = not quick if record is None else record
+    configs, skipped = [], {}
+    for config in [AS_INSTALLED, *_candidates()]:
+        core = _child(config, ["--faiss-child", "-"])["core"]
+        if config == AS_INSTALLED or core.lower() == config.lower():
+            configs.append(config)
+        else:
+            skipped[config] = core
+    for config, core in skipped.items():
+        print(f"faiss: OPENBLAS_CORETYPE={config} unknown to its OpenBLAS (runs {core}): skipped")
 
     X, y, Q, yq = _cifar(quick)
     load_before = os.getloadavg()
-
-    def striate_run() -> np.ndarray:
-        return KNNClassifier(n_neighbors=1, device="cpu").fit(X, y).predict(Q)
-
-    def sklearn_run() -> np.ndarray:
-        model = KNeighborsClassifier(n_neighbors=1, algorithm="brute", n_jobs=-1)
-        return model.fit(X, y).predict(Q)
-
-    t_striate = t_faiss = float("inf")
-    for _ in range(max(1, repeats)):
-        p_striate, t = timed(striate_run)
-        t_striate = min(t_striate, t)
-        p_faiss, t = timed(lambda: _faiss_predict(X, y, Q))
-        t_faiss = min(t_faiss, t)
-    p_sklearn, t_sklearn = timed(sklearn_run)
-    t_faiss_plain, p_faiss_plain = _faiss_as_installed(quick)
+    t_striate, t_faiss = float("inf"), dict.fromkeys(configs, float("inf"))
+    cores, nearest, faiss_threads = {}, {}, 0
+    with tempfile.TemporaryDirectory(prefix="striate-knn-") as tmp:
+        for name, array in (("X", X), ("y", y), ("Q", Q)):
+            np.save(Path(tmp) / f"{name}.npy", array)
+        for r in range(repeats):
+            p_striate, t = timed(lambda: _striate(X, y, Q))
+            t_striate = min(t_striate, t)
+            line = [f"striate {t:.2f} s"]
+            for config in configs:
+                result = _child(config, ["--faiss-child", tmp])
+                t_faiss[config] = min(t_faiss[config], result["seconds"])
+                cores[config], faiss_threads = result["core"], result["threads"]
+                nearest[config] = np.asarray(result["nearest"])
+                line.append(f"faiss {config} {result['seconds']:.2f} s")
+            print(f"round {r + 1}/{repeats}: " + ", ".join(line), flush=True)
+    phases = _striate_phases(X, y, Q)
+    model = KNeighborsClassifier(n_neighbors=1, algorithm="brute", n_jobs=-1)
+    p_sklearn, t_sklearn = timed(lambda: model.fit(X, y).predict(Q))
     load_after = os.getloadavg()
 
-    kernel = os.environ.get("OPENBLAS_CORETYPE", "OpenBLAS's own detection")
-    how = "set by this benchmark" if _CORETYPE_SET_HERE else "from the environment"
+    best = min(configs, key=t_faiss.__getitem__)
     shape = f"{len(X):,} train × {len(Q):,} test × {X.shape[1]:,} features, float32"
-    if repeats > 1:
-        shape += f"; best of {repeats} alternating runs"
     env = (
-        f"torch threads {torch.get_num_threads()}, faiss threads {faiss.omp_get_max_threads()}, "
+        f"torch threads {torch.get_num_threads()}, faiss threads {faiss_threads}, "
         f"{os.cpu_count()} cores; load average {load_before[0]:.2f} before, "
         f"{load_after[0]:.2f} after (1-min)"
     )
     rows = [
-        _row("striate KNNClassifier fit+predict", t_striate, "s", shape),
-        _row(
-            "faiss IndexFlatL2 add+search+labels",
-            t_faiss,
-            "s",
-            f"OPENBLAS_CORETYPE={kernel} ({how})" if "OPENBLAS_CORETYPE" in os.environ else kernel,
-        ),
-        _row(
-            "faiss as installed (child process)",
-            t_faiss_plain,
-            "s",
-            "no OPENBLAS_CORETYPE: the bundled OpenBLAS chooses",
-        ),
-        _row("sklearn KNeighborsClassifier brute fit+predict", t_sklearn, "s", env),
-        _row("ratio striate / faiss", t_striate / t_faiss, "×", "target ≤ 1.2"),
-        _row("ratio striate / faiss as installed", t_striate / t_faiss_plain, "×"),
-        _row("ratio sklearn / striate", t_sklearn / t_striate, "×"),
+        _row("striate KNNClassifier fit+predict", t_striate, "s", f"best of {repeats}; {shape}")
     ]
-    for name, pred in (("striate", p_striate), ("faiss", p_faiss), ("sklearn", p_sklearn)):
+    for config in configs:
+        how = "no OPENBLAS_CORETYPE" if config == AS_INSTALLED else f"OPENBLAS_CORETYPE={config}"
+        note = f"{how}: OpenBLAS runs {cores[config]}" + (" (fastest)" if config == best else "")
+        rows.append(_row(f"faiss IndexFlatL2 {config}", t_faiss[config], "s", note))
+    rows.append(_row("sklearn KNeighborsClassifier brute fit+predict", t_sklearn, "s", env))
+    rows.append(
+        _row(
+            f"ratio striate / fastest faiss ({best})", t_striate / t_faiss[best], "×", "goal ≤ 1.0"
+        )
+    )
+    rows.append(_row("ratio sklearn / striate", t_sklearn / t_striate, "×"))
+    for part, seconds in phases.items():
+        rows.append(_row(f"striate time: {part}", seconds, "s", "one extra run, profiled"))
+    for name, pred in (("striate", p_striate), (f"faiss {best}", y[nearest[best]])):
         rows.append(_row(f"accuracy {name}", float((pred == yq).mean()), "fraction"))
-    for name, pred in (("faiss", p_faiss), ("faiss as installed", p_faiss_plain)):
-        rows.append(_agreement(name, pred, p_striate))
+    rows.append(_row("accuracy sklearn", float((p_sklearn == yq).mean()), "fraction"))
+    differ = []
+    for config in configs:
+        rows.append(_agreement(f"faiss {config}", y[nearest[config]], p_striate))
+        pred = y[nearest[config]]
+        differ += _differences(f"faiss {config}", X, Q, pred, p_striate, nearest[config])
     rows.append(_agreement("sklearn", p_sklearn, p_striate))
+
+    if record:
+        date = datetime.date.today().isoformat()
+        append_record(RECORD, [{**r, "date": date, "repeats": repeats} for r in rows])
+        write_table("_classic_knn", _table(rows, date))
+    assert not differ, "faiss and striate disagree:\n" + "\n".join(differ)
     return rows
 
 
@@ -170,10 +293,41 @@ def _agreement(name: str, pred: np.ndarray, reference: np.ndarray) -> dict:
     return _row(f"predictions equal, striate vs {name}", same, "fraction", f"{n_diff} differ")
 
 
-def _faiss_child(out: str, quick: bool) -> None:
-    X, y, Q, _ = _cifar(quick)
-    pred, seconds = timed(lambda: _faiss_predict(X, y, Q))
-    Path(out).write_text(json.dumps({"seconds": seconds, "pred": pred.tolist()}))
+def _differences(name: str, X, Q, pred: np.ndarray, reference: np.ndarray, nearest) -> list[str]:
+    """A line for each query where `name`'s label `pred` differs from striate's `reference`, with
+    the float64 distances of both neighbours (equal or nearly: a tie float32 cannot resolve)."""
+    from striate.classic.knn import KNNClassifier
+
+    queries = np.flatnonzero(pred != reference)
+    if not len(queries):
+        return []
+    model = KNNClassifier(n_neighbors=1, device="cpu").fit(X, np.zeros(len(X), np.int64))
+    _, exact = model.kneighbors(Q[queries])
+    lines = []
+    for q, mine in zip(queries, exact[:, 0].tolist(), strict=True):
+        theirs = int(nearest[q])
+        d = [float(((Q[q].astype(np.float64) - X[j]) ** 2).sum()) for j in (mine, theirs)]
+        lines.append(
+            f"{name}, query {q}: striate's neighbour {mine} (d² {d[0]!r}), "
+            f"faiss's {theirs} (d² {d[1]!r})"
+        )
+    return lines
+
+
+def _print(rows: list[dict]) -> None:
+    for r in rows:
+        value = f"{r['value']:.4g}"
+        print(f"{r['section']:5} {r['program']:48} {value:>10} {r['unit']:9} {r['note']}")
+
+
+def _table(rows: list[dict], date: str) -> str:
+    lines = [f"Run of {date} (`benchmarks/_classic_knn.py`):", "", "| | value | note |"]
+    lines.append("| --- | ---: | --- |")
+    for r in rows:
+        unit = "" if r["unit"] == "fraction" else f" {r['unit']}"
+        value = f"{r['value']:.4f}" if r["unit"] == "fraction" else f"{r['value']:.2f}{unit}"
+        lines.append(f"| {r['program'].strip()} | {value} | {r['note']} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -183,20 +337,18 @@ def main(argv: list[str] | None = None) -> None:
         "--threads", type=int, default=None, help="torch threads (default: torch's)"
     )
     parser.add_argument(
-        "--repeats", type=int, default=1, help="alternating striate/faiss runs; the best counts"
+        "--repeats", type=int, default=None, help="rounds of striate and each faiss configuration"
     )
     parser.add_argument("--faiss-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.faiss_child:
-        _faiss_child(args.faiss_child, args.quick)
+        _faiss_child(None if args.faiss_child == "-" else args.faiss_child)
         return
+    print_machine()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    for row in bench(args.quick, args.repeats):
-        value = f"{row['value']:.4g}"
-        print(f"{row['section']:5} {row['program']:48} {value:>10} {row['unit']:9} {row['note']}")
+    _print(bench(args.quick, args.repeats))
 
 
 if __name__ == "__main__":
-    print_machine()
     main()
