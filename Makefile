@@ -34,11 +34,13 @@ test: lint $(BROWSER)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
-# Every peer benchmark, then the summary table in BENCHMARKS.md (about 70-75 min on an idle 2-core
-# CPU). Shortened from the scripts' defaults: kNN 1 round instead of 3 (_classic_knn.py directly),
-# classic without its nca-mnist table (not a comparison), interpret and synthesis 1 round instead
-# of 3, char_lm the two nanoGPT transformer rows (no LSTM), rl and sgds seed 0 only (3 seeds each
-# by default), cifar10_vs_airbench seed 0 only (3 by default; ~25-30 min of the total).
+# Every peer benchmark, then the summary table in BENCHMARKS.md (an estimate, not yet measured:
+# about 45 min on an idle 2-core CPU for all but the airbench pair, which takes ~25-30 min more
+# where the CPU has native bf16 (AMX) and several hours in fp32 on an AVX2-only CPU). Shortened
+# from the scripts' defaults: kNN 1 round instead of 3 (_classic_knn.py directly), classic without
+# its nca-mnist table (not a comparison), interpret and synthesis 1 round instead of 3, char_lm the
+# two nanoGPT transformer rows (no LSTM), rl and sgds seed 0 only (3 seeds each by default),
+# cifar10_vs_airbench seed 0 only (3 by default).
 BENCH := $(BIN)/python benchmarks
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[bench]"
