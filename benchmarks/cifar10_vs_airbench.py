@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import math
 import os
 import statistics
@@ -66,10 +65,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from _common import RESULTS, append_record, cpu_name, read_record, shared_data, write_table
+from _common import (
+    RESULTS,
+    append_record,
+    cpu_name,
+    print_machine,
+    read_record,
+    shared_data,
+    write_table,
+)
 from striate.engine import Callback
 from striate.engine.precision import cpu_has_bf16
-from striate.environment.facts import cpu_facts
 from striate.train.assembly import RunData, load_run_data, prepare
 from striate.train.recipes import recipe_config
 
@@ -444,36 +450,6 @@ def summary(program, precision, seed, trained, evals, steps, gaps, target) -> di
     }
 
 
-def machine() -> dict:
-    """The CPU facts that decide speed, printed first and stored with each record."""
-    flags: set[str] = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni")
-    config = torch.__config__.show()
-    libs = [
-        line.strip(" -")
-        for line in config.splitlines()
-        if "Math Kernel" in line
-        or "MKL-DNN" in line
-        or "oneDNN" in line
-        or "CPU capability" in line
-    ]
-    return {
-        **cpu_facts(),
-        "flags": [f for f in wanted if f in flags],
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "libraries": libs,
-        "device": cpu_name(torch.get_num_threads()),
-    }
-
-
 def table(entries: list[dict]) -> str:
     """The latest invocation per machine and thread count: one row per seed and their means."""
     latest: dict[tuple, str] = {}
@@ -596,8 +572,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    facts = machine()
-    print(json.dumps(facts, indent=None))
+    print_machine()
+    threads = torch.get_num_threads()
     print(f"load average {', '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
 
     path = shared_data() / "cifar10" / "cifar10-jpeg.zip"
@@ -655,11 +631,10 @@ def main() -> None:
             {
                 "date": date,
                 "invocation": invocation,
-                "device": facts["device"],
-                "threads": facts["threads"],
+                "device": cpu_name(threads),
+                "threads": threads,
                 "target": args.target,
                 "load_average": os.getloadavg(),
-                "machine": facts,
                 **r,
             }
             for r in results
