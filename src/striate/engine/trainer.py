@@ -150,8 +150,7 @@ class Trainer:
         self.interrupted = False
         self.last_batch_size = 0
         self.batches: Sequence[Batch] = ()  # the batches of the step in progress (or the last)
-        self.last_losses: torch.Tensor | None = None  # their per-sample losses, when the task
-        # reports them (Step.losses): detached, in batch order
+        self._step_losses: list[torch.Tensor] | None = None  # each batch's Step.losses
         self._running = self._zero_running()  # the sums of the task's running_stats this epoch
         self.ddp: nn.Module | None = None  # the DistributedDataParallel wrapper while fitting
         self._ctrl_c = False  # Ctrl-C seen here, acted on once all processes agree
@@ -170,6 +169,15 @@ class Trainer:
     def is_main(self) -> bool:
         """Whether this process prints and writes files (process 0, or the only one)."""
         return distributed.is_main()
+
+    @property
+    def last_losses(self) -> torch.Tensor | None:
+        """The per-sample losses of the last step (float32, detached, in batch order), when the
+        task reports them (Step.losses); joined only when a callback asks."""
+        parts = self._step_losses
+        if not parts or len(parts) != len(self.batches):
+            return None
+        return torch.cat(parts).float()
 
     @property
     def lr(self) -> float:
@@ -408,6 +416,7 @@ class Trainer:
         def closure() -> torch.Tensor:
             self.optimizer.zero_grad(set_to_none=True)
             mean, stats, losses = torch.zeros((), device=self.device), None, []
+            self._step_losses = losses
             for batch, size in zip(batches, sizes, strict=True):
                 with self.precision.autocast():
                     step = self.task.training_step(model, self._memory_format(batch))
@@ -417,9 +426,8 @@ class Trainer:
                 mean = mean + part.detach().float()
                 stats = step.stats if stats is None else stats + step.stats
                 if step.losses is not None:
-                    losses.append(step.losses.detach().float())
+                    losses.append(step.losses.detach())
             sums["stats"] = stats
-            self.last_losses = torch.cat(losses) if len(losses) == len(batches) else None
             return mean
 
         def value(loss: torch.Tensor) -> float:
