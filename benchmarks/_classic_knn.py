@@ -16,7 +16,9 @@ detects may be faster. So faiss runs as installed and with every core type this 
 (decided from /proc/cpuinfo: Haswell and Zen with AVX2 + FMA, SkylakeX with AVX-512F, Cooperlake
 with AVX512-BF16, SapphireRapids with AMX), each configuration in its own child process; a core
 type this OpenBLAS does not know (it then falls back to its own detection) is listed and skipped.
-In each of ``--repeats`` rounds striate runs once, then each faiss configuration once; the best
+In each of ``--repeats`` rounds striate runs once as it chooses its GEMM library (torch's MKL or
+numpy's OpenBLAS, measured: ``striate.classic._gemm``) and once with each forced
+(``STRIATE_CPU_GEMM``), then each faiss configuration once; the best
 time of each is kept, all are printed, and striate is compared with the fastest configuration.
 Its predictions must equal striate's (both give the nearest training image; striate's search is
 exact in float64 with ties to the lower index, faiss's is float32, so a difference would be a
@@ -54,6 +56,8 @@ CORE_TYPES = {
     "SapphireRapids": ("amx_tile", "amx_bf16"),
 }
 AS_INSTALLED = "as installed"
+# the libraries striate's CPU GEMM can use (striate.classic._gemm), each also timed on its own
+GEMMS = {"torch": "torch's MKL", "numpy": "numpy's OpenBLAS"}
 
 
 def _row(program: str, value: float, unit: str, note: str = "") -> dict:
@@ -143,19 +147,29 @@ def _faiss_child(folder: str | None) -> None:
 # ---------------------------------------------------------------- striate
 
 
-def _striate(X: np.ndarray, y: np.ndarray, Q: np.ndarray) -> np.ndarray:
+def _striate(X: np.ndarray, y: np.ndarray, Q: np.ndarray, gemm: str = "") -> np.ndarray:
+    """striate's fit + predict; `gemm` fixes the CPU GEMM's library (empty: striate's choice)."""
     from striate.classic.knn import KNNClassifier
 
-    return KNNClassifier(n_neighbors=1, device="cpu").fit(X, y).predict(Q)
+    before = os.environ.pop("STRIATE_CPU_GEMM", None)
+    if gemm:
+        os.environ["STRIATE_CPU_GEMM"] = gemm
+    try:
+        return KNNClassifier(n_neighbors=1, device="cpu").fit(X, y).predict(Q)
+    finally:
+        os.environ.pop("STRIATE_CPU_GEMM", None)
+        if before is not None:
+            os.environ["STRIATE_CPU_GEMM"] = before
 
 
 def _striate_phases(X: np.ndarray, y: np.ndarray, Q: np.ndarray) -> dict[str, float]:
     """One striate run with timers around its parts (seconds): fit, the float32 fast pass (and
     within it the distance matmul and the top-k, from torch's profiler), the exact float64
     re-rank of the candidates, the brute-force fallback, and the rest (labels, votes)."""
-    from striate.classic import knn
+    from striate.classic import _gemm, knn
 
     spent = {"fit": 0.0, "candidates": 0.0, "exact re-rank": 0.0, "exact fallback": 0.0}
+    blas = {"numpy matmul": 0.0}
 
     def timer(name: str, fn):
         def wrapped(*args, **kwargs):
@@ -173,7 +187,18 @@ def _striate_phases(X: np.ndarray, y: np.ndarray, Q: np.ndarray) -> dict[str, fl
         "_exact_all": "exact fallback",
     }
     originals = {attr: getattr(knn._Index, attr) for attr in patches}
+    matmul = _gemm.matmul
+
+    def numpy_matmul(a, b, out, library):  # numpy's BLAS is outside torch's profiler
+        t0 = time.perf_counter()
+        try:
+            return matmul(a, b, out, library)
+        finally:
+            if library == "numpy":
+                blas["numpy matmul"] += time.perf_counter() - t0
+
     try:
+        _gemm.matmul = numpy_matmul
         for attr, name in patches.items():
             setattr(knn._Index, attr, timer(name, originals[attr]))
         activities = [torch.profiler.ProfilerActivity.CPU]
@@ -183,15 +208,17 @@ def _striate_phases(X: np.ndarray, y: np.ndarray, Q: np.ndarray) -> dict[str, fl
             model.predict(Q)
             total = time.perf_counter() - t0
     finally:
+        _gemm.matmul = matmul
         for attr, fn in originals.items():
             setattr(knn._Index, attr, fn)
     ops = {e.key: e.cpu_time_total / 1e6 for e in prof.key_averages()}
+    library = _gemm.backend(1024, X.shape[1], 8192)
     spent["candidates"] -= spent["exact re-rank"]  # _candidates calls the re-rank
     return {
         "total (profiled)": total,
         "fit": spent["fit"],
         "fast pass": spent["candidates"],
-        "fast pass: matmul (aten::addmm)": ops.get("aten::addmm", 0.0),
+        f"fast pass: matmul ({library})": ops.get("aten::addmm", 0.0) + blas["numpy matmul"],
         "fast pass: top-k (aten::topk)": ops.get("aten::topk", 0.0),
         "exact re-rank": spent["exact re-rank"],
         "exact fallback": spent["exact fallback"],
@@ -226,6 +253,7 @@ def bench(quick: bool, repeats: int | None = None, record: bool | None = None) -
     X, y, Q, yq = _cifar(quick)
     load_before = os.getloadavg()
     t_striate, t_faiss = float("inf"), dict.fromkeys(configs, float("inf"))
+    t_gemm = dict.fromkeys(GEMMS, float("inf"))
     cores, nearest, faiss_threads = {}, {}, 0
     with tempfile.TemporaryDirectory(prefix="striate-knn-") as tmp:
         for name, array in (("X", X), ("y", y), ("Q", Q)):
@@ -234,6 +262,10 @@ def bench(quick: bool, repeats: int | None = None, record: bool | None = None) -
             p_striate, t = timed(lambda: _striate(X, y, Q))
             t_striate = min(t_striate, t)
             line = [f"striate {t:.2f} s"]
+            for gemm in GEMMS:
+                _, t = timed(lambda g=gemm: _striate(X, y, Q, g))
+                t_gemm[gemm] = min(t_gemm[gemm], t)
+                line.append(f"striate {gemm} BLAS {t:.2f} s")
             for config in configs:
                 result = _child(config, ["--faiss-child", tmp])
                 t_faiss[config] = min(t_faiss[config], result["seconds"])
@@ -253,9 +285,19 @@ def bench(quick: bool, repeats: int | None = None, record: bool | None = None) -
         f"{os.cpu_count()} cores; load average {load_before[0]:.2f} before, "
         f"{load_after[0]:.2f} after (1-min)"
     )
+    from striate.classic import _gemm
+
+    chosen = _gemm.backend(1024, X.shape[1], 8192)
     rows = [
-        _row("striate KNNClassifier fit+predict", t_striate, "s", f"best of {repeats}; {shape}")
+        _row(
+            "striate KNNClassifier fit+predict",
+            t_striate,
+            "s",
+            f"best of {repeats}; {shape}; its GEMM chose {GEMMS[chosen]}",
+        )
     ]
+    for gemm, library in GEMMS.items():
+        rows.append(_row(f"striate with STRIATE_CPU_GEMM={gemm}", t_gemm[gemm], "s", library))
     for config in configs:
         how = "no OPENBLAS_CORETYPE" if config == AS_INSTALLED else f"OPENBLAS_CORETYPE={config}"
         note = f"{how}: OpenBLAS runs {cores[config]}" + (" (fastest)" if config == best else "")

@@ -14,11 +14,12 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.utils.estimator_checks import check_estimator
 
 from striate import load_dataset
+from striate.classic import _gemm
 from striate.classic._base import image_features
 from striate.classic.knn import KNNClassifier, KSelection, _Index, select_k
 from striate.data.imageset import ImageSet
 from striate.data.splits import kfold
-from striate.errors import InputError, StriateError
+from striate.errors import ConfigError, InputError, StriateError
 
 SKLEARN_METRIC = {"l2": "euclidean", "l1": "manhattan", "cosine": "cosine"}
 
@@ -466,3 +467,45 @@ def test_cuda_equals_cpu():
             np.testing.assert_array_equal(
                 gpu.predict(torch.from_numpy(query).cuda()), cpu.predict(query)
             )
+
+
+# ---------------------------------------------------------------------- the CPU GEMM's library
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_either_blas_gives_the_same_exact_neighbours(metric, monkeypatch):
+    """The fast pass by torch's MKL or numpy's OpenBLAS: identical exact results, equal to the
+    float64 brute force."""
+    X, y = _blobs(500, d=40, seed=5)
+    X[300:310] = X[:10]  # exact ties
+    Q = _blobs(120, d=40, seed=6)[0]
+    results = {}
+    for library in _gemm.BACKENDS:
+        monkeypatch.setenv("STRIATE_CPU_GEMM", library)
+        knn = KNNClassifier(6, metric=metric, batch_size=50, ref_batch_size=128).fit(X, y)
+        results[library] = (knn.kneighbors(Q), knn.kneighbors(), knn.predict(Q))
+    (d_t, i_t), (ds_t, is_t), p_t = results["torch"]
+    (d_n, i_n), (ds_n, is_n), p_n = results["numpy"]
+    assert np.array_equal(i_t, i_n) and np.array_equal(d_t, d_n)
+    assert np.array_equal(is_t, is_n) and np.array_equal(ds_t, ds_n)
+    assert np.array_equal(p_t, p_n)
+    np.testing.assert_array_equal(i_n, _rank(_brute(X, Q, metric), 6))
+
+
+def test_gemm_libraries_agree_on_transposed_operands():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(33, 70, generator=g), torch.randn(50, 70, generator=g)
+    expect = a.double() @ b.double().T
+    for library in _gemm.BACKENDS:
+        for right in (b.T, b.T.neg().neg()):  # a transposed view and a transposed result
+            out = torch.empty(33, 50)
+            assert _gemm.matmul(a, right, out, library) is out
+            np.testing.assert_allclose(out.double(), expect, rtol=0, atol=1e-4)
+    assert _gemm._measured(33, 70, 50, torch.get_num_threads()) in _gemm.BACKENDS
+
+
+def test_a_bad_gemm_setting_says_what_is_allowed(monkeypatch):
+    monkeypatch.setenv("STRIATE_CPU_GEMM", "mkl")
+    X, y = _blobs(50)
+    with pytest.raises(ConfigError, match="STRIATE_CPU_GEMM must be one of torch, numpy"):
+        KNNClassifier(1).fit(X, y).kneighbors(X[:3])

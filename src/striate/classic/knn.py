@@ -16,6 +16,8 @@ How the search stays exact while the hot path is a float32 GEMM
    - l1: ``torch.cdist(p=1)`` on centred chunks (no cancellation, just smaller magnitudes).
    - cosine: rows normalised (in float64) to unit length, then ``1 − â·b̂`` by GEMM; a zero row has
      similarity 0, so distance 1, as in scikit-learn.
+   - On a CPU the GEMM runs in whichever of torch's MKL and numpy's OpenBLAS is faster on this
+     machine (`classic/_gemm.py`, measured once per process); the bound below holds for both.
 
 2. **Exact re-ranking.** The candidates whose fast distance is within ``2·tol`` of the k-th smallest
    get their distance recomputed **directly in float64** from the stored float32 data
@@ -58,6 +60,7 @@ import torch
 from sklearn.base import ClassifierMixin
 
 from striate.checks import is_int, positive_int
+from striate.classic import _gemm
 from striate.classic._base import ClassifierInputs, TorchEstimator
 from striate.data.imageset import ImageSet
 from striate.data.splits import kfold
@@ -346,6 +349,9 @@ class _Index:
         q_buf = torch.empty(bq, self.dim, device=device)
         key_buf = torch.empty(bq * br, device=device)
         ref_buf = torch.empty(br, self.dim, device=device) if self.center is not None else None
+        library = "torch"
+        if device.type == "cpu" and self.metric != "l1":
+            library = _gemm.backend(bq, self.dim, br)
         for rs in range(0, self.n, ref_batch_size):
             part = self.X[rs : rs + ref_batch_size]
             if ref_buf is None:
@@ -375,11 +381,14 @@ class _Index:
                             q_scale[qs:qe] = torch.linalg.vector_norm(q, ord=1, dim=1).double()
                 key = key_buf[: (qe - qs) * len(ref)].view(qe - qs, len(ref))
                 if self.metric == "l2":  # ‖b‖² − 2a·b; ‖a‖² is constant along the row
-                    torch.addmm(ref_sq, q, ref_t, alpha=-2, out=key)
+                    if library == "torch":
+                        torch.addmm(ref_sq, q, ref_t, alpha=-2, out=key)
+                    else:  # the same roundings: ×(−2) is exact
+                        torch.add(ref_sq, _gemm.matmul(q, ref_t, key, library), alpha=-2, out=key)
                 elif self.metric == "l1":
                     key = torch.cdist(q, ref, p=1)
                 else:  # −â·b̂
-                    torch.mm(q, ref_t, out=key)
+                    _gemm.matmul(q, ref_t, key, library)
                 if exclude_self:
                     own = rows[qs:qe]
                     inside = (own >= rs) & (own < rs + len(ref))
