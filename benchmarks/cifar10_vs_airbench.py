@@ -189,7 +189,7 @@ def init_whitening(layer: nn.Conv2d, images: torch.Tensor, eps: float) -> None:
 
 def flip_some(images: torch.Tensor) -> torch.Tensor:
     """Each image mirrored with probability 1/2 (L72-74)."""
-    mask = (torch.rand(len(images)) < 0.5).view(-1, 1, 1, 1)
+    mask = (torch.rand(len(images), device=images.device) < 0.5).view(-1, 1, 1, 1)
     return torch.where(mask, images.flip(-1), images)
 
 
@@ -197,8 +197,8 @@ def random_crop(padded: torch.Tensor, size: int) -> torch.Tensor:
     """Each image's own random size×size window of a padded batch (shift -r..r on each axis),
     gathered one shift at a time as airbench does for r ≤ 2 (L76-94)."""
     r = (padded.shape[-1] - size) // 2
-    shifts = torch.randint(-r, r + 1, (len(padded), 2))
-    out = torch.empty((len(padded), padded.shape[1], size, size), dtype=padded.dtype)
+    shifts = torch.randint(-r, r + 1, (len(padded), 2), device=padded.device)
+    out = padded.new_empty((len(padded), padded.shape[1], size, size))
     out = out.contiguous(memory_format=torch.channels_last)  # airbench's is NCHW (L79)
     for sy in range(-r, r + 1):
         for sx in range(-r, r + 1):
@@ -212,10 +212,13 @@ class Loader:
     one random flip per image drawn at the first epoch, reflect-padded by `translate`, a random
     crop each epoch, everything mirrored on odd epochs, shuffled, the last partial batch dropped."""
 
-    def __init__(self, images, labels, batch_size, train: bool, dtype=torch.float32) -> None:
-        x = images.float().div_(255).sub_(MEAN.view(1, 3, 1, 1)).div_(STD.view(1, 3, 1, 1))
+    def __init__(
+        self, images, labels, batch_size, train: bool, dtype=torch.float32, device="cpu"
+    ) -> None:
+        x = images.to(device).float().div_(255)
+        x = x.sub_(MEAN.to(device).view(1, 3, 1, 1)).div_(STD.to(device).view(1, 3, 1, 1))
         self.images = x.to(dtype).contiguous(memory_format=torch.channels_last)
-        self.labels = labels
+        self.labels = labels.to(device)
         self.batch_size, self.train = batch_size, train
         self.epoch = 0
         self.padded: torch.Tensor | None = None
@@ -242,7 +245,7 @@ class Loader:
                 yield self.images[s], self.labels[s]
             return
         images = self.epoch_images()
-        order = torch.randperm(len(images))
+        order = torch.randperm(len(images), device=images.device)
         for i in range(len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
             yield images[idx].contiguous(memory_format=torch.channels_last), self.labels[idx]
@@ -270,7 +273,7 @@ def tta_accuracy(net: nn.Module, test: Loader) -> float:
     net.eval()
     correct = 0
     for x, y in test:
-        correct += int((tta_logits(net, x.float()).argmax(1) == y).sum())
+        correct += int((tta_logits(net, x.float()).argmax(1) == y).sum())  # int(): a sync
     net.train()
     return correct / len(test.images)
 
@@ -302,15 +305,32 @@ def lr_factor(step: int, total: int) -> float:
     return 1.0 * (1 - frac) + 0.07 * frac
 
 
+def port_precision(device: str) -> torch.dtype:
+    """The port's training precision: airbench's fp16 on a GPU (L231; autocast here, parameters
+    fp32), bf16 on a CPU that computes it natively, fp32 otherwise."""
+    if device.startswith("cuda"):
+        return torch.float16
+    return torch.bfloat16 if cpu_has_bf16() else torch.float32
+
+
 def train_port(
-    data: RunData, seed: int, *, epochs: float, batch_size: int, eval_from: int, target: float
+    data: RunData,
+    seed: int,
+    *,
+    epochs: float,
+    batch_size: int,
+    eval_from: int,
+    target: float,
+    device: str = "cpu",
 ) -> dict:
     """One airbench94 run (main(), L350-466) on `data`; the dict every run reports."""
     torch.manual_seed(seed)
-    bf16 = cpu_has_bf16()
-    dtype = torch.bfloat16 if bf16 else torch.float32
-    train = Loader(data.train.images, data.train.labels, batch_size, True, dtype)
-    test = Loader(data.test.images, data.test.labels, 2000, False)
+    half = port_precision(device)
+    gpu = device.startswith("cuda")
+    # on a GPU the data stay fp32 and autocast casts them, as airbench's loader (L121) keeps fp16
+    dtype = torch.float32 if gpu else half
+    train = Loader(data.train.images, data.train.labels, batch_size, True, dtype, device)
+    test = Loader(data.test.images, data.test.labels, 2000, False, device=device)
     total_steps = ceil(len(train) * epochs)
 
     momentum = HYP["momentum"]
@@ -318,7 +338,7 @@ def train_port(
     lr = HYP["lr"] / kilostep_scale  # for the loss summed over the batch
     wd = HYP["weight_decay"] * batch_size / kilostep_scale
     lr_bias = lr * HYP["bias_scaler"]
-    net = airbench_net()
+    net = airbench_net().to(device)
     named = [(k, p) for k, p in net.named_parameters() if p.requires_grad]
     groups = [
         {
@@ -333,9 +353,13 @@ def train_port(
     loss_fn = nn.CrossEntropyLoss(label_smoothing=HYP["label_smoothing"], reduction="none")
     alphas = 0.95**5 * (torch.arange(total_steps + 1) / total_steps) ** 3
     lookahead = Lookahead(net)  # before the whitening, as in L393 vs L403
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+    autocast = torch.autocast("cuda" if gpu else "cpu", dtype=half, enabled=half != torch.float32)
 
-    clock = time.perf_counter
+    def clock() -> float:
+        if gpu:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
     start = clock()
     init_whitening(net[0], train.images[: HYP["whiten_images"]].float(), HYP["whiten_eps"])
     step, evals, eval_s, step_gaps = 0, [], 0.0, []
@@ -355,10 +379,11 @@ def train_port(
                 lookahead.update(net, decay=alphas[step].item())
             if step >= total_steps:
                 lookahead.update(net, decay=1.0)
-            now = clock()
-            if last is not None:
-                step_gaps.append(now - last)
-            last = now
+            if not gpu:  # a GPU's steps are timed by the epoch (no sync per step)
+                now = clock()
+                if last is not None:
+                    step_gaps.append(now - last)
+                last = now
             if step >= total_steps:
                 break
         trained = clock() - start - eval_s
@@ -372,9 +397,9 @@ def train_port(
             )
         if step >= total_steps:
             break
-    return summary(
-        "airbench94 port", "bf16" if bf16 else "fp32", seed, trained, evals, step, step_gaps, target
-    )
+    precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(half, "fp32")
+    gaps = step_gaps or [trained / step]
+    return summary("airbench94 port", precision, seed, trained, evals, step, gaps, target)
 
 
 # --------------------------------------------------------------------------- striate's side
@@ -384,8 +409,9 @@ class _EpochEval(Callback):
     """Step timestamps, and test accuracy with the run's TTA at the end of each epoch from
     `eval_from` on and after the last (its time kept apart)."""
 
-    def __init__(self, eval_from: int) -> None:
+    def __init__(self, eval_from: int, gpu: bool = False) -> None:
         self.eval_from = eval_from
+        self.gpu = gpu
         self.test = None
         self.start = 0.0
         self.eval_s = 0.0
@@ -396,30 +422,37 @@ class _EpochEval(Callback):
     def on_epoch_start(self, trainer) -> None:
         self._last = None
 
+    def clock(self) -> float:
+        if self.gpu:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
     def on_step_end(self, trainer, loss) -> None:
+        if self.gpu:  # a GPU's steps are timed by the epoch (no sync per step)
+            return
         now = time.perf_counter()
         if self._last is not None:
             self.gaps.append(now - self._last)
         self._last = now
 
     def on_epoch_end(self, trainer, metrics) -> None:
-        trained = time.perf_counter() - self.start - self.eval_s
+        trained = self.clock() - self.start - self.eval_s
         if trainer.epoch >= self.eval_from or trainer.step >= trainer.total_steps:
-            t = time.perf_counter()
+            t = self.clock()
             acc = trainer.evaluate(trainer.eval_model, self.test)["acc"]
-            self.eval_s += time.perf_counter() - t
+            self.eval_s += self.clock() - t
             self.evals.append({"epoch": trainer.epoch, "seconds": trained, "acc": acc})
             print(f"  striate          epoch {trainer.epoch}: {acc:.2%} after {trained:.1f} s")
 
 
 def train_striate(data: RunData, seed: int, overrides: dict, eval_from: int, target: float):
     config = recipe_config("cifar10-fast", **overrides, seed=seed)
-    cb = _EpochEval(eval_from)
+    cb = _EpochEval(eval_from, gpu=str(overrides.get("device", "")).startswith("cuda"))
     run = prepare(config, progress=False, data=data, callbacks=[cb])
     cb.test = run.test
-    cb.start = time.perf_counter()
+    cb.start = cb.clock()
     run.trainer.fit(run.model, run.train)
-    trained = time.perf_counter() - cb.start - cb.eval_s
+    trained = cb.clock() - cb.start - cb.eval_s
     return summary(
         "striate cifar10-fast",
         run.trainer.precision.name,  # what precision="auto" resolved to
@@ -427,7 +460,7 @@ def train_striate(data: RunData, seed: int, overrides: dict, eval_from: int, tar
         trained,
         cb.evals,
         run.trainer.step,
-        cb.gaps,
+        cb.gaps or [trained / run.trainer.step],
         target,
     )
 
@@ -462,7 +495,7 @@ def table(entries: list[dict]) -> str:
     ]
 
     def fmt(v):
-        return "—" if v is None else f"{v:,.0f} s"
+        return "—" if v is None else f"{v:,.0f} s" if v >= 100 else f"{v:.1f} s"
 
     def ratio(a, b):
         return "—" if a is None or b is None else f"{a / b:.3f}×"
@@ -559,6 +592,11 @@ def check_pieces(data: RunData) -> None:
 # --------------------------------------------------------------------------- main
 
 
+def gpu_name(device: str) -> str:
+    """The GPU's name, for a record's `device`."""
+    return torch.cuda.get_device_name(torch.device(device))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -566,6 +604,9 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=0.905, help="accuracy to time")
     parser.add_argument(
         "--eval-from", type=int, default=8, help="first epoch whose end is evaluated (TTA)"
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="cpu or cuda[:N]: both programs run there (default cpu)"
     )
     parser.add_argument("--quick", action="store_true", help="a smoke test; records nothing")
     parser.add_argument("--record", type=Path, default=RECORD)
@@ -577,7 +618,12 @@ def main() -> None:
     print(f"load average {', '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
 
     path = shared_data() / "cifar10" / "cifar10-jpeg.zip"
-    overrides = {"data": str(path), "threads": args.threads}
+    device = args.device
+    gpu = device.startswith("cuda")
+    if gpu:
+        # both programs: cuDNN autotunes its kernels for the fixed shapes, as airbench sets (L24)
+        torch.backends.cudnn.benchmark = True
+    overrides = {"data": str(path), "threads": args.threads, "device": device}
     epochs, batch, eval_from, seeds = HYP["epochs"], HYP["batch_size"], args.eval_from, args.seeds
     if args.quick:
         # 16 steps of 32 (striate's one-cycle schedule needs at least 9), one epoch
@@ -588,11 +634,23 @@ def main() -> None:
     if args.quick:
         check_pieces(data)
     invocation = uuid.uuid4().hex[:12]
+    if gpu:
+        # airbench's warm-up run (L367-369; its call at L473 is commented out there): the CUDA
+        # context and cuDNN's autotuning paid before any timed run, for both programs
+        print("warm-up: one epoch of each, not recorded", flush=True)
+        train_port(data, 0, epochs=1, batch_size=batch, eval_from=1, target=1.0, device=device)
+        train_striate(data, 0, {**overrides, "epochs": 1}, 1, 1.0)
     results = []
     for i, seed in enumerate(seeds):
         jobs = [
             lambda s=seed: train_port(
-                data, s, epochs=epochs, batch_size=batch, eval_from=eval_from, target=args.target
+                data,
+                s,
+                epochs=epochs,
+                batch_size=batch,
+                eval_from=eval_from,
+                target=args.target,
+                device=device,
             ),
             lambda s=seed: train_striate(data, s, overrides, eval_from, args.target),
         ]
@@ -631,7 +689,7 @@ def main() -> None:
             {
                 "date": date,
                 "invocation": invocation,
-                "device": cpu_name(threads),
+                "device": gpu_name(device) if gpu else cpu_name(threads),
                 "threads": threads,
                 "target": args.target,
                 "load_average": os.getloadavg(),
