@@ -32,7 +32,7 @@ def mesh_adjacency(faces: torch.Tensor, num_vertices: int) -> torch.Tensor:
         raise InputError(f"mesh_adjacency: faces index vertex {int(e.max())} of {v} vertices")
     idx = torch.cat([e, e.flip(1)]).T
     vals = torch.ones(idx.shape[1], dtype=torch.float32, device=faces.device)
-    return torch.sparse_coo_tensor(idx, vals, (v, v)).coalesce()
+    return torch.sparse_coo_tensor(idx, vals, (v, v), check_invariants=True).coalesce()
 
 
 def neighbour_sum(adj: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
