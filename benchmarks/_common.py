@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import functools
 import json
 import os
@@ -250,9 +251,13 @@ def timed(fn: Callable[[], T]) -> tuple[T, float]:
 
 
 def run_sections(
-    doc: str, sections: Mapping[str, Callable[[bool], list[dict]]], argv: list[str] | None = None
+    doc: str,
+    sections: Mapping[str, Callable[[bool], list[dict]]],
+    argv: list[str] | None = None,
+    record: Path | None = None,
 ) -> None:
-    """The command line every benchmark script shares: --sections, --quick, --threads."""
+    """The command line every benchmark script shares: --sections, --quick, --threads. A real
+    run (not --quick) appends its rows, dated, to the JSON-lines `record` when one is given."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument(
         "--sections",
@@ -274,3 +279,6 @@ def run_sections(
     for name in names:
         rows += sections[name](args.quick)
     print_table(rows)
+    if record is not None and not args.quick:
+        date = datetime.date.today().isoformat()
+        append_record(record, [{**r, "date": date} for r in rows])

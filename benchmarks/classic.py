@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 
-from _common import print_machine, run_sections
+from _common import RESULTS, print_machine, run_sections
 
 MODULES = {"knn": "_classic_knn", "nca": "_classic_nca", "linear": "_classic_linear"}
 # Imported when chosen: each section pulls in its own peers (faiss, scikit-learn).
@@ -25,7 +25,7 @@ SECTIONS = {
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_sections(__doc__, SECTIONS, argv)
+    run_sections(__doc__, SECTIONS, argv, record=RESULTS / "classic.jsonl")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from _common import median_time, print_machine, row, run_sections, shared_data
+from _common import RESULTS, median_time, print_machine, row, run_sections, shared_data
 from striate.data.augment import Compose, Cutout, RandomCrop, RandomHorizontalFlip
 from striate.data.folder import load_folder
 
@@ -126,7 +126,7 @@ SECTIONS: dict[str, Callable[[bool], list[dict]]] = {
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_sections(__doc__, SECTIONS, argv)
+    run_sections(__doc__, SECTIONS, argv, record=RESULTS / "data.jsonl")
 
 
 if __name__ == "__main__":

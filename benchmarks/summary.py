@@ -45,6 +45,66 @@ def knn(entries: list[dict]) -> list[Row]:
     return rows
 
 
+def _last_run(entries: list[dict], section: str) -> dict[str, dict]:
+    """The rows of a section from its latest dated run, by program (records of run_sections)."""
+    rows = [e for e in entries if e.get("section") == section]
+    if not rows:
+        return {}
+    date = rows[-1].get("date")
+    return {e["program"]: e for e in rows if e.get("date") == date}
+
+
+def data(entries: list[dict]) -> list[Row]:
+    rows = []
+    decode = _last_run(entries, "decode")
+    first = decode.get("ratio PIL loop / striate first decode")
+    cached = decode.get("ratio PIL loop / striate cached load")
+    if first and cached:
+        rows.append(("CIFAR-10 JPEG decode (50,000 images)", "one-process PIL loop over the zip",
+                     f"time {x(1 / first['value'])} first load, {x(1 / cached['value'])} cached "
+                     "(lower is better)", [first, cached]))  # fmt: skip
+    if aug := _last_run(entries, "augment").get("ratio striate / per-image"):
+        rows.append(("flip + crop + cutout, uint8 32×32 batches", "per-image PIL/NumPy",
+                     f"throughput {x(aug['value'])} (higher is better)", [aug]))  # fmt: skip
+    return rows
+
+
+def nca(entries: list[dict]) -> list[Row]:
+    fit = _last_run(entries, "nca").get("ratio sklearn / striate fit time")
+    if fit is None:
+        return []
+    return [("NCA fit, 5,000 MNIST images", "scikit-learn NeighborhoodComponentsAnalysis",
+             f"time {x(1 / fit['value'])} (lower is better)", [fit])]  # fmt: skip
+
+
+def linear(entries: list[dict]) -> list[Row]:
+    run = _last_run(entries, "linear")
+    pairs = (("svm: LinearSVC / striate fit time", "linear SVM fit", "scikit-learn LinearSVC"),
+             ("softmax: LogisticRegression / striate fit time", "softmax fit",
+              "scikit-learn LogisticRegression"))  # fmt: skip
+    return [
+        (
+            f"{what}, CIFAR-10 pixels",
+            peer,
+            f"time {x(1 / run[key]['value'])} (lower is better)",
+            [run[key]],
+        )  # fmt: skip
+        for key, what, peer in pairs
+        if key in run
+    ]
+
+
+def trainer_overhead(entries: list[dict]) -> list[Row]:
+    run = _last_run(entries, "overhead")
+    rows = []
+    loop = "hand-written PyTorch loop"
+    for k, peer in (("striate Trainer", loop), ("Lightning Trainer", f"{loop} (Lightning: scale)")):
+        if (e := run.get(f"{k} / loop: fit")) is not None:
+            rows.append((f"{k} fit, convnet_small on MNIST", peer,
+                         f"time {x(e['value'])} (lower is better)", [e]))  # fmt: skip
+    return rows
+
+
 def interpret(entries: list[dict]) -> list[Row]:
     cases = latest(entries, "job", "batch")
     rows = []
@@ -220,15 +280,17 @@ def airbench(entries: list[dict]) -> list[Row]:
 # peer), in the order `make bench` runs them; the last two fill the row when there is no record.
 Extractor = Callable[[list[dict]], list[Row]]
 EXTRACTORS: dict[str, tuple[str | None, Extractor | None, str, str]] = {
-    "data.py": (None, None, "CIFAR-10 JPEG decode; batched augmentation",
+    "data.py": ("data.jsonl", data, "CIFAR-10 JPEG decode; batched augmentation",
                 "one-process PIL loop; per-image PIL/NumPy"),
     "_classic_knn.py (classic.py knn)": ("classic_knn.jsonl", knn, "exact 1-NN, full CIFAR-10",
                                   "faiss IndexFlatL2 at its best; scikit-learn"),
-    "classic.py --sections nca": (None, None, "NCA fit, 5,000 MNIST images",
+    "classic.py --sections nca": ("classic.jsonl", nca, "NCA fit, 5,000 MNIST images",
                                   "scikit-learn NeighborhoodComponentsAnalysis"),
-    "classic.py --sections linear": (None, None, "linear SVM and softmax on CIFAR-10 pixels",
+    "classic.py --sections linear": ("classic.jsonl", linear,
+                                     "linear SVM and softmax on CIFAR-10 pixels",
                                      "scikit-learn LinearSVC, LogisticRegression"),
-    "trainer_overhead.py": (None, None, "Trainer fit, convnet_small on MNIST",
+    "trainer_overhead.py": ("trainer_overhead.jsonl", trainer_overhead,
+                            "Trainer fit, convnet_small on MNIST",
                             "hand-written PyTorch loop; PyTorch Lightning"),
     "interpret.py": ("interpret.jsonl", interpret, "integrated gradients, occlusion", "captum"),
     "synthesis.py": ("synthesis.jsonl", synthesis, "Gatys style transfer", "PyTorch Gatys loop"),

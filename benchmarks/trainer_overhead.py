@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from _common import print_machine, row, run_sections, shared_data, timed
+from _common import RESULTS, print_machine, row, run_sections, shared_data, timed
 from striate import models
 from striate.data import BatchLoader, Normalizer, load_dataset
 from striate.data.imageset import ImageSet
@@ -270,7 +270,7 @@ SECTIONS: dict[str, Callable[[bool], list[dict]]] = {"overhead": bench_overhead}
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_sections(__doc__, SECTIONS, argv)
+    run_sections(__doc__, SECTIONS, argv, record=RESULTS / "trainer_overhead.jsonl")
 
 
 if __name__ == "__main__":
