@@ -7,7 +7,7 @@ on the pooled feature), trained by striate's engine (`Trainer` with the `Classif
     result.accuracy                                                # held-out accuracy
 
 The classes are `CLASSES`: sphere, box (random half-extents 0.5–1), cylinder, torus and the
-icosahedron (a once-subdivided icosphere's coarsest form: flat faces where the sphere is round).
+icosahedron (the icosphere before any subdivision: 20 flat faces where the sphere is round).
 Each cloud is a uniform surface sample, scaled by a random factor, rotated by a uniformly random
 rotation, and jittered with Gaussian noise.
 """
