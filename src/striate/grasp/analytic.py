@@ -9,14 +9,15 @@ plane and a depth z (metres from the camera) of the jaw tips. The jaws open to `
 pixels and close along u. Success (Dex-Net 2.0, Mahler et al. 2017, Sec. III: force closure
 subject to collision freedom) is, on the true polygon:
 
-- contacts: the axis line meets the boundary; the jaws stop at its outermost crossings t₊, t₋
-  (parameters along u from the centre), which must lie inside the open jaws (|t| < max_width/2:
-  the width limit) — a line that misses the object has no contacts;
+- contacts: the axis line meets the boundary between the open jaws (|t| < max_width/2, t the
+  parameter along u from the centre); the closing jaws stop at the outermost such crossings
+  t₊, t₋ — a line that misses the object there has no contacts;
 - antipodal / force closure with Coulomb friction: the segment between the contacts lies in both
   friction cones, i.e. the angle between each contact's outward normal and the direction out of
   the object along the axis is below atan(μ) (Nguyen 1988: two-finger force closure in 2-D);
-- no collision: the open jaws (rectangles `finger_depth` thick along u and 2·`finger_half`
-  wide across it, just outside ±max_width/2) contain no point of the object;
+- no collision and the width limit: the open jaws (rectangles `finger_depth` thick along u and
+  2·`finger_half` wide across it, just outside ±max_width/2) contain no point of the object, so
+  an object wider than the jaws open fails because a jaw lands on it;
 - reachable depth: the jaw tips reach at least `min_grip` below the object's top face and stay
   `table_clearance` above the table.
 
@@ -68,10 +69,11 @@ def _check_grasps(grasps: torch.Tensor, n: int, owner: str) -> None:
         )
 
 
-def contacts(vertices: torch.Tensor, grasps: torch.Tensor):
-    """Where each grasp axis meets its polygon: (t₊, t₋, n₊, n₋, hits) with t the outermost
-    crossings along u from the centre (NaN-free; meaningless where `hits` is False), n the
-    outward unit normals of the edges crossed there, `hits` whether the line crosses at all."""
+def contacts(vertices: torch.Tensor, grasps: torch.Tensor, half: float = float("inf")):
+    """Where each grasp axis meets its polygon between the open jaws (|t| < `half`): (t₊, t₋,
+    n₊, n₋, hits) with t the outermost such crossings along u from the centre (meaningless where
+    `hits` is False), n the outward unit normals of the edges crossed there, `hits` whether the
+    line crosses the boundary there at least twice."""
     c = grasps[:, None, :2]
     theta = grasps[:, 2]
     u = torch.stack([theta.cos(), theta.sin()], -1)[:, None]  # N×1×2
@@ -83,7 +85,7 @@ def contacts(vertices: torch.Tensor, grasps: torch.Tensor):
     safe = torch.where(valid, denom, torch.ones_like(denom))
     t = cross(a - c, e) / safe
     s = cross(a - c, u) / safe
-    valid = valid & (s >= 0) & (s < 1)
+    valid = valid & (s >= 0) & (s < 1) & (t.abs() < half)
     big = torch.finfo(t.dtype).max
     t_plus, i_plus = torch.where(valid, t, torch.full_like(t, -big)).max(1)
     t_minus, i_minus = torch.where(valid, t, torch.full_like(t, big)).min(1)
@@ -119,9 +121,9 @@ def grasp_success(
     object, depth reachable (see the module docstring). Returns N Booleans."""
     _check_grasps(grasps, len(vertices), "grasp_success")
     mu = torch.as_tensor(mu, dtype=grasps.dtype, device=grasps.device).expand(len(grasps))
-    t_plus, t_minus, n_plus, n_minus, hits = contacts(vertices, grasps)
     half = gripper.max_width / 2
-    width_ok = hits & (t_plus < half) & (t_minus > -half)
+    t_plus, t_minus, n_plus, n_minus, hits = contacts(vertices, grasps, half)
+    width_ok = hits  # crossings beyond the open jaws matter only if a jaw lands on the object
     theta = grasps[:, 2]
     u = torch.stack([theta.cos(), theta.sin()], -1)
     cos_cone = torch.cos(torch.atan(mu.clamp_min(0)))

@@ -25,7 +25,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from striate.checks import integer, number, positive_int, positive_number, probability
+from striate.checks import (
+    fail,
+    integer,
+    is_number,
+    number,
+    positive_int,
+    positive_number,
+    probability,
+)
 
 TABLE_DEPTH = 0.7  # metres from the camera
 IMAGE_SIZE = 64
@@ -158,7 +166,8 @@ def observe(
     per image), then Gaussian noise of std `gp_sigma` on an
     (H/rescale)×(W/rescale) grid, upsampled bicubically (a cheap Gaussian-process-like field
     correlated over about `gp_rescale` pixels). `gamma_shape=inf` / `gp_sigma=0` turn a part off."""
-    positive_number("observe", "gamma_shape", gamma_shape)
+    if not (is_number(gamma_shape) and gamma_shape >= 1):  # inf allowed: no gamma noise
+        raise fail("observe", "gamma_shape", "a number >= 1 (or inf)", gamma_shape)
     number("observe", "gp_sigma", gp_sigma, low=0)
     positive_int("observe", "gp_rescale", gp_rescale)
     g = torch.Generator(device=depth.device).manual_seed(seed)
