@@ -34,13 +34,13 @@ test: lint $(BROWSER)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
-# Every peer benchmark, then the summary table in BENCHMARKS.md (an estimate, not yet measured:
-# about 45 min on an idle 2-core CPU for all but the airbench pair, which takes ~25-30 min more
-# where the CPU has native bf16 (AMX) and several hours in fp32 on an AVX2-only CPU). Shortened
-# from the scripts' defaults: kNN 1 round instead of 3 (_classic_knn.py directly), classic without
-# its nca-mnist table (not a comparison), interpret and synthesis 1 round instead of 3, char_lm the
-# two nanoGPT transformer rows (no LSTM), rl and sgds seed 0 only (3 seeds each by default),
-# cifar10_vs_airbench seed 0 only (3 by default).
+# Every peer benchmark, then the summary table in BENCHMARKS.md; about an hour on an idle 2-core
+# CPU. Shortened from the scripts' defaults: kNN 1 round instead of 3 (_classic_knn.py directly),
+# classic without its nca-mnist table (not a comparison), interpret and synthesis 1 round instead
+# of 3, char_lm the two nanoGPT transformer rows (no LSTM), rl and sgds seed 0 only (3 seeds each
+# by default), and the airbench pair one epoch of 9,216 images, seed 0: its ratio per step (the
+# full run, `benchmarks/cifar10_vs_airbench.py --seeds 0 1 2`, takes ~25 min a run on a CPU with
+# AMX and ~2.5 h without native bf16; on a GPU seconds: add --device cuda).
 BENCH := $(BIN)/python benchmarks
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[bench]"
@@ -58,7 +58,7 @@ bench: $(STAMP)
 	OMP_NUM_THREADS=1 $(BENCH)/scratch.py
 	OMP_NUM_THREADS=1 $(BENCH)/sgds.py --seeds 0
 	$(BENCH)/serve_load.py
-	$(BENCH)/cifar10_vs_airbench.py --seeds 0
+	$(BENCH)/cifar10_vs_airbench.py --seeds 0 --epochs 1 --train-size 9216 --test-size 2000
 	$(BENCH)/summary.py
 
 # A smoke test of the whole chain: every peer benchmark with --quick (each records nothing), then

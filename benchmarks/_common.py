@@ -21,11 +21,15 @@ from typing import TypeVar
 import torch
 
 from striate._atomic import atomic_write
+from striate.engine import allocator
 
 T = TypeVar("T")
 
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# striate's Trainer keeps the memory a CPU step frees for the next (striate.engine.allocator): it is
+# applied here, for the whole process, so the peers timed beside striate run under the same malloc
+MALLOC_KEPT = allocator.keep_freed_memory()
 BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 
 
@@ -75,7 +79,7 @@ def machine() -> dict:
     """What decides speed here: the CPU (model, cores, the flags of SPEED_FLAGS it has, native
     bf16 as striate decides it), torch and its oneDNN/MKL, torch's threads now, the GPUs.
     Recorded with every benchmark's results and printed at the top of its output."""
-    return {**_machine(), "threads": torch.get_num_threads()}
+    return {**_machine(), "threads": torch.get_num_threads(), "malloc_kept": MALLOC_KEPT}
 
 
 @functools.cache
@@ -117,7 +121,8 @@ def print_machine() -> None:
     print(
         f"machine: {m['cpu']}, {m['cores']} cores [{' '.join(m['flags']) or 'no SPEED_FLAGS'}], "
         f"native bf16 {'yes' if m['native_bf16'] else 'no'}; torch {m['torch']}"
-        f"{' (' + libs + ')' if libs else ''}, {m['threads']} threads{gpus}",
+        f"{' (' + libs + ')' if libs else ''}, {m['threads']} threads{gpus}; malloc "
+        f"{'keeps freed memory' if MALLOC_KEPT else 'glibc defaults'}",
         flush=True,
     )
 

@@ -32,7 +32,9 @@ trains under bf16 autocast when the CPU computes bf16 natively (striate's own ch
 fp32 under autocast); the data are kept in that precision too. Evaluation runs in fp32 (bf16 has
 three mantissa bits fewer than airbench's fp16 evaluation; striate evaluates in fp32 as well). The
 images are the CIFAR-10 JPEG copy in ../shared/data loaded through `striate.load_dataset` (the same
-uint8 images striate trains on), not torchvision's. Each run is seeded (airbench is not). Times:
+uint8 images striate trains on), not torchvision's. Both run under the malloc settings striate's
+Trainer applies on a CPU (`striate.engine.allocator`, set for the whole process by `_common`).
+Each run is seeded (airbench is not). Times:
 training wall time includes the whitening initialisation and each epoch's augmentation, as
 airbench's timer does (L400-406, L416-440), but not evaluation (airbench adds its final TTA pass,
 L457-461). airbench evaluates without TTA after each epoch (L449): here test accuracy *with* TTA
@@ -483,11 +485,19 @@ def summary(program, precision, seed, trained, evals, steps, gaps, target) -> di
     }
 
 
+def budget(epochs: float, images: int) -> str:
+    """A run's training budget in words; the full one is airbench94's."""
+    if epochs == HYP["epochs"] and images == 50_000:
+        return ""
+    return f"{epochs:g} epoch{'s' if epochs != 1 else ''} of {images:,} images"
+
+
 def table(entries: list[dict]) -> str:
-    """The latest invocation per machine and thread count: one row per seed and their means."""
+    """The latest invocation per machine, thread count and budget: one row per seed and their
+    means (a shortened budget is named beside the machine)."""
     latest: dict[tuple, str] = {}
     for e in entries:
-        latest[(e["device"], e["threads"])] = e["invocation"]
+        latest[(e["device"], e["threads"], e.get("budget", ""))] = e["invocation"]
     lines = [
         "| machine | precision | seed | airbench94 port: acc | time | to 90.5 % | "
         "striate: acc | time | to 90.5 % | ratio time | ratio to 90.5 % | date |",
@@ -500,7 +510,8 @@ def table(entries: list[dict]) -> str:
     def ratio(a, b):
         return "—" if a is None or b is None else f"{a / b:.3f}×"
 
-    for (device, _threads), inv in sorted(latest.items()):
+    for (machine, _threads, short), inv in sorted(latest.items()):
+        device = f"{machine} ({short})" if short else machine
         runs = [e for e in entries if e["invocation"] == inv]
         by_seed: dict[int, dict[str, dict]] = {}
         for e in runs:
@@ -608,6 +619,15 @@ def main() -> None:
     parser.add_argument(
         "--device", default="cpu", help="cpu or cuda[:N]: both programs run there (default cpu)"
     )
+    parser.add_argument(
+        "--epochs",
+        type=float,
+        default=None,
+        help="a shorter run for both (default: airbench's 9.9; striate trains the whole epochs "
+        "above it, 10 for 9.9): its per-step ratio, not its accuracy, is what it measures",
+    )
+    parser.add_argument("--train-size", type=int, default=None, help="a subset of the 50,000")
+    parser.add_argument("--test-size", type=int, default=None, help="a subset of the 10,000")
     parser.add_argument("--quick", action="store_true", help="a smoke test; records nothing")
     parser.add_argument("--record", type=Path, default=RECORD)
     args = parser.parse_args()
@@ -625,6 +645,12 @@ def main() -> None:
         torch.backends.cudnn.benchmark = True
     overrides = {"data": str(path), "threads": args.threads, "device": device}
     epochs, batch, eval_from, seeds = HYP["epochs"], HYP["batch_size"], args.eval_from, args.seeds
+    if args.epochs is not None:
+        epochs, eval_from = args.epochs, min(eval_from, ceil(args.epochs))
+        overrides["epochs"] = ceil(args.epochs)
+    for name in ("train_size", "test_size"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
     if args.quick:
         # 16 steps of 32 (striate's one-cycle schedule needs at least 9), one epoch
         batch, epochs, eval_from, seeds = 32, 1, 1, [0]
@@ -691,6 +717,7 @@ def main() -> None:
                 "invocation": invocation,
                 "device": gpu_name(device) if gpu else cpu_name(threads),
                 "threads": threads,
+                "budget": budget(epochs, len(data.train)),
                 "target": args.target,
                 "load_average": os.getloadavg(),
                 **r,

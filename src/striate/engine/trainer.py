@@ -41,7 +41,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from striate.checks import positive_int
 from striate.device import resolve_device
-from striate.engine import distributed, training_state
+from striate.engine import allocator, distributed, training_state
 from striate.engine.callbacks import EMA, Callback, Checkpoint, CSVLogger, ProgressBar, TensorBoard
 from striate.engine.classification import Classification
 from striate.engine.divergence import TrainingDiverged, diagnose
@@ -334,6 +334,8 @@ class Trainer:
     ) -> list[dict[str, float]]:
         """Train `model` on `train`, validating on `val` after each epoch; returns the history."""
         self._setup(model, train, resume)
+        if self.device.type == "cpu":
+            allocator.keep_freed_memory()  # each step's buffers reused, not faulted in again
         self._fitting = True
         try:
             self._call("on_fit_start")

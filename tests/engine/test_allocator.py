@@ -1,0 +1,85 @@
+"""The malloc settings `Trainer.fit` applies on a CPU: freed training buffers are reused instead
+of being returned to the system and faulted in again (counted by the kernel: minor page faults),
+and the user's own choice is left alone. Each case runs in a fresh interpreter, since the
+settings are process-wide."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from striate.engine import allocator
+
+GLIBC = platform.libc_ver()[0] == "glibc"
+
+# a training-like loop: 64 MiB buffers allocated and freed; prints the minor page faults of the
+# last 10 rounds and whether striate applied its settings
+PROGRAM = """
+import resource, sys, torch
+from striate.engine import allocator
+applied = allocator.keep_freed_memory() if sys.argv[1] == "striate" else False
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for i in range(13):
+    if i == 3:
+        start = faults()
+    x = torch.ones(16 << 20)  # 64 MiB, every page written
+    del x
+print(applied, faults() - start)
+"""
+
+
+def run(mode: str, **env: str) -> tuple[bool, int]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    clean.pop("GLIBC_TUNABLES", None)
+    clean.pop("STRIATE_MALLOC", None)
+    out = subprocess.run(
+        [sys.executable, "-c", PROGRAM, mode],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return out[0] == "True", int(out[1])
+
+
+@pytest.mark.skipif(not GLIBC, reason="glibc's malloc only")
+def test_freed_buffers_are_reused_without_page_faults():
+    applied, tuned = run("striate")
+    _, default = run("plain")
+    assert applied
+    pages = 10 * (64 << 20) // 4096  # what glibc's mmap of each buffer faults in
+    assert default > pages // 2, default  # the defaults: a fresh mmap every round
+    assert tuned < pages // 100, tuned  # kept: the same pages reused
+
+
+@pytest.mark.skipif(not GLIBC, reason="glibc's malloc only")
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"STRIATE_MALLOC": "system"},
+        {"MALLOC_MMAP_THRESHOLD_": "65536"},
+        {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=0"},
+    ],
+)
+def test_the_users_choice_is_left_alone(env):
+    applied, faults = run("striate", **env)
+    assert not applied
+    if "STRIATE_MALLOC" in env:
+        assert faults > 10 * (64 << 20) // 4096 // 2  # glibc's own behaviour
+
+
+def test_user_chose_names_the_variable(monkeypatch):
+    for name in [n for n in os.environ if n.startswith("MALLOC_")] + ["GLIBC_TUNABLES"]:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("STRIATE_MALLOC", raising=False)
+    assert allocator.user_chose() is None
+    monkeypatch.setenv("MALLOC_ARENA_MAX_", "2")
+    assert allocator.user_chose() == "MALLOC_ARENA_MAX_"
+    monkeypatch.delenv("MALLOC_ARENA_MAX_")
+    monkeypatch.setenv("STRIATE_MALLOC", "System")
+    assert allocator.user_chose() == "STRIATE_MALLOC=system"
