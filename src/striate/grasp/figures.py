@@ -44,6 +44,9 @@ def plot_grasps(
         ax.imshow(images[i, 0].cpu().numpy(), cmap="viridis_r")
         for grasp, color in zip(grasps[i], colors[i], strict=True):
             _draw_grasp(ax, grasp, width, color)
+        h, w = images.shape[-2:]
+        ax.set_xlim(-0.5, w - 0.5)
+        ax.set_ylim(h - 0.5, -0.5)
         if titles is not None:
             ax.set_title(titles[i], fontsize=8)
     fig.tight_layout()
