@@ -4,6 +4,7 @@ from striate.classic.features import HOG, ColorHistogram
 from striate.classic.knn import KNNClassifier, select_k
 from striate.classic.linear import LinearClassifier, plot_templates, random_search
 from striate.classic.nca import NCA, plot_embedding
+from striate.classic.perceptron import Perceptron
 
 __all__ = [
     "HOG",
@@ -11,6 +12,7 @@ __all__ = [
     "ColorHistogram",
     "KNNClassifier",
     "LinearClassifier",
+    "Perceptron",
     "plot_embedding",
     "plot_templates",
     "random_search",
