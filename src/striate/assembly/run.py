@@ -231,7 +231,7 @@ def evaluate_run(
     *,
     episodes: int = 40,
     novel_kits: int = 8,
-    candidates: int = 1,
+    candidates: int = 16,
     seed: int = 1,
     device: str = "auto",
     figures: bool = True,

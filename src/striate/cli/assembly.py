@@ -118,7 +118,7 @@ def evaluate(
     candidates: Annotated[
         int,
         typer.Option("--candidates", help="Place-map pixels the matching network chooses among."),
-    ] = 1,
+    ] = 16,
     seed: Annotated[int, SEED] = 1,
     device: Annotated[str, DEVICE] = "auto",
     figures: Annotated[
