@@ -171,7 +171,10 @@ def save_gqcnn(net: GQCNN, path: Path, settings: TrainSettings) -> None:
 def load_gqcnn(folder: Path) -> GQCNN:
     path = folder / MODEL if folder.is_dir() else folder
     if not path.is_file():
-        raise DataError(f"{folder} holds no {MODEL}: train one with `striate grasp train`")
+        raise DataError(
+            f"{folder} is not a model made by `striate grasp train` (no {MODEL} there): train one"
+            f" with `striate grasp train DATA --out {folder}`"
+        )
     try:
         from safetensors import safe_open
 
