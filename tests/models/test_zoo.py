@@ -27,6 +27,7 @@ EXPECTED_INPUT = {
     **{f"preact_resnet{d}": CIFAR for d in (18, 20, 110)},
     **{n: CIFAR for n in ("wide_resnet", "wrn_16_4", "wrn_28_10")},
     "mnist_cnn": ((1, 28, 28), 10),  # Jaderberg et al. 2015's MNIST baseline
+    "nin": ((3, 32, 32), 10),  # Lin et al. 2014: the CIFAR-10 model
     "st_cnn": ((1, 28, 28), 10),
 }
 # Networks of other tasks register themselves when their package is imported; their outputs are

@@ -20,6 +20,7 @@ from striate.models import (  # noqa: F401  (registers the families)
     googlenet,
     lenet,
     mlp,
+    nin,
     resnet,
     resnet_cifar,
     squeezenet,
@@ -35,6 +36,7 @@ from striate.models.init import INIT_SCHEMES, init_weights
 from striate.models.io import ImageClassifier, load_model, pretrained
 from striate.models.lenet import LeNet5
 from striate.models.mlp import ACTIVATIONS, MLP
+from striate.models.nin import NiN
 from striate.models.registry import (
     available,
     create,
@@ -53,6 +55,7 @@ from striate.models.vgg import VGG
 __all__ = [
     "ACTIVATIONS",
     "MnistCNN",
+    "NiN",
     "VGG",
     "AlexNet",
     "AlexNet2012",
