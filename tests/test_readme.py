@@ -56,6 +56,7 @@ SLOW_ONLY = (
     (r"^striate caption \w+ (--train-size 1000|runs/caption/quick)", "as the text model's"),
     (r"^striate search -p \S+ -p \S+ -p dropout", "15 trials on CIFAR-10; the CLI test covers"),
     (r"^striate export --pretrained", "EfficientNet-Lite0 to ONNX, ~30 s; tests/export covers"),
+    (r"^striate grasp ", "scenes, a GQ-CNN and plans, ~40 s; tests/cli/test_grasp_cli.py covers"),
 )
 # commands whose documented outcome includes exit status 1
 STATUS_1_MEANS = {"doctor": "a check failed (the table says which)"}

@@ -18,6 +18,7 @@ from striate.cli import (
     explain,
     export,
     generate,
+    grasp,
     harmonize,
     models,
     rl,
@@ -91,6 +92,7 @@ app.add_typer(text.app, name="text")
 app.add_typer(caption.app, name="caption")
 app.add_typer(generate.app, name="generate")
 app.add_typer(rl.app, name="rl")
+app.add_typer(grasp.app, name="grasp")
 app.add_typer(scratch.app, name="scratch")
 app.add_typer(sgds.app, name="sgds")
 
