@@ -187,7 +187,7 @@ def _striate_phases(X: np.ndarray, y: np.ndarray, Q: np.ndarray) -> dict[str, fl
         "_exact_all": "exact fallback",
     }
     originals = {attr: getattr(knn._Index, attr) for attr in patches}
-    matmul = _gemm.matmul
+    matmul = knn.gemm
 
     def numpy_matmul(a, b, out, library):  # numpy's BLAS is outside torch's profiler
         t0 = time.perf_counter()
@@ -198,7 +198,7 @@ def _striate_phases(X: np.ndarray, y: np.ndarray, Q: np.ndarray) -> dict[str, fl
                 blas["numpy matmul"] += time.perf_counter() - t0
 
     try:
-        _gemm.matmul = numpy_matmul
+        knn.gemm = numpy_matmul
         for attr, name in patches.items():
             setattr(knn._Index, attr, timer(name, originals[attr]))
         activities = [torch.profiler.ProfilerActivity.CPU]
@@ -208,11 +208,11 @@ def _striate_phases(X: np.ndarray, y: np.ndarray, Q: np.ndarray) -> dict[str, fl
             model.predict(Q)
             total = time.perf_counter() - t0
     finally:
-        _gemm.matmul = matmul
+        knn.gemm = matmul
         for attr, fn in originals.items():
             setattr(knn._Index, attr, fn)
     ops = {e.key: e.cpu_time_total / 1e6 for e in prof.key_averages()}
-    library = _gemm.backend(1024, X.shape[1], 8192)
+    library = _gemm.gemm_library(1024, X.shape[1], 8192)
     spent["candidates"] -= spent["exact re-rank"]  # _candidates calls the re-rank
     return {
         "total (profiled)": total,
@@ -287,7 +287,7 @@ def bench(quick: bool, repeats: int | None = None, record: bool | None = None) -
     )
     from striate.classic import _gemm
 
-    chosen = _gemm.backend(1024, X.shape[1], 8192)
+    chosen = _gemm.gemm_library(1024, X.shape[1], 8192)
     rows = [
         _row(
             "striate KNNClassifier fit+predict",

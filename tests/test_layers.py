@@ -24,6 +24,14 @@ UPPER = (
     "detection",
     "segmentation",
     "sequence",
+    "rl",
+    "scratch",
+    "export",
+    "serve",
+    "environment",
+    "geometry",
+    "grasp",
+    "assembly",
     "cli",
 )
 # known, to be removed by their owners (then the mark goes)

@@ -499,7 +499,7 @@ def test_gemm_libraries_agree_on_transposed_operands():
     for library in _gemm.BACKENDS:
         for right in (b.T, b.T.neg().neg()):  # a transposed view and a transposed result
             out = torch.empty(33, 50)
-            assert _gemm.matmul(a, right, out, library) is out
+            assert _gemm.gemm(a, right, out, library) is out
             np.testing.assert_allclose(out.double(), expect, rtol=0, atol=1e-4)
     assert _gemm._measured(33, 70, 50, torch.get_num_threads()) in _gemm.BACKENDS
 

@@ -25,7 +25,7 @@ BACKENDS = ("torch", "numpy")
 _ROUNDS = 3  # alternating timed products per library when choosing
 
 
-def backend(rows: int, inner: int, cols: int) -> str:
+def gemm_library(rows: int, inner: int, cols: int) -> str:
     """The library for float32 CPU products of this shape: $STRIATE_CPU_GEMM, else the faster."""
     fixed = os.environ.get("STRIATE_CPU_GEMM", "").strip()
     if fixed:
@@ -38,7 +38,7 @@ def backend(rows: int, inner: int, cols: int) -> str:
     return _measured(rows, inner, cols, torch.get_num_threads())
 
 
-def matmul(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, library: str) -> torch.Tensor:
+def gemm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, library: str) -> torch.Tensor:
     """`out = a @ b` for float32 CPU tensors (`out` C-contiguous; `a`, `b` may be transposed
     views), by `library`, with torch's thread count."""
     if library == "torch":
@@ -68,10 +68,10 @@ def _measured(rows: int, inner: int, cols: int, threads: int) -> str:
     out = torch.empty(rows, cols)
     best = {name: float("inf") for name in BACKENDS}
     for name in BACKENDS:  # warm-up: thread pools started, pages touched
-        matmul(a, b, out, name)
+        gemm(a, b, out, name)
     for _ in range(_ROUNDS):
         for name in BACKENDS:
             start = time.perf_counter()
-            matmul(a, b, out, name)
+            gemm(a, b, out, name)
             best[name] = min(best[name], time.perf_counter() - start)
     return min(BACKENDS, key=best.__getitem__)

@@ -60,8 +60,8 @@ import torch
 from sklearn.base import ClassifierMixin
 
 from striate.checks import is_int, positive_int
-from striate.classic import _gemm
 from striate.classic._base import ClassifierInputs, TorchEstimator
+from striate.classic._gemm import gemm, gemm_library
 from striate.data.imageset import ImageSet
 from striate.data.splits import kfold
 from striate.errors import InputError, StriateError
@@ -351,7 +351,7 @@ class _Index:
         ref_buf = torch.empty(br, self.dim, device=device) if self.center is not None else None
         library = "torch"
         if device.type == "cpu" and self.metric != "l1":
-            library = _gemm.backend(bq, self.dim, br)
+            library = gemm_library(bq, self.dim, br)
         for rs in range(0, self.n, ref_batch_size):
             part = self.X[rs : rs + ref_batch_size]
             if ref_buf is None:
@@ -384,11 +384,11 @@ class _Index:
                     if library == "torch":
                         torch.addmm(ref_sq, q, ref_t, alpha=-2, out=key)
                     else:  # the same roundings: ×(−2) is exact
-                        torch.add(ref_sq, _gemm.matmul(q, ref_t, key, library), alpha=-2, out=key)
+                        torch.add(ref_sq, gemm(q, ref_t, key, library), alpha=-2, out=key)
                 elif self.metric == "l1":
                     key = torch.cdist(q, ref, p=1)
                 else:  # −â·b̂
-                    _gemm.matmul(q, ref_t, key, library)
+                    gemm(q, ref_t, key, library)
                 if exclude_self:
                     own = rows[qs:qe]
                     inside = (own >= rs) & (own < rs + len(ref))
