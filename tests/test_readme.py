@@ -57,6 +57,7 @@ SLOW_ONLY = (
     (r"^striate search -p \S+ -p \S+ -p dropout", "15 trials on CIFAR-10; the CLI test covers"),
     (r"^striate export --pretrained", "EfficientNet-Lite0 to ONNX, ~30 s; tests/export covers"),
     (r"^striate grasp ", "scenes, a GQ-CNN and plans, ~40 s; tests/cli/test_grasp_cli.py covers"),
+    (r"^striate assembly ", "kits, three networks, evaluation, ~30 s; its CLI test covers"),
 )
 # commands whose documented outcome includes exit status 1
 STATUS_1_MEANS = {"doctor": "a check failed (the table says which)"}

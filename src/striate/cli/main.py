@@ -8,6 +8,7 @@ import typer
 
 from striate import __version__
 from striate.cli import (
+    assembly,
     caption,
     classic,
     datasets,
@@ -93,6 +94,7 @@ app.add_typer(caption.app, name="caption")
 app.add_typer(generate.app, name="generate")
 app.add_typer(rl.app, name="rl")
 app.add_typer(grasp.app, name="grasp")
+app.add_typer(assembly.app, name="assembly")
 app.add_typer(scratch.app, name="scratch")
 app.add_typer(sgds.app, name="sgds")
 
