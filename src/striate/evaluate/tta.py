@@ -10,6 +10,14 @@ up-left and one down-right, with reflected borders; ``flip,translate`` mirrors a
 views weighted 1/4, 1/4 and 1/8 four times. Predictions are averaged as probabilities, the way
 an ensemble averages its members (airbench averages logits; the two rank classes alike in
 almost every case).
+
+``tencrop:S1/S2/…`` is the lectures' multi-scale test protocol (002 lecture 7; Krizhevsky et al.
+2012, Simonyan & Zisserman 2015): at each scale the image is resized (bilinear) so that its short
+side is S, and the four corner and the centre crops of the model's input size are taken with their
+mirror images: ten views per scale, equally weighted. ``tencrop`` alone is one scale an eighth
+larger than the image (36 for 32×32 CIFAR images, 252 for 224). Its cost is 10 forward passes per
+scale: ``tencrop:224/256/384/480/640`` at 224 px runs the model 50 times per image, where ``flip``
+runs it twice.
 """
 
 from __future__ import annotations
@@ -50,15 +58,61 @@ def _shift(pixels: int, sign: int) -> Callable[[torch.Tensor], torch.Tensor]:
     return shift
 
 
+def _crop(scale: int | None, corner: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The view: resized so the short side is `scale` (None: an eighth larger than the image),
+    then cut to the image's own size at `corner` (tl, tr, bl, br or centre)."""
+
+    def crop(x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        s = scale if scale is not None else min(h, w) + max(1, min(h, w) // 8)
+        if s < min(h, w):
+            raise ConfigError(
+                f"tta tencrop:{s} is smaller than the {h}×{w} images: each scale must be at "
+                f"least their short side, {min(h, w)}"
+            )
+        size = (s, round(w * s / h)) if h <= w else (round(h * s / w), s)
+        big = x if size == (h, w) else F.interpolate(x, size, mode="bilinear", align_corners=False)
+        top = {"t": 0, "b": size[0] - h, "c": (size[0] - h) // 2}[corner[0]]
+        left = {"l": 0, "r": size[1] - w, "e": (size[1] - w) // 2}[corner[1]]
+        return big[..., top : top + h, left : left + w]
+
+    return crop
+
+
+CORNERS = ("tl", "tr", "bl", "br", "ce")  # the four corners and the centre
+
+
+def _tencrop(arg: str) -> tuple[View, ...]:
+    scales: list[int | None] = [None]
+    if arg:
+        try:
+            scales = [int(s) for s in arg.split("/")]
+        except ValueError:
+            scales = []
+        if not scales or min(scales) < 1 or len(set(scales)) != len(scales):
+            raise ConfigError(
+                f"tta tencrop:S1/S2/... takes distinct image sizes in pixels, such as "
+                f"tencrop:224/256/384, not {arg!r}"
+            )
+    crops = [_crop(s, c) for s in scales for c in CORNERS]
+    weight = 1 / (2 * len(crops))
+    return tuple(
+        [(weight, f) for f in crops] + [(weight, lambda x, f=f: _mirror(f(x))) for f in crops]
+    )
+
+
 def parse_tta(spec: bool | str | None) -> tuple[View, ...]:
     """The weighted views of a TTA spec: False/None/"none" (the image alone), True/"flip",
-    "translate[:N]" or "flip,translate[:N]"."""
+    "translate[:N]", "flip,translate[:N]" or "tencrop[:S1/S2/...]"."""
     if spec is None or spec is False or spec == "none":
         return ((1.0, _identity),)
     if spec is True:
         spec = "flip"
     if not isinstance(spec, str):
         raise ConfigError(f"tta must be true/false or a spec like 'flip,translate', got {spec!r}")
+    name, _, arg = spec.strip().partition(":")
+    if name == "tencrop":
+        return _tencrop(arg)
     flip, pixels = False, 0
     for part in (p.strip() for p in spec.split(",")):
         name, _, arg = part.partition(":")
@@ -73,8 +127,8 @@ def parse_tta(spec: bool | str | None) -> tuple[View, ...]:
                 raise ConfigError(f"tta translate:N takes a number of pixels >= 1, not {arg!r}")
         else:
             raise ConfigError(
-                f"bad tta part {part!r} in {spec!r}: use none, flip, translate[:N] or "
-                "flip,translate[:N], each at most once"
+                f"bad tta part {part!r} in {spec!r}: use none, flip, translate[:N], "
+                "flip,translate[:N] (each at most once) or tencrop[:S1/S2/...] alone"
             )
     views: list[View] = [(1.0, _identity)]
     if pixels:
@@ -103,7 +157,11 @@ def tta_log_probs(
 
 
 # the augmentations that show a model each test-time view during training
-_SEEN_BY = {"flip": ("flip", "altflip"), "translate": ("crop", "translate", "affine")}
+_SEEN_BY = {
+    "flip": ("flip", "altflip"),
+    "translate": ("crop", "translate", "affine"),
+    "tencrop": ("crop", "translate", "affine", "scale"),
+}
 
 
 def untrained_views(
@@ -118,10 +176,12 @@ def untrained_views(
         item.strip().partition(":")[0] for item in resolve_auto(augment, shape[0]).split(",")
     }
     asked = {part.strip().partition(":")[0] for part in ("flip" if tta is True else tta).split(",")}
-    shown = {"flip": "mirrored", "translate": "shifted"}
+    if "tencrop" in asked:
+        asked = {"flip", "tencrop"}
+    shown = {"flip": "mirrored", "translate": "shifted", "tencrop": "shifted or rescaled"}
     return [
         f"--tta {view}: the model was not trained with {shown[view]} images (augment "
         f"{augment!r}), so this view may lower its accuracy"
-        for view in ("flip", "translate")
+        for view in ("flip", "translate", "tencrop")
         if view in asked and not trained & set(_SEEN_BY[view])
     ]

@@ -128,7 +128,8 @@ class TrainConfig:
     )
     tta: bool | str = setting(
         False,
-        "Test-time augmentation: none, flip, translate[:N] or flip,translate[:N].",
+        "Test-time augmentation: none, flip, translate[:N], flip,translate[:N] or "
+        "tencrop[:S1/S2/...] (10 crops per scale).",
         shown="none",
     )
     sampling: str = setting(
