@@ -46,7 +46,10 @@ def ensemble(
         None, "--test-size", show_default=False, help="Stratified subset of the split (seed 0)."
     ),
     tta: str = typer.Option(
-        "none", "--tta", help="Test-time augmentation: none, flip, translate[:N] or flip,translate."
+        "none",
+        "--tta",
+        help="Test-time augmentation: none, flip, translate[:N], flip,translate or "
+        "tencrop[:S1/S2/...] (10 crops per scale).",
     ),
     batch_size: int = typer.Option(256, "--batch-size", help="Images per evaluation batch."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),

@@ -185,7 +185,10 @@ def evaluate(
         "as the run split it].",
     ),
     tta: str = typer.Option(
-        "none", "--tta", help="Test-time augmentation: none, flip, translate[:N] or flip,translate."
+        "none",
+        "--tta",
+        help="Test-time augmentation: none, flip, translate[:N], flip,translate or "
+        "tencrop[:S1/S2/...] (10 crops per scale).",
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
