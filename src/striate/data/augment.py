@@ -316,6 +316,18 @@ def augment(
     return call_transform(transform, x, y, torch.Generator().manual_seed(seed), info)
 
 
+def fit_to(transform: Any, images: torch.Tensor) -> Any:
+    """Fit the transforms that learn from the training images (those with a ``fit``, such as
+    `PCALighting`) on `images`; returns `transform`."""
+    if transform is None:
+        return None
+    items = transform.transforms if isinstance(transform, Compose) else [transform]
+    for t in items:
+        if hasattr(t, "fit"):
+            t.fit(images)
+    return transform
+
+
 def call_transform(
     t: Any, x: torch.Tensor, y: torch.Tensor | None, g: torch.Generator, info: BatchInfo | None
 ) -> Batch:
@@ -469,6 +481,53 @@ class RandomTranslate(Transform):
         # Shifting content down by dy is cropping the zero-padded image starting dy rows higher.
         top, left = sy - params["dy"], sx - params["dx"]
         return _padded_crops(x, top, left, (h, w), (sy, sx), "zeros"), y
+
+
+class RandomScaleCrop(Transform):
+    """ResNet's scale augmentation (He et al. 2016 §3.4, after Simonyan & Zisserman 2015): each
+    image resized (bilinear) so that its short side is a random L in ``scale`` = (low, high),
+    then cropped to ``size`` at a random position. For 224 crops the papers draw L in [256, 480].
+
+    Batched: each output pixel is sampled straight from the image at the point the resize and the
+    crop send it to (one ``grid_sample``), the same values as resizing then cropping.
+    """
+
+    _fields = ("size", "scale")
+
+    def __init__(self, size: int | tuple[int, int], scale: tuple[float, float] = (256, 480)):
+        self.size = _check_size(size, "RandomScaleCrop")
+        if is_number(scale):
+            raise fail("RandomScaleCrop", "scale", "a (low, high) pair of short sides", scale)
+        lo, hi = _check_range("scale", scale, "RandomScaleCrop", centre=None, low=1.0)
+        if lo < max(self.size):
+            raise StriateError(
+                f"RandomScaleCrop: the short side after resizing ({lo:g} at least) must hold "
+                f"the {self.size[0]}×{self.size[1]} crop; raise scale or lower size"
+            )
+        self.scale = (lo, hi)
+
+    def get_params(self, shape, g):
+        n = shape[0]
+        return {
+            "short": _uniform(n, *self.scale, g),
+            "u": torch.rand(n, generator=g, dtype=torch.float64),
+            "v": torch.rand(n, generator=g, dtype=torch.float64),
+        }
+
+    def apply(self, x, y, params):
+        _, _, h, w = x.shape
+        ch, cw = self.size
+        dev = x.device
+        s = params["short"].to(torch.float64) / min(h, w)  # the resize factor of each image
+        top = params["u"] * (h * s - ch)  # the crop's corner in the resized image
+        left = params["v"] * (w * s - cw)
+        rows = (top[:, None] + torch.arange(ch, dtype=torch.float64) + 0.5) / s[:, None]
+        cols = (left[:, None] + torch.arange(cw, dtype=torch.float64) + 0.5) / s[:, None]
+        gy = (2 * rows / h - 1).to(dev, x.dtype)[:, :, None].expand(-1, ch, cw)
+        gx = (2 * cols / w - 1).to(dev, x.dtype)[:, None, :].expand(-1, ch, cw)
+        grid = torch.stack((gx, gy), dim=-1)
+        out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        return out, y
 
 
 class Cutout(Transform):

@@ -25,9 +25,11 @@ from striate.data.augment import (
     RandomAffine,
     RandomCrop,
     RandomHorizontalFlip,
+    RandomScaleCrop,
     RandomTranslate,
     Transform,
 )
+from striate.data.color_pca import PCALighting
 from striate.errors import ConfigError, StriateError
 from striate.registry import Registry
 
@@ -94,6 +96,28 @@ def _affine(deg: float, h: int, w: int, num_classes: int) -> Transform:
 )
 def _jitter(k: float, h: int, w: int, num_classes: int) -> Transform:
     return ColorJitter(brightness=k, contrast=k, saturation=k)
+
+
+@AUGMENTATIONS.register(
+    "pca",
+    "AlexNet's fancy PCA colour offsets, fitted on the training images",
+    value="S",
+    default=0.1,
+)
+def _pca(std: float, h: int, w: int, num_classes: int) -> Transform:
+    return PCALighting(std)
+
+
+@AUGMENTATIONS.register(
+    "scale",
+    "ResNet's scale augmentation: short side resized to a random L in [8/7, 8/7·F]×size, "
+    "random crop back to the size ([256, 480] for 224 crops)",
+    value="F",
+    default=1.875,
+)
+def _scale(f: float, h: int, w: int, num_classes: int) -> Transform:
+    low = max(min(h, w) * 256 / 224, max(h, w))  # the crop must fit
+    return RandomScaleCrop((h, w), scale=(low, max(low, min(h, w) * 256 / 224 * f)))
 
 
 @AUGMENTATIONS.register(

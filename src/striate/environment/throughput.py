@@ -23,6 +23,7 @@ import torch
 from striate import models
 from striate.checks import non_negative_int, number, positive_int
 from striate.data import BatchLoader, Normalizer, StreamingLoader, load_dataset
+from striate.data.augment import fit_to
 from striate.data.augment_spec import parse_augment
 from striate.data.folder import scan
 from striate.data.registry import SOURCES
@@ -195,7 +196,7 @@ def _loader(
     loader = BatchLoader(
         ds,
         batch_size,
-        augment=parse_augment(augment, shape, ds.num_classes),
+        augment=fit_to(parse_augment(augment, shape, ds.num_classes), ds.images),
         normalize=_normalizer(shape[0]),
         device=device,
     )

@@ -21,6 +21,7 @@ import torch
 
 from striate import models
 from striate.data import BatchLoader, ImageSet, Normalizer, load_dataset, train_val_split
+from striate.data.augment import fit_to
 from striate.data.augment_spec import parse_augment
 from striate.data.splits import stratified_split
 from striate.engine.callbacks import (
@@ -204,6 +205,8 @@ def loaders(
     sampler: SGDSSampler | None = None,
 ) -> tuple[BatchLoader, BatchLoader | None, BatchLoader]:
     augment = parse_augment(config.augment, data.train.shape, data.train.num_classes)
+    if augment is not None:
+        fit_to(augment, data.train.images)  # fancy PCA learns the training set's colours
     norm = data.normalizer
     train = BatchLoader(
         data.train,
