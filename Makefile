@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BENCH)/_classic_knn.py --repeats 1
 	$(BENCH)/classic.py --sections nca,linear
 	$(BENCH)/trainer_overhead.py --threads 1
+	$(BENCH)/cifar10_vs_airbench.py --seeds 0 --epochs 1 --train-size 9216 --test-size 2000
 	$(BENCH)/interpret.py --threads 2 --rounds 1
 	$(BENCH)/synthesis.py --threads 2 --rounds 1
 	$(BENCH)/detection.py --threads 1
@@ -58,7 +59,6 @@ bench: $(STAMP)
 	OMP_NUM_THREADS=1 $(BENCH)/scratch.py
 	OMP_NUM_THREADS=1 $(BENCH)/sgds.py --seeds 0
 	$(BENCH)/serve_load.py
-	$(BENCH)/cifar10_vs_airbench.py --seeds 0 --epochs 1 --train-size 9216 --test-size 2000
 	$(BENCH)/summary.py
 
 # A smoke test of the whole chain: every peer benchmark with --quick (each records nothing), then

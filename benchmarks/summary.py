@@ -312,6 +312,8 @@ EXTRACTORS: dict[str, tuple[str | None, Extractor | None, str, str]] = {
     "trainer_overhead.py": ("trainer_overhead.jsonl", trainer_overhead,
                             "Trainer fit, convnet_small on MNIST",
                             "hand-written PyTorch loop; PyTorch Lightning"),
+    "cifar10_vs_airbench.py": ("cifar10_vs_airbench.jsonl", airbench,
+                               "CIFAR-10 `--recipe cifar10-fast`", "port of airbench94"),
     "interpret.py": ("interpret.jsonl", interpret, "integrated gradients, occlusion", "captum"),
     "synthesis.py": ("synthesis.jsonl", synthesis, "Gatys style transfer", "PyTorch Gatys loop"),
     "detection.py": ("detection.jsonl", detection, "COCO mAP", "pycocotools"),
@@ -323,8 +325,6 @@ EXTRACTORS: dict[str, tuple[str | None, Extractor | None, str, str]] = {
     "scratch.py": ("scratch.jsonl", scratch, "NumPy engine", "torch"),
     "sgds.py": ("sgds.jsonl", sgds, "SGD-S sampling", "uniform sampling"),
     "serve_load.py": ("serve.jsonl", serve_load, "`striate serve`", "no peer: batching off"),
-    "cifar10_vs_airbench.py": ("cifar10_vs_airbench.jsonl", airbench,
-                               "CIFAR-10 `--recipe cifar10-fast`", "port of airbench94"),
 }  # fmt: skip
 
 
