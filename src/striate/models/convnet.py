@@ -2,10 +2,14 @@
 
 The pattern of CS231n lecture 5 (the softmax is in the loss). Stage ``i`` of M = len(channels)
 has N = ``convs_per_stage`` convolutions of width ``channels[i]``, each ``kernel_size`` with
-padding ``kernel_size // 2`` (the size is kept), followed by [BatchNorm2d] and the activation; a
+padding ``kernel_size // 2`` (the size is kept), followed by [a norm] and the activation; a
 2×2 pool with stride 2 ends the stage and halves the size (rounding down). Then the features are
 flattened (or averaged over space with ``global_pool``) and pass K hidden FC layers and a final
 Linear to the class scores.
+
+The norm is BatchNorm2d (``batchnorm=True``, the default) or, with ``norm``, one of
+`striate.models.norms.NORMS` ("batch", "layer", "instance", "group" with ``norm_groups`` groups,
+"none"); ``norm`` overrides ``batchnorm`` when given.
 
 Registered as ``"convnet"`` (these defaults) and ``"convnet_small"`` (one conv per stage: trains
 on the 8×8 digits in seconds and works on 28×28 and 32×32 too).
@@ -18,9 +22,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from striate.checks import boolean, int_sequence, positive_int
+from striate.checks import boolean, int_sequence, one_of, positive_int
 from striate.errors import ConfigError
 from striate.models.mlp import make_activation
+from striate.models.norms import NORMS, make_norm
 from striate.models.registry import CIFAR, check_dropout, check_io, register_variant
 
 __all__ = ["ConvNet", "convnet"]
@@ -44,6 +49,8 @@ class ConvNet(nn.Module):
         dropout: float = 0.0,
         activation: str = "relu",
         global_pool: bool = False,
+        norm: str | None = None,
+        norm_groups: int = 8,
     ) -> None:
         super().__init__()
         owner = "ConvNet"
@@ -57,6 +64,11 @@ class ConvNet(nn.Module):
                 f"keeps the image size, got {kernel_size}"
             )
         batchnorm = boolean(owner, "batchnorm", batchnorm)
+        if norm is None:
+            norm = "batch" if batchnorm else "none"
+        norm = one_of(owner, "norm", norm, NORMS)
+        for out in channels:  # group norm's G must divide every width: checked at the door
+            make_norm(norm, out, norm_groups)
         fc = int_sequence(owner, "fc", fc)
         dropout = check_dropout(dropout, owner)
         global_pool = boolean(owner, "global_pool", global_pool)
@@ -74,12 +86,14 @@ class ConvNet(nn.Module):
         width = c
         for out in channels:
             for _ in range(convs_per_stage):
-                # no conv bias before BatchNorm: its shift would cancel it
+                # no conv bias before a norm: its shift would cancel it
                 layers.append(
-                    nn.Conv2d(width, out, kernel_size, padding=kernel_size // 2, bias=not batchnorm)
+                    nn.Conv2d(
+                        width, out, kernel_size, padding=kernel_size // 2, bias=norm == "none"
+                    )
                 )
-                if batchnorm:
-                    layers.append(nn.BatchNorm2d(out))
+                if norm != "none":
+                    layers.append(make_norm(norm, out, norm_groups))
                 layers.append(make_activation(activation))
                 width = out
             if pool_kind is not None:

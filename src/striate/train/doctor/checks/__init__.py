@@ -6,7 +6,7 @@ learning rate's symptoms), `activations` (dead ReLUs, saturation, activation sca
 `error_rates` measures a trained model's errors for the error analysis.
 """
 
-from striate.train.doctor.checks import activations, fit_gap, gradients, initial, updates
+from striate.train.doctor.checks import activations, batchnorm, fit_gap, gradients, initial, updates
 from striate.train.doctor.checks.context import Ctx
 from striate.train.doctor.checks.error_rates import measure_errors
 from striate.train.doctor.checks.registry import DOCTOR_CHECKS, check
@@ -15,6 +15,7 @@ __all__ = [
     "DOCTOR_CHECKS",
     "Ctx",
     "activations",
+    "batchnorm",
     "check",
     "fit_gap",
     "gradients",
