@@ -23,6 +23,10 @@ axes each norm averages over) and the table printed here.
 
 from __future__ import annotations
 
+import copy
+import datetime
+import json
+import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -50,8 +54,9 @@ DOCS = ROOT / "docs" / "normalization"
 RECORD = ROOT / "benchmarks" / "results" / "normalization.jsonl"
 
 
-def train_one(norm: str, batch: int, quick: bool) -> tuple[float, float, float]:
-    """(test accuracy %, last epoch's running train accuracy %, seconds) of one run."""
+def train_one(norm: str, batch: int, quick: bool) -> tuple[float, float, float, float]:
+    """(test accuracy %, test accuracy % in train mode at batches of ``batch``, last epoch's
+    running train accuracy %, seconds) of one run."""
     train, test, normalizer = cifar10_jpeg(QUICK_TRAIN, QUICK_TEST, SEED) if quick else _data()
     torch.manual_seed(SEED)
     model = models.create(
@@ -68,11 +73,28 @@ def train_one(norm: str, batch: int, quick: bool) -> tuple[float, float, float]:
         device="cpu",
         progress=False,
     )
-    loader = BatchLoader(train, batch, shuffle=True, normalize=normalizer, seed=SEED)
+    loader = BatchLoader(train, batch, shuffle=True, normalize=normalizer, device="cpu", seed=SEED)
     _, seconds = timed(lambda: trainer.fit(model, loader))
-    test_loader = BatchLoader(test, 500, shuffle=False, normalize=normalizer)
+    test_loader = BatchLoader(test, 500, shuffle=False, normalize=normalizer, device="cpu")
     acc = 100 * trainer.evaluate(model, test_loader)["acc"]
-    return acc, 100 * trainer.history[-1]["train_acc"], seconds
+    return (
+        acc,
+        train_mode_accuracy(model, test, normalizer, batch),
+        trainer.history[-1]["train_acc"] * 100,
+        seconds,
+    )
+
+
+def train_mode_accuracy(model: torch.nn.Module, test, normalizer, batch: int) -> float:
+    """Test accuracy (%) of a copy of ``model`` left in train mode, scored in batches of
+    ``batch``: batch norm then uses each batch's statistics (the doctor's batchnorm check)."""
+    probe = copy.deepcopy(model).train()
+    loader = BatchLoader(test, batch, shuffle=False, normalize=normalizer, device="cpu")
+    correct = 0
+    with torch.no_grad():
+        for b in loader:
+            correct += int((probe(b[0]).argmax(1) == b[1]).sum())
+    return 100 * correct / len(test)
 
 
 _CACHE: dict = {}
@@ -103,7 +125,7 @@ def plot_accuracy(results: dict[tuple[str, int], float], batches: tuple[int, ...
 def plot_cubes():
     """Wu and He 2018, Fig. 2: the N×C×(H·W) cube of a feature batch four times, the entries
     that share one mean and variance shaded (for one choice of them)."""
-    fig = plt.figure(figsize=(10, 2.9))
+    fig = plt.figure(figsize=(10, 3.0))
     n, c, hw = 6, 6, 6
     titles = ("Batch norm", "Layer norm", "Instance norm", "Group norm")
     for k, title in enumerate(titles):
@@ -117,15 +139,16 @@ def plot_cubes():
             shade[0, 0, :] = True  # one example, one channel
         else:
             shade[0, :2, :] = True  # one example, one group of channels
-        colors = np.where(shade[..., None], [0.25, 0.45, 0.85, 0.95], [0.85, 0.85, 0.85, 0.25])
-        filled = np.ones_like(shade)
-        ax.voxels(filled, facecolors=colors, edgecolor=(0.4, 0.4, 0.4, 0.3), linewidth=0.3)
-        ax.set_xlabel("N", labelpad=-12)
-        ax.set_ylabel("C", labelpad=-12)
-        ax.set_zlabel("H, W", labelpad=-12)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_zticks([])
+        ax.voxels(shade, facecolors="#3b6fd4", edgecolor=(0.1, 0.1, 0.3, 0.5), linewidth=0.4)
+        for a, b in _cube_edges(n, c, hw):  # the whole N×C×(H·W) block as an outline
+            ax.plot(*zip(a, b, strict=True), color="0.35", linewidth=0.8)
+        for i in range(1, n):  # one slice per example along N, faint
+            ax.plot([i, i], [0, 0], [0, hw], color="0.75", linewidth=0.4)
+            ax.plot([i, i], [0, c], [hw, hw], color="0.75", linewidth=0.4)
+        ax.set_axis_off()
+        ax.text(n / 2, -1.2, -0.6, "N", ha="center", fontsize=9)
+        ax.text(n + 0.9, c / 2, -0.6, "C", ha="center", fontsize=9)
+        ax.text(-0.9, -0.4, hw / 2, "H, W", ha="center", fontsize=9)
         ax.view_init(elev=20, azim=-60)
         ax.set_box_aspect((1, 1, 1))
         ax.set_title(title, fontsize=10, pad=0)
@@ -138,14 +161,33 @@ def plot_cubes():
     return fig
 
 
-def table_markdown(results: dict, train: dict, seconds: dict, batches: tuple[int, ...]) -> str:
+def _cube_edges(n: int, c: int, hw: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    corners = [(x, y, z) for x in (0, n) for y in (0, c) for z in (0, hw)]
+    return [
+        (a, b)
+        for i, a in enumerate(corners)
+        for b in corners[i + 1 :]
+        if sum(p != q for p, q in zip(a, b, strict=True)) == 1
+    ]
+
+
+def table_markdown(
+    results: dict, train: dict, train_mode: dict, seconds: dict, batches: tuple[int, ...]
+) -> str:
     head = "| norm | " + " | ".join(f"batch {b}" for b in batches) + " |"
     lines = [head, "|" + " --- |" * (len(batches) + 1)]
     for norm in NORMS:
         cells = " | ".join(f"{results[norm, b]:.1f}" for b in batches)
         lines.append(f"| {norm} | {cells} |")
     lines.append("| lr | " + " | ".join(f"{BASE_LR * b / BASE_BATCH:.2g}" for b in batches) + " |")
+    cells = " | ".join(f"{train_mode['batch', b]:.1f}" for b in batches)
+    lines.append(f"| batch, evaluated in train mode | {cells} |")
     lines.append("")
+    diff = max(abs(train_mode[k] - results[k]) for k in results if k[0] != "batch")
+    lines.append(
+        "Layer, instance and group norm in train mode against eval mode: largest difference "
+        f"{diff:.2f} points (they do not depend on the batch)."
+    )
     lines.append(
         "Train accuracy (running, last epoch; batch norm in train mode): "
         + "; ".join(
@@ -159,13 +201,18 @@ def table_markdown(results: dict, train: dict, seconds: dict, batches: tuple[int
 
 def bench_compare(quick: bool) -> list[dict]:
     batches = QUICK_BATCHES if quick else BATCHES
-    results, train, seconds = {}, {}, {}
+    results, train, train_mode, seconds = {}, {}, {}, {}
     rows = []
     for batch in batches:
         for norm in NORMS:
-            acc, train_acc, s = train_one(norm, batch, quick)
+            acc, acc_tm, train_acc, s = train_one(norm, batch, quick)
             results[norm, batch], train[norm, batch], seconds[norm, batch] = acc, train_acc, s
-            print(f"{norm:8s} batch {batch:4d}: test {acc:.1f}%, train {train_acc:.1f}%, {s:.0f} s")
+            train_mode[norm, batch] = acc_tm
+            print(
+                f"{norm:8s} batch {batch:4d}: test {acc:.1f}% (train mode {acc_tm:.1f}%), "
+                f"train {train_acc:.1f}%, {s:.0f} s",
+                flush=True,
+            )
             rows.append(
                 row(
                     "compare",
@@ -174,17 +221,47 @@ def bench_compare(quick: bool) -> list[dict]:
                     "%",
                     f"lr {BASE_LR * batch / BASE_BATCH:.3g}, train {train_acc:.1f}%, {s:.0f} s",
                 )
-                | {"norm": norm, "batch": batch, "train_acc": train_acc, "seconds": s}
+                | {
+                    "norm": norm,
+                    "batch": batch,
+                    "test_acc_train_mode": acc_tm,
+                    "train_acc": train_acc,
+                    "seconds": s,
+                }
             )
     out = DOCS if not quick else Path(_tmp())
     out.mkdir(parents=True, exist_ok=True)
     plot_accuracy(results, batches).savefig(out / "accuracy.png", dpi=90)
     plot_cubes().savefig(out / "cube.png", dpi=80)
-    text = table_markdown(results, train, seconds, batches)
+    text = table_markdown(results, train, train_mode, seconds, batches)
     (out / "table.md").write_text(text + "\n")
     print(text)
     print(f"wrote {out}/accuracy.png, cube.png, table.md")
+    if not quick:
+        record(rows)
     return rows
+
+
+def record(rows: list[dict]) -> None:
+    """Append the rows, dated, to RECORD (with the machine as _common describes it, or a short
+    description when that cannot be computed)."""
+    try:
+        from _common import machine
+
+        where = machine()
+    except Exception as e:  # noqa: BLE001 - the record matters more than the machine's details
+        where = {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "cpu": platform.processor() or platform.machine(),
+            "note": f"_common.machine() failed: {type(e).__name__}",
+        }
+    date = datetime.date.today().isoformat()
+    RECORD.parent.mkdir(parents=True, exist_ok=True)
+    with RECORD.open("a") as f:
+        for r in rows:
+            f.write(json.dumps({**r, "date": date, "machine": where}) + "\n")
 
 
 def _tmp() -> str:
@@ -197,4 +274,4 @@ if __name__ == "__main__":
         plot_cubes().savefig(DOCS / "cube.png", dpi=80)
         sys.exit(0)
     torch.set_num_threads(1)
-    run_sections(__doc__, {"compare": bench_compare}, record=RECORD)
+    run_sections(__doc__, {"compare": bench_compare})
