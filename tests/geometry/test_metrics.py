@@ -143,8 +143,9 @@ def test_bad_arguments():
 
 @pytest.mark.slow
 def test_chamfer_1e5_points_against_ckdtree():
+    # 10^5 points against 2·10^4: 2·10^9 distances, 64 MiB at a time (~40 s on 2 cores)
     x, _ = sample_surface("torus", 100_000, seed=0)
-    y, _ = sample_surface("cylinder", 100_000, seed=1)
+    y, _ = sample_surface("cylinder", 20_000, seed=1)
     got = chamfer_distance(x, y, squared=False)
     a, _ = cKDTree(y.double().numpy()).query(x.double().numpy())
     c, _ = cKDTree(x.double().numpy()).query(y.double().numpy())
