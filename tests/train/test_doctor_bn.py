@@ -48,14 +48,23 @@ def trained(data) -> nn.Module:
     return model.eval()
 
 
-def independent_gap(model: nn.Module, xv: torch.Tensor, yv: torch.Tensor, bs: int) -> float:
-    """Train-mode minus eval-mode accuracy, batches of `bs` in order, with torch alone."""
+def independent_gap(
+    model: nn.Module, xv: torch.Tensor, yv: torch.Tensor, bs: int, order: torch.Tensor | None = None
+) -> float:
+    """Train-mode minus eval-mode accuracy, batches of `bs` (of the examples in `order`), with
+    torch alone."""
+    if order is not None:
+        xv, yv = xv[order], yv[order]
     ev = copy.deepcopy(model).eval()
     tr = copy.deepcopy(model).train()
     with torch.no_grad():
         acc_eval = (ev(xv).argmax(1) == yv).float().mean()
         pred = torch.cat([tr(xb).argmax(1) for xb in xv.split(bs)])
     return float((pred == yv).float().mean() - acc_eval)
+
+
+# the check scores random batches: the permutation of seed + 2 (doctor's seed 0)
+ORDER = torch.randperm(300, generator=torch.Generator().manual_seed(2))
 
 
 def expected_status(gap: float) -> str:
@@ -70,7 +79,7 @@ def bn_check(model, data, **kw):
 def test_a_healthy_trained_model_passes_and_matches_torch(trained, data):
     before = {k: v.clone() for k, v in trained.state_dict().items()}
     c = bn_check(trained, data, pretrained=True)
-    gap = independent_gap(trained, *data[1], 64)
+    gap = independent_gap(trained, *data[1], 64, ORDER)
     assert c.status == "pass" and c.value == pytest.approx(gap, abs=1e-6)
     assert "300 examples" in c.detail and "2 batch-norm layers" in c.detail
     # the model passed in is never changed (train mode on a copy keeps the running statistics)
@@ -88,7 +97,7 @@ def test_running_statistics_that_disagree_with_the_batch_are_flagged(trained, da
             else:
                 m.reset_running_stats()  # mean 0, variance 1: statistics of nothing
     c = bn_check(broken, data, pretrained=True)
-    gap = independent_gap(broken, *data[1], 64)
+    gap = independent_gap(broken, *data[1], 64, ORDER)
     assert gap > BN_WARN  # the broken case is broken, measured without the doctor
     assert c.value == pytest.approx(gap, abs=1e-6) and c.status == expected_status(gap)
     assert c.status in ("warn", "fail") and "running statistics disagree" in c.advice
@@ -99,10 +108,21 @@ def test_running_statistics_that_disagree_with_the_batch_are_flagged(trained, da
 def test_evaluating_in_train_mode_at_batch_one_is_flagged(trained, data):
     """A model left in train mode scores each example by its own statistics at batch 1."""
     c = bn_check(trained, data, pretrained=True, batch_size=1)
-    gap = independent_gap(trained, *data[1], 1)
+    gap = independent_gap(trained, *data[1], 1, ORDER)
     assert gap < -BN_WARN  # measured without the doctor: train mode loses accuracy
     assert c.value == pytest.approx(gap, abs=1e-6) and c.status == expected_status(gap)
     assert "model.eval()" in c.advice and "batches of 1" in c.detail
+
+
+def test_a_validation_set_stored_class_by_class_is_scored_in_random_batches(trained, data):
+    """Batches of one class would give batch norm that class's statistics: a false alarm."""
+    train, (xv, yv) = data
+    by_class = yv.argsort(stable=True)
+    xs, ys = xv[by_class], yv[by_class]
+    sorted_gap = independent_gap(trained, xs, ys, 64)  # in stored order: one class per batch
+    assert sorted_gap < -BN_WARN
+    c = doctor(trained, train, val=(xs, ys), checks=["batchnorm"], pretrained=True, **FAST)
+    assert c["batchnorm"].status == "pass", c["batchnorm"].detail
 
 
 def test_an_untrained_model_is_trained_briefly_and_passes(data):

@@ -66,8 +66,8 @@ def scores_both_ways(
     aliases=("bn", "bn_train_test", "batch_norm"),
 )
 def check_batchnorm(ctx: Ctx) -> Check:
-    """Accuracy of the validation examples in train mode (batch statistics, batches of the run's
-    size) minus that in eval mode (running statistics)."""
+    """Accuracy of the validation examples in train mode (batch statistics, random batches of the
+    run's size) minus that in eval mode (running statistics)."""
     model = copy_model(ctx)
     layers = batchnorm_layers(model)
     if not layers:
@@ -82,6 +82,10 @@ def check_batchnorm(ctx: Ctx) -> Check:
             train_step(model, optimizer, ctx.loss_fn, xb, yb)
         trained = f" after {BN_STEPS} training steps"
     x, y = (ctx.xv, ctx.yv) if ctx.xv is not None and len(ctx.xv) else (ctx.x, ctx.y)
+    # random batches (permutation of seed + 2), as in training: a set stored class by class
+    # would otherwise give batch norm the statistics of one class per batch
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(ctx.seed + 2))
+    x, y = x[order.to(x.device)], y[order.to(y.device)]
     bs = min(ctx.batch_size, len(x))
     eval_logits, train_logits = scores_both_ways(model, x, bs)
     if not (torch.isfinite(eval_logits).all() and torch.isfinite(train_logits).all()):
