@@ -77,7 +77,7 @@ def test_the_checks_are_listed_and_selected_from_one_registry():
     from striate.train.doctor import DOCTOR_CHECKS, checks_help, select_checks
 
     entries = DOCTOR_CHECKS.entries()
-    assert set(CHECKS) == {e.name for e in entries} and len(CHECKS) == len(entries) == 10
+    assert set(CHECKS) == {e.name for e in entries} and len(CHECKS) == len(entries) == 11
     orders = [DOCTOR_CHECKS.entry(n).meta["order"] for n in CHECKS]
     assert orders == sorted(orders) and len(set(orders)) == len(orders)
     assert all(e.summary for e in entries)

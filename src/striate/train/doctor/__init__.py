@@ -45,6 +45,11 @@ learning_rate       50 steps up to the peak lr (the given lr): a schedule that s
                     collapse to constant outputs); else too low (warn; "loss not going down:
                     learning rate too low"). Near 0, differences count against 0.1·ln C, so noise
                     on a converged loss is neither a rise nor a fall.
+batchnorm           validation examples scored in eval mode (running statistics) and in train mode
+                    (batch statistics, random batches of the run's size; an untrained model first
+                    takes 60 training steps): a gap above 3 points warns, above 20 fails. Eval below
+                    train: the running statistics disagree with the batch's; train below eval: a
+                    model left in train mode loses accuracy at this batch size. Skipped without BN.
 fit_gap             train − validation accuracy after a short training (or from a run's history):
                     gap > 10 % warns of overfitting (more regularisation, more data); train accuracy
                     below 80 % with a gap under 5 % warns of underfitting (more capacity, longer).
@@ -89,7 +94,7 @@ digits convnet, which kept its accuracy, warns of a jump) and fails every setup 
 
 The package: `api` (`doctor`, the selection of checks), `report` (`Check`, `DoctorReport`) and
 `checks/`, one module per group of checks (`initial`, `gradients`, `updates`, `activations`,
-`fit_gap`), each check registered by the `@check` decorator into `DOCTOR_CHECKS` (its name, a
+`batchnorm`, `fit_gap`), each check registered by the `@check` decorator into `DOCTOR_CHECKS` (its name, a
 summary, its place in the report and its group), what they share (`context`, `thresholds`), and
 `error_rates` (for `striate.train.error_analysis`).
 """
