@@ -54,6 +54,7 @@ def test_ten_crop_probabilities_are_the_mean_over_views():
         ("tencrop:abc", "distinct image sizes"),
         ("tencrop:40/40", "distinct image sizes"),
         ("tencrop:0", "distinct image sizes"),
+        ("tencrop:+x", "paddings at the same scale"),
         ("flip,tencrop", "tencrop"),
     ],
 )
@@ -72,3 +73,17 @@ def test_warns_when_training_never_shifted_or_mirrored():
     assert untrained_views("tencrop:36", "flip,crop:4", (3, 32, 32)) == []
     warnings = untrained_views("tencrop:36", "none", (3, 32, 32))
     assert len(warnings) == 2 and "mirrored" in warnings[0] and "rescaled" in warnings[1]
+
+
+def test_same_scale_ten_crops_are_shifts_of_the_reflected_image():
+    x = torch.rand(2, 3, 12, 10)
+    views = parse_tta("tencrop:+2")
+    padded = F.pad(x, (2, 2, 2, 2), mode="reflect")
+    corners = [padded[..., :12, :10], padded[..., :12, 4:], padded[..., 4:, :10]]
+    corners += [padded[..., 4:, 4:], x]
+    for i, crop in enumerate(corners):
+        assert torch.equal(views[i][1](x), crop)
+        assert torch.equal(views[5 + i][1](x), crop.flip(-1))
+    assert len(parse_tta("tencrop:+2/14")) == 20
+    with pytest.raises(ConfigError, match="larger than 12"):
+        parse_tta("tencrop:+12")[0][1](x)

@@ -15,7 +15,9 @@ almost every case).
 2012, Simonyan & Zisserman 2015): at each scale the image is resized (bilinear) so that its short
 side is S, and the four corner and the centre crops of the model's input size are taken with their
 mirror images: ten views per scale, equally weighted. ``tencrop`` alone is one scale an eighth
-larger than the image (36 for 32×32 CIFAR images, 252 for 224). Its cost is 10 forward passes per
+larger than the image (36 for 32×32 CIFAR images, 252 for 224); ``+N`` is a scale that keeps the
+image's size and reflect-pads it by N pixels instead (``tencrop:+4`` at 32 px: the crops of a
+network trained with 4-pixel random crops). Its cost is 10 forward passes per
 scale: ``tencrop:224/256/384/480/640`` at 224 px runs the model 50 times per image, where ``flip``
 runs it twice.
 """
@@ -58,12 +60,21 @@ def _shift(pixels: int, sign: int) -> Callable[[torch.Tensor], torch.Tensor]:
     return shift
 
 
-def _crop(scale: int | None, corner: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The view: resized so the short side is `scale` (None: an eighth larger than the image),
-    then cut to the image's own size at `corner` (tl, tr, bl, br or centre)."""
+def _crop(scale: int | str | None, corner: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The view: resized so the short side is `scale` (None: an eighth larger than the image;
+    "+N": not resized but reflect-padded by N pixels), then cut to the image's own size at
+    `corner` (tl, tr, bl, br or centre)."""
 
     def crop(x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
+        if isinstance(scale, str):  # "+N": the same scale, shifted by N pixels
+            pad = int(scale[1:])
+            if pad >= min(h, w):
+                raise ConfigError(f"tta tencrop:{scale} needs images larger than {pad} pixels")
+            big = F.pad(x, (pad,) * 4, mode="reflect")
+            top = {"t": 0, "b": 2 * pad, "c": pad}[corner[0]]
+            left = {"l": 0, "r": 2 * pad, "e": pad}[corner[1]]
+            return big[..., top : top + h, left : left + w]
         s = scale if scale is not None else min(h, w) + max(1, min(h, w) // 8)
         if s < min(h, w):
             raise ConfigError(
@@ -83,17 +94,19 @@ CORNERS = ("tl", "tr", "bl", "br", "ce")  # the four corners and the centre
 
 
 def _tencrop(arg: str) -> tuple[View, ...]:
-    scales: list[int | None] = [None]
+    scales: list[int | str | None] = [None]
     if arg:
-        try:
-            scales = [int(s) for s in arg.split("/")]
-        except ValueError:
-            scales = []
-        if not scales or min(scales) < 1 or len(set(scales)) != len(scales):
+        parts = arg.split("/")
+        ok = len(set(parts)) == len(parts) and all(
+            p.lstrip("+").isdigit() and int(p.lstrip("+")) >= (0 if p.startswith("+") else 1)
+            for p in parts
+        )
+        if not ok:
             raise ConfigError(
-                f"tta tencrop:S1/S2/... takes distinct image sizes in pixels, such as "
-                f"tencrop:224/256/384, not {arg!r}"
+                f"tta tencrop:S1/S2/... takes distinct image sizes in pixels (tencrop:224/256/384)"
+                f" or paddings at the same scale (tencrop:+4), not {arg!r}"
             )
+        scales = [p if p.startswith("+") else int(p) for p in parts]
     crops = [_crop(s, c) for s in scales for c in CORNERS]
     weight = 1 / (2 * len(crops))
     return tuple(
