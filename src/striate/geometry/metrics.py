@@ -54,9 +54,13 @@ def nearest_neighbors(
         xd, yd = x3.detach(), y3.detach()
         y2 = (yd * yd).sum(-1)[:, None, :]  # (B, 1, M)
         parts = []
+        # one buffer for every chunk: no allocation churn (striate.engine turns malloc's mmap off,
+        # under which freed 64 MiB blocks fragment the heap)
+        buf = torch.empty(b * min(rows, n) * m, dtype=xd.dtype, device=xd.device)
         for start in range(0, n, rows):  # a chunk of rows at a time; vectorised inside
             xc = xd[:, start : start + rows]
-            d2 = torch.baddbmm(y2, xc, yd.transpose(1, 2), alpha=-2)  # ‖y‖² − 2x·y
+            d2 = buf[: b * xc.shape[1] * m].view(b, xc.shape[1], m)
+            torch.baddbmm(y2, xc, yd.transpose(1, 2), alpha=-2, out=d2)  # ‖y‖² − 2x·y
             parts.append(d2.argmin(-1))  # + ‖x‖² is the same for the whole row
         idx = torch.cat(parts, 1)
     nearest = torch.gather(y3, 1, idx[..., None].expand(-1, -1, y3.shape[-1]))
