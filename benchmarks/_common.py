@@ -27,9 +27,11 @@ T = TypeVar("T")
 
 
 RESULTS = Path(__file__).resolve().parent / "results"
-# striate's Trainer keeps the memory a CPU step frees for the next (striate.engine.allocator): it is
-# applied here, for the whole process, so the peers timed beside striate run under the same malloc
-MALLOC_KEPT = allocator.keep_freed_memory()
+# striate's Trainer keeps the memory a CPU step frees for the next while it trains
+# (striate.engine.allocator); a peer's training loop timed beside it runs under the same setting
+# by `same_malloc_as_trainer`
+same_malloc_as_trainer = allocator.reusing_freed_memory
+MALLOC_KEPT = allocator.applies()
 BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 
 
@@ -79,7 +81,8 @@ def machine() -> dict:
     """What decides speed here: the CPU (model, cores, the flags of SPEED_FLAGS it has, native
     bf16 as striate decides it), torch and its oneDNN/MKL, torch's threads now, the GPUs.
     Recorded with every benchmark's results and printed at the top of its output."""
-    return {**_machine(), "threads": torch.get_num_threads(), "malloc_kept": MALLOC_KEPT}
+    threads = torch.get_num_threads()
+    return {**_machine(), "threads": threads, "malloc_kept_in_training": MALLOC_KEPT}
 
 
 @functools.cache
@@ -122,7 +125,7 @@ def print_machine() -> None:
         f"machine: {m['cpu']}, {m['cores']} cores [{' '.join(m['flags']) or 'no SPEED_FLAGS'}], "
         f"native bf16 {'yes' if m['native_bf16'] else 'no'}; torch {m['torch']}"
         f"{' (' + libs + ')' if libs else ''}, {m['threads']} threads{gpus}; malloc "
-        f"{'keeps freed memory' if MALLOC_KEPT else 'glibc defaults'}",
+        f"{'keeps freed memory while training' if MALLOC_KEPT else 'glibc defaults'}",
         flush=True,
     )
 

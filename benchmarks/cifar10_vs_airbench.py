@@ -33,7 +33,7 @@ fp32 under autocast); the data are kept in that precision too. Evaluation runs i
 three mantissa bits fewer than airbench's fp16 evaluation; striate evaluates in fp32 as well). The
 images are the CIFAR-10 JPEG copy in ../shared/data loaded through `striate.load_dataset` (the same
 uint8 images striate trains on), not torchvision's. Both run under the malloc settings striate's
-Trainer applies on a CPU (`striate.engine.allocator`, set for the whole process by `_common`).
+Trainer applies while it trains on a CPU (`striate.engine.allocator`; the port by `port_run`).
 Each run is seeded (airbench is not). Times:
 training wall time includes the whitening initialisation and each epoch's augmentation, as
 airbench's timer does (L400-406, L416-440), but not evaluation (airbench adds its final TTA pass,
@@ -73,6 +73,7 @@ from _common import (
     cpu_name,
     print_machine,
     read_record,
+    same_malloc_as_trainer,
     shared_data,
     write_table,
 )
@@ -404,6 +405,12 @@ def train_port(
     return summary("airbench94 port", precision, seed, trained, evals, step, gaps, target)
 
 
+def port_run(*args, **kwargs) -> dict:
+    """`train_port` under the malloc setting striate's Trainer trains under on a CPU."""
+    with same_malloc_as_trainer():
+        return train_port(*args, **kwargs)
+
+
 # --------------------------------------------------------------------------- striate's side
 
 
@@ -669,7 +676,7 @@ def main() -> None:
     results = []
     for i, seed in enumerate(seeds):
         jobs = [
-            lambda s=seed: train_port(
+            lambda s=seed: port_run(
                 data,
                 s,
                 epochs=epochs,

@@ -45,7 +45,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from _common import RESULTS, print_machine, row, run_sections, shared_data, timed
+from _common import (
+    RESULTS,
+    print_machine,
+    row,
+    run_sections,
+    same_malloc_as_trainer,
+    shared_data,
+    timed,
+)
 from striate import models
 from striate.data import BatchLoader, Normalizer, load_dataset
 from striate.data.imageset import ImageSet
@@ -67,6 +75,11 @@ Program = Callable[[nn.Module, BatchLoader, int, Path], list[float]]
 
 def hand_loop(model: nn.Module, loader: BatchLoader, epochs: int, out: Path) -> list[float]:
     """The plain PyTorch loop: the floor that the Trainer's overhead is measured against."""
+    with same_malloc_as_trainer():  # the malloc setting the Trainer trains under
+        return _hand_loop(model, loader, epochs)
+
+
+def _hand_loop(model: nn.Module, loader: BatchLoader, epochs: int) -> list[float]:
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     model.train()
     losses = []
@@ -110,7 +123,10 @@ def lightning_program(device: torch.device) -> Program | None:
         return None
 
     def fit(model: nn.Module, loader: BatchLoader, epochs: int, out: Path) -> list[float]:
-        return lightning_fit(model, loader, epochs, out, lr=LR, momentum=MOMENTUM, device=device)
+        with same_malloc_as_trainer():
+            return lightning_fit(
+                model, loader, epochs, out, lr=LR, momentum=MOMENTUM, device=device
+            )
 
     return fit
 

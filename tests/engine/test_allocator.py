@@ -19,21 +19,30 @@ GLIBC = platform.libc_ver()[0] == "glibc"
 # a training-like loop: 64 MiB buffers allocated and freed; prints the minor page faults of the
 # last 10 rounds and whether striate applied its settings
 PROGRAM = """
-import resource, sys, torch
+import contextlib, resource, sys, torch
 from striate.engine import allocator
-applied = allocator.keep_freed_memory() if sys.argv[1] == "striate" else False
+
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for i in range(13):
-    if i == 3:
-        start = faults()
-    x = torch.ones(16 << 20)  # 64 MiB, every page written
-    del x
-print(applied, faults() - start)
+
+def rounds(size=16 << 20):
+    for i in range(13):
+        if i == 3:
+            start = faults()
+        x = torch.ones(size)  # 64 MiB, every page written
+        del x
+    return faults() - start
+
+on = sys.argv[1] == "striate"
+scope = allocator.reusing_freed_memory() if on else contextlib.nullcontext(False)
+with scope as applied:
+    inside = rounds()
+after = rounds(64 << 20) // 4  # 256 MiB, larger than any freed block: glibc's settings again
+print(bool(applied), inside, after)
 """
 
 
-def run(mode: str, **env: str) -> tuple[bool, int]:
+def run(mode: str, **env: str) -> tuple[bool, int, int]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     clean.pop("GLIBC_TUNABLES", None)
     clean.pop("STRIATE_MALLOC", None)
@@ -44,17 +53,20 @@ def run(mode: str, **env: str) -> tuple[bool, int]:
         text=True,
         check=True,
     ).stdout.split()
-    return out[0] == "True", int(out[1])
+    return out[0] == "True", int(out[1]), int(out[2])
+
+
+PAGES = 10 * (64 << 20) // 4096  # what glibc's mmap of each buffer faults in over 10 rounds
 
 
 @pytest.mark.skipif(not GLIBC, reason="glibc's malloc only")
-def test_freed_buffers_are_reused_without_page_faults():
-    applied, tuned = run("striate")
-    _, default = run("plain")
+def test_freed_buffers_are_reused_while_training_and_glibc_restored_after():
+    applied, inside, after = run("striate")
+    _, default, _ = run("plain")
     assert applied
-    pages = 10 * (64 << 20) // 4096  # what glibc's mmap of each buffer faults in
-    assert default > pages // 2, default  # the defaults: a fresh mmap every round
-    assert tuned < pages // 100, tuned  # kept: the same pages reused
+    assert default > PAGES // 2, default  # the defaults: a fresh mmap every round
+    assert inside < PAGES // 100, inside  # kept: the same pages reused
+    assert after > PAGES // 2, after  # restored: large blocks mmapped (and unmapped) again
 
 
 @pytest.mark.skipif(not GLIBC, reason="glibc's malloc only")
@@ -67,10 +79,18 @@ def test_freed_buffers_are_reused_without_page_faults():
     ],
 )
 def test_the_users_choice_is_left_alone(env):
-    applied, faults = run("striate", **env)
+    applied, inside, _ = run("striate", **env)
     assert not applied
     if "STRIATE_MALLOC" in env:
-        assert faults > 10 * (64 << 20) // 4096 // 2  # glibc's own behaviour
+        assert inside > PAGES // 2  # glibc's own behaviour
+
+
+def test_nested_scopes_share_the_outer_one():
+    with allocator.reusing_freed_memory() as outer:
+        with allocator.reusing_freed_memory() as inner:
+            assert inner == outer
+        assert allocator._depth == (1 if allocator.applies() else 0)
+    assert allocator._depth == 0
 
 
 def test_user_chose_names_the_variable(monkeypatch):

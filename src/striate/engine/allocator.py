@@ -6,26 +6,37 @@ allocates and frees its activations and gradients, hundreds of MB at batch 1024,
 faults each of their pages in again. Measured on the ``cifar10-fast`` recipe at batch 1024 (2-core
 AMD EPYC, fp32, one thread): 746,000 minor page faults and 2.3 s of kernel time per step of 22.7 s;
 with mmap off and the top of the heap kept (``mallopt(M_MMAP_MAX, 0)``, ``M_TRIM_THRESHOLD``
-2 GiB), 2 faults and 0.06 s per step, and 15.0 s per step. The cost is that the process keeps its
-peak memory until it exits, as PyTorch's caching allocator does on a GPU.
+2 GiB), 2 faults and 0.06 s per step, and 15.0 s per step.
 
-`Trainer.fit` on a CPU applies it once per process. It is left alone when the user set glibc's own
-tunables (``MALLOC_*_`` variables or ``GLIBC_TUNABLES``) or ``STRIATE_MALLOC=system``, and on
+Only while training: a loop whose large temporaries change size from one round to the next can
+fragment a heap without mmap and grow without bound (seen: a chunked nearest-neighbour search
+killed at 23 GB), whereas training repeats the same shapes step after step. So `Trainer.fit` on a
+CPU holds `reusing_freed_memory()` and leaves glibc's settings restored, and the freed heap top
+returned to the system (``malloc_trim``), when it ends. It is left alone when the user set glibc's
+own tunables (``MALLOC_*_`` variables or ``GLIBC_TUNABLES``) or ``STRIATE_MALLOC=system``, and on
 systems without glibc (musl, macOS, Windows).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
 import os
 import platform
+import threading
+from collections.abc import Iterator
 
-# mallopt's parameters (glibc's malloc.h)
+# mallopt's parameters (glibc's malloc.h) and glibc's defaults for the two this module sets
 M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
+DEFAULT_TRIM_THRESHOLD = 128 * 1024
+DEFAULT_MMAP_MAX = 65536
 TRIM_THRESHOLD = (1 << 31) - 1  # the largest an int holds: freed heap top kept up to 2 GiB
+
+_lock = threading.Lock()
+_depth = 0
 
 
 def user_chose() -> str | None:
@@ -38,16 +49,40 @@ def user_chose() -> str | None:
     return None
 
 
+def applies() -> bool:
+    """Whether `reusing_freed_memory` changes anything here (glibc, and the user chose nothing)."""
+    return user_chose() is None and _libc() is not None
+
+
 @functools.cache
-def keep_freed_memory() -> bool:
-    """Turn off glibc's mmap for large blocks and keep the freed heap top (once per process);
-    True when the settings were applied."""
-    if user_chose() is not None or platform.libc_ver()[0] != "glibc":
-        return False
+def _libc() -> ctypes.CDLL | None:
+    if platform.libc_ver()[0] != "glibc":
+        return None
     name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    libc = ctypes.CDLL(name)
-    return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(
-        libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
-    )
+    return ctypes.CDLL(name) if name else None
+
+
+@contextlib.contextmanager
+def reusing_freed_memory() -> Iterator[bool]:
+    """Within: glibc's mmap of large blocks off and the freed heap top kept; yields whether the
+    settings apply. Nested uses share the outermost one."""
+    global _depth
+    if not applies():
+        yield False
+        return
+    libc = _libc()
+    with _lock:
+        _depth += 1
+        applied = _set(libc, 0, TRIM_THRESHOLD) if _depth == 1 else True
+    try:
+        yield applied
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                _set(libc, DEFAULT_MMAP_MAX, DEFAULT_TRIM_THRESHOLD)
+                libc.malloc_trim(0)
+
+
+def _set(libc: ctypes.CDLL, mmap_max: int, trim: int) -> bool:
+    return bool(libc.mallopt(M_MMAP_MAX, mmap_max)) and bool(libc.mallopt(M_TRIM_THRESHOLD, trim))

@@ -29,6 +29,7 @@ data parallelism (`distributed`), the step itself (`step`), and everything task-
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -334,8 +335,9 @@ class Trainer:
     ) -> list[dict[str, float]]:
         """Train `model` on `train`, validating on `val` after each epoch; returns the history."""
         self._setup(model, train, resume)
-        if self.device.type == "cpu":
-            allocator.keep_freed_memory()  # each step's buffers reused, not faulted in again
+        memory = contextlib.ExitStack()
+        if self.device.type == "cpu":  # each step's buffers reused, not faulted in again
+            memory.enter_context(allocator.reusing_freed_memory())
         self._fitting = True
         try:
             self._call("on_fit_start")
@@ -366,6 +368,7 @@ class Trainer:
         finally:
             self.ddp = None  # the wrapper's hooks go with it; `model` is the plain module
             self._fitting = False
+            memory.close()
 
     def _epoch(self) -> bool:
         """Train one epoch (or what is left of it); False when Ctrl-C cut it short."""
