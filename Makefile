@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(BENCH)/classic.py --sections nca,linear
 	$(BENCH)/trainer_overhead.py --threads 1
 	$(BENCH)/cifar10_vs_airbench.py --seeds 0 --epochs 1 --train-size 9216 --test-size 2000
+	$(BENCH)/geometry.py --repeats 1
 	$(BENCH)/interpret.py --threads 2 --rounds 1
 	$(BENCH)/synthesis.py --threads 2 --rounds 1
 	$(BENCH)/detection.py --threads 1
@@ -68,6 +69,7 @@ bench-quick: $(STAMP)
 	$(BENCH)/data.py --quick
 	$(BENCH)/classic.py --quick
 	$(BENCH)/trainer_overhead.py --quick
+	$(BENCH)/geometry.py --quick
 	$(BENCH)/interpret.py --quick
 	$(BENCH)/synthesis.py --quick
 	$(BENCH)/detection.py --quick

@@ -105,6 +105,14 @@ def trainer_overhead(entries: list[dict]) -> list[Row]:
     return rows
 
 
+def geometry(entries: list[dict]) -> list[Row]:
+    last = entries[-1]["date"]
+    es = sorted((e for e in entries if e["date"] == last), key=lambda e: e["points"])
+    ratios = ", ".join(f"{x(e['striate_over_scipy'])} ({e['points']:,} points)" for e in es)
+    return [("Chamfer distance, two clouds (exact brute force, batched, differentiable)",
+             "scipy cKDTree build + query", f"time {ratios} (lower is better)", es)]  # fmt: skip
+
+
 def interpret(entries: list[dict]) -> list[Row]:
     cases = latest(entries, "job", "batch")
     rows = []
@@ -314,6 +322,7 @@ EXTRACTORS: dict[str, tuple[str | None, Extractor | None, str, str]] = {
                             "hand-written PyTorch loop; PyTorch Lightning"),
     "cifar10_vs_airbench.py": ("cifar10_vs_airbench.jsonl", airbench,
                                "CIFAR-10 `--recipe cifar10-fast`", "port of airbench94"),
+    "geometry.py": ("geometry.jsonl", geometry, "Chamfer distance", "scipy cKDTree"),
     "interpret.py": ("interpret.jsonl", interpret, "integrated gradients, occlusion", "captum"),
     "synthesis.py": ("synthesis.jsonl", synthesis, "Gatys style transfer", "PyTorch Gatys loop"),
     "detection.py": ("detection.jsonl", detection, "COCO mAP", "pycocotools"),

@@ -19,6 +19,7 @@ from striate.cli import (
     explain,
     export,
     generate,
+    geometry,
     grasp,
     harmonize,
     models,
@@ -93,6 +94,7 @@ app.add_typer(text.app, name="text")
 app.add_typer(caption.app, name="caption")
 app.add_typer(generate.app, name="generate")
 app.add_typer(rl.app, name="rl")
+app.add_typer(geometry.app, name="geometry")
 app.add_typer(grasp.app, name="grasp")
 app.add_typer(assembly.app, name="assembly")
 app.add_typer(scratch.app, name="scratch")
