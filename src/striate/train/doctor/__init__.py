@@ -94,8 +94,9 @@ digits convnet, which kept its accuracy, warns of a jump) and fails every setup 
 
 The package: `api` (`doctor`, the selection of checks), `report` (`Check`, `DoctorReport`) and
 `checks/`, one module per group of checks (`initial`, `gradients`, `updates`, `activations`,
-`batchnorm`, `fit_gap`), each check registered by the `@check` decorator into `DOCTOR_CHECKS` (its name, a
-summary, its place in the report and its group), what they share (`context`, `thresholds`), and
+`batchnorm`, `fit_gap`), each check registered by the `@check` decorator into `DOCTOR_CHECKS` (its
+name, a summary, its place in the report and its group), what they share (`context`,
+`thresholds`), and
 `error_rates` (for `striate.train.error_analysis`).
 """
 
