@@ -139,6 +139,8 @@ def test_spec_has_every_default_filled_in():
         "pool",
         "kernel_size",
         "batchnorm",
+        "norm",
+        "norm_groups",
         "fc",
         "dropout",
         "activation",
