@@ -34,9 +34,9 @@ test: lint $(BROWSER)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
-# Every peer benchmark, then the summary table in BENCHMARKS.md; about an hour on an idle 2-core
-# CPU. Shortened from the scripts' defaults: kNN 1 round instead of 3 (_classic_knn.py directly),
-# classic without its nca-mnist table (not a comparison), interpret and synthesis 1 round instead
+# Every peer benchmark, then the summary table in BENCHMARKS.md: 47 min on the idle 2-core AMD EPYC
+# (2026-12-04). Shortened from the scripts' defaults: kNN 1 round instead of 3 (_classic_knn.py
+# directly), classic's nca and linear sections, interpret and synthesis 1 round instead
 # of 3, char_lm the two nanoGPT transformer rows (no LSTM), rl and sgds seed 0 only (3 seeds each
 # by default), and the airbench pair one epoch of 9,216 images, seed 0: its ratio per step (the
 # full run, `benchmarks/cifar10_vs_airbench.py --seeds 0 1 2`, takes ~25 min a run on a CPU with
