@@ -40,7 +40,7 @@ test-slow: $(STAMP)
 # of 3, char_lm the two nanoGPT transformer rows (no LSTM), rl and sgds seed 0 only (3 seeds each
 # by default), and the airbench pair one epoch of 9,216 images, seed 0: its ratio per step (the
 # full run, `benchmarks/cifar10_vs_airbench.py --seeds 0 1 2`, takes ~25 min a run on a CPU with
-# AMX and ~2.5 h without native bf16; on a GPU seconds: add --device cuda).
+# AMX and ~45 min on this AVX2 CPU in fp32; on a GPU seconds: add --device cuda).
 BENCH := $(BIN)/python benchmarks
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[bench]"
