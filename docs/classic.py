@@ -10,6 +10,7 @@ seconds on a CPU). The photograph is ../shared/data/images/dog.jpg (STRIATE_SHAR
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -18,9 +19,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 
 from striate.classic.filters import convolve, plot_filters  # noqa: E402
-from striate.classic.perceptron import Perceptron, gate, xor  # noqa: E402
+from striate.classic.perceptron import (  # noqa: E402
+    Perceptron,
+    gate,
+    plot_decision_boundary,
+    xor,
+)
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "classic"
@@ -55,14 +62,10 @@ def main() -> None:
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
     for ax, name in zip(axes, ("and", "or", "xor"), strict=True):
         y = xor(np.repeat(table, 25, 0)) if name == "xor" else gate(name, np.repeat(table, 25, 0))
-        model = Perceptron(max_iter=200).fit(pts, y) if name != "xor" else None
-        if model is not None:
-            w, b = model.coef_[0], model.intercept_[0]
-            xs = np.linspace(-0.3, 1.3, 2)
-            ax.plot(xs, -(w[0] * xs + b) / w[1], "k--", lw=1)
-        ax.scatter(pts[:, 0], pts[:, 1], c=y, cmap="coolwarm", s=14, edgecolor="k")
-        ax.set_xlim(-0.3, 1.3)
-        ax.set_ylim(-0.3, 1.3)
+        with warnings.catch_warnings():  # XOR: one perceptron cannot separate it, and says so
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model = Perceptron(max_iter=200).fit(pts, y)
+        plot_decision_boundary(model, pts, y, ax=ax)
         ax.set_title(
             name.upper() + (": no single line separates it" if name == "xor" else " perceptron")
         )

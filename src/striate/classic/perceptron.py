@@ -26,6 +26,7 @@ from striate.data.imageset import ImageSet
 from striate.errors import InputError
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 __all__ = ["GATES", "Perceptron", "gate", "plot_decision_boundary", "xor"]
@@ -142,9 +143,11 @@ class Perceptron(ClassifierMixin, ClassifierInputs, TorchEstimator):
         return super().score(X, y, sample_weight=sample_weight)
 
 
-def plot_decision_boundary(model: Any, X: Any, y: Any, resolution: int = 200) -> Figure:
+def plot_decision_boundary(
+    model: Any, X: Any, y: Any, resolution: int = 200, ax: Axes | None = None
+) -> Figure:
     """Two-feature points coloured by class over the regions a fitted classifier assigns (the
-    perceptron's are half-planes: its lines ``w·x + b = 0`` drawn too)."""
+    perceptron's are half-planes: its lines ``w·x + b = 0`` drawn too), on `ax` or a new figure."""
     import matplotlib.pyplot as plt
 
     X, y = np.asarray(X, dtype=np.float64), np.asarray(y)
@@ -158,7 +161,7 @@ def plot_decision_boundary(model: Any, X: Any, y: Any, resolution: int = 200) ->
     grid = np.c_[gx.ravel(), gy.ravel()]
     classes = list(model.classes_)
     region = np.searchsorted(classes, model.predict(grid)).reshape(gx.shape)
-    fig, ax = plt.subplots(figsize=(4.2, 4))
+    fig, ax = plt.subplots(figsize=(4.2, 4)) if ax is None else (ax.figure, ax)
     ax.contourf(
         gx, gy, region, levels=np.arange(len(classes) + 1) - 0.5, cmap="coolwarm", alpha=0.25
     )
