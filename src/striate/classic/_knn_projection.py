@@ -36,8 +36,6 @@ from dataclasses import dataclass
 
 import torch
 
-from striate.classic._gemm import gemm, gemm_library
-
 SAMPLE = 4096  # references the subspace is estimated from
 OVERSAMPLE = 16  # extra directions of the range finder (Halko et al. §4.2)
 POWER_ITERATIONS = 2
@@ -94,11 +92,10 @@ class Projection:
 
         refs = torch.empty(n, d, device=device)
         centred_sq = torch.empty(n, device=device)
-        library = gemm_library(min(n, _ROWS), dim, d) if device.type == "cpu" else "torch"
         for s in range(0, n, _ROWS):
             block = X[s : s + _ROWS] - center
             centred_sq[s : s + len(block)] = torch.linalg.vector_norm(block, dim=1).square_()
-            gemm(block, basis, refs[s : s + len(block)], library)
+            torch.mm(block, basis, out=refs[s : s + len(block)])
         refs_sq = torch.linalg.vector_norm(refs, dim=1).square_()
         return cls(
             basis=basis,

@@ -349,7 +349,11 @@ class _Index:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The first pass in the principal subspace (`classic/_knn_projection.py`): for each
         query, the m references nearest in it, their fast distances in all D dimensions, and the
-        certificate against everything left out; then `_settle`."""
+        certificate against everything left out; then `_settle`.
+
+        Its products stay in torch (no `gemm_library`): between them run gathers and top-k
+        selections in torch's threads, and numpy's BLAS threads, still spinning after each
+        product, slowed those so much on 2 cores that the pass took 1.6× as long."""
         proj = self._projection
         device = self.X.device
         nr, d = len(rows), proj.dim
@@ -361,7 +365,6 @@ class _Index:
         p_scale = torch.empty(nr, dtype=torch.float64, device=device)
         bq, br = min(batch_size, nr), min(ref_batch_size, self.n)
         key_buf = torch.empty(bq * br, device=device)
-        library = gemm_library(bq, d, br) if device.type == "cpu" else "torch"
         # the candidates' rows are gathered a few queries at a time into one buffer that stays
         # in cache (a fresh block each time costs page faults), and multiplied by those queries
         # in one GEMM, of whose (query, candidate) products only each query's own are kept:
@@ -381,11 +384,7 @@ class _Index:
             for rs in range(0, self.n, ref_batch_size):
                 ref = proj.refs[rs : rs + ref_batch_size]
                 key = key_buf[: (qe - qs) * len(ref)].view(qe - qs, len(ref))
-                ref_sq = proj.refs_sq[rs : rs + len(ref)]
-                if library == "torch":
-                    torch.addmm(ref_sq, p, ref.T, alpha=-2, out=key)
-                else:
-                    torch.add(ref_sq, gemm(p, ref.T, key, library), alpha=-2, out=key)
+                torch.addmm(proj.refs_sq[rs : rs + len(ref)], p, ref.T, alpha=-2, out=key)
                 if exclude_self:
                     _exclude_own(key, rows[qs:qe], rs)
                 v, i = torch.topk(key, min(m, len(ref)), dim=1, largest=False, sorted=False)
