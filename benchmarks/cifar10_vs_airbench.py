@@ -3,6 +3,7 @@ on the same machine, in the same process, with the same threads and the same ima
 
     python benchmarks/cifar10_vs_airbench.py                      # seeds 0 1 2, both programs
     python benchmarks/cifar10_vs_airbench.py --seeds 0 --threads 1
+    python benchmarks/cifar10_vs_airbench.py --skip-recorded  # the seeds this machine lacks
     python benchmarks/cifar10_vs_airbench.py --quick     # smoke test: 512 images, no record
 
 The peer is a port of Keller Jordan's airbench94 ("94% on CIFAR-10 in 3.29 seconds on a single
@@ -46,9 +47,11 @@ the JPEG copy) is the training time up to the end of the first epoch whose accur
 striate's side is `recipe_config("cifar10-fast", data=..., seed=...)` trained by `prepare(...)`'s
 Trainer, as `benchmarks/cifar10_speed.py` does, with the same evaluation callback. The two programs
 run one after the other for each seed, alternating which goes first. A real run appends one line
-per program and seed to benchmarks/results/cifar10_vs_airbench.jsonl (with the CPU facts) and
-rewrites the table in BENCHMARKS.md between the `cifar10_vs_airbench` markers from the latest
-invocation on each machine and thread count.
+per program as soon as each seed's pair is done to benchmarks/results/cifar10_vs_airbench.jsonl
+(with the CPU facts) and rewrites the table in BENCHMARKS.md between the `cifar10_vs_airbench`
+markers: per machine (CPU or GPU model), thread count and budget, each seed's latest pair and
+their means. On a 2-core CPU one pair takes about 1.5 h, so `--skip-recorded` runs only the seeds
+this machine has not recorded yet, and the 3-seed table can be built over several sittings.
 """
 
 from __future__ import annotations
@@ -499,12 +502,29 @@ def budget(epochs: float, images: int) -> str:
     return f"{epochs:g} epoch{'s' if epochs != 1 else ''} of {images:,} images"
 
 
-def table(entries: list[dict]) -> str:
-    """The latest invocation per machine, thread count and budget: one row per seed and their
-    means (a shortened budget is named beside the machine)."""
-    latest: dict[tuple, str] = {}
+def _key(e: dict) -> tuple:
+    """What makes runs comparable: the machine, its thread count and the budget."""
+    return (e["device"], e["threads"], e.get("budget", ""))
+
+
+def recorded_pairs(entries: list[dict]) -> dict[tuple, dict[int, tuple[dict, dict]]]:
+    """Per machine, thread count and budget, each seed's latest pair of runs (both programs
+    from one invocation): seeds run by different invocations on the same machine combine."""
+    runs: dict[tuple, dict[int, dict[str, dict]]] = {}
     for e in entries:
-        latest[(e["device"], e["threads"], e.get("budget", ""))] = e["invocation"]
+        runs.setdefault((*_key(e), e["invocation"]), {}).setdefault(e["seed"], {})[e["program"]] = e
+    out: dict[tuple, dict[int, tuple[dict, dict]]] = {}
+    for (*key, _inv), seeds in runs.items():  # in record order: a later pair replaces
+        for seed, p in seeds.items():
+            if len(p) == 2:
+                pair = (p["airbench94 port"], p["striate cifar10-fast"])
+                out.setdefault(tuple(key), {})[seed] = pair
+    return out
+
+
+def table(entries: list[dict]) -> str:
+    """Per machine, thread count and budget, one row per seed (its latest pair) and their means
+    (a shortened budget is named beside the machine)."""
     lines = [
         "| machine | precision | seed | airbench94 port: acc | time | to 90.5 % | "
         "striate: acc | time | to 90.5 % | ratio time | ratio to 90.5 % | date |",
@@ -517,17 +537,9 @@ def table(entries: list[dict]) -> str:
     def ratio(a, b):
         return "—" if a is None or b is None else f"{a / b:.3f}×"
 
-    for (machine, _threads, short), inv in sorted(latest.items()):
+    for (machine, _threads, short), seeds in sorted(recorded_pairs(entries).items()):
         device = f"{machine} ({short})" if short else machine
-        runs = [e for e in entries if e["invocation"] == inv]
-        by_seed: dict[int, dict[str, dict]] = {}
-        for e in runs:
-            by_seed.setdefault(e["seed"], {})[e["program"]] = e
-        pairs = [
-            (s, p["airbench94 port"], p["striate cifar10-fast"])
-            for s, p in sorted(by_seed.items())
-            if len(p) == 2
-        ]
+        pairs = [(seed, a, s) for seed, (a, s) in sorted(seeds.items())]
         for seed, a, s in pairs:
             lines.append(
                 f"| {device} | {a['precision']}/{s['precision']} | {seed} | {100 * a['acc']:.2f} % "
@@ -637,6 +649,12 @@ def main() -> None:
     parser.add_argument("--test-size", type=int, default=None, help="a subset of the 10,000")
     parser.add_argument("--quick", action="store_true", help="a smoke test; records nothing")
     parser.add_argument("--record", type=Path, default=RECORD)
+    parser.add_argument(
+        "--skip-recorded",
+        action="store_true",
+        help="leave out the seeds this machine (CPU or GPU model, threads, budget) has recorded: "
+        "a table longer than one sitting is built over several",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -667,6 +685,12 @@ def main() -> None:
     if args.quick:
         check_pieces(data)
     invocation = uuid.uuid4().hex[:12]
+    machine = gpu_name(device) if gpu else cpu_name(threads)
+    run_budget = budget(epochs, len(data.train))
+    if args.skip_recorded and args.record.exists():
+        done = recorded_pairs(read_record(args.record)).get((machine, threads, run_budget), {})
+        seeds = [s for s in seeds if s not in done]
+        print(f"seeds already recorded on this machine: {sorted(done) or 'none'}; to run: {seeds}")
     if gpu:
         # airbench's warm-up run (L367-369; its call at L473 is commented out there): the CUDA
         # context and cuDNN's autotuning paid before any timed run, for both programs
@@ -699,6 +723,24 @@ def main() -> None:
                 flush=True,
             )
             results.append(r)
+        if not args.quick:  # each pair as soon as it is done: a long run stopped keeps them
+            append_record(
+                args.record,
+                [
+                    {
+                        "date": datetime.date.today().isoformat(),
+                        "invocation": invocation,
+                        "device": machine,
+                        "threads": threads,
+                        "budget": run_budget,
+                        "target": args.target,
+                        "load_average": os.getloadavg(),
+                        **r,
+                    }
+                    for r in results[-2:]
+                ],
+            )
+            write_table("cifar10_vs_airbench", table(read_record(args.record)))
     for seed in seeds:
         a, s = (
             next(r for r in results if r["seed"] == seed and r["program"] == p)
@@ -713,26 +755,6 @@ def main() -> None:
             f"seed {seed}: striate/airbench total time {s['seconds'] / a['seconds']:.3f}, "
             f"time to {args.target:.1%} {tt}"
         )
-    if args.quick:
-        return
-    date = datetime.date.today().isoformat()
-    append_record(
-        args.record,
-        [
-            {
-                "date": date,
-                "invocation": invocation,
-                "device": gpu_name(device) if gpu else cpu_name(threads),
-                "threads": threads,
-                "budget": budget(epochs, len(data.train)),
-                "target": args.target,
-                "load_average": os.getloadavg(),
-                **r,
-            }
-            for r in results
-        ],
-    )
-    write_table("cifar10_vs_airbench", table(read_record(args.record)))
 
 
 if __name__ == "__main__":
