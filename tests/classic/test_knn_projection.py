@@ -116,6 +116,25 @@ def test_data_far_from_any_subspace_turn_the_first_pass_off(projected):
     assert len(projected) == 1  # not tried again
 
 
+def test_reduced_precision_products_skip_it(projected):
+    """With TF32/bf16 float32 products allowed, the rounding bound is too loose to rule anything
+    out: the search runs the full pass (with its own, wider bound) and stays exact."""
+    X, Q = np.split(_low_rank(3300), [3000])
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("medium")
+    try:
+        model = KNNClassifier(2).fit(X, np.arange(3000) % 2)
+        _, idx = model.kneighbors(Q)
+    finally:
+        torch.set_float32_matmul_precision(before)
+    np.testing.assert_array_equal(idx, _rank(_brute_sq(X, Q), 2))
+    assert projected == [] and model._index._projection is None
+    proj = Projection.fit(model._index.X, model._index.center)
+    largest = torch.tensor([5.0, 50.0], dtype=torch.float64)
+    floor = proj.floor(largest, torch.zeros(2, dtype=torch.float64), torch.ones(2), 2.0**-6)
+    assert torch.equal(floor, torch.zeros(2, dtype=torch.float64))
+
+
 def test_small_searches_do_not_build_it():
     """At the defaults, a few queries against a small set never pay for the subspace."""
     X = _low_rank(2000, dim=600)

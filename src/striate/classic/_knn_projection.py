@@ -118,6 +118,8 @@ class Projection:
         (module docstring): `largest` is L, `tol_d` the error bound of the projected fast
         distances and `scale` ‖q_c‖ + max‖r_c‖, per query (float64)."""
         big_d = self.basis.shape[0]
+        if big_d * unit >= 1:  # the dot-product bound says nothing: nothing is ruled out
+            return torch.zeros_like(largest)
         gamma = big_d * unit / (1 - big_d * unit)
         e = (math.sqrt(self.dim) * gamma + 2 * 2.0**-24) * scale
         root = ((largest - tol_d).clamp(min=0) / self.stretch).sqrt()

@@ -97,6 +97,7 @@ _PROJECT_PAYS = 4
 _PROJECTED_MIN_CERTIFIED = 0.5
 _GATHER_BUDGET = 1 << 20  # float32 elements of candidate rows gathered at a time (4 MiB)
 _PROJECTED_MAX_SHARE = 64  # candidates per query at most 1/64 of the references
+_PROJECTED_MAX_ERROR = 0.01  # D·u above this (reduced-precision products): no first pass
 
 
 class KNNClassifier(ClassifierMixin, ClassifierInputs, TorchEstimator):
@@ -330,6 +331,8 @@ class _Index:
         """Whether to search these queries in the principal subspace first (building it if the
         full fast pass would cost `_PROJECT_PAYS` times what the building does)."""
         if not self._projection_helps or m > available or m * _PROJECTED_MAX_SHARE > self.n:
+            return False
+        if self.dim * self._unit() > _PROJECTED_MAX_ERROR:  # TF32/bf16 products: no useful bound
             return False
         if self._projection is None:
             if nq * self.n * self.dim < _PROJECT_PAYS * build_cost(self.n, self.dim):
