@@ -390,10 +390,7 @@ class _Index:
                 torch.addmm(proj.refs_sq[rs : rs + len(ref)], p, ref.T, alpha=-2, out=key)
                 if exclude_self:
                     _exclude_own(key, rows[qs:qe], rs)
-                v, i = torch.topk(key, min(m, len(ref)), dim=1, largest=False, sorted=False)
-                both_v, both_i = torch.cat([run_v, v], 1), torch.cat([run_i, i + rs], 1)
-                run_v, pos = torch.topk(both_v, m, dim=1, largest=False, sorted=False)
-                run_i = both_i.gather(1, pos)
+                run_v, run_i = _merge_smallest(run_v, run_i, key, rs)
             largest[qs:qe] = run_v.amax(1).double() + p_norm.double().square()
             cand[qs:qe] = run_i
             # the candidates' fast distances in all dimensions: ‖r‖² − 2q·r (+ ‖q‖² below)
@@ -492,7 +489,6 @@ class _Index:
             elif self.metric == "l1":
                 ref_scale = max(ref_scale, float(torch.linalg.vector_norm(ref, 1, dim=1).max()))
             ref_t = ref.T.neg() if self.metric == "cosine" else ref.T
-            kc = min(kp, len(ref))
             for qs in range(0, nr, batch_size):
                 qe = min(qs + batch_size, nr)
                 chunk = Q[qs:qe] if whole else Q[rows[qs:qe]]
@@ -518,12 +514,7 @@ class _Index:
                     gemm(q, ref_t, key, library)
                 if exclude_self:
                     _exclude_own(key, rows[qs:qe], rs)
-                v, i = torch.topk(key, kc, dim=1, largest=False, sorted=False)
-                both_v = torch.cat([run_v[qs:qe], v], 1)
-                both_i = torch.cat([run_i[qs:qe], i + rs], 1)
-                v, pos = torch.topk(both_v, kp, dim=1, largest=False, sorted=False)
-                run_v[qs:qe] = v
-                run_i[qs:qe] = both_i.gather(1, pos)
+                run_v[qs:qe], run_i[qs:qe] = _merge_smallest(run_v[qs:qe], run_i[qs:qe], key, rs)
         # fast distances of the kept candidates, their error bound, and the certificate
         approx = run_v.double()
         if self.metric == "l2":
@@ -636,6 +627,17 @@ class _Index:
             out_d.append(best_d)
             out_i.append(best_i)
         return torch.cat(out_d), torch.cat(out_i)
+
+
+def _merge_smallest(
+    run_v: torch.Tensor, run_i: torch.Tensor, key: torch.Tensor, start: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The running lists of each row's smallest values and their indices (as many as they hold,
+    unsorted), merged with a block of keys whose column j is reference `start + j`."""
+    kept = run_v.shape[1]
+    v, i = torch.topk(key, min(kept, key.shape[1]), dim=1, largest=False, sorted=False)
+    v, pos = torch.topk(torch.cat([run_v, v], 1), kept, dim=1, largest=False, sorted=False)
+    return v, torch.cat([run_i, i + start], 1).gather(1, pos)
 
 
 def _exclude_own(key: torch.Tensor, own: torch.Tensor, start: int) -> None:
