@@ -20,8 +20,8 @@ from typing import TypeVar
 
 import torch
 
+from striate import allocator
 from striate._atomic import atomic_write
-from striate.engine import allocator
 
 T = TypeVar("T")
 

@@ -40,9 +40,10 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from striate import allocator
 from striate.checks import positive_int
 from striate.device import resolve_device
-from striate.engine import allocator, distributed, training_state
+from striate.engine import distributed, training_state
 from striate.engine.callbacks import EMA, Callback, Checkpoint, CSVLogger, ProgressBar, TensorBoard
 from striate.engine.classification import Classification
 from striate.engine.divergence import TrainingDiverged, diagnose

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from striate import allocator
 from striate.checks import boolean, fail, integer, is_number, number, one_of, positive_int
 from striate.errors import ConfigError, InputError
 from striate.interpret.layers import check_inputs, evaluating, resolve_targets
@@ -261,7 +262,7 @@ def integrated_gradients(
     alphas, weights = _quadrature(method, steps)
     n = x.shape[0]
     diff = x - base
-    with evaluating(model):
+    with evaluating(model), allocator.reusing_freed_memory(x.device.type == "cpu"):
         with torch.no_grad():
             out = class_scores(owner, model, x)
         t = targets_of(model, target, out)

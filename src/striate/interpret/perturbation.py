@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from striate import allocator
 from striate.checks import boolean, fail, is_int
 from striate.errors import ConfigError
 from striate.interpret.gradients import (
@@ -131,13 +132,15 @@ class _Occluder:
         """The target's score with the window at each position occluded, N×positions."""
         n, positions = self.x.shape[0], self.positions
         out = torch.empty(n * positions, dtype=self.x.dtype, device=self.x.device)
-        for start in range(0, n * positions, batch):  # row r: image r // P, position r % P
-            r = torch.arange(start, min(start + batch, n * positions), device=self.x.device)
-            i, m = r // positions, self.masks(r % positions)[:, None]
-            # one image broadcasts against the masks: no gathered copy of it per window
-            x, fill = (self.x, self.fill[:1]) if n == 1 else (self.x[i], self.fill[i])
-            occluded = torch.where(m, fill, x)
-            out[r] = self._score(class_scores(self.owner, self.model, occluded), self.targets[i])
+        with allocator.reusing_freed_memory(self.x.device.type == "cpu"):
+            for start in range(0, n * positions, batch):  # row r: image r // P, position r % P
+                r = torch.arange(start, min(start + batch, n * positions), device=self.x.device)
+                i, m = r // positions, self.masks(r % positions)[:, None]
+                # one image broadcasts against the masks: no gathered copy of it per window
+                x, fill = (self.x, self.fill[:1]) if n == 1 else (self.x[i], self.fill[i])
+                occluded = torch.where(m, fill, x)
+                scores = class_scores(self.owner, self.model, occluded)
+                out[r] = self._score(scores, self.targets[i])
         return out.view(n, positions)
 
     def _score(self, out: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
