@@ -27,6 +27,7 @@ from striate.engine import (
     TrainingDiverged,
 )
 from striate.errors import ConfigError, StriateError
+from striate.outputs import OutputExists
 from striate.state_file import load_state
 from tests.callbacks import CtrlCAt
 
@@ -159,7 +160,7 @@ def test_a_non_finite_loss_stops_with_a_diagnosis_and_keeps_the_last_good_checkp
                 with torch.no_grad():
                     next(trainer.model.parameters()).mul_(float("inf"))
 
-    bad = Trainer(epochs=2, lr=0.01, out=tmp_path, callbacks=[Poison()], **QUIET)
+    bad = Trainer(epochs=2, lr=0.01, out=tmp_path, overwrite=True, callbacks=[Poison()], **QUIET)
     with pytest.raises(TrainingDiverged) as e:
         bad.fit(model, loader)
     message = str(e.value)
@@ -170,6 +171,30 @@ def test_a_non_finite_loss_stops_with_a_diagnosis_and_keeps_the_last_good_checkp
     assert kept["trainer"]["step"] == good["trainer"]["step"]
     for k, v in good["model"].items():
         assert torch.equal(v, kept["model"][k])
+
+
+def test_a_run_folder_with_results_is_refused_unless_resumed_or_overwritten(digits, tmp_path):
+    train, _ = digits
+    loader = BatchLoader(train, 64, device="cpu")
+    (tmp_path / "config.json").write_text("{}")  # what a command writes before fitting is fine
+    Trainer(epochs=2, out=tmp_path, callbacks=[CtrlCAt(3)], **QUIET).fit(_model(), loader)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(OutputExists, match="checkpoints.*resume=.*overwrite=True"):
+        Trainer(epochs=2, out=tmp_path, **QUIET).fit(_model(), loader)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    for name in ("metrics.csv", "steps.csv"):  # any one of them is an earlier run
+        kept = tmp_path / "kept"
+        kept.mkdir(exist_ok=True)
+        (kept / name).write_text("epoch\n1\n")
+        with pytest.raises(OutputExists, match=name):
+            Trainer(epochs=1, out=kept, **QUIET).fit(_model(), loader)
+        (kept / name).unlink()
+    again = Trainer(epochs=2, out=tmp_path, **QUIET)
+    again.fit(_model(), loader, resume=tmp_path)
+    assert again.epoch == 2
+    replaced = Trainer(epochs=1, out=tmp_path, overwrite=True, **QUIET)
+    replaced.fit(_model(), loader)
+    assert len((tmp_path / "metrics.csv").read_text().splitlines()) == 1 + 1
 
 
 def test_a_too_large_learning_rate_diverges(digits):

@@ -55,9 +55,11 @@ from striate.engine.step import optimizer_step
 from striate.engine.task import Task
 from striate.errors import ConfigError
 from striate.interrupt import stop_on_ctrl_c
+from striate.outputs import OutputExists
 from striate.progress import progress_bar
 
 Batch = tuple[torch.Tensor, ...]
+RESULTS = ("metrics.csv", "steps.csv", "checkpoints")  # what a run writes into `out`
 
 
 class Trainer:
@@ -68,7 +70,9 @@ class Trainer:
     measured (default `Classification()`). `opt` and `schedule` are names (see OPTIMIZERS,
     SCHEDULES) or, for `opt`, a torch optimiser; `schedule_options` go to `make_schedule`
     (durations in epochs). `out` is the run folder for metrics, checkpoints and plots (None: write
-    nothing). Features are `callbacks` (clipping, EMA, early stopping, …;
+    nothing); `fit` refuses one that holds an earlier run's metrics or checkpoints unless it
+    resumes that run or `overwrite` is given (then they are replaced as the new run writes them).
+    Features are `callbacks` (clipping, EMA, early stopping, …;
     `striate.train.assembly.config_callbacks` builds them from a config). `param_groups` (torch
     optimiser groups of the model's parameters, with their own "lr" if wanted) replace the
     default groups: all parameters, biases and norm layers without decay.
@@ -92,6 +96,7 @@ class Trainer:
         device: str | torch.device = "auto",
         seed: int | None = 0,
         out: str | Path | None = None,
+        overwrite: bool = False,
         progress: bool = True,
         tensorboard: bool | str = "auto",
         callbacks: Iterable[Callback] = (),
@@ -121,6 +126,7 @@ class Trainer:
         self.precision = resolve_precision(precision, self.device)
         self.seed = seed
         self.out = Path(out) if out is not None else None
+        self.overwrite = overwrite
 
         self.show_progress, self._fitting = progress, False
         given = list(callbacks)
@@ -294,6 +300,21 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp = DistributedDataParallel(self.model, device_ids=ids)
 
+    def _check_out(self, resume: str | Path | None) -> None:
+        """Refuse to write over an earlier run's results (process 0 looks; all raise alike)."""
+        error = None
+        if self.is_main and self.out is not None and resume is None and not self.overwrite:
+            found = [n for n in RESULTS if (self.out / n).exists()]
+            if found:
+                error = OutputExists(
+                    f"{self.out} already holds a run's results ({', '.join(found)}): fit(..., "
+                    f"resume={str(self.out)!r}) continues that run, Trainer(overwrite=True) "
+                    f"replaces them; or give another out"
+                )
+        error = distributed.broadcast_object(error)
+        if error is not None:
+            raise error
+
     def check(self, model: nn.Module, train: Any) -> None:
         """Raise the ConfigError that `fit` would raise at its start for this model and loader
         (optimiser and schedule names and arguments, a loader without batches, L-BFGS's
@@ -335,6 +356,7 @@ class Trainer:
         resume: str | Path | None = None,
     ) -> list[dict[str, float]]:
         """Train `model` on `train`, validating on `val` after each epoch; returns the history."""
+        self._check_out(resume)
         self._setup(model, train, resume)
         memory = contextlib.ExitStack()
         if self.device.type == "cpu":  # each step's buffers reused, not faulted in again
