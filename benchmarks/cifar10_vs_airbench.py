@@ -70,6 +70,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from _airbench_record import recorded_pairs
 from _common import (
     RESULTS,
     append_record,
@@ -500,26 +501,6 @@ def budget(epochs: float, images: int) -> str:
     if epochs == HYP["epochs"] and images == 50_000:
         return ""
     return f"{epochs:g} epoch{'s' if epochs != 1 else ''} of {images:,} images"
-
-
-def _key(e: dict) -> tuple:
-    """What makes runs comparable: the machine, its thread count and the budget."""
-    return (e["device"], e["threads"], e.get("budget", ""))
-
-
-def recorded_pairs(entries: list[dict]) -> dict[tuple, dict[int, tuple[dict, dict]]]:
-    """Per machine, thread count and budget, each seed's latest pair of runs (both programs
-    from one invocation): seeds run by different invocations on the same machine combine."""
-    runs: dict[tuple, dict[int, dict[str, dict]]] = {}
-    for e in entries:
-        runs.setdefault((*_key(e), e["invocation"]), {}).setdefault(e["seed"], {})[e["program"]] = e
-    out: dict[tuple, dict[int, tuple[dict, dict]]] = {}
-    for (*key, _inv), seeds in runs.items():  # in record order: a later pair replaces
-        for seed, p in seeds.items():
-            if len(p) == 2:
-                pair = (p["airbench94 port"], p["striate cifar10-fast"])
-                out.setdefault(tuple(key), {})[seed] = pair
-    return out
 
 
 def table(entries: list[dict]) -> str:

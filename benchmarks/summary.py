@@ -15,6 +15,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Iterable
 
+from _airbench_record import recorded_pairs
 from _common import RESULTS, read_record, write_table
 
 Row = tuple[str, str, str, list[dict]]  # what is compared, peer, ratio, the entries it comes from
@@ -263,21 +264,18 @@ def serve_load(entries: list[dict]) -> list[Row]:
 
 
 def airbench(entries: list[dict]) -> list[Row]:
-    """The latest invocation on each device and budget: the full budget by training time and
-    time to the target; a shortened one (make bench on a CPU) by time per step only."""
-    latest = latest_of(entries, "device", "threads", "budget")
+    """Per device, threads and budget, each seed's latest pair (seeds run by separate invocations
+    combine, as in the benchmark's own table): the full budget by training time and time to the
+    target; a shortened one (make bench on a CPU) by time per step only."""
 
     def mean(es: list[dict], key: str) -> float | None:
         vs = [e[key] for e in es]
         return None if not vs or None in vs else statistics.mean(vs)
 
     rows = []
-    for inv in latest:
-        runs = [e for e in entries if e["invocation"] == inv]
-        a, s = (
-            [e for e in runs if e["program"] == p]
-            for p in ("airbench94 port", "striate cifar10-fast")
-        )
+    for seeds in recorded_pairs(entries).values():
+        a, s = ([seeds[k][i] for k in sorted(seeds)] for i in (0, 1))
+        runs = a + s
         where = runs[0]["device"] if runs[0]["device"].startswith("NVIDIA") else "CPU"
         peer = f"airbench94 port, same {'GPU' if where != 'CPU' else 'CPU'}"
         if short := runs[0].get("budget"):
@@ -294,14 +292,6 @@ def airbench(entries: list[dict]) -> list[Row]:
                      f"training time {x(mean(s, 'seconds') / mean(a, 'seconds'))}, {target} "
                      "(lower is better)", runs))  # fmt: skip
     return rows
-
-
-def latest_of(entries: list[dict], *keys: str) -> list[str]:
-    """The invocation last recorded for each combination of `keys`, in order of first sight."""
-    last: dict[tuple, str] = {}
-    for e in entries:
-        last[tuple(e.get(k) or "" for k in keys)] = e["invocation"]
-    return list(last.values())
 
 
 # script: (record file or None when the script records nothing, extractor, what is compared,
