@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from striate import allocator
-from striate.interpret.gradients import integrated_gradients
+from striate.interpret.faithfulness import deletion_curve
+from striate.interpret.gradients import integrated_gradients, smooth_grad
 from striate.interpret.perturbation import occlusion
 
 GLIBC = platform.libc_ver()[0] == "glibc"
@@ -123,7 +124,14 @@ def _probe(seen: list[int]) -> nn.Module:
     return Probe()
 
 
-@pytest.mark.parametrize("method", [integrated_gradients, partial(occlusion, patch=4, stride=4)])
+def _deletion(model: nn.Module, x: torch.Tensor, target: int, **options) -> torch.Tensor:
+    return deletion_curve(model, x, torch.rand_like(x), target, steps=6, **options)[1]
+
+
+@pytest.mark.parametrize(
+    "method",
+    [integrated_gradients, partial(occlusion, patch=4, stride=4), smooth_grad, _deletion],
+)
 def test_the_attribution_batches_keep_freed_memory_on_a_cpu(method, monkeypatch):
     monkeypatch.delenv("STRIATE_MALLOC", raising=False)
     seen: list[int] = []

@@ -11,9 +11,10 @@ with mmap off and the top of the heap kept (``mallopt(M_MMAP_MAX, 0)``, ``M_TRIM
 Only in loops that repeat the same shapes: a loop whose large temporaries change size from one
 round to the next can fragment a heap without mmap and grow without bound (seen: a chunked
 nearest-neighbour search killed at 23 GB). Training repeats its shapes step after step, and so do
-the attribution methods' batches of scaled or occluded copies of an image: `Trainer.fit` on a
-CPU, `integrated_gradients` and `occlusion` hold `reusing_freed_memory()` and leave glibc's
-settings restored, and the freed heap top returned to the system (``malloc_trim``), when they end.
+the attribution methods' batches of scaled, noisy or occluded copies of an image: `Trainer.fit`
+on a CPU, `integrated_gradients`, `smooth_grad`, `occlusion` and the deletion and insertion curves
+hold `reusing_freed_memory()` and leave glibc's settings restored, and the freed heap top returned
+to the system (``malloc_trim``), when they end.
 Integrated gradients of EfficientNet-Lite0 (50 steps in one batch, 224×224, 2 threads, same
 machine): 2.4–2.5 M page faults, 7.2–8.7 s of kernel time and 6.3–7.8 s without; 1.1 M, 2.7–4.4 s
 and 3.8–4.6 s with (the backward pass reuses the forward's freed buffers).

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from striate import allocator
 from striate.checks import fail, is_number, number, one_of, positive_int
 from striate.errors import InputError
 from striate.interpret.gradients import (
@@ -147,7 +148,7 @@ def _curve(
     counts = counts.to(x.device)
     points = steps + 1
     probs = torch.empty(n * points, dtype=x.dtype, device=x.device)
-    with evaluating(model), torch.no_grad():
+    with evaluating(model), torch.no_grad(), allocator.reusing_freed_memory(x.device.type == "cpu"):
         t = targets_of(model, target, class_scores(owner, model, x))
         for start in range(0, n * points, batch):  # row r: image r // points, step r % points
             r = torch.arange(start, min(start + batch, n * points), device=x.device)

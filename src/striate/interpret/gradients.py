@@ -342,7 +342,7 @@ def smooth_grad(
         total.index_add_(0, i, a.detach())
         done += len(rows)
 
-    with evaluating(model):
+    with evaluating(model), allocator.reusing_freed_memory(x.device.type == "cpu"):
         for s in range(samples):
             draw = torch.randn(x.shape, generator=g, dtype=x.dtype).to(x.device)
             pending.append(x + sigma * draw)
