@@ -109,9 +109,14 @@ def trainer_overhead(entries: list[dict]) -> list[Row]:
 def geometry(entries: list[dict]) -> list[Row]:
     last = entries[-1]["date"]
     es = sorted((e for e in entries if e["date"] == last), key=lambda e: e["points"])
-    ratios = ", ".join(f"{x(e['striate_over_scipy'])} ({e['points']:,} points)" for e in es)
-    return [("Chamfer distance, two clouds (exact brute force, batched, differentiable)",
-             "scipy cKDTree build + query", f"time {ratios} (lower is better)", es)]  # fmt: skip
+    rows = []
+    for pair in dict.fromkeys(e.get("pair", "torus–cylinder") for e in es):
+        mine = [e for e in es if e.get("pair", "torus–cylinder") == pair]
+        ratios = ", ".join(f"{x(e['striate_over_scipy'])} ({e['points']:,} points)" for e in mine)
+        rows.append((f"Chamfer distance, {pair} (exact: grid or brute force, differentiable)",
+                     "scipy cKDTree build + query", f"time {ratios} (lower is better)",
+                     mine))  # fmt: skip
+    return rows
 
 
 def interpret(entries: list[dict]) -> list[Row]:

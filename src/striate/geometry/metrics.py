@@ -6,11 +6,15 @@ normal consistency.
     normal_consistency(pred, pred_n, gt, gt_n)   # mean |cos| to the nearest neighbour's normal
     voxel_iou(pred_grid, gt_grid)
 
-Point clouds are (N, 3) or batched (B, N, 3) against (B, M, 3). Nearest neighbours are exact and
-brute force, the N×M distances computed a chunk of rows at a time (at most `chunk_bytes` of
-distances at once, 64 MiB by default), so two 10^5-point clouds fit in memory; inside a chunk it
-is one matrix product (‖x‖² − 2x·y + ‖y‖²). The chosen neighbour's distance is then recomputed as
-‖x − y_j‖², which is exact (zero for equal points) and differentiable in both clouds.
+Point clouds are (N, 3) or batched (B, N, 3) against (B, M, 3). Large 3D clouds are searched
+through a uniform grid whose answers are certified nearest (`_grid_nn`); the rest by brute force,
+the N×M distances computed a chunk of rows at a time (at most `chunk_bytes` of distances at once,
+64 MiB by default), so two 10^5-point clouds fit in memory; inside a chunk it is one matrix
+product (‖x‖² − 2x·y + ‖y‖², about y's centre). That ranking carries float32 rounding of about
+1e-7·‖y − centre‖²: where candidates are closer than that (points far from the centre of a cloud
+much larger than their spacing) the brute force may pick a neighbour that much farther than the
+nearest. The chosen neighbour's distance is then recomputed as ‖x − y_j‖², which is exact (zero
+for equal points) and differentiable in both clouds.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ import torch
 
 from striate.checks import positive_number
 from striate.errors import InputError
+from striate.geometry._grid_nn import grid_nearest
 
 CHUNK_BYTES = 64 * 2**20
+GRID_MIN_PAIRS = 1 << 22  # below, the brute force is as quick as building a grid
 
 
 def _batched(
@@ -45,27 +51,66 @@ def nearest_neighbors(
     x: torch.Tensor, y: torch.Tensor, chunk_bytes: int = CHUNK_BYTES
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """For each point of x (B, N, D) its nearest point in y (B, M, D): the squared distances
-    (B, N), differentiable in x and y, and the indices (B, N) int64. (N, D) and (M, D) work too."""
+    (B, N), differentiable in x and y, and the indices (B, N) int64. (N, D) and (M, D) work too.
+
+    3D clouds (not float64) with N·M ≥ GRID_MIN_PAIRS are searched through a grid (`_grid_nn`);
+    the queries it does not certify, and every other case, by the brute force."""
     x3, y3, single = _batched(x, y, "nearest_neighbors")
-    b, n, _ = x3.shape
-    m = y3.shape[1]
-    rows = max(1, int(chunk_bytes) // (4 * b * m))
+    b, n, d = x3.shape
     with torch.no_grad():
         xd, yd = x3.detach(), y3.detach()
-        y2 = (yd * yd).sum(-1)[:, None, :]  # (B, 1, M)
-        parts = []
-        # one buffer for every chunk: no allocation churn (striate.engine turns malloc's mmap off,
-        # under which freed 64 MiB blocks fragment the heap)
-        buf = torch.empty(b * min(rows, n) * m, dtype=xd.dtype, device=xd.device)
-        for start in range(0, n, rows):  # a chunk of rows at a time; vectorised inside
-            xc = xd[:, start : start + rows]
-            d2 = buf[: b * xc.shape[1] * m].view(b, xc.shape[1], m)
-            torch.baddbmm(y2, xc, yd.transpose(1, 2), alpha=-2, out=d2)  # ‖y‖² − 2x·y
-            parts.append(d2.argmin(-1))  # + ‖x‖² is the same for the whole row
-        idx = torch.cat(parts, 1)
+        gridded = d == 3 and n * y3.shape[1] >= GRID_MIN_PAIRS and xd.dtype != torch.float64
+        found = grid_nearest(xd, yd) if gridded and _finite(xd, yd) else None
+        if found is None:
+            idx = _brute_nearest(xd, yd, chunk_bytes)
+        else:
+            idx, certified = found
+            for coarser in (4.0, 16.0, None):  # sparse regions' queries: coarser cells, then all
+                left = int((~certified).sum(1).max())
+                if not left:
+                    break
+                # each cloud's uncertified queries first, searched together
+                rows = (~certified).long().argsort(dim=1, descending=True, stable=True)[:, :left]
+                queries = torch.gather(xd, 1, rows[..., None].expand(-1, -1, d))
+                redo = ~torch.gather(certified, 1, rows)
+                if coarser is None:
+                    sub, ok = _brute_nearest(queries, yd, chunk_bytes), redo
+                else:
+                    again = grid_nearest(queries, yd, coarser)
+                    if again is None:
+                        continue
+                    sub, ok = again[0], redo & again[1]
+                idx.scatter_(1, rows, torch.where(ok, sub, torch.gather(idx, 1, rows)))
+                certified.scatter_(1, rows, ok | ~redo)
     nearest = torch.gather(y3, 1, idx[..., None].expand(-1, -1, y3.shape[-1]))
     d2 = ((x3 - nearest) ** 2).sum(-1)
     return (d2[0], idx[0]) if single else (d2, idx)
+
+
+def _finite(*tensors: torch.Tensor) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
+def _brute_nearest(
+    x: torch.Tensor, y: torch.Tensor, chunk_bytes: int = CHUNK_BYTES
+) -> torch.Tensor:
+    """The index (B, N) of each x's nearest y, from all the distances, a chunk of rows at once."""
+    b, n, _ = x.shape
+    m = y.shape[1]
+    rows = max(1, int(chunk_bytes) // (4 * b * m))
+    centre = y.mean(1, keepdim=True)  # ‖y‖² − 2x·y loses less to rounding about the cloud
+    x, y = x - centre, y - centre
+    y2 = (y * y).sum(-1)[:, None, :]  # (B, 1, M)
+    parts = []
+    # one buffer for every chunk: no allocation churn (striate.allocator turns malloc's mmap off,
+    # under which freed 64 MiB blocks fragment the heap)
+    buf = torch.empty(b * min(rows, n) * m, dtype=x.dtype, device=x.device)
+    for start in range(0, n, rows):  # a chunk of rows at a time; vectorised inside
+        xc = x[:, start : start + rows]
+        d2 = buf[: b * xc.shape[1] * m].view(b, xc.shape[1], m)
+        torch.baddbmm(y2, xc, y.transpose(1, 2), alpha=-2, out=d2)  # ‖y‖² − 2x·y
+        parts.append(d2.argmin(-1))  # + ‖x‖² is the same for the whole row
+    return torch.cat(parts, 1)
 
 
 def chamfer_distance(
