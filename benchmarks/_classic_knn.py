@@ -168,7 +168,7 @@ def _striate_phases(X: np.ndarray, y: np.ndarray, Q: np.ndarray) -> dict[str, fl
     the certificate with the exact float64 re-rank of the candidates, the brute-force fallback and
     the rest (labels, votes); and from torch's profiler and a timer on numpy's products, the
     distance matmuls and the top-k selections inside them."""
-    from striate.classic import knn
+    from striate.classic import _knn_index, knn
 
     parts = {
         "_use_projection": "building the subspace",
@@ -195,8 +195,8 @@ def _striate_phases(X: np.ndarray, y: np.ndarray, Q: np.ndarray) -> dict[str, fl
 
         return wrapped
 
-    originals = {attr: getattr(knn._Index, attr) for attr in parts}
-    matmul = knn.gemm
+    originals = {attr: getattr(_knn_index._Index, attr) for attr in parts}
+    matmul = _knn_index.gemm
 
     def numpy_matmul(a, b, out, library):  # numpy's BLAS is outside torch's profiler
         t0 = time.perf_counter()
@@ -207,9 +207,9 @@ def _striate_phases(X: np.ndarray, y: np.ndarray, Q: np.ndarray) -> dict[str, fl
                 blas["numpy matmul"] += time.perf_counter() - t0
 
     try:
-        knn.gemm = numpy_matmul
+        _knn_index.gemm = numpy_matmul
         for attr, name in parts.items():
-            setattr(knn._Index, attr, timer(name, originals[attr]))
+            setattr(_knn_index._Index, attr, timer(name, originals[attr]))
         activities = [torch.profiler.ProfilerActivity.CPU]
         with torch.profiler.profile(activities=activities) as prof:
             t0 = time.perf_counter()
@@ -217,9 +217,9 @@ def _striate_phases(X: np.ndarray, y: np.ndarray, Q: np.ndarray) -> dict[str, fl
             model.predict(Q)
             total = time.perf_counter() - t0
     finally:
-        knn.gemm = matmul
+        _knn_index.gemm = matmul
         for attr, fn in originals.items():
-            setattr(knn._Index, attr, fn)
+            setattr(_knn_index._Index, attr, fn)
     ops = {e.key: e.cpu_time_total / 1e6 for e in prof.key_averages()}
     torch_matmul = sum(ops.get(f"aten::{op}", 0.0) for op in ("addmm", "mm", "bmm"))
     return {

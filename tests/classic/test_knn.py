@@ -16,7 +16,8 @@ from sklearn.utils.estimator_checks import check_estimator
 from striate import load_dataset
 from striate.classic import _gemm
 from striate.classic._base import image_features
-from striate.classic.knn import KNNClassifier, KSelection, _Index, select_k
+from striate.classic._knn_index import _Index
+from striate.classic.knn import KNNClassifier, KSelection, select_k
 from striate.data.imageset import ImageSet
 from striate.data.splits import kfold
 from striate.errors import ConfigError, InputError, StriateError

@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from striate import load_dataset
-from striate.classic import knn
+from striate.classic import _knn_index
 from striate.classic._base import image_features
+from striate.classic._knn_index import _Index
 from striate.classic._knn_projection import Projection, subspace_dim
-from striate.classic.knn import KNNClassifier, _Index
+from striate.classic.knn import KNNClassifier
 
 
 def _brute_sq(X: np.ndarray, Q: np.ndarray) -> np.ndarray:
@@ -39,8 +40,8 @@ def _low_rank(n: int, dim: int = 96, rank: int = 8, offset: float = 0.0, seed: i
 def projected(monkeypatch):
     """The first pass for any size of data and search, and the number of queries each of its
     rounds saw and certified."""
-    monkeypatch.setattr(knn, "_PROJECT_MIN_DIM", 64)
-    monkeypatch.setattr(knn, "_PROJECT_PAYS", 0)
+    monkeypatch.setattr(_knn_index, "_PROJECT_MIN_DIM", 64)
+    monkeypatch.setattr(_knn_index, "_PROJECT_PAYS", 0)
     rounds = []
     real = _Index._projected
 
@@ -157,7 +158,7 @@ def test_cifar10_equals_the_full_pass(projected, shared_data, monkeypatch):
     assert fast._index._projection.dim == 256
     for seen, certified in (projected[0], projected[first_self]):
         assert certified > 0.8 * seen
-    monkeypatch.setattr(knn, "_PROJECT_MIN_DIM", 10**9)
+    monkeypatch.setattr(_knn_index, "_PROJECT_MIN_DIM", 10**9)
     full = KNNClassifier(3, device="cpu").fit(X, y)
     d_full, i_full = full.kneighbors(Q)
     assert full._index._projection is None
