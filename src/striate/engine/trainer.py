@@ -358,9 +358,8 @@ class Trainer:
         """Train `model` on `train`, validating on `val` after each epoch; returns the history."""
         self._check_out(resume)
         self._setup(model, train, resume)
-        memory = contextlib.ExitStack()
-        if self.device.type == "cpu":  # each step's buffers reused, not faulted in again
-            memory.enter_context(allocator.reusing_freed_memory())
+        memory = contextlib.ExitStack()  # on a CPU each step's buffers reused, not faulted in again
+        memory.enter_context(allocator.reusing_freed_memory(self.device.type == "cpu"))
         self._fitting = True
         try:
             self._call("on_fit_start")
