@@ -195,7 +195,7 @@ def _striate_phases(X: np.ndarray, y: np.ndarray, Q: np.ndarray) -> dict[str, fl
 
         return wrapped
 
-    originals = {attr: getattr(_knn_index._Index, attr) for attr in parts}
+    originals = {attr: getattr(_knn_index.Index, attr) for attr in parts}
     matmul = _knn_index.gemm
 
     def numpy_matmul(a, b, out, library):  # numpy's BLAS is outside torch's profiler
@@ -209,7 +209,7 @@ def _striate_phases(X: np.ndarray, y: np.ndarray, Q: np.ndarray) -> dict[str, fl
     try:
         _knn_index.gemm = numpy_matmul
         for attr, name in parts.items():
-            setattr(_knn_index._Index, attr, timer(name, originals[attr]))
+            setattr(_knn_index.Index, attr, timer(name, originals[attr]))
         activities = [torch.profiler.ProfilerActivity.CPU]
         with torch.profiler.profile(activities=activities) as prof:
             t0 = time.perf_counter()
@@ -219,7 +219,7 @@ def _striate_phases(X: np.ndarray, y: np.ndarray, Q: np.ndarray) -> dict[str, fl
     finally:
         _knn_index.gemm = matmul
         for attr, fn in originals.items():
-            setattr(_knn_index._Index, attr, fn)
+            setattr(_knn_index.Index, attr, fn)
     ops = {e.key: e.cpu_time_total / 1e6 for e in prof.key_averages()}
     torch_matmul = sum(ops.get(f"aten::{op}", 0.0) for op in ("addmm", "mm", "bmm"))
     return {

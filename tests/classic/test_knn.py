@@ -16,7 +16,7 @@ from sklearn.utils.estimator_checks import check_estimator
 from striate import load_dataset
 from striate.classic import _gemm
 from striate.classic._base import image_features
-from striate.classic._knn_index import _Index
+from striate.classic._knn_index import Index
 from striate.classic.knn import KNNClassifier, KSelection, select_k
 from striate.data.imageset import ImageSet
 from striate.data.splits import kfold
@@ -181,9 +181,9 @@ def test_cancellation_large_common_offset(monkeypatch):
 
     calls = []
     for name in ("_candidates", "_exact_all"):
-        real = getattr(_Index, name)
+        real = getattr(Index, name)
         monkeypatch.setattr(
-            _Index,
+            Index,
             name,
             lambda *a, _real=real, _name=name, **kw: calls.append(_name) or _real(*a, **kw),
         )

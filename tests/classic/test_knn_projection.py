@@ -11,7 +11,7 @@ import torch
 from striate import load_dataset
 from striate.classic import _knn_index
 from striate.classic._base import image_features
-from striate.classic._knn_index import _Index
+from striate.classic._knn_index import Index
 from striate.classic._knn_projection import Projection, subspace_dim
 from striate.classic.knn import KNNClassifier
 
@@ -43,14 +43,14 @@ def projected(monkeypatch):
     monkeypatch.setattr(_knn_index, "_PROJECT_MIN_DIM", 64)
     monkeypatch.setattr(_knn_index, "_PROJECT_PAYS", 0)
     rounds = []
-    real = _Index._projected
+    real = Index._projected
 
     def spy(self, Q, rows, *args, **kwargs):
         out = real(self, Q, rows, *args, **kwargs)
         rounds.append((len(rows), int(out[2].sum())))
         return out
 
-    monkeypatch.setattr(_Index, "_projected", spy)
+    monkeypatch.setattr(Index, "_projected", spy)
     return rounds
 
 
@@ -61,7 +61,7 @@ def test_the_floor_never_exceeds_a_pairs_exact_distance(offset):
     near a subspace it is also close to it (not vacuous)."""
     X, Q = np.split(_low_rank(700, offset=offset), [600])
     Q = np.concatenate([Q, X[:20]])
-    index = _Index(torch.from_numpy(X), "l2")
+    index = Index(torch.from_numpy(X), "l2")
     proj = Projection.fit(index.X, index.center)
     assert proj.dim == subspace_dim(96) == 12
     q = torch.from_numpy(Q) - index.center

@@ -71,7 +71,7 @@ _PROJECTED_MAX_SHARE = 64  # candidates per query at most 1/64 of the references
 _PROJECTED_MAX_ERROR = 0.01  # D·u above this (reduced-precision products): no first pass
 
 
-class _Index:
+class Index:
     """The stored reference set of one metric, with what the fast pass needs and the exact search.
 
     `X` is the float32 training data on the device; `center` (l2, l1) is subtracted from both

@@ -26,7 +26,7 @@ from sklearn.base import ClassifierMixin
 
 from striate.checks import is_int, positive_int
 from striate.classic._base import ClassifierInputs, TorchEstimator
-from striate.classic._knn_index import METRICS, _Index
+from striate.classic._knn_index import METRICS, Index
 from striate.data.imageset import ImageSet
 from striate.data.splits import kfold
 from striate.errors import InputError, StriateError
@@ -83,7 +83,7 @@ class KNNClassifier(ClassifierMixin, ClassifierInputs, TorchEstimator):
                 f"{name}: n_neighbors={self.n_neighbors} but the training set has only "
                 f"{len(Xt)} samples: use n_neighbors <= {len(Xt)}"
             )
-        self._index = _Index(Xt, self.metric)
+        self._index = Index(Xt, self.metric)
         self._y = y_idx
         self.n_samples_fit_ = len(Xt)
         return self
