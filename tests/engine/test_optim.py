@@ -178,7 +178,7 @@ def test_each_name_builds_the_right_optimizer():
         "adam": (torch.optim.Adam, {"betas": (0.8, 0.99), "eps": 1e-6}),
         "adamw": (torch.optim.AdamW, {"betas": (0.8, 0.99), "eps": 1e-6}),
     }
-    assert set(cases) | {"lbfgs"} == set(OPTIMIZERS)
+    assert set(cases) | {"lbfgs", "muon"} == set(OPTIMIZERS)  # muon: tests/engine/test_muon.py
     for name, (cls, settings) in cases.items():
         opt = make_optimizer(
             name.upper(),

@@ -39,6 +39,10 @@ SCHEDULE_OPTION = typer.Option(
     help="A schedule argument KEY=VALUE, e.g. --schedule-option T_0=8 for sgdr, "
     "--schedule-option warmup=1.",
 )
+OPT_OPTION = typer.Option(
+    "--opt-option",
+    help="An optimiser setting KEY=VALUE, e.g. --opt-option aux_lr=0.1 for muon.",
+)
 OVERWRITE = typer.Option(
     "--overwrite", help="Replace the results in an --out folder that already holds some."
 )
@@ -139,12 +143,13 @@ def own_option(flag: str, help: str) -> Any:  # noqa: A002
 def settings(values: Mapping[str, Any]) -> dict[str, Any]:
     """The TrainConfig settings among a command's parameters `values` (named after the fields),
     the ones given (not None); the command line's own forms made settings: -o KEY=VALUE
-    (model_option) and --schedule-option into tables, --snapshot-every N into snapshots, paths
-    into text."""
+    (model_option), --opt-option and --schedule-option into tables, --snapshot-every N into
+    snapshots, paths into text."""
     fields = _fields()
     out = {k: v for k, v in values.items() if k in fields and v is not None}
     for option_name, table in (
         ("model_option", "model_options"),
+        ("opt_option", "opt_options"),
         ("schedule_option", "schedule_options"),
     ):
         if values.get(option_name):

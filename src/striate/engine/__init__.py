@@ -23,7 +23,8 @@ from striate.engine.divergence import TrainingDiverged
 from striate.engine.losses import LOSSES, cross_entropy, make_loss, multiclass_hinge
 from striate.engine.lr_finder import LRFinderResult, lr_find
 from striate.engine.metrics import MetricTracker, accuracy, topk_accuracy
-from striate.engine.optim import OPTIMIZERS, make_optimizer, param_groups
+from striate.engine.muon import Muon
+from striate.engine.optim import OPTIMIZERS, make_optimizer, muon_groups, param_groups
 from striate.engine.precision import PRECISIONS, resolve_precision
 from striate.engine.schedules import SCHEDULES, Schedule, Scheduler, make_schedule, plot_schedule
 from striate.engine.step import optimizer_step
@@ -48,6 +49,7 @@ __all__ = [
     "LRFinderResult",
     "Lookahead",
     "MetricTracker",
+    "Muon",
     "ProgressBar",
     "Schedule",
     "Scheduler",
@@ -63,6 +65,7 @@ __all__ = [
     "make_optimizer",
     "make_schedule",
     "multiclass_hinge",
+    "muon_groups",
     "optimizer_step",
     "param_groups",
     "plot_schedule",

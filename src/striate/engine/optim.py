@@ -15,6 +15,9 @@ lecture 7; Kingma & Ba 2015, arXiv:1412.6980; Loshchilov & Hutter 2019, arXiv:17
   L2 term added to ``g``, so it is rescaled by the adaptive step.
 - ``"adamw"``: Adam with decoupled weight decay ``p ← p - lr·λ·p``, applied as is.
 - ``"lbfgs"``: torch's L-BFGS (full batch, deterministic losses; call ``step(closure)``).
+- ``"muon"``: the hidden layers' Nesterov momentum orthogonalised by Newton–Schulz, SGD for the
+  rest (Jordan et al. 2024; `striate.engine.muon`). Its ``options``: ``aux_lr`` and
+  ``aux_momentum`` (the SGD part's), ``ns_steps``, ``normalize``.
 
 Weight decay (an L2 penalty ``λ/2·‖w‖²`` for the SGD family) is meant to shrink the weights
 that multiply inputs. Biases and the scale and shift of normalisation layers are few and set
@@ -27,7 +30,7 @@ smaller learning rates for fine-tuning (Howard & Ruder 2018, arXiv:1801.06146).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,10 +38,17 @@ import torch
 from torch import nn
 
 from striate.checks import is_number, number
+from striate.engine.muon import Muon, split_hidden
 from striate.errors import ConfigError
 from striate.registry import Registry
 
-__all__ = ["OPTIMIZERS", "discriminative_groups", "make_optimizer", "param_groups"]
+__all__ = [
+    "OPTIMIZERS",
+    "discriminative_groups",
+    "make_optimizer",
+    "muon_groups",
+    "param_groups",
+]
 
 
 _NORM_LAYERS: tuple[type[nn.Module], ...] = (
@@ -134,6 +144,7 @@ def make_optimizer(
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float | None = None,
     exempt: bool = True,
+    options: Mapping[str, Any] | None = None,
 ) -> torch.optim.Optimizer:
     """A torch optimiser by name, settings checked; a model's norm and bias params get no decay.
 
@@ -142,10 +153,17 @@ def make_optimizer(
     "adam" and "adamw";
     ``eps`` (None: torch's default for that optimiser) by the adaptive ones. Given a model and
     ``exempt=True`` the parameters are split by :func:`param_groups`; an iterable of parameters
-    or of groups is used as it is.
+    or of groups is used as it is. ``options`` are the optimiser's own settings (those of
+    "muon"; the others have none).
     """
     entry = OPTIMIZERS.entry(name)
     key = entry.name
+    options = dict(options or {})
+    accepted = entry.meta.get("options", ())
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        its = f"its options are: {', '.join(accepted)}" if accepted else "it takes none"
+        raise ConfigError(f"optimiser {key!r} has no option {', '.join(unknown)}; {its}")
     lr = _check_lr(lr, f"{key} optimiser")
     wd = _check_weight_decay(weight_decay, f"{key} optimiser")
     hint = "0.9 is usual; 0 turns it off"
@@ -162,10 +180,12 @@ def make_optimizer(
     if key == "nesterov":
         nesterov = True
     if momentum is None:
-        momentum = 0.9 if key in ("sgd", "nesterov") else 0.0
+        momentum = {"sgd": 0.9, "nesterov": 0.9, "muon": 0.95}.get(key, 0.0)
     elif key in ("adam", "adamw"):
         betas = (momentum, betas[1])
-    if nesterov and key != "sgd" and key != "nesterov":
+    if key == "muon":
+        nesterov = True
+    if nesterov and key not in ("sgd", "nesterov", "muon"):
         raise ConfigError(
             f"nesterov applies to SGD only, not to {key}; use the 'nesterov' optimiser or set "
             "nesterov=False"
@@ -173,7 +193,7 @@ def make_optimizer(
     if nesterov and momentum == 0:
         raise ConfigError("Nesterov momentum needs momentum > 0 (0.9 is usual)")
     settings = _Settings(lr, wd, momentum, nesterov, tuple(float(b) for b in betas), eps)
-    return entry.obj(params_or_model, settings, exempt)
+    return entry.obj(params_or_model, settings, exempt, **options)
 
 
 @dataclass(frozen=True)
@@ -251,6 +271,21 @@ def _lbfgs(params_or_model: Any, o: _Settings, exempt: bool) -> torch.optim.LBFG
     return torch.optim.LBFGS(params, lr=lr)
 
 
+def muon_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """``model``'s trainable parameters in `Muon`'s groups: the hidden weights of two or more
+    dimensions (``"muon": True``), and the others split as `param_groups` splits them; the
+    output layer and embeddings stay with SGD (`striate.engine.muon.split_hidden`)."""
+    return split_hidden(model, param_groups(model, weight_decay))
+
+
+def _muon(params: Any, o: _Settings, exempt: bool, **options: Any) -> torch.optim.Optimizer:
+    """Muon: hidden weights' momentum orthogonalised by Newton-Schulz, SGD for the rest"""
+    # a model is always split: Muon takes its hidden weights only
+    groups = muon_groups(params, o.weight_decay) if isinstance(params, nn.Module) else params
+    groups = _as_params(groups, o.weight_decay, exempt)
+    return Muon(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, **options)
+
+
 def discriminative_groups(
     modules: Sequence[nn.Module],
     lr: float | Sequence[float],
@@ -312,3 +347,4 @@ OPTIMIZERS.add("rmsprop", _rmsprop)
 OPTIMIZERS.add("adam", _adam)
 OPTIMIZERS.add("adamw", _adamw)
 OPTIMIZERS.add("lbfgs", _lbfgs)
+OPTIMIZERS.add("muon", _muon, options=("aux_lr", "aux_momentum", "ns_steps", "normalize"))

@@ -68,7 +68,8 @@ class Trainer:
 
     Give `epochs` or `steps` (optimiser steps). `task` says what a batch's loss is and what is
     measured (default `Classification()`). `opt` and `schedule` are names (see OPTIMIZERS,
-    SCHEDULES) or, for `opt`, a torch optimiser; `schedule_options` go to `make_schedule`
+    SCHEDULES) or, for `opt`, a torch optimiser; `opt_options` are the named optimiser's own
+    settings (`make_optimizer`'s options) and `schedule_options` go to `make_schedule`
     (durations in epochs). `out` is the run folder for metrics, checkpoints and plots (None: write
     nothing); `fit` refuses one that holds an earlier run's metrics or checkpoints unless it
     resumes that run or `overwrite` is given (then they are replaced as the new run writes them).
@@ -89,6 +90,7 @@ class Trainer:
         weight_decay: float = 0.0,
         momentum: float | None = None,
         nesterov: bool = False,
+        opt_options: dict[str, Any] | None = None,
         schedule: str = "constant",
         schedule_options: dict[str, Any] | None = None,
         precision: str = "auto",
@@ -120,6 +122,7 @@ class Trainer:
         self.param_groups = param_groups  # e.g. discriminative lrs; default: the whole model
         self.opt, self.lr_arg, self.weight_decay = opt, float(lr), float(weight_decay)
         self.momentum, self.nesterov = momentum, nesterov
+        self.opt_options = dict(opt_options or {})
         self.schedule, self.schedule_options = schedule, dict(schedule_options or {})
         self.precision_arg, self.channels_last_arg = precision, channels_last
         self.device = resolve_device(device)
@@ -269,6 +272,7 @@ class Trainer:
                 weight_decay=self.weight_decay,
                 momentum=self.momentum,
                 nesterov=self.nesterov,
+                options=self.opt_options,
             )
         self.task.setup(self.model, self)
         self.lbfgs = isinstance(self.optimizer, torch.optim.LBFGS)

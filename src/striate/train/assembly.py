@@ -187,6 +187,7 @@ def build_trainer(config: TrainConfig, out: Path | None, progress: bool, **extra
         weight_decay=config.weight_decay,
         momentum=config.momentum,
         nesterov=config.nesterov and config.opt == "sgd",  # the default is for SGD only
+        opt_options=config.opt_options,
         schedule=config.schedule,
         schedule_options=config.schedule_options,
         precision=config.precision,

@@ -2,8 +2,9 @@
 
     config = TrainConfig.load("run.toml", lr=0.1)      # the file, then overrides on top
 
-Names follow the command line (`--batch-size` is `batch_size`). Tables `[model_options]` and
-`[schedule_options]` pass keyword arguments to the model builder and the schedule. Each field
+Names follow the command line (`--batch-size` is `batch_size`). Tables `[model_options]`,
+`[opt_options]` and `[schedule_options]` pass keyword arguments to the model builder, the
+optimiser and the schedule. Each field
 carries its help beside it (`setting`): the command-line options of `striate train`, `lr-find`,
 `search` and `doctor` are built from it (`striate.cli.options`), so a default or a help text is
 written once. An old name (`wd`) is still read, with a DeprecationWarning (`ALIASES`).
@@ -86,6 +87,10 @@ class TrainConfig:
         None, "Momentum of SGD/RMSProp, or Adam's beta1.", shown="0.9 for SGD, 0 for RMSProp"
     )
     nesterov: bool = setting(True, "Nesterov momentum with opt sgd (other optimisers ignore it).")
+    opt_options: dict[str, Any] = setting(
+        help="The optimiser's own settings (an [opt_options] table), e.g. muon's aux_lr.",
+        factory=dict,
+    )
     schedule: str = setting(
         "onecycle",
         "Learning-rate schedule, stepped at every optimiser step: {names}.",
@@ -215,7 +220,7 @@ class TrainConfig:
         ):
             if not isinstance(getattr(self, name), str):
                 raise ConfigError(f"{name} must be a string, got {getattr(self, name)!r}")
-        for name in ("model_options", "schedule_options"):
+        for name in TABLES:
             if not isinstance(getattr(self, name), dict):
                 raise ConfigError(f"{name} must be a table of keyword arguments")
         if (self.epochs is None) == (self.steps is None):
@@ -269,6 +274,7 @@ class TrainConfig:
 
 
 SAMPLINGS = ("uniform", "sgds", "sgds-unbiased")
+TABLES = ("model_options", "opt_options", "schedule_options")  # keyword arguments, merged by key
 
 
 def canonical(values: dict[str, Any]) -> dict[str, Any]:
@@ -293,11 +299,11 @@ def canonical(values: dict[str, Any]) -> dict[str, Any]:
 
 def merge(values: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """`values` with `overrides` on top: None values skipped, and the keyword tables
-    (model_options, schedule_options) merged key by key rather than replaced. Old names
+    (`TABLES`) merged key by key rather than replaced. Old names
     (`wd`) count as the new ones, so an override replaces an old file's value."""
     out = dict(canonical(values))
     for k, v in canonical({k: v for k, v in overrides.items() if v is not None}).items():
-        if k in ("model_options", "schedule_options") and isinstance(out.get(k), dict):
+        if k in TABLES and isinstance(out.get(k), dict):
             v = {**out[k], **v}
         out[k] = v
     return out
