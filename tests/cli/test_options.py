@@ -111,6 +111,7 @@ def test_settings_picks_the_given_fields_in_their_config_form(tmp_path):
             "epochs": None,  # not given
             "out": tmp_path / "run",
             "model_option": ["dropout=0.2", "widths=[8, 16]"],
+            "opt_option": ["aux_lr=0.5", "normalize=true"],
             "schedule_option": None,
             "snapshot_every": 2,
             "snapshots": None,
@@ -120,6 +121,7 @@ def test_settings_picks_the_given_fields_in_their_config_form(tmp_path):
         "lr": 0.5,
         "out": str(tmp_path / "run"),
         "model_options": {"dropout": 0.2, "widths": [8, 16]},
+        "opt_options": {"aux_lr": 0.5, "normalize": True},
         "snapshots": 2,
     }
 

@@ -173,6 +173,18 @@ def test_model_and_schedule_options_merge_with_the_config_file(capsys, tmp_path)
     assert code == 2 and "KEY=VALUE" in err
 
 
+def test_muon_trains_with_its_options_from_the_command_line(capsys, tmp_path):
+    out = tmp_path / "run"
+    args = ["--opt", "muon", "--lr", "0.02", "--opt-option", "aux_lr=0.05", "--epochs", "1"]
+    code, stdout, _ = run(capsys, "train", *args, "--train-size", "300", "--out", str(out))
+    assert code == 0 and "test accuracy" in stdout
+    config = json.loads((out / "config.json").read_text())["config"]
+    assert (config["opt"], config["opt_options"]) == ("muon", {"aux_lr": 0.05})
+    args = ["--opt", "sgd", "--opt-option", "aux_lr=0.05", "--epochs", "1"]
+    code, _, err = run(capsys, "train", *args, "--out", str(tmp_path / "sgd"))
+    assert code == 2 and "optimiser 'sgd' has no option aux_lr; it takes none" in err
+
+
 @pytest.mark.parametrize("opt", ["adam", "rmsprop"])
 def test_optimisers_other_than_sgd_train_with_the_default_nesterov(capsys, tmp_path, opt):
     args = ["--opt", opt, "--lr", "1e-3", "--epochs", "1", "--model", "mlp", "--schedule", "cosine"]

@@ -19,6 +19,17 @@ def test_file_then_overrides(tmp_path):
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
 
 
+def test_opt_options_are_a_table_merged_key_by_key(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('opt = "muon"\n[opt_options]\naux_lr = 0.1\nns_steps = 3\n')
+    cfg = TrainConfig.load(path, opt_options={"ns_steps": 5})
+    assert cfg.opt_options == {"aux_lr": 0.1, "ns_steps": 5}
+    with pytest.raises(ConfigError, match="opt_options must be a table"):
+        TrainConfig(opt_options=[1])
+    with pytest.raises(ConfigError, match="'sgd' has no option ns_steps; it takes none"):
+        TrainConfig(opt="sgd", opt_options={"ns_steps": 3})  # at once, before any data is read
+
+
 def test_steps_replace_the_default_epochs():
     cfg = TrainConfig.load(steps=100)
     assert cfg.steps == 100 and cfg.epochs is None

@@ -1,5 +1,6 @@
-"""The cifar10-fast recipe: airbench94's hyper-parameters in striate's conventions, checked against
-airbench's own update and schedule written out, and a short training run with the recipe."""
+"""The cifar10-fast and cifar10-muon recipes: airbench94's and airbench94_muon's hyper-parameters in
+striate's conventions, checked against airbench's own updates and schedule written out, and short
+training runs with the recipes."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from striate.data.augment import AlternatingFlip, Compose, RandomCrop
 from striate.data.augment_spec import parse_augment
 from striate.engine import Lookahead, make_optimizer, make_schedule
 from striate.engine.callbacks import Callback
+from striate.engine.muon import Muon
 from striate.errors import ConfigError
 from striate.models.fastnet import FastNet, whiten_init
 from striate.train import TrainConfig
@@ -28,6 +30,7 @@ from striate.train.recipes import (
     model_callbacks,
     recipe_config,
 )
+from tests.engine.test_muon import reference_muon_step
 
 
 def test_recipe_values_are_airbench94_in_striate_terms():
@@ -234,3 +237,112 @@ def test_patch_whitening_needs_a_fastnet():
         build_trainer(config, None, False, callbacks=[PatchWhitening()]).fit(
             models.create("convnet-small", in_shape=(3, 32, 32)), loader
         )
+
+
+# --------------------------------------------------------------------------- cifar10-muon
+
+
+def test_the_muon_recipe_trains_as_airbench94_muon():
+    """airbench94_muon.py's updates written out: a head of std 1 with outputs / 256 at lr 0.67,
+    biases at 0.053 and decay 2e-6·B/lr, all on the batch-summed loss, and Muon on the filters.
+    The recipe's FastNet and make_optimizer on the batch-mean loss follow the same path. (The
+    reference leaves the biases undecayed, as striate does; its filters get no decay.)"""
+    batch = 16
+    c = recipe_config("cifar10-muon", batch_size=batch, model_options={"widths": [8, 16, 16]})
+    torch.manual_seed(0)
+    net = FastNet((3, 32, 32), 10, **c.model_options)
+    ref = FastNet((3, 32, 32), 10, widths=(8, 16, 16), bn_bias_scale=1.0, logit_scale=1 / 256)
+    ref.load_state_dict(net.state_dict())
+    s = math.sqrt(0.67 / 0.053)
+    with torch.no_grad():
+        ref.head.weight.mul_(s)
+    assert ref.head.weight.std().item() == pytest.approx(1.0, rel=1e-5)  # airbench's init
+
+    opt = make_optimizer(c.opt, net, c.lr, c.weight_decay, c.momentum, options=c.opt_options)
+    filters = [m.weight for m in ref.groups.modules() if isinstance(m, nn.Conv2d)]
+    biases = [ref.whiten.bias] + [m.bias for m in ref.modules() if isinstance(m, nn.BatchNorm2d)]
+    wd = 2e-6 * batch
+    sgd = torch.optim.SGD(
+        [
+            {"params": biases, "lr": 0.053, "weight_decay": 0.0},
+            {"params": [ref.head.weight], "lr": 0.67, "weight_decay": wd / 0.67},
+        ],
+        momentum=0.85,
+        nesterov=True,
+    )
+    buffers = [torch.zeros_like(w) for w in filters]
+
+    g = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        x, y = (
+            torch.randn(batch, 3, 32, 32, generator=g),
+            torch.randint(0, 10, (batch,), generator=g),
+        )
+        opt.zero_grad()
+        F.cross_entropy(net(x), y, label_smoothing=0.2).backward()
+        opt.step()
+        ref.zero_grad()  # the filters too, which the SGD does not hold
+        F.cross_entropy(ref(x), y, label_smoothing=0.2, reduction="sum").backward()
+        sgd.step()
+        with torch.no_grad():
+            for i, w in enumerate(filters):
+                new, buffers[i] = reference_muon_step(w, buffers[i], w.grad, 0.24, 0.6, 3)
+                w.copy_(new)
+        ref.eval(), net.eval()
+        probe = torch.randn(4, 3, 32, 32, generator=g)
+        torch.testing.assert_close(net(probe), ref(probe), rtol=1e-3, atol=1e-4)
+        ref.train(), net.train()
+    torch.testing.assert_close(net.head.weight * s, ref.head.weight, rtol=1e-4, atol=1e-5)
+
+
+def test_the_muon_recipes_values_and_batch_scaling():
+    c = recipe_config("cifar10-muon")
+    assert (c.model, c.batch_size, c.epochs, c.opt, c.lr, c.momentum) == (
+        "cifar_fast",
+        2000,
+        8,
+        "muon",
+        0.24,
+        0.6,
+    )
+    assert c.opt_options == {"aux_lr": pytest.approx(106.0), "aux_momentum": 0.85,
+                             "ns_steps": 3, "normalize": True}  # fmt: skip
+    assert c.weight_decay == pytest.approx(2e-6 * 2000 / 106)
+    assert (c.schedule, c.schedule_options, c.lookahead) == ("linear", {"end_factor": 0.0}, None)
+    # a smaller batch scales the SGD part's lr (per example), not Muon's
+    small = recipe_config("cifar10-muon", batch_size=500)
+    assert small.lr == 0.24 and small.opt_options["aux_lr"] == pytest.approx(106.0 / 4)
+    assert recipe_config("cifar10-muon", opt_options={"ns_steps": 5}).opt_options["aux_lr"] == (
+        pytest.approx(106.0)
+    )  # a table given is merged key by key
+
+
+def test_a_short_training_run_with_the_muon_recipe():
+    data = cifar_like(64)
+    config = recipe_config(
+        "cifar10-muon",
+        epochs=2,
+        batch_size=16,
+        model_options={"widths": [8, 16, 16]},
+        device="cpu",
+        precision="fp32",
+    )
+    torch.manual_seed(config.seed)
+    model = models.create(config.model, **config.model_options)
+    train = BatchLoader(
+        data,
+        config.batch_size,
+        augment=parse_augment(config.augment, data.shape, 10),
+        normalize=Normalizer().fit(data),
+        device="cpu",
+        seed=config.seed,
+    )
+    before = model.groups[0].conv1.weight.detach().clone()
+    trainer = build_trainer(config, None, False, callbacks=model_callbacks(model))
+    history = trainer.fit(model, train)
+    assert len(history) == 2 and all(math.isfinite(h["train_loss"]) for h in history)
+    assert isinstance(trainer.optimizer, Muon) and trainer.step == 8
+    assert trainer.optimizer.param_groups[0]["lr"] == 0.0  # the linear decay has ended
+    w = model.groups[0].conv1.weight
+    assert not torch.equal(w, before)
+    assert w.norm().item() == pytest.approx(math.sqrt(8), rel=0.2)  # renormalised before a step

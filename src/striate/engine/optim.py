@@ -134,6 +134,21 @@ def _as_params(params_or_model: Any, weight_decay: float, exempt: bool) -> list[
     return params
 
 
+def check_options(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``options`` as a dict, if optimiser ``name`` has each of them (a ConfigError lists those it
+    has); their values are checked by the optimiser."""
+    entry = OPTIMIZERS.entry(name)
+    if options is not None and not isinstance(options, Mapping):
+        raise ConfigError(f"an optimiser's options are a table of settings, got {options!r}")
+    options = dict(options or {})
+    accepted = entry.meta.get("options", ())
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        its = f"its options are: {', '.join(accepted)}" if accepted else "it takes none"
+        raise ConfigError(f"optimiser {entry.name!r} has no option {', '.join(unknown)}; {its}")
+    return options
+
+
 def make_optimizer(
     name: str,
     params_or_model: nn.Module | Iterable[Any],
@@ -158,12 +173,7 @@ def make_optimizer(
     """
     entry = OPTIMIZERS.entry(name)
     key = entry.name
-    options = dict(options or {})
-    accepted = entry.meta.get("options", ())
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        its = f"its options are: {', '.join(accepted)}" if accepted else "it takes none"
-        raise ConfigError(f"optimiser {key!r} has no option {', '.join(unknown)}; {its}")
+    options = check_options(key, options)
     lr = _check_lr(lr, f"{key} optimiser")
     wd = _check_weight_decay(weight_decay, f"{key} optimiser")
     hint = "0.9 is usual; 0 turns it off"

@@ -19,7 +19,8 @@ Details kept from airbench94:
 - Batch norm: ``eps=1e-12``, momentum 0.4 in PyTorch's convention (airbench writes 0.6 for the
   weight of the old running statistics), scale frozen at 1, only the shift trained.
 - The output is scaled by 1/9 (``scaling_factor``), which with label smoothing keeps the
-  initial logits small.
+  initial logits small. ``head_std`` rescales the head's initial weights to that standard
+  deviation (airbench94_muon's head: std 1 and outputs divided by 256).
 
 What striate expresses differently: airbench trains the batch-norm shifts at 64× the learning
 rate of the other weights (``bias_scaler``), in its own optimiser group. Here the shift is
@@ -118,6 +119,7 @@ class FastNet(nn.Module):
         bn_eps: float = 1e-12,
         bn_bias_scale: float = 8.0,
         logit_scale: float = 1 / 9,
+        head_std: float | None = None,
     ) -> None:
         super().__init__()
         owner = "FastNet"
@@ -132,6 +134,8 @@ class FastNet(nn.Module):
         bn_eps = positive_number(owner, "bn_eps", bn_eps)
         bn_bias_scale = positive_number(owner, "bn_bias_scale", bn_bias_scale)
         logit_scale = positive_number(owner, "logit_scale", logit_scale)
+        if head_std is not None:
+            head_std = positive_number(owner, "head_std", head_std)
         # each group halves the size (rounding down), after the k×k unpadded whitening conv
         need = k - 1 + 2 ** len(widths)
         if min(h, w) < need:
@@ -153,6 +157,9 @@ class FastNet(nn.Module):
         self.groups = nn.Sequential(*groups)
         self.pool = nn.AdaptiveMaxPool2d(1)  # airbench's MaxPool2d(3) on its 3×3 maps
         self.head = nn.Linear(width, num_classes, bias=False)
+        if head_std is not None:  # airbench94_muon: PyTorch's init rescaled to std 1
+            with torch.no_grad():
+                self.head.weight.mul_(head_std / self.head.weight.std())
         self.logit_scale = logit_scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -245,9 +245,12 @@ class TrainConfig:
                 number("", name, decay, low=0, low_open=True, high=1)
                 if decay >= 1.0:
                     raise ConfigError(f"{name} is a decay below 1 (e.g. {example}), not {decay}")
-        from striate.evaluate.tta import parse_tta  # (torch: see __post_init__)
+        from striate.engine.optim import check_options  # (torch: see __post_init__)
+        from striate.evaluate.tta import parse_tta
 
         parse_tta(self.tta)
+        if self.opt_options:
+            check_options(self.opt, self.opt_options)
         if not isinstance(self.snapshots, bool) and (
             not isinstance(self.snapshots, int) or self.snapshots < 1
         ):
