@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-PROGRAMS = ("airbench94 port", "striate cifar10-fast")
+PORT = "airbench94 port"
 
 
 def _key(e: dict) -> tuple:
@@ -12,15 +12,16 @@ def _key(e: dict) -> tuple:
 
 
 def recorded_pairs(entries: list[dict]) -> dict[tuple, dict[int, tuple[dict, dict]]]:
-    """Per machine, thread count and budget, each seed's latest pair of runs (both programs
-    from one invocation): seeds run by different invocations on the same machine combine."""
-    runs: dict[tuple, dict[int, dict[str, dict]]] = {}
-    for e in entries:
-        runs.setdefault((*_key(e), e["invocation"]), {}).setdefault(e["seed"], {})[e["program"]] = e
+    """Per machine, thread count, budget and striate program (its recipe), each seed's latest
+    pair of runs: a striate run and the port's run of the same seed from its invocation, or from
+    the earlier invocation it names (``port_invocation``: the port's run reused). Seeds run by
+    different invocations on the same machine combine."""
+    ports = {(e["invocation"], e["seed"]): e for e in entries if e["program"] == PORT}
     out: dict[tuple, dict[int, tuple[dict, dict]]] = {}
-    for (*key, _inv), seeds in runs.items():  # in record order: a later pair replaces
-        for seed, p in seeds.items():
-            if len(p) == 2:
-                pair = (p[PROGRAMS[0]], p[PROGRAMS[1]])
-                out.setdefault(tuple(key), {})[seed] = pair
+    for e in entries:  # in record order: a later pair replaces
+        if e["program"] == PORT:
+            continue
+        port = ports.get((e.get("port_invocation", e["invocation"]), e["seed"]))
+        if port is not None and _key(port) == _key(e):
+            out.setdefault((*_key(e), e["program"]), {})[e["seed"]] = (port, e)
     return out

@@ -5,6 +5,7 @@ on the same machine, in the same process, with the same threads and the same ima
     python benchmarks/cifar10_vs_airbench.py --seeds 0 --threads 1
     python benchmarks/cifar10_vs_airbench.py --skip-recorded  # the seeds this machine lacks
     python benchmarks/cifar10_vs_airbench.py --quick     # smoke test: 512 images, no record
+    python benchmarks/cifar10_vs_airbench.py --recipe cifar10-muon --seeds 0 --reuse-port
 
 The peer is a port of Keller Jordan's airbench94 ("94% on CIFAR-10 in 3.29 seconds on a single
 GPU", 2024, arXiv:2404.00498; github.com/KellerJordan/cifar10-airbench, `legacy/airbench94.py` at
@@ -45,7 +46,11 @@ the JPEG copy) is the training time up to the end of the first epoch whose accur
 (epoch granularity: a run that reaches it inside an epoch is credited at that epoch's end).
 
 striate's side is `recipe_config("cifar10-fast", data=..., seed=...)` trained by `prepare(...)`'s
-Trainer, as `benchmarks/cifar10_speed.py` does, with the same evaluation callback. The two programs
+Trainer, as `benchmarks/cifar10_speed.py` does, with the same evaluation callback. With
+`--recipe cifar10-muon` it is airbench94_muon's recipe instead (Muon, batch 2000, 8 epochs; see
+`striate.train.recipes`), against the same airbench94 port: the table's rows say which recipe.
+`--reuse-port` pairs striate's run with the port's run of the same seed recorded earlier on this
+machine instead of running the port again (marked † in the table). The two programs
 run one after the other for each seed, alternating which goes first. A real run appends one line
 per program as soon as each seed's pair is done to benchmarks/results/cifar10_vs_airbench.jsonl
 (with the CPU facts) and rewrites the table in BENCHMARKS.md between the `cifar10_vs_airbench`
@@ -63,6 +68,7 @@ import os
 import statistics
 import time
 import uuid
+from functools import partial
 from math import ceil
 from pathlib import Path
 
@@ -70,7 +76,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from _airbench_record import recorded_pairs
+from _airbench_record import PORT, recorded_pairs
 from _common import (
     RESULTS,
     append_record,
@@ -84,7 +90,7 @@ from _common import (
 from striate.engine import Callback
 from striate.engine.precision import cpu_has_bf16
 from striate.train.assembly import RunData, load_run_data, prepare
-from striate.train.recipes import recipe_config
+from striate.train.recipes import RECIPES, recipe_config
 
 RECORD = RESULTS / "cifar10_vs_airbench.jsonl"
 
@@ -406,7 +412,7 @@ def train_port(
             break
     precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(half, "fp32")
     gaps = step_gaps or [trained / step]
-    return summary("airbench94 port", precision, seed, trained, evals, step, gaps, target)
+    return summary(PORT, precision, seed, trained, evals, step, gaps, target)
 
 
 def port_run(*args, **kwargs) -> dict:
@@ -458,8 +464,10 @@ class _EpochEval(Callback):
             print(f"  striate          epoch {trainer.epoch}: {acc:.2%} after {trained:.1f} s")
 
 
-def train_striate(data: RunData, seed: int, overrides: dict, eval_from: int, target: float):
-    config = recipe_config("cifar10-fast", **overrides, seed=seed)
+def train_striate(
+    data: RunData, seed: int, overrides: dict, eval_from: int, target: float, recipe: str
+):
+    config = recipe_config(recipe, **overrides, seed=seed)
     cb = _EpochEval(eval_from, gpu=str(overrides.get("device", "")).startswith("cuda"))
     run = prepare(config, progress=False, data=data, callbacks=[cb])
     cb.test = run.test
@@ -467,7 +475,7 @@ def train_striate(data: RunData, seed: int, overrides: dict, eval_from: int, tar
     run.trainer.fit(run.model, run.train)
     trained = cb.clock() - cb.start - cb.eval_s
     return summary(
-        "striate cifar10-fast",
+        f"striate {recipe}",
         run.trainer.precision.name,  # what precision="auto" resolved to
         seed,
         trained,
@@ -504,12 +512,13 @@ def budget(epochs: float, images: int) -> str:
 
 
 def table(entries: list[dict]) -> str:
-    """Per machine, thread count and budget, one row per seed (its latest pair) and their means
-    (a shortened budget is named beside the machine)."""
+    """Per machine, thread count, budget and striate recipe, one row per seed (its latest pair)
+    and their means (a shortened budget is named beside the machine; a seed whose port run was
+    reused from an earlier invocation is marked †)."""
     lines = [
-        "| machine | precision | seed | airbench94 port: acc | time | to 90.5 % | "
+        "| machine | striate | precision | seed | airbench94 port: acc | time | to 90.5 % | "
         "striate: acc | time | to 90.5 % | ratio time | ratio to 90.5 % | date |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
 
     def fmt(v):
@@ -518,16 +527,21 @@ def table(entries: list[dict]) -> str:
     def ratio(a, b):
         return "—" if a is None or b is None else f"{a / b:.3f}×"
 
-    for (machine, _threads, short), seeds in sorted(recorded_pairs(entries).items()):
+    reused = False
+    for (machine, _threads, short, program), seeds in sorted(recorded_pairs(entries).items()):
         device = f"{machine} ({short})" if short else machine
+        recipe = program.removeprefix("striate ")
         pairs = [(seed, a, s) for seed, (a, s) in sorted(seeds.items())]
         for seed, a, s in pairs:
+            mark = "†" if "port_invocation" in s else ""
+            reused = reused or bool(mark)
             lines.append(
-                f"| {device} | {a['precision']}/{s['precision']} | {seed} | {100 * a['acc']:.2f} % "
+                f"| {device} | {recipe} | {a['precision']}/{s['precision']} | {seed}{mark} | "
+                f"{100 * a['acc']:.2f} % "
                 f"| {fmt(a['seconds'])} | {fmt(a['time_to_target'])} | {100 * s['acc']:.2f} % | "
                 f"{fmt(s['seconds'])} | {fmt(s['time_to_target'])} | "
                 f"{ratio(s['seconds'], a['seconds'])} | "
-                f"{ratio(s['time_to_target'], a['time_to_target'])} | {a['date']} |"
+                f"{ratio(s['time_to_target'], a['time_to_target'])} | {s['date']} |"
             )
         if len(pairs) > 1:
 
@@ -544,10 +558,15 @@ def table(entries: list[dict]) -> str:
             a_r = mean(a["time_to_target"] for _, a, _ in pairs)
             s_r = mean(s["time_to_target"] for *_, s in pairs)
             lines.append(
-                f"| {device} | | **mean** | **{a_acc:.2f} %** | {fmt(a_t)} | {fmt(a_r)} | "
-                f"**{s_acc:.2f} %** | {fmt(s_t)} | {fmt(s_r)} | **{ratio(s_t, a_t)}** | "
-                f"**{ratio(s_r, a_r)}** | |"
+                f"| {device} | {recipe} | | **mean** | **{a_acc:.2f} %** | {fmt(a_t)} | "
+                f"{fmt(a_r)} | **{s_acc:.2f} %** | {fmt(s_t)} | {fmt(s_r)} | "
+                f"**{ratio(s_t, a_t)}** | **{ratio(s_r, a_r)}** | |"
             )
+    if reused:
+        lines.append(
+            "\n† the port's run of that seed is reused from an earlier invocation on the same "
+            "machine (`--reuse-port`), not run beside striate's."
+        )
     return "\n".join(lines)
 
 
@@ -617,14 +636,27 @@ def main() -> None:
         "--eval-from", type=int, default=8, help="first epoch whose end is evaluated (TTA)"
     )
     parser.add_argument(
+        "--recipe",
+        default="cifar10-fast",
+        choices=["cifar10-fast", "cifar10-muon"],
+        help="striate's side: airbench94's recipe (default) or airbench94_muon's",
+    )
+    parser.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="pair striate's run with the port's run of the same seed recorded on this machine "
+        "(same threads and budget) instead of training the port again; the table marks it",
+    )
+    parser.add_argument(
         "--device", default="cpu", help="cpu or cuda[:N]: both programs run there (default cpu)"
     )
     parser.add_argument(
         "--epochs",
         type=float,
         default=None,
-        help="a shorter run for both (default: airbench's 9.9; striate trains the whole epochs "
-        "above it, 10 for 9.9): its per-step ratio, not its accuracy, is what it measures",
+        help="a shorter run for both (default: airbench's 9.9; striate trains its recipe's "
+        "epochs in proportion, rounded up: 10 or 8 for 9.9): its per-step ratio, not its "
+        "accuracy, is what it measures",
     )
     parser.add_argument("--train-size", type=int, default=None, help="a subset of the 50,000")
     parser.add_argument("--test-size", type=int, default=None, help="a subset of the 10,000")
@@ -653,7 +685,7 @@ def main() -> None:
     epochs, batch, eval_from, seeds = HYP["epochs"], HYP["batch_size"], args.eval_from, args.seeds
     if args.epochs is not None:
         epochs, eval_from = args.epochs, min(eval_from, ceil(args.epochs))
-        overrides["epochs"] = ceil(args.epochs)
+        overrides["epochs"] = ceil(args.epochs * RECIPES[args.recipe]["epochs"] / 10 - 1e-9)
     for name in ("train_size", "test_size"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
@@ -668,8 +700,21 @@ def main() -> None:
     invocation = uuid.uuid4().hex[:12]
     machine = gpu_name(device) if gpu else cpu_name(threads)
     run_budget = budget(epochs, len(data.train))
+    key = (machine, threads, run_budget)
+    ports = {}
+    if args.reuse_port:
+        recorded = read_record(args.record) if args.record.exists() else []
+        ports = {  # the latest run of each seed
+            e["seed"]: e
+            for e in recorded
+            if e["program"] == PORT and (e["device"], e["threads"], e.get("budget", "")) == key
+        }
+        missing = [s for s in seeds if s not in ports]
+        if missing:
+            raise SystemExit(f"--reuse-port: no recorded port run of seed(s) {missing} here")
     if args.skip_recorded and args.record.exists():
-        done = recorded_pairs(read_record(args.record)).get((machine, threads, run_budget), {})
+        pairs = recorded_pairs(read_record(args.record))
+        done = pairs.get((*key, f"striate {args.recipe}"), {})
         seeds = [s for s in seeds if s not in done]
         print(f"seeds already recorded on this machine: {sorted(done) or 'none'}; to run: {seeds}")
     if gpu:
@@ -677,22 +722,23 @@ def main() -> None:
         # context and cuDNN's autotuning paid before any timed run, for both programs
         print("warm-up: one epoch of each, not recorded", flush=True)
         train_port(data, 0, epochs=1, batch_size=batch, eval_from=1, target=1.0, device=device)
-        train_striate(data, 0, {**overrides, "epochs": 1}, 1, 1.0)
+        train_striate(data, 0, {**overrides, "epochs": 1}, 1, 1.0, args.recipe)
     results = []
     for i, seed in enumerate(seeds):
-        jobs = [
-            lambda s=seed: port_run(
-                data,
-                s,
-                epochs=epochs,
-                batch_size=batch,
-                eval_from=eval_from,
-                target=args.target,
-                device=device,
-            ),
-            lambda s=seed: train_striate(data, s, overrides, eval_from, args.target),
-        ]
-        for job in jobs if i % 2 == 0 else jobs[::-1]:
+        port = partial(
+            port_run,
+            data,
+            seed,
+            epochs=epochs,
+            batch_size=batch,
+            eval_from=eval_from,
+            target=args.target,
+            device=device,
+        )
+        ours = partial(train_striate, data, seed, overrides, eval_from, args.target, args.recipe)
+        jobs = [ours] if args.reuse_port else [port, ours] if i % 2 == 0 else [ours, port]
+        new = []
+        for job in jobs:
             r = job()
             print(
                 f"{r['program']}, seed {seed} ({r['precision']}): {r['acc']:.2%} with TTA, "
@@ -703,29 +749,28 @@ def main() -> None:
                 ),
                 flush=True,
             )
-            results.append(r)
+            new.append(r)
+        if args.reuse_port:
+            new[0]["port_invocation"] = ports[seed]["invocation"]
+            new.append(ports[seed])
+        results += new
         if not args.quick:  # each pair as soon as it is done: a long run stopped keeps them
-            append_record(
-                args.record,
-                [
-                    {
-                        "date": datetime.date.today().isoformat(),
-                        "invocation": invocation,
-                        "device": machine,
-                        "threads": threads,
-                        "budget": run_budget,
-                        "target": args.target,
-                        "load_average": os.getloadavg(),
-                        **r,
-                    }
-                    for r in results[-2:]
-                ],
-            )
+            stamp = {
+                "date": datetime.date.today().isoformat(),
+                "invocation": invocation,
+                "device": machine,
+                "threads": threads,
+                "budget": run_budget,
+                "target": args.target,
+                "load_average": os.getloadavg(),
+            }
+            ran = [r for r in new if not (args.reuse_port and r["program"] == PORT)]
+            append_record(args.record, [{**stamp, **r} for r in ran])
             write_table("cifar10_vs_airbench", table(read_record(args.record)))
     for seed in seeds:
         a, s = (
             next(r for r in results if r["seed"] == seed and r["program"] == p)
-            for p in ("airbench94 port", "striate cifar10-fast")
+            for p in (PORT, f"striate {args.recipe}")
         )
         tt = (
             f"{s['time_to_target'] / a['time_to_target']:.3f}"

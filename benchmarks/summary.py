@@ -278,13 +278,14 @@ def airbench(entries: list[dict]) -> list[Row]:
         return None if not vs or None in vs else statistics.mean(vs)
 
     rows = []
-    for seeds in recorded_pairs(entries).values():
+    for (*_, program), seeds in recorded_pairs(entries).items():
         a, s = ([seeds[k][i] for k in sorted(seeds)] for i in (0, 1))
         runs = a + s
         where = runs[0]["device"] if runs[0]["device"].startswith("NVIDIA") else "CPU"
         peer = f"airbench94 port, same {'GPU' if where != 'CPU' else 'CPU'}"
+        recipe = f"`--recipe {program.removeprefix('striate ')}`"
         if short := runs[0].get("budget"):
-            rows.append((f"CIFAR-10 training, {short}, {len(s)} seed(s)", peer,
+            rows.append((f"CIFAR-10 training {recipe}, {short}, {len(s)} seed(s)", peer,
                          f"time per step {x(mean(s, 'per_step') / mean(a, 'per_step'))} "
                          "(lower is better)", runs))  # fmt: skip
             continue
@@ -292,8 +293,8 @@ def airbench(entries: list[dict]) -> list[Row]:
         target = f"time to {100 * runs[0]['target']:g} % " + (
             x(to[0] / to[1]) if None not in to else "— (not every seed reached it)"
         )
-        rows.append((f"CIFAR-10 training on {where}, {len(s)} seeds; test accuracy with TTA "
-                     f"{100 * mean(s, 'acc'):.2f} vs {100 * mean(a, 'acc'):.2f} %", peer,
+        rows.append((f"CIFAR-10 training {recipe} on {where}, {len(s)} seeds; test accuracy "
+                     f"with TTA {100 * mean(s, 'acc'):.2f} vs {100 * mean(a, 'acc'):.2f} %", peer,
                      f"training time {x(mean(s, 'seconds') / mean(a, 'seconds'))}, {target} "
                      "(lower is better)", runs))  # fmt: skip
     return rows
@@ -316,7 +317,8 @@ EXTRACTORS: dict[str, tuple[str | None, Extractor | None, str, str]] = {
                             "Trainer fit, convnet_small on MNIST",
                             "hand-written PyTorch loop; PyTorch Lightning"),
     "cifar10_vs_airbench.py": ("cifar10_vs_airbench.jsonl", airbench,
-                               "CIFAR-10 `--recipe cifar10-fast`", "port of airbench94"),
+                               "CIFAR-10 `--recipe cifar10-fast`, `cifar10-muon`",
+                               "port of airbench94"),
     "geometry.py": ("geometry.jsonl", geometry, "Chamfer distance", "scipy cKDTree"),
     "interpret.py": ("interpret.jsonl", interpret, "integrated gradients, occlusion", "captum"),
     "synthesis.py": ("synthesis.jsonl", synthesis, "Gatys style transfer", "PyTorch Gatys loop"),
