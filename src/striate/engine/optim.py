@@ -44,6 +44,7 @@ from striate.registry import Registry
 
 __all__ = [
     "OPTIMIZERS",
+    "check_options",
     "discriminative_groups",
     "make_optimizer",
     "muon_groups",
