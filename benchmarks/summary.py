@@ -268,6 +268,10 @@ def serve_load(entries: list[dict]) -> list[Row]:
     return rows
 
 
+def seeds_(n: int) -> str:
+    return f"{n} seed{'s' if n != 1 else ''}"
+
+
 def airbench(entries: list[dict]) -> list[Row]:
     """Per device, threads and budget, each seed's latest pair (seeds run by separate invocations
     combine, as in the benchmark's own table): the full budget by training time and time to the
@@ -285,7 +289,7 @@ def airbench(entries: list[dict]) -> list[Row]:
         peer = f"airbench94 port, same {'GPU' if where != 'CPU' else 'CPU'}"
         recipe = f"`--recipe {program.removeprefix('striate ')}`"
         if short := runs[0].get("budget"):
-            rows.append((f"CIFAR-10 training {recipe}, {short}, {len(s)} seed(s)", peer,
+            rows.append((f"CIFAR-10 training {recipe}, {short}, {seeds_(len(s))}", peer,
                          f"time per step {x(mean(s, 'per_step') / mean(a, 'per_step'))} "
                          "(lower is better)", runs))  # fmt: skip
             continue
@@ -293,7 +297,7 @@ def airbench(entries: list[dict]) -> list[Row]:
         target = f"time to {100 * runs[0]['target']:g} % " + (
             x(to[0] / to[1]) if None not in to else "— (not every seed reached it)"
         )
-        rows.append((f"CIFAR-10 training {recipe} on {where}, {len(s)} seeds; test accuracy "
+        rows.append((f"CIFAR-10 training {recipe} on {where}, {seeds_(len(s))}; test accuracy "
                      f"with TTA {100 * mean(s, 'acc'):.2f} vs {100 * mean(a, 'acc'):.2f} %", peer,
                      f"training time {x(mean(s, 'seconds') / mean(a, 'seconds'))}, {target} "
                      "(lower is better)", runs))  # fmt: skip
