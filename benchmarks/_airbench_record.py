@@ -6,7 +6,7 @@ from __future__ import annotations
 PORT = "airbench94 port"
 
 
-def _key(e: dict) -> tuple:
+def comparable(e: dict) -> tuple:
     """What makes runs comparable: the machine, its thread count and the budget."""
     return (e["device"], e["threads"], e.get("budget", ""))
 
@@ -22,6 +22,6 @@ def recorded_pairs(entries: list[dict]) -> dict[tuple, dict[int, tuple[dict, dic
         if e["program"] == PORT:
             continue
         port = ports.get((e.get("port_invocation", e["invocation"]), e["seed"]))
-        if port is not None and _key(port) == _key(e):
-            out.setdefault((*_key(e), e["program"]), {})[e["seed"]] = (port, e)
+        if port is not None and comparable(port) == comparable(e):
+            out.setdefault((*comparable(e), e["program"]), {})[e["seed"]] = (port, e)
     return out

@@ -76,7 +76,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from _airbench_record import PORT, recorded_pairs
+from _airbench_record import PORT, comparable, recorded_pairs
 from _common import (
     RESULTS,
     append_record,
@@ -705,9 +705,7 @@ def main() -> None:
     if args.reuse_port:
         recorded = read_record(args.record) if args.record.exists() else []
         ports = {  # the latest run of each seed
-            e["seed"]: e
-            for e in recorded
-            if e["program"] == PORT and (e["device"], e["threads"], e.get("budget", "")) == key
+            e["seed"]: e for e in recorded if e["program"] == PORT and comparable(e) == key
         }
         missing = [s for s in seeds if s not in ports]
         if missing:
