@@ -33,6 +33,7 @@ Photometric
 Label mixing (return soft targets N×num_classes)
     Mixup(alpha, *, num_classes)  Zhang et al. 2018, arXiv:1710.09412
     CutMix(alpha, *, num_classes) Yun et al. 2019, arXiv:1905.04899
+Progressive resizing (smaller images in the first epochs): `striate.data.progressive`
 Chaining and seeding
     Compose(transforms)           apply in order
     augment(x, y, transform, seed, info)

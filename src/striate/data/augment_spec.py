@@ -1,12 +1,15 @@
 """Augmentation from a short text spec, as `striate train --augment` takes it.
 
     "flip,crop:4"      RandomHorizontalFlip then RandomCrop with 4 pixels of padding
+    "crop:2,progressive:3:0.75"
+                       RandomCrop, then the first 3 epochs on random crops of 3/4 the side
     "auto"             flip + crop (padding size/8) for colour images; nothing for grey ones,
                        whose usual subjects (digits, letters) change meaning when mirrored
     "none"             no augmentation
 
 The items are the names of `AUGMENTATIONS`, each optionally with ``:value`` (`augment_help` lists
-them with what the value means); mixup/cutmix come last (they mix labels).
+them with what the value means; ``progressive`` takes a second one); mixup/cutmix come last
+(they mix labels).
 """
 
 from __future__ import annotations
@@ -30,13 +33,15 @@ from striate.data.augment import (
     Transform,
 )
 from striate.data.color_pca import PCALighting
+from striate.data.progressive import ProgressiveResize
 from striate.errors import ConfigError, StriateError
 from striate.registry import Registry
 
 __all__ = ["AUGMENTATIONS", "augment_help", "parse_augment", "resolve_auto"]
 
-# name -> build(value, h, w, num_classes) -> Transform; meta: `value` (what :value means) and
-# `default` (the value without one: a number, a function of the image's (h, w), or None)
+# name -> build(value, h, w, num_classes, *more values) -> Transform; meta: `value` (what :value
+# means, "A:B" for two), `default` (the value without one: a number, a function of the image's
+# (h, w), or None) and `values` (how many it takes, 1 unless said)
 AUGMENTATIONS: Registry[Callable[..., Transform]] = Registry("augmentation")
 
 
@@ -121,6 +126,24 @@ def _scale(f: float, h: int, w: int, num_classes: int) -> Transform:
 
 
 @AUGMENTATIONS.register(
+    "progressive",
+    "the first E epochs on random crops F times the side (progressive resizing), to save time",
+    value="E:F",
+    default=None,
+    values=2,
+)
+def _progressive(
+    epochs: float | None, h: int, w: int, num_classes: int, scale: float = 0.75
+) -> Transform:
+    if epochs is None or not float(epochs).is_integer():
+        raise StriateError(
+            f"progressive needs E, a whole number of epochs (progressive:E or progressive:E:F, "
+            f"F=0.75), got {'nothing' if epochs is None else f'{epochs:g}'}"
+        )
+    return ProgressiveResize(int(epochs), scale)
+
+
+@AUGMENTATIONS.register(
     "mixup", "mix pairs of images and their labels, Beta(A, A) weights", value="A", default=0.2
 )
 def _mixup(a: float, h: int, w: int, num_classes: int) -> Transform:
@@ -142,7 +165,8 @@ def augment_help() -> str:
         if callable(default):
             default = {_eighth: "size/8", _quarter: "size/4"}[default]
         item = f"{e.name}[:{value}]" if value else e.name
-        parts.append(f"{item}: {e.summary}" + (f" ({value}={default})" if value else ""))
+        shown = f" ({value}={default})" if value and default is not None else ""
+        parts.append(f"{item}: {e.summary}{shown}")
     return "; ".join(parts)
 
 
@@ -171,12 +195,21 @@ def parse_augment(spec: str, shape: tuple[int, int, int], num_classes: int) -> T
             )
         entry = AUGMENTATIONS.entry(name)
         default: Any = entry.meta.get("default")
+        args = arg.split(":") if arg else []
+        if len(args) > entry.meta.get("values", 1):
+            raise ConfigError(
+                f"augmentation {item!r}: {name} takes at most "
+                f"{'one value' if entry.meta.get('values', 1) == 1 else 'two values'}, got "
+                f"{len(args)}"
+            )
         try:
-            value = float(arg) if arg else (default(h, w) if callable(default) else default)
+            values = [float(a) for a in args]
         except ValueError as e:
             raise ConfigError(f"augmentation {item!r}: {arg!r} is not a number") from e
+        if not values:
+            values = [default(h, w) if callable(default) else default]
         try:
-            transforms.append(entry.obj(value, h, w, num_classes))
+            transforms.append(entry.obj(*values[:1], h, w, num_classes, *values[1:]))
         except StriateError as e:
             raise ConfigError(f"augmentation {item!r}: {e}") from e
     mixing = [i for i, t in enumerate(transforms) if isinstance(t, (Mixup, CutMix))]
