@@ -638,8 +638,9 @@ def main() -> None:
     parser.add_argument(
         "--recipe",
         default="cifar10-fast",
-        choices=["cifar10-fast", "cifar10-muon"],
-        help="striate's side: airbench94's recipe (default) or airbench94_muon's",
+        choices=list(RECIPES),
+        help="striate's side: airbench94's recipe (default), airbench94_muon's (cifar10-muon) "
+        "or that with progressive resizing (cifar10-quick)",
     )
     parser.add_argument(
         "--reuse-port",

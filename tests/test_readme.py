@@ -42,7 +42,10 @@ NOT_RUN = (
 # `make test-slow` (each costs 15-25 s even on a few hundred images)
 SLOW_ONLY = (
     (r"^torchrun --standalone", "starts two processes"),
-    (r"^striate train --recipe cifar10-(fast|muon) --data \S+$", "the full network (GPU examples)"),
+    (
+        r"^striate train --recipe cifar10-(fast|muon|quick) --data \S+$",
+        "the full network (GPU examples)",
+    ),
     (r"^striate visualize (classes|dream|invert) --pretrained", "optimises 224×224 pixels"),
     (r"^striate (stylize|harmonize)", "optimises pixels or trains a network for minutes"),
     (r"^striate detect train .*two-stage", "the second detector (the grid one runs)"),

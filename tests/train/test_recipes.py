@@ -346,3 +346,40 @@ def test_a_short_training_run_with_the_muon_recipe():
     w = model.groups[0].conv1.weight
     assert not torch.equal(w, before)
     assert w.norm().item() == pytest.approx(math.sqrt(8), rel=0.2)  # renormalised before a step
+
+
+# --------------------------------------------------------------------------- cifar10-quick
+
+
+def test_the_quick_recipe_is_the_muon_recipe_with_progressive_resizing():
+    quick, muon = recipe_config("cifar10-quick").to_dict(), recipe_config("cifar10-muon").to_dict()
+    assert quick.pop("augment") == "altflip,crop:2,progressive:3:0.75"
+    assert muon.pop("augment") == "altflip,crop:2"
+    assert quick == muon
+
+
+def test_a_short_run_of_the_quick_recipe_trains_small_then_whole_images():
+    data = cifar_like(64)
+    config = recipe_config(
+        "cifar10-quick",
+        epochs=4,
+        batch_size=16,
+        model_options={"widths": [8, 16, 16]},
+        device="cpu",
+        precision="fp32",
+    )
+    torch.manual_seed(config.seed)
+    model = models.create(config.model, **config.model_options)
+    sizes: list[tuple[int, int]] = []
+    model.register_forward_pre_hook(lambda m, args: sizes.append(tuple(args[0].shape[2:])))
+    train = BatchLoader(
+        data,
+        config.batch_size,
+        augment=parse_augment(config.augment, data.shape, 10),
+        normalize=Normalizer().fit(data),
+        device="cpu",
+        seed=config.seed,
+    )
+    history = build_trainer(config, None, False, callbacks=model_callbacks(model)).fit(model, train)
+    assert len(history) == 4 and all(math.isfinite(h["train_loss"]) for h in history)
+    assert sizes == [(24, 24)] * 12 + [(32, 32)] * 4

@@ -37,6 +37,10 @@ to 0, no Lookahead, the same augmentation, label smoothing and TTA. In striate's
   norm biases, its own ablation); the filters get a negligible decoupled decay (lr·λ = 9e-6).
 - The whitening bias trains for 3 epochs at the run's lr (airbench lowers its lr to 0 over them).
 - Newton–Schulz runs in float32 (airbench: bfloat16), TTA averages probabilities.
+
+``"cifar10-quick"`` is ``"cifar10-muon"`` with progressive resizing (`striate.data.progressive`):
+its first 3 epochs train on random 24×24 crops of the (translated, flipped) 32×32 images, which
+cost 0.6× as much per step, and the other 5 on whole images.
 """
 
 from __future__ import annotations
@@ -164,6 +168,11 @@ RECIPES: dict[str, dict[str, Any]] = {
         "channels_last": True,
         "val_size": 0.0,
     },
+}
+# cifar10-muon with its first 3 of 8 epochs on random 24×24 crops (progressive resizing)
+RECIPES["cifar10-quick"] = {
+    **copy.deepcopy(RECIPES["cifar10-muon"]),
+    "augment": "altflip,crop:2,progressive:3:0.75",
 }
 
 
