@@ -6,6 +6,7 @@ on the same machine, in the same process, with the same threads and the same ima
     python benchmarks/cifar10_vs_airbench.py --skip-recorded  # the seeds this machine lacks
     python benchmarks/cifar10_vs_airbench.py --quick     # smoke test: 512 images, no record
     python benchmarks/cifar10_vs_airbench.py --recipe cifar10-muon --seeds 0 --reuse-port
+    python benchmarks/cifar10_vs_airbench.py --recipe cifar10-quick --seeds 2
 
 The peer is a port of Keller Jordan's airbench94 ("94% on CIFAR-10 in 3.29 seconds on a single
 GPU", 2024, arXiv:2404.00498; github.com/KellerJordan/cifar10-airbench, `legacy/airbench94.py` at
@@ -48,7 +49,9 @@ the JPEG copy) is the training time up to the end of the first epoch whose accur
 striate's side is `recipe_config("cifar10-fast", data=..., seed=...)` trained by `prepare(...)`'s
 Trainer, as `benchmarks/cifar10_speed.py` does, with the same evaluation callback. With
 `--recipe cifar10-muon` it is airbench94_muon's recipe instead (Muon, batch 2000, 8 epochs; see
-`striate.train.recipes`), against the same airbench94 port: the table's rows say which recipe.
+`striate.train.recipes`), and with `--recipe cifar10-quick` that recipe with its first 3 epochs on
+24×24 crops (progressive resizing), against the same airbench94 port: the table's rows say which
+recipe.
 `--reuse-port` pairs striate's run with the port's run of the same seed recorded earlier on this
 machine instead of running the port again (marked † in the table). The two programs
 run one after the other for each seed, alternating which goes first. A real run appends one line
