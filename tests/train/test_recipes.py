@@ -317,11 +317,12 @@ def test_the_muon_recipes_values_and_batch_scaling():
     )  # a table given is merged key by key
 
 
-def test_a_short_training_run_with_the_muon_recipe():
+def short_run(recipe, epochs):
+    """A recipe's config at batch 16 on 64 CIFAR-like images in fp32, a small model and loader."""
     data = cifar_like(64)
     config = recipe_config(
-        "cifar10-muon",
-        epochs=2,
+        recipe,
+        epochs=epochs,
         batch_size=16,
         model_options={"widths": [8, 16, 16]},
         device="cpu",
@@ -337,6 +338,11 @@ def test_a_short_training_run_with_the_muon_recipe():
         device="cpu",
         seed=config.seed,
     )
+    return config, model, train
+
+
+def test_a_short_training_run_with_the_muon_recipe():
+    config, model, train = short_run("cifar10-muon", epochs=2)
     before = model.groups[0].conv1.weight.detach().clone()
     trainer = build_trainer(config, None, False, callbacks=model_callbacks(model))
     history = trainer.fit(model, train)
@@ -359,27 +365,9 @@ def test_the_quick_recipe_is_the_muon_recipe_with_progressive_resizing():
 
 
 def test_a_short_run_of_the_quick_recipe_trains_small_then_whole_images():
-    data = cifar_like(64)
-    config = recipe_config(
-        "cifar10-quick",
-        epochs=4,
-        batch_size=16,
-        model_options={"widths": [8, 16, 16]},
-        device="cpu",
-        precision="fp32",
-    )
-    torch.manual_seed(config.seed)
-    model = models.create(config.model, **config.model_options)
+    config, model, train = short_run("cifar10-quick", epochs=4)
     sizes: list[tuple[int, int]] = []
     model.register_forward_pre_hook(lambda m, args: sizes.append(tuple(args[0].shape[2:])))
-    train = BatchLoader(
-        data,
-        config.batch_size,
-        augment=parse_augment(config.augment, data.shape, 10),
-        normalize=Normalizer().fit(data),
-        device="cpu",
-        seed=config.seed,
-    )
     history = build_trainer(config, None, False, callbacks=model_callbacks(model)).fit(model, train)
     assert len(history) == 4 and all(math.isfinite(h["train_loss"]) for h in history)
     assert sizes == [(24, 24)] * 12 + [(32, 32)] * 4
