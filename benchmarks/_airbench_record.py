@@ -7,8 +7,19 @@ PORT = "airbench94 port"
 
 
 def comparable(e: dict) -> tuple:
-    """What makes runs comparable: the machine, its thread count and the budget."""
-    return (e["device"], e["threads"], e.get("budget", ""))
+    """What makes runs comparable: the machine, its thread count and the budget. A CPU is named
+    by its model and the flags that pick its kernels (`machine`'s ``flags``): CPUs that report
+    one model name ("AMD EPYC") may differ, one with native bf16 and one without."""
+    return (machine_label(e), e["threads"], e.get("budget", ""))
+
+
+def machine_label(e: dict) -> str:
+    """A record's device, with its CPU's speed flags when it ran on a CPU."""
+    device = e["device"]
+    if device.startswith("NVIDIA"):
+        return device
+    flags = e.get("machine", {}).get("flags") or []
+    return f"{device} [{' '.join(flags)}]" if flags else device
 
 
 def recorded_pairs(entries: list[dict]) -> dict[tuple, dict[int, tuple[dict, dict]]]:

@@ -57,9 +57,10 @@ machine instead of running the port again (marked † in the table). The two pro
 run one after the other for each seed, alternating which goes first. A real run appends one line
 per program as soon as each seed's pair is done to benchmarks/results/cifar10_vs_airbench.jsonl
 (with the CPU facts) and rewrites the table in BENCHMARKS.md between the `cifar10_vs_airbench`
-markers: per machine (CPU or GPU model), thread count and budget, each seed's latest pair and
-their means. On a 2-core CPU one pair takes about 1.5 h, so `--skip-recorded` runs only the seeds
-this machine has not recorded yet, and the 3-seed table can be built over several sittings.
+markers: per machine (GPU model, or CPU model and its speed flags), thread count and budget,
+each seed's latest pair and their means. On a 2-core CPU one pair takes about 1.5 h, so
+`--skip-recorded` runs only the seeds this machine has not recorded yet, and the 3-seed table
+can be built over several sittings.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ from _common import (
     RESULTS,
     append_record,
     cpu_name,
+    machine,
     print_machine,
     read_record,
     same_malloc_as_trainer,
@@ -531,8 +533,8 @@ def table(entries: list[dict]) -> str:
         return "—" if a is None or b is None else f"{a / b:.3f}×"
 
     reused = False
-    for (machine, _threads, short, program), seeds in sorted(recorded_pairs(entries).items()):
-        device = f"{machine} ({short})" if short else machine
+    for (label, _threads, short, program), seeds in sorted(recorded_pairs(entries).items()):
+        device = f"{label} ({short})" if short else label
         recipe = program.removeprefix("striate ")
         pairs = [(seed, a, s) for seed, (a, s) in sorted(seeds.items())]
         for seed, a, s in pairs:
@@ -702,9 +704,11 @@ def main() -> None:
     if args.quick:
         check_pieces(data)
     invocation = uuid.uuid4().hex[:12]
-    machine = gpu_name(device) if gpu else cpu_name(threads)
+    name = gpu_name(device) if gpu else cpu_name(threads)
     run_budget = budget(epochs, len(data.train))
-    key = (machine, threads, run_budget)
+    key = comparable(
+        {"device": name, "threads": threads, "budget": run_budget, "machine": machine()}
+    )
     ports = {}
     if args.reuse_port:
         recorded = read_record(args.record) if args.record.exists() else []
@@ -760,7 +764,7 @@ def main() -> None:
             stamp = {
                 "date": datetime.date.today().isoformat(),
                 "invocation": invocation,
-                "device": machine,
+                "device": name,
                 "threads": threads,
                 "budget": run_budget,
                 "target": args.target,
