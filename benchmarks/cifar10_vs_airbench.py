@@ -470,8 +470,16 @@ class _EpochEval(Callback):
 
 
 def train_striate(
-    data: RunData, seed: int, overrides: dict, eval_from: int, target: float, recipe: str
+    data: RunData,
+    seed: int,
+    overrides: dict,
+    eval_from: int,
+    target: float,
+    recipe: str,
+    label: str | None = None,
 ):
+    """One run of striate's `recipe` with `overrides`, recorded as ``striate <label>`` (the
+    recipe's name unless given)."""
     config = recipe_config(recipe, **overrides, seed=seed)
     cb = _EpochEval(eval_from, gpu=str(overrides.get("device", "")).startswith("cuda"))
     run = prepare(config, progress=False, data=data, callbacks=[cb])
@@ -480,7 +488,7 @@ def train_striate(
     run.trainer.fit(run.model, run.train)
     trained = cb.clock() - cb.start - cb.eval_s
     return summary(
-        f"striate {recipe}",
+        f"striate {label or recipe}",
         run.trainer.precision.name,  # what precision="auto" resolved to
         seed,
         trained,
@@ -648,6 +656,12 @@ def main() -> None:
         "or that with progressive resizing (cifar10-quick)",
     )
     parser.add_argument(
+        "--augment",
+        default=None,
+        help="an experiment: striate's augmentation spec instead of the recipe's (recorded and "
+        "tabled as its own program, '<recipe> --augment SPEC')",
+    )
+    parser.add_argument(
         "--reuse-port",
         action="store_true",
         help="pair striate's run with the port's run of the same seed recorded on this machine "
@@ -688,6 +702,10 @@ def main() -> None:
         # both programs: cuDNN autotunes its kernels for the fixed shapes, as airbench sets (L24)
         torch.backends.cudnn.benchmark = True
     overrides = {"data": str(path), "threads": args.threads, "device": device}
+    label = args.recipe
+    if args.augment is not None:
+        overrides["augment"] = args.augment
+        label = f"{args.recipe} --augment {args.augment}"
     epochs, batch, eval_from, seeds = HYP["epochs"], HYP["batch_size"], args.eval_from, args.seeds
     if args.epochs is not None:
         epochs, eval_from = args.epochs, min(eval_from, ceil(args.epochs))
@@ -720,7 +738,7 @@ def main() -> None:
             raise SystemExit(f"--reuse-port: no recorded port run of seed(s) {missing} here")
     if args.skip_recorded and args.record.exists():
         pairs = recorded_pairs(read_record(args.record))
-        done = pairs.get((*key, f"striate {args.recipe}"), {})
+        done = pairs.get((*key, f"striate {label}"), {})
         seeds = [s for s in seeds if s not in done]
         print(f"seeds already recorded on this machine: {sorted(done) or 'none'}; to run: {seeds}")
     if gpu:
@@ -728,7 +746,7 @@ def main() -> None:
         # context and cuDNN's autotuning paid before any timed run, for both programs
         print("warm-up: one epoch of each, not recorded", flush=True)
         train_port(data, 0, epochs=1, batch_size=batch, eval_from=1, target=1.0, device=device)
-        train_striate(data, 0, {**overrides, "epochs": 1}, 1, 1.0, args.recipe)
+        train_striate(data, 0, {**overrides, "epochs": 1}, 1, 1.0, args.recipe, label)
     results = []
     for i, seed in enumerate(seeds):
         port = partial(
@@ -741,7 +759,9 @@ def main() -> None:
             target=args.target,
             device=device,
         )
-        ours = partial(train_striate, data, seed, overrides, eval_from, args.target, args.recipe)
+        ours = partial(
+            train_striate, data, seed, overrides, eval_from, args.target, args.recipe, label
+        )
         jobs = [ours] if args.reuse_port else [port, ours] if i % 2 == 0 else [ours, port]
         new = []
         for job in jobs:
@@ -776,7 +796,7 @@ def main() -> None:
     for seed in seeds:
         a, s = (
             next(r for r in results if r["seed"] == seed and r["program"] == p)
-            for p in (PORT, f"striate {args.recipe}")
+            for p in (PORT, f"striate {label}")
         )
         tt = (
             f"{s['time_to_target'] / a['time_to_target']:.3f}"
