@@ -81,6 +81,27 @@ def test_augment_spec():
             parse_augment(bad, (3, 32, 32), 10)
 
 
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("altflip,progressive:2:3", r"progressive:2:3.*scale must be a number in \(0, 1\]"),
+        ("flip,spin", "unknown augmentation 'spin'"),
+        ("crop:two", "not a number"),
+        ("mixup,flip", "must be the last"),
+        ("progressive", "needs E"),
+    ],
+)
+def test_a_bad_augment_spec_is_refused_with_the_other_settings(spec, message):
+    """Before any data is loaded, not when the loaders are built."""
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(augment=spec)
+
+
+def test_an_augment_spec_that_depends_on_the_image_size_is_left_to_the_loader():
+    config = TrainConfig(augment="flip,crop:40")  # fits images larger than 40 pixels
+    assert parse_augment(config.augment, (3, 96, 96), 10)[1].padding == 40
+
+
 def test_the_old_name_wd_is_read_as_weight_decay_with_a_warning(tmp_path):
     """Old run folders' config.json and TOML files say `wd`; they still load, with a
     DeprecationWarning, and an override of the new name replaces the old file's value."""

@@ -37,7 +37,7 @@ from striate.data.progressive import ProgressiveResize
 from striate.errors import ConfigError, StriateError
 from striate.registry import Registry
 
-__all__ = ["AUGMENTATIONS", "augment_help", "parse_augment", "resolve_auto"]
+__all__ = ["AUGMENTATIONS", "augment_help", "check_augment", "parse_augment", "resolve_auto"]
 
 # name -> build(value, h, w, num_classes, *more values) -> Transform; meta: `value` (what :value
 # means, "A:B" for two), `default` (the value without one: a number, a function of the image's
@@ -176,6 +176,18 @@ def resolve_auto(spec: str, channels: int) -> str:
     if spec == "auto":
         return "flip,crop" if channels == 3 else "none"
     return spec
+
+
+def check_augment(spec: str) -> None:
+    """Refuse a spec that no images would accept (an unknown item, a value that is not a number or
+    out of range, mixup not last) before any data is loaded: it is built for images larger than
+    any value can reach, so what depends on the images' size is left to `parse_augment`."""
+    if not isinstance(spec, str):
+        raise ConfigError(f"augment must be a string, got {spec!r}")
+    parse_augment(spec, (3, _ANY_SIZE, _ANY_SIZE), 2)
+
+
+_ANY_SIZE = 1 << 16
 
 
 def parse_augment(spec: str, shape: tuple[int, int, int], num_classes: int) -> Transform | None:

@@ -245,9 +245,11 @@ class TrainConfig:
                 number("", name, decay, low=0, low_open=True, high=1)
                 if decay >= 1.0:
                     raise ConfigError(f"{name} is a decay below 1 (e.g. {example}), not {decay}")
-        from striate.engine.optim import check_options  # (torch: see __post_init__)
+        from striate.data.augment_spec import check_augment  # (torch: see __post_init__)
+        from striate.engine.optim import check_options
         from striate.evaluate.tta import parse_tta
 
+        check_augment(self.augment)
         parse_tta(self.tta)
         if self.opt_options:
             check_options(self.opt, self.opt_options)
