@@ -251,6 +251,11 @@ def test_interrupted_run_resumes_from_the_command_line(capsys, tmp_path, monkeyp
     saved = json.loads((tmp_path / "cut" / "checkpoints" / "last.json").read_text())
     assert saved == {"epoch": 1, "step": 30}  # 21 steps an epoch: Ctrl-C in epoch 2
     assert "interrupted at step 30, in epoch 2; the state is saved in" in out
+    # it goes on with the threads it started with (the same sums), whatever the load is now
+    from striate.train.run import _resumed_config
+
+    started = json.loads((tmp_path / "cut" / "config.json").read_text())["resolved"]["threads"]
+    assert _resumed_config(tmp_path / "cut").threads == started
     monkeypatch.setattr(assembly, "build_trainer", build)
     code, _, err = run(capsys, "train", "--resume", str(tmp_path / "cut"), "--lr", "1")
     assert code == 2 and "leave out --lr" in err
@@ -335,6 +340,7 @@ def test_the_report_says_what_ran_where(trained):
     for fact in (
         "<td>device</td><td>cpu</td>",
         f"<td>precision</td><td>{resolved['precision']}</td>",
+        f"<td>CPU threads</td><td>{resolved['threads']}</td>",
         f"<td>parameters</td><td>{resolved['parameters']:,}</td>",
         "<td>training images</td><td>1,293</td>",
         "<td>validation images</td><td>144</td>",

@@ -106,3 +106,30 @@ def test_threads_sets_torchs_cpu_threads_and_refuses_nonsense():
         torch.set_num_threads(before)
     with pytest.raises(ConfigError, match="threads must be a positive integer"):
         TrainConfig(threads=0)
+
+
+def test_a_cpu_run_that_sets_no_threads_leaves_the_busy_cores_out(cifar_npz, monkeypatch):
+    """With another process busy on one of two cores: one thread and a warning; with
+    --threads 2: two, as asked, and no warning."""
+    import warnings
+
+    import torch
+
+    import striate.threads
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(striate.threads, "_lowered", None)
+    monkeypatch.setattr(striate.threads.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(striate.threads, "others_running", lambda: 1)
+    try:
+        torch.set_num_threads(2)
+        with pytest.warns(UserWarning, match="training with 1 torch thread, not 2"):
+            prepare(_fast(cifar_npz), progress=False)
+        assert torch.get_num_threads() == 1
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            prepare(_fast(cifar_npz, threads=2), progress=False)
+        assert torch.get_num_threads() == 2
+        assert not [w for w in seen if "torch thread" in str(w.message)]
+    finally:
+        torch.set_num_threads(before)

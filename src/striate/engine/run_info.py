@@ -19,13 +19,14 @@ if TYPE_CHECKING:
 
 def resolved_facts(trainer: Trainer, model: torch.nn.Module, **sizes: Any) -> dict[str, Any]:
     """What a run's settings resolved to on this machine, for config.json's "resolved" (read
-    back by `run_facts`): device, precision, processes, parameters, versions, the start time, and
-    `sizes` (train_images=…, …)."""
+    back by `run_facts`): device, precision, processes, torch's CPU threads, parameters, versions,
+    the start time, and `sizes` (train_images=…, …)."""
     params = list(model.parameters())
     return {
         "device": str(trainer.device),
         "precision": trainer.precision.name,
         "processes": trainer.world_size,
+        "threads": torch.get_num_threads(),
         **sizes,
         "parameters": sum(p.numel() for p in params),
         "trainable_parameters": sum(p.numel() for p in params if p.requires_grad),
@@ -46,6 +47,7 @@ def run_facts(out: Path, trainer: Trainer) -> dict[str, Any]:
         "device": resolved.get("device", str(trainer.device)),
         "precision": resolved.get("precision", trainer.precision.name),
         "processes": resolved.get("processes", trainer.world_size),
+        "CPU threads": resolved.get("threads"),
         "parameters": resolved.get("parameters"),
         "trainable parameters": resolved.get("trainable_parameters"),
         "training images": resolved.get("train_images"),

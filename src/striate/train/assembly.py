@@ -40,6 +40,7 @@ from striate.engine.trainer import Trainer
 from striate.errors import ConfigError, StriateError
 from striate.models.io import load_weights, model_folder, read_state_dict
 from striate.models.weights import named_weights
+from striate.threads import spare_busy_cores
 from striate.train.config import TrainConfig
 from striate.train.recipes import model_callbacks
 from striate.train.snapshots import Snapshots
@@ -261,7 +262,8 @@ def prepare(
     Used by `striate train`, `lr-find`, the search's trials, the doctor and the benchmarks;
     `data` gives already loaded sets (a search trial's subset), `device` overrides the config's
     (a torchrun process's own GPU), `callbacks` are added after the run's own. `config.threads`
-    sets torch's CPU threads for the process."""
+    sets torch's CPU threads for the process; without it, a run on the CPU leaves out the cores
+    that other processes keep busy (`striate.threads`)."""
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     if data is None:
@@ -278,5 +280,7 @@ def prepare(
         *callbacks,
     ]
     trainer = build_trainer(config, out, progress, device=device or config.device, **extra)
+    if config.threads is None and trainer.device.type == "cpu":
+        spare_busy_cores()
     train, val, test = loaders(config, data, trainer.device, sampler)
     return Prepared(config, data, model, trainer, train, val, test)

@@ -155,9 +155,9 @@ class TrainConfig:
     device: str = setting("auto", "Device: auto, cpu, cuda or cuda:N.")
     threads: int | None = setting(
         None,
-        "CPU threads for torch's operations (torch.set_num_threads); fewer than the cores can be "
-        "faster on a machine other work is using.",
-        shown="torch's, one per core",
+        "CPU threads for torch's operations (torch.set_num_threads); give it for the same "
+        "threads whatever else the machine is running.",
+        shown="one per core not kept busy by other processes",
     )
     out: str | None = setting(
         None,

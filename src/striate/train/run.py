@@ -13,7 +13,9 @@ The run folder holds `config.json` (the resolved settings), `metrics.csv`, `step
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,9 +101,14 @@ def _resumed_config(out: Path) -> TrainConfig:
     if not saved.is_file():
         raise ConfigError(f"cannot resume: {out} is not a run folder (no config.json)")
     try:
-        config = TrainConfig.from_dict(json.loads(saved.read_text())["config"])
-    except (ValueError, KeyError, TypeError) as e:
+        settings = json.loads(saved.read_text())
+        config = TrainConfig.from_dict(settings["config"])
+        threads = settings.get("resolved", {}).get("threads")
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise ConfigError(f"cannot resume: {saved} is damaged ({e})") from e
+    if config.threads is None and isinstance(threads, int) and 0 < threads <= (os.cpu_count() or 1):
+        # the threads it started with, whatever the load now: the same sums, bit for bit
+        config = dataclasses.replace(config, threads=threads)
     if not is_complete(out) and resume_point(out) is None:
         raise ConfigError(f"cannot resume: {out} has no checkpoints/last.safetensors")
     return config

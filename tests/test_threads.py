@@ -1,0 +1,92 @@
+"""torch's threads on a busy machine (`striate.threads`), against counts of processes started
+here."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import striate.threads as threads
+from striate.threads import others_running, spare_busy_cores, threads_for_load
+
+
+@pytest.mark.parametrize(
+    "torch_threads, cores, others, expected",
+    [
+        (2, 2, 0, 2),  # idle: torch's own count
+        (2, 2, 1, 1),  # one core busy
+        (2, 2, 2, 2),  # no core left: every thread wins its share of the time slices
+        (2, 2, 5, 2),
+        (4, 16, 3, 4),  # enough free cores beyond torch's
+        (16, 16, 3, 13),
+        (8, 8, None, 8),  # load unknown: unchanged
+        (1, 2, 0, 1),  # never more than torch's
+    ],
+)
+def test_threads_for_load(torch_threads, cores, others, expected):
+    assert threads_for_load(torch_threads, cores, others) == expected
+
+
+@pytest.fixture
+def spinners():
+    """Start n processes that keep a core busy each; killed after the test."""
+    procs: list[subprocess.Popen] = []
+
+    def start(n: int) -> None:
+        procs.extend(subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n))
+        time.sleep(0.5)  # past the interpreter's start-up
+
+    yield start
+    for p in procs:
+        p.kill()
+        p.wait()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_others_running_counts_busy_processes_and_not_this_ones_threads(spinners):
+    spinners(2)
+    assert others_running() >= 2  # both are runnable all the time; this process is left out
+
+
+def test_others_running_is_none_where_proc_cannot_say(monkeypatch):
+    def missing() -> int:
+        raise FileNotFoundError("/proc/stat")
+
+    monkeypatch.setattr(threads, "_runnable", missing)
+    assert others_running() is None
+
+
+@pytest.fixture
+def torch_threads(monkeypatch):
+    before = torch.get_num_threads()
+    monkeypatch.setattr(threads, "_lowered", None)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_spare_busy_cores_lowers_torch_threads_with_a_warning(monkeypatch, torch_threads):
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    torch.set_num_threads(2)
+    monkeypatch.setattr(threads, "others_running", lambda: 1)
+    message = "running 1 thread on this machine's 2 cores: training with 1 torch thread, not 2"
+    with pytest.warns(UserWarning, match=message):
+        assert spare_busy_cores() == 1
+    assert torch.get_num_threads() == 1
+    monkeypatch.setattr(threads, "others_running", lambda: 0)
+    assert spare_busy_cores() == 2  # the load has gone: torch's count again
+    assert torch.get_num_threads() == 2
+
+
+def test_spare_busy_cores_keeps_a_count_the_user_set(monkeypatch, torch_threads):
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(threads, "others_running", lambda: 2)
+    torch.set_num_threads(4)
+    with pytest.warns(UserWarning):
+        assert spare_busy_cores() == 2
+    torch.set_num_threads(1)  # the user's own choice after it
+    monkeypatch.setattr(threads, "others_running", lambda: 0)
+    assert spare_busy_cores() == 1
