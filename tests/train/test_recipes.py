@@ -359,7 +359,7 @@ def test_a_short_training_run_with_the_muon_recipe():
 
 def test_the_quick_recipe_is_the_muon_recipe_with_progressive_resizing():
     quick, muon = recipe_config("cifar10-quick").to_dict(), recipe_config("cifar10-muon").to_dict()
-    assert quick.pop("augment") == "altflip,crop:2,progressive:3:0.75"
+    assert quick.pop("augment") == "altflip,crop:2,progressive:2:0.875"
     assert muon.pop("augment") == "altflip,crop:2"
     assert quick == muon
 
@@ -370,4 +370,4 @@ def test_a_short_run_of_the_quick_recipe_trains_small_then_whole_images():
     model.register_forward_pre_hook(lambda m, args: sizes.append(tuple(args[0].shape[2:])))
     history = build_trainer(config, None, False, callbacks=model_callbacks(model)).fit(model, train)
     assert len(history) == 4 and all(math.isfinite(h["train_loss"]) for h in history)
-    assert sizes == [(24, 24)] * 12 + [(32, 32)] * 4
+    assert sizes == [(28, 28)] * 8 + [(32, 32)] * 8
