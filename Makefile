@@ -40,7 +40,8 @@ test-slow: $(STAMP)
 # of 3, char_lm the two nanoGPT transformer rows (no LSTM), rl and sgds seed 0 only (3 seeds each
 # by default), and the airbench pair one epoch of 9,216 images, seed 0: its ratio per step (the
 # full run, `benchmarks/cifar10_vs_airbench.py --seeds 0 1 2`, takes ~25 min a run on a CPU with
-# AMX and ~45 min on this AVX2 CPU in fp32; on a GPU seconds: add --device cuda).
+# AMX, ~15 min on a Zen 4 EPYC in bf16 and ~45 min on this AVX2 CPU in fp32; on a GPU seconds:
+# add --device cuda).
 BENCH := $(BIN)/python benchmarks
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[bench]"
@@ -81,6 +82,8 @@ bench-quick: $(STAMP)
 	OMP_NUM_THREADS=1 $(BENCH)/sgds.py --quick
 	$(BENCH)/serve_load.py --quick
 	$(BENCH)/cifar10_vs_airbench.py --quick
+	$(BENCH)/cifar10_vs_airbench.py --quick --peer airbench94_muon --recipe cifar10-quick
+	$(BENCH)/threads_under_load.py --quick
 	$(BENCH)/summary.py
 
 gallery: $(STAMP)

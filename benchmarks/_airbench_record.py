@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 PORT = "airbench94 port"
+PORT_MUON = "airbench94_muon port"
+PORTS = (PORT, PORT_MUON)
 
 
 def comparable(e: dict) -> tuple:
@@ -23,16 +25,17 @@ def machine_label(e: dict) -> str:
 
 
 def recorded_pairs(entries: list[dict]) -> dict[tuple, dict[int, tuple[dict, dict]]]:
-    """Per machine, thread count, budget and striate program (its recipe), each seed's latest
-    pair of runs: a striate run and the port's run of the same seed from its invocation, or from
-    the earlier invocation it names (``port_invocation``: the port's run reused). Seeds run by
-    different invocations on the same machine combine."""
-    ports = {(e["invocation"], e["seed"]): e for e in entries if e["program"] == PORT}
+    """Per machine, thread count, budget, port (the peer) and striate program (its recipe), each
+    seed's latest pair of runs: a striate run and the port's run of the same seed from its
+    invocation, or from the earlier invocation it names (``port_invocation``: the port's run
+    reused). Seeds run by different invocations on the same machine combine."""
+    ports = {(e["invocation"], e["seed"]): e for e in entries if e["program"] in PORTS}
     out: dict[tuple, dict[int, tuple[dict, dict]]] = {}
     for e in entries:  # in record order: a later pair replaces
-        if e["program"] == PORT:
+        if e["program"] in PORTS:
             continue
         port = ports.get((e.get("port_invocation", e["invocation"]), e["seed"]))
         if port is not None and comparable(port) == comparable(e):
-            out.setdefault((*comparable(e), e["program"]), {})[e["seed"]] = (port, e)
+            key = (*comparable(e), port["program"], e["program"])
+            out.setdefault(key, {})[e["seed"]] = (port, e)
     return out

@@ -282,11 +282,11 @@ def airbench(entries: list[dict]) -> list[Row]:
         return None if not vs or None in vs else statistics.mean(vs)
 
     rows = []
-    for (*_, program), seeds in recorded_pairs(entries).items():
+    for (*_, port, program), seeds in recorded_pairs(entries).items():
         a, s = ([seeds[k][i] for k in sorted(seeds)] for i in (0, 1))
         runs = a + s
         where = runs[0]["device"] if runs[0]["device"].startswith("NVIDIA") else "CPU"
-        peer = f"airbench94 port, same {'GPU' if where != 'CPU' else 'CPU'}"
+        peer = f"{port}, same {'GPU' if where != 'CPU' else 'CPU'}"
         recipe = f"`--recipe {program.removeprefix('striate ')}`"
         if short := runs[0].get("budget"):
             rows.append((f"CIFAR-10 training {recipe}, {short}, {seeds_(len(s))}", peer,
@@ -322,7 +322,7 @@ EXTRACTORS: dict[str, tuple[str | None, Extractor | None, str, str]] = {
                             "hand-written PyTorch loop; PyTorch Lightning"),
     "cifar10_vs_airbench.py": ("cifar10_vs_airbench.jsonl", airbench,
                                "CIFAR-10 `--recipe cifar10-fast`, `cifar10-muon`",
-                               "port of airbench94"),
+                               "port of airbench94 (or airbench94_muon)"),
     "geometry.py": ("geometry.jsonl", geometry, "Chamfer distance", "scipy cKDTree"),
     "interpret.py": ("interpret.jsonl", interpret, "integrated gradients, occlusion", "captum"),
     "synthesis.py": ("synthesis.jsonl", synthesis, "Gatys style transfer", "PyTorch Gatys loop"),
