@@ -2,11 +2,12 @@
 
 torch's CPU threads meet at the end of every parallel operation, so a thread that shares its core
 with another busy process holds up the others until the scheduler gives it the core back. On a
-2-core machine beside one busy process, training steps took 1.12× as long with 2 threads as with 1
-(1.29× without ``OMP_WAIT_POLICY=PASSIVE``, which `striate` sets; ``benchmarks/
-threads_under_load.py``). A run that sets no thread count (`TrainConfig.threads`) trains with
-torch's one per core, less one for each core that other processes keep busy when it starts
-(`threads_for_load`).
+2-core machine beside one busy process, training steps took 1.05–1.12× as long with 2 threads as
+with 1 (1.29× without ``OMP_WAIT_POLICY=PASSIVE``, which `striate` sets;
+``benchmarks/threads_under_load.py``). A run that sets no thread count (`TrainConfig.threads`)
+trains with torch's one per core, less one for each core that other processes keep busy when it
+starts (`threads_for_load`); the count goes into its config.json, and a resumed run keeps it (the
+thread count changes the last bits of the sums).
 """
 
 from __future__ import annotations
