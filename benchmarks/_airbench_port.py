@@ -258,18 +258,19 @@ def _timed_training(
     train: Loader,
     test: Loader,
     total_steps: int,
-    setup,
     train_step,
     *,
     seed: int,
-    precision: torch.dtype,
+    device: str,
     eval_from: int,
     target: float,
-    gpu: bool,
 ) -> dict:
-    """The timed loop both ports share: `setup()` (the whitening) and `train_step(x, y, step)` on
-    every batch until `total_steps`, epoch by epoch, timed as airbench times them; test accuracy
-    with TTA at the end of every epoch from `eval_from` on (its time left out)."""
+    """The timed loop both ports share: the whitening from the first 5,000 training images
+    (airbench94 L403, airbench94_muon L384-386), then
+    `train_step(x, y, step)` on every batch until `total_steps`, epoch by epoch, timed as airbench
+    times them; test accuracy with TTA at the end of every epoch from `eval_from` on (its time
+    left out)."""
+    gpu = device.startswith("cuda")
 
     def clock() -> float:
         if gpu:
@@ -277,7 +278,7 @@ def _timed_training(
         return time.perf_counter()
 
     start = clock()
-    setup()
+    init_whitening(net[0], train.images[: HYP["whiten_images"]].float(), HYP["whiten_eps"])
     step, evals, eval_s, step_gaps = 0, [], 0.0, []
     for epoch in range(ceil(total_steps / len(train))):
         net.train()
@@ -301,7 +302,7 @@ def _timed_training(
             print(f"  {program:<20} epoch {epoch + 1}: {acc:.2%} after {trained:.1f} s", flush=True)
         if step >= total_steps:
             break
-    name = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(precision, "fp32")
+    name = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(port_precision(device), "fp32")
     gaps = step_gaps or [trained / step]
     return summary(program, name, seed, trained, evals, step, gaps, target)
 
@@ -358,9 +359,6 @@ def train_port(
     lookahead = Lookahead(net)  # before the whitening, as in L393 vs L403
     autocast = _autocast(device)
 
-    def setup() -> None:
-        init_whitening(net[0], train.images[: HYP["whiten_images"]].float(), HYP["whiten_eps"])
-
     def train_step(x: torch.Tensor, y: torch.Tensor, step: int) -> None:
         net[0].bias.requires_grad_(step < bias_steps)
         with autocast:
@@ -380,13 +378,11 @@ def train_port(
         train,
         test,
         total_steps,
-        setup,
         train_step,
         seed=seed,
-        precision=port_precision(device),
+        device=device,
         eval_from=eval_from,
         target=target,
-        gpu=device.startswith("cuda"),
     )
 
 
@@ -497,9 +493,6 @@ def train_port_muon(
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.2, reduction="sum")
     autocast = _autocast(device)
 
-    def setup() -> None:  # L384-386
-        init_whitening(net[0], train.images[: HYP["whiten_images"]].float(), HYP["whiten_eps"])
-
     def train_step(x: torch.Tensor, y: torch.Tensor, step: int) -> None:  # L397-407
         net[0].bias.requires_grad_(step < bias_steps)  # its gradient is cut after 3 epochs
         with autocast:
@@ -519,13 +512,11 @@ def train_port_muon(
         train,
         test,
         total_steps,
-        setup,
         train_step,
         seed=seed,
-        precision=port_precision(device),
+        device=device,
         eval_from=eval_from,
         target=target,
-        gpu=device.startswith("cuda"),
     )
 
 
