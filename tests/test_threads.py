@@ -19,8 +19,8 @@ from striate.threads import others_running, spare_busy_cores, threads_for_load
     [
         (2, 2, 0, 2),  # idle: torch's own count
         (2, 2, 1, 1),  # one core busy
-        (2, 2, 2, 2),  # no core left: every thread wins its share of the time slices
-        (2, 2, 5, 2),
+        (2, 2, 2, 1),  # no core left: one, which waits on no other
+        (2, 2, 5, 1),
         (4, 16, 3, 4),  # enough free cores beyond torch's
         (16, 16, 3, 13),
         (8, 8, None, 8),  # load unknown: unchanged

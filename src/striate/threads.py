@@ -3,11 +3,11 @@
 torch's CPU threads meet at the end of every parallel operation, so a thread that shares its core
 with another busy process holds up the others until the scheduler gives it the core back. On a
 2-core machine beside one busy process, training steps took 1.05–1.12× as long with 2 threads as
-with 1 (1.29× without ``OMP_WAIT_POLICY=PASSIVE``, which `striate` sets;
-``benchmarks/threads_under_load.py``). A run that sets no thread count (`TrainConfig.threads`)
-trains with torch's one per core, less one for each core that other processes keep busy when it
-starts (`threads_for_load`); the count goes into its config.json, and a resumed run keeps it (the
-thread count changes the last bits of the sums).
+with 1 at batch 256, 2.0× at batch 64 and 3.6× at batch 16 (with ``OMP_WAIT_POLICY=PASSIVE``,
+which `striate` sets; 1.29× at batch 256 without it; ``benchmarks/threads_under_load.py``). A run
+that sets no thread count (`TrainConfig.threads`) trains with torch's one per core, less one for
+each core that other processes keep busy when it starts (`threads_for_load`); the count goes into
+its config.json, and a resumed run keeps it (the thread count changes the last bits of the sums).
 """
 
 from __future__ import annotations
@@ -66,11 +66,11 @@ def others_running(samples: int = 5, interval: float = 0.01) -> int | None:
 
 
 def threads_for_load(threads: int, cores: int, others: int | None) -> int:
-    """`threads` less the cores (of `cores`) that `others` runnable threads keep busy, when some
-    cores are left; all of them when none are (each thread then wins its share of the time
-    slices: on 2 cores beside 2 busy processes, 2 threads took 0.94× the time of 1) or when the
-    load is unknown (None)."""
-    if others is None or others >= cores:
+    """`threads` less the cores (of `cores`) that `others` runnable threads keep busy, at least
+    one; all of them when the load is unknown (None). With no core left, one: on 2 cores beside 2
+    busy processes, 2 threads took 0.92–0.95× the time of 1 at batch 64–256 but 7.3× at batch 16,
+    where the many small operations make them wait on each other most."""
+    if others is None:
         return threads
     return max(1, min(threads, cores - others))
 
