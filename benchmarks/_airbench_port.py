@@ -266,10 +266,9 @@ def _timed_training(
     target: float,
 ) -> dict:
     """The timed loop both ports share: the whitening from the first 5,000 training images
-    (airbench94 L403, airbench94_muon L384-386), then
-    `train_step(x, y, step)` on every batch until `total_steps`, epoch by epoch, timed as airbench
-    times them; test accuracy with TTA at the end of every epoch from `eval_from` on (its time
-    left out)."""
+    (airbench94 L403, airbench94_muon L384-386), then `train_step(x, y, step)` on every batch
+    until `total_steps`, epoch by epoch, timed as airbench times them; test accuracy with TTA at
+    the end of every epoch from `eval_from` on (its time left out)."""
     gpu = device.startswith("cuda")
 
     def clock() -> float:

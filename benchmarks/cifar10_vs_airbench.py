@@ -213,14 +213,14 @@ def table(entries: list[dict]) -> str:
     for (label, _threads, short, port, program), seeds in sorted(recorded_pairs(entries).items()):
         device = f"{label} ({short})" if short else label
         recipe = program.removeprefix("striate ")
-        device = f"{device} | {port.removesuffix(' port')}"
+        peer = port.removesuffix(" port")
         pairs = [(seed, a, s) for seed, (a, s) in sorted(seeds.items())]
         for seed, a, s in pairs:
             mark = "†" if "port_invocation" in s else ""
             reused = reused or bool(mark)
             lines.append(
-                f"| {device} | {recipe} | {a['precision']}/{s['precision']} | {seed}{mark} | "
-                f"{100 * a['acc']:.2f} % "
+                f"| {device} | {peer} | {recipe} | {a['precision']}/{s['precision']} | "
+                f"{seed}{mark} | {100 * a['acc']:.2f} % "
                 f"| {fmt(a['seconds'])} | {fmt(a['time_to_target'])} | {100 * s['acc']:.2f} % | "
                 f"{fmt(s['seconds'])} | {fmt(s['time_to_target'])} | "
                 f"{ratio(s['seconds'], a['seconds'])} | "
@@ -241,7 +241,7 @@ def table(entries: list[dict]) -> str:
             a_r = mean(a["time_to_target"] for _, a, _ in pairs)
             s_r = mean(s["time_to_target"] for *_, s in pairs)
             lines.append(
-                f"| {device} | {recipe} | | **mean** | **{a_acc:.2f} %** | {fmt(a_t)} | "
+                f"| {device} | {peer} | {recipe} | | **mean** | **{a_acc:.2f} %** | {fmt(a_t)} | "
                 f"{fmt(a_r)} | **{s_acc:.2f} %** | {fmt(s_t)} | {fmt(s_r)} | "
                 f"**{ratio(s_t, a_t)}** | **{ratio(s_r, a_r)}** | |"
             )
