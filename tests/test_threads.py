@@ -3,9 +3,11 @@ here."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
+import warnings
 
 import pytest
 import torch
@@ -90,3 +92,40 @@ def test_spare_busy_cores_keeps_a_count_the_user_set(monkeypatch, torch_threads)
     torch.set_num_threads(1)  # the user's own choice after it
     monkeypatch.setattr(threads, "others_running", lambda: 0)
     assert spare_busy_cores() == 1
+
+
+def test_spare_busy_cores_warns_when_torch_came_first_and_threads_spin(monkeypatch, torch_threads):
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(threads, "others_running", lambda: 2)
+    torch.set_num_threads(8)
+
+    def spin_warnings() -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert spare_busy_cores() == 6
+        return [str(w.message) for w in caught if "imported before striate" in str(w.message)]
+
+    monkeypatch.setattr(threads, "_spinning", True)
+    assert len(spin_warnings()) == 1
+    monkeypatch.setattr(threads, "_spinning", False)
+    assert spin_warnings() == []
+
+
+@pytest.mark.parametrize(
+    ("code", "spinning"),
+    [
+        ("import striate, torch", False),
+        ("import torch, striate", True),
+        ("import os; os.environ['OMP_WAIT_POLICY'] = 'ACTIVE'; import torch, striate", False),
+    ],
+)
+def test_set_passive_wait_knows_when_it_comes_too_late(code, spinning):
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run(
+        [sys.executable, "-c", f"{code}; from striate import threads; print(threads._spinning)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == str(spinning)

@@ -6,16 +6,12 @@ The names below are imported on first use, so `striate --help` does not wait for
 from __future__ import annotations
 
 import importlib
-import os
 from typing import TYPE_CHECKING, Any
 
 from striate.errors import ConfigError, DataError, DownloadError, StriateError
+from striate.threads import set_passive_wait
 
-# OpenMP threads that sleep while waiting instead of spinning: no cost on an idle machine, and on
-# a loaded 2-core one training ran 3.6x faster (29 s -> 8 s), because a spinning thread no longer
-# holds the core its partner needs. Read when torch loads, so it applies when striate is imported
-# first (as the `striate` command does); set OMP_WAIT_POLICY yourself to choose.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+set_passive_wait()
 
 __version__ = "0.1.0"
 
