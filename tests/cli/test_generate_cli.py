@@ -63,7 +63,7 @@ def test_train_sample_eval_round_trip(app, shared_data, tmp_path):
 
     result = run(app, "sample", out, "--count", 0)
     assert isinstance(result.exception, InputError)
-    assert "count must be at least 1" in str(result.exception)
+    assert "count must be a positive integer" in str(result.exception)
     result = run(app, "train", "--resume", out, "--latent", 4)
     assert isinstance(result.exception, ConfigError)
     assert "latent 4 does not match the saved run's 2" in str(result.exception)

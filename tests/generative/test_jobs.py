@@ -222,7 +222,7 @@ def test_bad_inputs_one_line_each(runs, shared_data, tmp_path):
         msg = str(err.value)  # one line that says what to do after a ';' or ':'
         assert "\n" not in msg and any(sep in msg for sep in ("; ", ": "))
 
-    with pytest.raises(InputError, match="count must be at least 1") as e:
+    with pytest.raises(InputError, match="count must be a positive integer") as e:
         sample_generative(runs["vae"].out, 0)
     one_line(e)
     with pytest.raises(InputError, match="no run folder") as e:

@@ -482,11 +482,8 @@ def sample_generative(
 
 def check_count(count: object) -> int:
     """`count` when it is a whole number of at least 1; else one line saying so."""
-    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        raise InputError(
-            f"generate sample: count must be at least 1, got {count!r}; ask for 1 or more images"
-        )
-    return count
+    hint = "ask for 1 or more images"
+    return positive_int("generate sample", "count", count, hint=hint, error=InputError)
 
 
 def _side(loaded: LoadedGenerative) -> int:
