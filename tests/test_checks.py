@@ -104,3 +104,14 @@ def test_one_of_lists_the_choices_and_suggests():
     with pytest.raises(ConfigError, match="k must be one of 1, 2, got True"):
         checks.one_of("T", "k", True, [1, 2])  # True == 1, but it is not the number
     assert checks.did_you_mean("zzz", ["cosine"]) == ""
+
+
+@pytest.mark.parametrize(("v", "expected"), [(5, (5, 5)), ((3, 4), (3, 4)), ([2, 7], (2, 7))])
+def test_image_size_takes_an_int_or_a_pair(v, expected):
+    assert checks.image_size("Crop", v) == expected
+
+
+@pytest.mark.parametrize("v", [0, -3, (3,), (3, 0), (3, 4, 5), "ab", 2.5, (2.0, 3), None, True])
+def test_image_size_refuses_anything_else_saying_what_it_takes(v):
+    with pytest.raises(ConfigError, match=r"Crop: size must be a positive integer or a \(height"):
+        checks.image_size("Crop", v)

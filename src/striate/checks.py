@@ -133,6 +133,20 @@ def int_sequence(
     return tuple(int(e) for e in v)
 
 
+def image_size(owner: str, v: Any, *, name: str = "size") -> tuple[int, int]:
+    """`v` as (height, width): an int (a square) or a pair of ints, all >= 1."""
+    pair = (v, v) if is_int(v) else v
+    if (
+        isinstance(pair, (str, bytes))
+        or not isinstance(pair, Sequence)
+        or len(pair) != 2
+        or not all(is_int(e) and e >= 1 for e in pair)
+    ):
+        what = "a positive integer or a (height, width) pair of positive integers"
+        raise fail(owner, name, what, v)
+    return int(pair[0]), int(pair[1])
+
+
 def number(
     owner: str,
     name: str,

@@ -57,8 +57,8 @@ import torch.nn.functional as F
 
 from striate.checks import (
     fail,
+    image_size,
     integer,
-    is_int,
     is_number,
     non_negative_int,
     one_of,
@@ -89,21 +89,6 @@ Params = dict[str, torch.Tensor]
 
 
 # --------------------------------------------------------------------------- validation helpers
-
-
-def _check_size(size: Any, owner: str) -> tuple[int, int]:
-    """An int or an (height, width) pair of positive ints."""
-    if is_int(size):
-        size = (int(size), int(size))
-    if (
-        not isinstance(size, Sequence)
-        or len(size) != 2
-        or not all(is_int(s) for s in size)
-        or min(size) < 1
-    ):
-        what = "a positive integer or a (height, width) pair of positive integers"
-        raise fail(owner, "size", what, size)
-    return int(size[0]), int(size[1])
 
 
 def _check_range(name: str, v: Any, owner: str, *, centre: float | None, low: float) -> tuple:
@@ -412,7 +397,7 @@ class RandomCrop(Transform):
     def __init__(
         self, size: int | tuple[int, int], padding: int = 4, padding_mode: str = "zeros"
     ) -> None:
-        self.size = _check_size(size, "RandomCrop")
+        self.size = image_size("RandomCrop", size)
         self.padding = non_negative_int("RandomCrop", "padding", padding)
         self.padding_mode = one_of("RandomCrop", "padding_mode", padding_mode, self._modes)
 
@@ -496,7 +481,7 @@ class RandomScaleCrop(Transform):
     _fields = ("size", "scale")
 
     def __init__(self, size: int | tuple[int, int], scale: tuple[float, float] = (256, 480)):
-        self.size = _check_size(size, "RandomScaleCrop")
+        self.size = image_size("RandomScaleCrop", size)
         if is_number(scale):
             raise fail("RandomScaleCrop", "scale", "a (low, high) pair of short sides", scale)
         lo, hi = _check_range("scale", scale, "RandomScaleCrop", centre=None, low=1.0)

@@ -19,24 +19,14 @@ settle again after each change.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 
-from striate.checks import fail, is_int, number, one_of, positive_int
+from striate.checks import image_size, number, one_of, positive_int
 from striate.data.augment import BatchInfo, RandomCrop, Transform
 from striate.errors import StriateError
 
 __all__ = ["ProgressiveResize", "Resize"]
-
-
-def _size(size: Any, owner: str) -> tuple[int, int]:
-    if is_int(size):
-        size = (size, size)
-    if not isinstance(size, (tuple, list)) or len(size) != 2 or not all(is_int(s) for s in size):
-        raise fail(owner, "size", "a positive int or a (height, width) pair of them", size)
-    return positive_int(owner, "height", size[0]), positive_int(owner, "width", size[1])
 
 
 class Resize(Transform):
@@ -47,7 +37,7 @@ class Resize(Transform):
     _fields = ("size",)
 
     def __init__(self, size: int | tuple[int, int]) -> None:
-        self.size = _size(size, "Resize")
+        self.size = image_size("Resize", size)
 
     def apply(self, x, y, params):
         if tuple(x.shape[-2:]) == self.size:
