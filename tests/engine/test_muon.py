@@ -49,6 +49,18 @@ def test_five_steps_bring_a_gradients_singular_values_near_one():
     assert orthogonalize(tiny, 5)[1, 1] == pytest.approx(1e-4 * 3.4445**5, rel=0.01)
 
 
+def test_orthogonalize_in_bf16_is_the_fp32_result_rounded_along_the_way():
+    # bf16 keeps 8 bits of mantissa: each step's products are rounded to about 0.4 %
+    g = torch.Generator().manual_seed(2)
+    m = torch.randn(64, 576, generator=g)  # cifar_fast's first 3×3 filter bank
+    exact = orthogonalize(m, 3)
+    got = orthogonalize(m, 3, dtype=torch.bfloat16)
+    assert got.dtype == torch.float32
+    assert not torch.equal(got, exact)
+    assert (got - exact).norm() / exact.norm() < 0.02
+    assert (torch.linalg.svdvals(got) - torch.linalg.svdvals(exact)).abs().max() < 0.03
+
+
 def test_orthogonalize_needs_a_matrix():
     with pytest.raises(ConfigError, match="needs a matrix"):
         orthogonalize(torch.ones(2, 3, 4))
@@ -71,7 +83,7 @@ def reference_muon_step(w, buf, grad, lr, mu, steps):
 def test_the_muon_step_is_airbench94_muons_rule():
     torch.manual_seed(0)
     w = nn.Parameter(torch.randn(8, 4, 3, 3))
-    opt = Muon([w], lr=0.24, momentum=0.6, ns_steps=3, normalize=True)
+    opt = Muon([w], lr=0.24, momentum=0.6, ns_steps=3, normalize=True, ns_precision="fp32")
     ref_w, ref_buf = w.detach().clone(), torch.zeros_like(w)
     for _ in range(3):
         grad = torch.randn_like(w)
@@ -82,11 +94,59 @@ def test_the_muon_step_is_airbench94_muons_rule():
     assert opt.state[w]["momentum_buffer"].shape == w.shape
 
 
+def test_ns_precision_bf16_orthogonalizes_in_bf16():
+    torch.manual_seed(0)
+    w = nn.Parameter(torch.randn(6, 10))
+    start = w.detach().clone()
+    grad = torch.randn(6, 10)
+    w.grad = grad
+    Muon([w], lr=0.1, momentum=0.5, nesterov=False, ns_precision="bf16").step()
+    expected = start - 0.1 * orthogonalize(grad, dtype=torch.bfloat16)
+    torch.testing.assert_close(w.detach(), expected, rtol=0, atol=1e-7)
+    in_fp32 = start - 0.1 * orthogonalize(grad)
+    assert (w.detach() - in_fp32).abs().max() > 1e-5
+
+
+@pytest.mark.parametrize(("native", "resolved"), [("1", "bf16"), ("0", "fp32")])
+def test_ns_precision_auto_is_bf16_where_the_cpu_computes_it_natively(
+    monkeypatch, native, resolved
+):
+    monkeypatch.setenv("STRIATE_CPU_BF16", native)
+    opt = Muon([nn.Parameter(torch.randn(4, 6))])
+    assert opt.param_groups[0]["ns_precision"] == resolved  # saved so, and resumed so
+    assert (
+        Muon([nn.Parameter(torch.randn(4, 6))], ns_precision="fp32").param_groups[0]["ns_precision"]
+        == "fp32"
+    )
+
+
+def test_aux_weight_decay_decays_every_sgd_group_biases_and_norms_too():
+    net = FastNet((3, 32, 32), 10, widths=(8, 16, 16))
+    groups = muon_groups(net, 1e-3)
+    assert {g["name"]: g["weight_decay"] for g in groups}["no_decay"] == 0.0
+    opt = Muon(groups, lr=0.24, aux_weight_decay=4e-5)
+    by_name = {g["name"]: g["weight_decay"] for g in opt.param_groups}
+    assert by_name == {"muon": 1e-3, "decay": 4e-5, "no_decay": 4e-5}  # Muon keeps its own
+    # a decayed bias takes torch's SGD step with the same decay
+    b = nn.Parameter(torch.randn(5))
+    ref = nn.Parameter(b.detach().clone())
+    mine = Muon(
+        [{"params": [b], "muon": False}], aux_lr=0.1, aux_momentum=0.9, aux_weight_decay=0.01
+    )
+    torchs = torch.optim.SGD([ref], lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)
+    for _ in range(3):
+        grad = torch.randn(5)
+        b.grad, ref.grad = grad.clone(), grad.clone()
+        mine.step()
+        torchs.step()
+    torch.testing.assert_close(b.detach(), ref.detach())
+
+
 def test_decoupled_weight_decay_and_plain_momentum():
     torch.manual_seed(0)
     w = nn.Parameter(torch.randn(6, 10))
     start = w.detach().clone()
-    opt = Muon([w], lr=0.1, momentum=0.5, nesterov=False, weight_decay=0.2)
+    opt = Muon([w], lr=0.1, momentum=0.5, nesterov=False, weight_decay=0.2, ns_precision="fp32")
     g1, g2 = torch.randn(6, 10), torch.randn(6, 10)
     for g in (g1, g2):
         w.grad = g
@@ -178,6 +238,8 @@ def test_make_optimizer_builds_muon_with_its_options():
         ({"aux_momentum": 0.0}, "Nesterov momentum needs"),
         ({"ns_steps": 0}, "ns_steps"),
         ({"normalize": "yes"}, "normalize must be true or false"),
+        ({"ns_precision": "fp16"}, "ns_precision must be one of auto, fp32, bf16"),
+        ({"aux_weight_decay": -1e-4}, "aux_weight_decay"),
     ],
 )
 def test_muon_rejects_bad_settings(kwargs, match):

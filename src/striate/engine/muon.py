@@ -19,12 +19,13 @@ the singular vectors; Jordan's coefficients ``(a, b, c) = (3.4445, -4.7750, 2.03
 largest slope at zero that still brings the small singular values up in a few steps, to about
 0.7–1.2 rather than exactly 1, which trains as well as ``U Vᵀ`` (a singular value far below
 ``‖M‖_F`` grows about ``a`` times per step, so those under ``‖M‖_F / aᵏ`` stay small). The
-iteration runs in float32 on every device (airbench uses bfloat16 on its GPU), so a run's
-result does not depend on whether the CPU has native bfloat16.
+iteration runs in bfloat16 where the device computes it natively, as airbench94_muon and torch's
+``Muon`` run it everywhere, and in float32 elsewhere (``ns_precision``): a CPU without native
+bf16 emulates its matrix products slowly.
 
 The other parameters (biases, norm layers, the output layer, embeddings) take SGD steps with
-Nesterov momentum and L2 weight decay, torch's ``SGD`` rule, with their own lr and momentum
-(``aux_lr``, ``aux_momentum``): Muon is for hidden weight matrices only (Jordan).
+Nesterov momentum and L2 weight decay, torch's ``SGD`` rule, with their own lr, momentum and
+(``aux_weight_decay``) decay: Muon is for hidden weight matrices only (Jordan).
 `striate.engine.optim.muon_groups` makes the split; each group says which rule it takes
 (``"muon": True``).
 """
@@ -38,21 +39,25 @@ from typing import Any
 import torch
 from torch import nn
 
-from striate.checks import number, positive_int
+from striate.checks import number, one_of, positive_int
+from striate.engine.precision import native_bf16
 from striate.errors import ConfigError
 
-__all__ = ["NS_COEFFICIENTS", "Muon", "orthogonalize", "split_hidden"]
+__all__ = ["NS_COEFFICIENTS", "NS_PRECISIONS", "Muon", "orthogonalize", "split_hidden"]
 
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+NS_PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
-def orthogonalize(m: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.Tensor:
+def orthogonalize(
+    m: torch.Tensor, steps: int = 5, eps: float = 1e-7, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """``U Vᵀ`` of the matrix ``m = U S Vᵀ``, roughly (singular values about 0.7–1.2): ``steps``
-    quintic Newton–Schulz iterations in float32 (module docstring), returned in ``m``'s dtype."""
+    quintic Newton–Schulz iterations in ``dtype`` (module docstring), returned in ``m``'s."""
     if m.ndim != 2:
         raise ConfigError(f"orthogonalize needs a matrix, got a tensor of shape {tuple(m.shape)}")
     a, b, c = NS_COEFFICIENTS
-    x = m.float()
+    x = m.to(dtype)
     wide = x.shape[0] <= x.shape[1]
     if not wide:
         x = x.T  # A = X Xᵀ is then the smaller Gram matrix
@@ -103,9 +108,14 @@ class Muon(torch.optim.Optimizer):
 
     ``lr``, ``momentum`` and ``weight_decay`` are the defaults of the Muon groups; ``aux_lr``,
     ``aux_momentum`` those of the SGD groups (their group's ``lr``, ``momentum`` and
-    ``weight_decay`` when it sets them). ``ns_steps`` Newton–Schulz iterations; ``normalize``
-    rescales each hidden weight to Frobenius norm √rows before its step. A plain list of
-    parameters is all Muon's; `striate.engine.optim.muon_groups` splits a model.
+    ``weight_decay`` when it sets them). ``aux_weight_decay`` is the L2 decay of every SGD group,
+    in place of its own: with `muon_groups`, biases and norm layers decay too, as
+    airbench94_muon decays them. ``ns_steps`` Newton–Schulz iterations in ``ns_precision``
+    ("fp32", "bf16", or "auto": bf16 where the device computes it natively, as
+    airbench94_muon and torch's ``Muon`` do, fp32 elsewhere, where bf16 matrix products are
+    emulated and slow); ``normalize`` rescales each hidden weight to Frobenius norm √rows before
+    its step. A plain list of parameters is all Muon's; `striate.engine.optim.muon_groups`
+    splits a model.
     """
 
     def __init__(
@@ -119,13 +129,18 @@ class Muon(torch.optim.Optimizer):
         normalize: bool = False,
         aux_lr: float | None = None,
         aux_momentum: float = 0.9,
+        aux_weight_decay: float | None = None,
+        ns_precision: str = "auto",
     ) -> None:
         owner = "Muon"
+        ns_precision = one_of(owner, "ns_precision", ns_precision, ("auto", *NS_PRECISIONS))
         lr = number(owner, "lr", lr, low=0.0, low_open=True, hint="0.02 is usual")
         aux_lr = number(owner, "aux_lr", lr if aux_lr is None else aux_lr, low=0.0, low_open=True)
         for name, mu in (("momentum", momentum), ("aux_momentum", aux_momentum)):
             number(owner, name, mu, low=0.0, high=1.0, high_open=True, hint="0.95 or 0.9")
         weight_decay = number(owner, "weight_decay", weight_decay, low=0.0)
+        if aux_weight_decay is not None:
+            aux_weight_decay = number(owner, "aux_weight_decay", aux_weight_decay, low=0.0)
         if nesterov and (momentum == 0 or aux_momentum == 0):
             raise ConfigError("Muon: Nesterov momentum needs momentum and aux_momentum > 0")
         for name, flag in (("nesterov", nesterov), ("normalize", normalize)):
@@ -147,6 +162,8 @@ class Muon(torch.optim.Optimizer):
             if not g["muon"]:
                 for key, value in self.aux_defaults.items():
                     g.setdefault(key, value)
+                if aux_weight_decay is not None:
+                    g["weight_decay"] = aux_weight_decay
         defaults = {
             "lr": lr,
             "momentum": float(momentum),
@@ -154,9 +171,12 @@ class Muon(torch.optim.Optimizer):
             "nesterov": nesterov,
             "ns_steps": positive_int(owner, "ns_steps", ns_steps),
             "normalize": normalize,
+            "ns_precision": ns_precision,
         }
         super().__init__(groups, defaults)
         for g in self.param_groups:
+            if g["ns_precision"] == "auto" and g["params"]:
+                g["ns_precision"] = "bf16" if native_bf16(g["params"][0].device) else "fp32"
             if g["muon"] and any(p.ndim < 2 for p in g["params"]):
                 raise ConfigError(
                     "Muon: a group marked muon holds a parameter of fewer than two dimensions; "
@@ -198,7 +218,8 @@ class Muon(torch.optim.Optimizer):
             p.mul_(torch.where(norm > 0, math.sqrt(p.shape[0]) / norm, 1.0))
         if group["weight_decay"]:
             p.mul_(1 - lr * group["weight_decay"])
-        o = orthogonalize(m.reshape(m.shape[0], -1), group["ns_steps"])
+        dtype = NS_PRECISIONS[group["ns_precision"]]
+        o = orthogonalize(m.reshape(m.shape[0], -1), group["ns_steps"], dtype=dtype)
         p.add_(o.view_as(p), alpha=-lr)
 
     def _sgd_step(self, p: torch.Tensor, group: dict) -> None:

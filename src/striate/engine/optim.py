@@ -358,4 +358,8 @@ OPTIMIZERS.add("rmsprop", _rmsprop)
 OPTIMIZERS.add("adam", _adam)
 OPTIMIZERS.add("adamw", _adamw)
 OPTIMIZERS.add("lbfgs", _lbfgs)
-OPTIMIZERS.add("muon", _muon, options=("aux_lr", "aux_momentum", "ns_steps", "normalize"))
+OPTIMIZERS.add(
+    "muon",
+    _muon,
+    options=("aux_lr", "aux_momentum", "aux_weight_decay", "ns_steps", "ns_precision", "normalize"),
+)

@@ -61,18 +61,23 @@ class Precision:
         return torch.amp.GradScaler(self.device_type) if self.name == "fp16" else None
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes bf16 natively: a CUDA GPU that supports it, or such a CPU."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and cpu_has_bf16()
+
+
 def resolve_precision(precision: str, device: torch.device) -> Precision:
     """Check `precision` against the device and turn "auto" into a concrete choice."""
     if precision not in PRECISIONS:
         raise ConfigError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
     kind = device.type
     if precision == "auto":
-        if kind == "cuda":
-            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        elif kind == "cpu" and cpu_has_bf16():
+        if native_bf16(device):
             precision = "bf16"
         else:
-            precision = "fp32"
+            precision = "fp16" if kind == "cuda" else "fp32"
     if precision == "fp16" and kind != "cuda":
         raise ConfigError(
             f"precision 'fp16' needs a CUDA device (got {kind}); use 'bf16' or 'fp32' on {kind}"
