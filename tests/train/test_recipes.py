@@ -245,8 +245,7 @@ def test_patch_whitening_needs_a_fastnet():
 def test_the_muon_recipe_trains_as_airbench94_muon():
     """airbench94_muon.py's updates written out: a head of std 1 with outputs / 256 at lr 0.67,
     biases at 0.053 and decay 2e-6·B/lr, all on the batch-summed loss, and Muon on the filters.
-    The recipe's FastNet and make_optimizer on the batch-mean loss follow the same path. (The
-    reference leaves the biases undecayed, as striate does; its filters get no decay.)"""
+    The recipe's FastNet and make_optimizer on the batch-mean loss follow the same path."""
     batch = 16
     c = recipe_config("cifar10-muon", batch_size=batch, model_options={"widths": [8, 16, 16]})
     torch.manual_seed(0)
@@ -259,12 +258,16 @@ def test_the_muon_recipe_trains_as_airbench94_muon():
     assert ref.head.weight.std().item() == pytest.approx(1.0, rel=1e-5)  # airbench's init
 
     opt = make_optimizer(c.opt, net, c.lr, c.weight_decay, c.momentum, options=c.opt_options)
+    # every SGD group decays, the biases too (too little to show in the outputs below)
+    sgd_decay = c.opt_options["aux_weight_decay"]
+    decay = {g["name"]: g["weight_decay"] for g in opt.param_groups}
+    assert decay == {"muon": 0.0, "decay": sgd_decay, "no_decay": sgd_decay}
     filters = [m.weight for m in ref.groups.modules() if isinstance(m, nn.Conv2d)]
     biases = [ref.whiten.bias] + [m.bias for m in ref.modules() if isinstance(m, nn.BatchNorm2d)]
     wd = 2e-6 * batch
     sgd = torch.optim.SGD(
         [
-            {"params": biases, "lr": 0.053, "weight_decay": 0.0},
+            {"params": biases, "lr": 0.053, "weight_decay": wd / 0.053},
             {"params": [ref.head.weight], "lr": 0.67, "weight_decay": wd / 0.67},
         ],
         momentum=0.85,
@@ -306,8 +309,9 @@ def test_the_muon_recipes_values_and_batch_scaling():
         0.6,
     )
     assert c.opt_options == {"aux_lr": pytest.approx(106.0), "aux_momentum": 0.85,
-                             "ns_steps": 3, "normalize": True}  # fmt: skip
-    assert c.weight_decay == pytest.approx(2e-6 * 2000 / 106)
+                             "ns_steps": 3, "ns_precision": "auto", "normalize": True,
+                             "aux_weight_decay": pytest.approx(2e-6 * 2000 / 106)}  # fmt: skip
+    assert c.weight_decay == 0.0  # none on the filters: Muon renormalises them
     assert (c.schedule, c.schedule_options, c.lookahead) == ("linear", {"end_factor": 0.0}, None)
     # a smaller batch scales the SGD part's lr (per example), not Muon's
     small = recipe_config("cifar10-muon", batch_size=500)

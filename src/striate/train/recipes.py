@@ -33,10 +33,12 @@ to 0, no Lookahead, the same augmentation, label smoothing and TTA. In striate's
   ``head_std = 1/s``), which makes the one SGD lr move it as airbench's does (``s²`` times as
   fast; see `striate.models.fastnet`); the batch-norm shifts train at the biases' lr
   (``bn_bias_scale = 1``).
-- Biases are not decayed (airbench decays them: 94.007 % against 93.971 % with no decay on the
-  norm biases, its own ablation); the filters get a negligible decoupled decay (lr·λ = 9e-6).
+- Every parameter SGD trains decays by that ``lr·λ``, biases and norm shifts too
+  (``aux_weight_decay``); the filters not at all (Muon renormalises them), as in airbench.
+- Newton–Schulz runs in bfloat16 where the device computes it natively, in float32 elsewhere
+  (airbench: bfloat16 always).
 - The whitening bias trains for 3 epochs at the run's lr (airbench lowers its lr to 0 over them).
-- Newton–Schulz runs in float32 (airbench: bfloat16), TTA averages probabilities.
+- TTA averages probabilities (airbench: logits).
 
 ``"cifar10-quick"`` is ``"cifar10-muon"`` with progressive resizing (`striate.data.progressive`):
 its first 2 epochs train on random 28×28 crops of the (translated, flipped) 32×32 images, which
@@ -158,9 +160,11 @@ RECIPES: dict[str, dict[str, Any]] = {
             "aux_lr": _MUON_BIAS_LR,
             "aux_momentum": 0.85,
             "ns_steps": 3,
+            "ns_precision": "auto",
             "normalize": True,
+            "aux_weight_decay": _MUON_DECAY,
         },
-        "weight_decay": _MUON_DECAY,
+        "weight_decay": 0.0,
         "schedule": "linear",
         "schedule_options": {"end_factor": 0.0},
         "label_smoothing": 0.2,
