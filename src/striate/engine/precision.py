@@ -74,10 +74,8 @@ def resolve_precision(precision: str, device: torch.device) -> Precision:
         raise ConfigError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
     kind = device.type
     if precision == "auto":
-        if native_bf16(device):
-            precision = "bf16"
-        else:
-            precision = "fp16" if kind == "cuda" else "fp32"
+        fallback = "fp16" if kind == "cuda" else "fp32"
+        precision = "bf16" if native_bf16(device) else fallback
     if precision == "fp16" and kind != "cuda":
         raise ConfigError(
             f"precision 'fp16' needs a CUDA device (got {kind}); use 'bf16' or 'fp32' on {kind}"
