@@ -120,6 +120,31 @@ def test_ns_precision_auto_is_bf16_where_the_cpu_computes_it_natively(
     )
 
 
+def test_ns_precision_of_a_group_added_later_or_saved_before_the_setting(monkeypatch):
+    monkeypatch.setenv("STRIATE_CPU_BF16", "1")
+    torch.manual_seed(0)
+    w, v = nn.Parameter(torch.randn(4, 6)), nn.Parameter(torch.randn(3, 5))
+    opt = Muon([w])
+    opt.add_param_group({"params": [v]})
+    v.grad = torch.randn(3, 5)
+    opt.step()
+    assert opt.param_groups[1]["ns_precision"] == "bf16"
+    state = opt.state_dict()
+    for g in state["param_groups"]:
+        del g["ns_precision"]  # a checkpoint from before the setting: its runs were fp32
+    old = Muon([w])
+    old.add_param_group({"params": [v]})
+    old.load_state_dict(state)
+    w.grad = torch.randn(4, 6)
+    before = w.detach().clone()
+    old.step()
+    m = w.grad + 0.95 * w.grad  # Nesterov on a fresh buffer
+    torch.testing.assert_close(w.detach(), before - 0.02 * orthogonalize(m), rtol=0, atol=1e-6)
+    in_bf16 = before - 0.02 * orthogonalize(m, dtype=torch.bfloat16)
+    assert (w.detach() - in_bf16).abs().max() > 1e-5
+    assert old.param_groups[0]["ns_precision"] == "fp32"
+
+
 def test_aux_weight_decay_decays_every_sgd_group_biases_and_norms_too():
     net = FastNet((3, 32, 32), 10, widths=(8, 16, 16))
     groups = muon_groups(net, 1e-3)

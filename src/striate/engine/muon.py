@@ -103,6 +103,16 @@ def split_hidden(model: nn.Module, groups: list[dict[str, Any]]) -> list[dict[st
     return [g for g in [muon, *out] if g["params"]]
 
 
+def _ns_dtype(group: dict[str, Any]) -> torch.dtype:
+    """The dtype of a Muon group's Newton–Schulz iterations, its "auto" resolved by the device of
+    its parameters and kept in the group (a resumed run keeps it). A group saved before the
+    setting existed ran them in float32."""
+    name = group.setdefault("ns_precision", "fp32")
+    if name == "auto":
+        name = group["ns_precision"] = "bf16" if native_bf16(group["params"][0].device) else "fp32"
+    return NS_PRECISIONS[name]
+
+
 class Muon(torch.optim.Optimizer):
     """Muon for the groups marked ``"muon": True``, torch's SGD (Nesterov) for the others.
 
@@ -147,6 +157,7 @@ class Muon(torch.optim.Optimizer):
             if not isinstance(flag, bool):
                 raise ConfigError(f"Muon: {name} must be true or false, got {flag!r}")
         self.aux_defaults = {"lr": aux_lr, "momentum": float(aux_momentum)}
+        self.aux_weight_decay = aux_weight_decay
         if isinstance(params, nn.Module):
             raise ConfigError(
                 "Muon takes parameters or groups, not a model: pass muon_groups(model, "
@@ -154,16 +165,7 @@ class Muon(torch.optim.Optimizer):
             )
         params = list(params)
         if all(isinstance(p, torch.Tensor) for p in params):
-            groups = [{"params": params}]
-        else:  # groups (torch refuses a mix of the two)
-            groups = [dict(g) if isinstance(g, dict) else g for g in params]
-        for g in groups:
-            g.setdefault("muon", True)
-            if not g["muon"]:
-                for key, value in self.aux_defaults.items():
-                    g.setdefault(key, value)
-                if aux_weight_decay is not None:
-                    g["weight_decay"] = aux_weight_decay
+            params = [{"params": params}]
         defaults = {
             "lr": lr,
             "momentum": float(momentum),
@@ -173,15 +175,28 @@ class Muon(torch.optim.Optimizer):
             "normalize": normalize,
             "ns_precision": ns_precision,
         }
-        super().__init__(groups, defaults)
-        for g in self.param_groups:
-            if g["ns_precision"] == "auto" and g["params"]:
-                g["ns_precision"] = "bf16" if native_bf16(g["params"][0].device) else "fp32"
-            if g["muon"] and any(p.ndim < 2 for p in g["params"]):
-                raise ConfigError(
-                    "Muon: a group marked muon holds a parameter of fewer than two dimensions; "
-                    "biases and norm layers go in a group with muon=False (muon_groups does it)"
-                )
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """torch's, with the group marked Muon's unless it says ``"muon": False``; such a group
+        takes the SGD defaults (``aux_*``), a Muon group its ``ns_precision`` resolved."""
+        group = dict(param_group)
+        ps = group.get("params", [])
+        group["params"] = [ps] if isinstance(ps, torch.Tensor) else list(ps)
+        group.setdefault("muon", True)
+        if group["muon"] and any(p.ndim < 2 for p in group["params"]):
+            raise ConfigError(
+                "Muon: a group marked muon holds a parameter of fewer than two dimensions; "
+                "biases and norm layers go in a group with muon=False (muon_groups does it)"
+            )
+        if not group["muon"]:
+            for key, value in self.aux_defaults.items():
+                group.setdefault(key, value)
+            if self.aux_weight_decay is not None:
+                group["weight_decay"] = self.aux_weight_decay
+        super().add_param_group(group)
+        if group["muon"] and group["params"]:
+            _ns_dtype(self.param_groups[-1])  # "auto" resolved now, and saved so in the state
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -218,8 +233,7 @@ class Muon(torch.optim.Optimizer):
             p.mul_(torch.where(norm > 0, math.sqrt(p.shape[0]) / norm, 1.0))
         if group["weight_decay"]:
             p.mul_(1 - lr * group["weight_decay"])
-        dtype = NS_PRECISIONS[group["ns_precision"]]
-        o = orthogonalize(m.reshape(m.shape[0], -1), group["ns_steps"], dtype=dtype)
+        o = orthogonalize(m.reshape(m.shape[0], -1), group["ns_steps"], dtype=_ns_dtype(group))
         p.add_(o.view_as(p), alpha=-lr)
 
     def _sgd_step(self, p: torch.Tensor, group: dict) -> None:
