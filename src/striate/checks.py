@@ -133,7 +133,7 @@ def int_sequence(
     return tuple(int(e) for e in v)
 
 
-def image_size(owner: str, v: Any, *, name: str = "size") -> tuple[int, int]:
+def image_size(owner: str, v: Any) -> tuple[int, int]:
     """`v` as (height, width): an int (a square) or a pair of ints, all >= 1."""
     pair = (v, v) if is_int(v) else v
     if (
@@ -143,7 +143,7 @@ def image_size(owner: str, v: Any, *, name: str = "size") -> tuple[int, int]:
         or not all(is_int(e) and e >= 1 for e in pair)
     ):
         what = "a positive integer or a (height, width) pair of positive integers"
-        raise fail(owner, name, what, v)
+        raise fail(owner, "size", what, v)
     return int(pair[0]), int(pair[1])
 
 
