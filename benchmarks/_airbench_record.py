@@ -16,12 +16,17 @@ def comparable(e: dict) -> tuple:
 
 
 def machine_label(e: dict) -> str:
-    """A record's device, with its CPU's speed flags when it ran on a CPU."""
+    """A record's device, with its CPU's speed flags when it ran on a CPU, and the
+    STRIATE_CPU_BF16 setting when one overrode the bf16 check (a CPU with native bf16 told to
+    train in fp32 is another machine for these tables)."""
     device = e["device"]
     if device.startswith("NVIDIA"):
         return device
-    flags = e.get("machine", {}).get("flags") or []
-    return f"{device} [{' '.join(flags)}]" if flags else device
+    m = e.get("machine", {})
+    flags = m.get("flags") or []
+    label = f"{device} [{' '.join(flags)}]" if flags else device
+    forced = m.get("bf16_forced_by")
+    return f"{label} {forced}" if forced else label
 
 
 def recorded_pairs(entries: list[dict]) -> dict[tuple, dict[int, tuple[dict, dict]]]:

@@ -108,6 +108,7 @@ def _machine() -> dict:
         "cores": cpu["usable_cores"],
         "flags": [f for f in SPEED_FLAGS if f in flags],
         "native_bf16": cpu["native_bf16"],
+        "bf16_forced_by": cpu["bf16_forced_by"],  # STRIATE_CPU_BF16, when it overrode the check
         "torch": torch.__version__,
         "kernels": capability.group(1) if capability else None,  # the ATen CPU kernels used
         "onednn": onednn.group(1) if onednn else None,
@@ -123,7 +124,8 @@ def print_machine() -> None:
     gpus = f"; GPU {', '.join(m['gpus'])}" if m["gpus"] else ""
     print(
         f"machine: {m['cpu']}, {m['cores']} cores [{' '.join(m['flags']) or 'no SPEED_FLAGS'}], "
-        f"native bf16 {'yes' if m['native_bf16'] else 'no'}; torch {m['torch']}"
+        f"native bf16 {'yes' if m['native_bf16'] else 'no'}"
+        f"{' (' + m['bf16_forced_by'] + ')' if m['bf16_forced_by'] else ''}; torch {m['torch']}"
         f"{' (' + libs + ')' if libs else ''}, {m['threads']} threads{gpus}; malloc "
         f"{'keeps freed memory while training' if MALLOC_KEPT else 'glibc defaults'}",
         flush=True,
