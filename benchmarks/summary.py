@@ -346,6 +346,8 @@ def machine(entries: list[dict]) -> str:
         m = e.get("machine")
         if isinstance(m, dict):
             bf16 = "yes" if m.get("native_bf16") else "no"
+            if m.get("bf16_forced_by"):
+                bf16 += f" ({m['bf16_forced_by']})"
             text = f"{m.get('cpu')}, native bf16 {bf16}, {m.get('threads')} threads"
             if str(e.get("device", "")).startswith(("NVIDIA", "cuda")) and m.get("gpus"):
                 text = f"{', '.join(m['gpus'])} (host {text})"
